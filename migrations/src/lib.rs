@@ -1,0 +1,16 @@
+//! Database schema migrations for tgwatch (SQLite and PostgreSQL).
+//!
+//! Run at start-up with `Migrator::up(&db, None).await?`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,173 @@
+//! Every message the actors exchange, in one place.
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::target::TargetActor;
+use crate::{
+    presence::{Observation, Source, sessions::{Session, SessionFolder}},
+    storage::{StorageError, entities::{accounts, tracked_users}},
+    telegram::{InputUser, TelegramError, TelegramUser, Update, Username},
+};
+
+/// A target asks its account to include it in the next batched poll.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PollDue {
+    pub tracked_user_id: Uuid,
+    pub user: InputUser,
+    pub target: Addr<TargetActor>,
+}
+
+/// A target tells its account which Telegram user it is, so pushed updates reach it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachTarget {
+    pub telegram_user_id: i64,
+    pub target: Addr<TargetActor>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetachTarget {
+    pub telegram_user_id: i64,
+}
+
+/// What an account (or an admin, by hand) saw of a tracked user.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "Result<Uuid, StorageError>")]
+pub struct Observed {
+    pub observation: Observation,
+    pub source: Source,
+    pub account_id: Option<Uuid>,
+}
+
+/// A pushed update from an account's connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Pushed(pub Update);
+
+/// The account's connection ended: reconnect.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConnectionLost;
+
+/// Who to look up on Telegram: by username (`contacts.resolveUsername`, once per tracked user)
+/// or by id and access hash (`users.getUsers`).
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Username(Username),
+    User(InputUser),
+}
+
+impl std::fmt::Display for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::Username(username) => write!(f, "{username}"),
+            Lookup::User(user) => write!(f, "user {}", user.id),
+        }
+    }
+}
+
+/// Look a user up through one account.
+#[derive(Message)]
+#[rtype(result = "Result<Option<TelegramUser>, TelegramError>")]
+pub struct Resolve(pub Lookup);
+
+/// One observation and the session changes it caused, to be written together.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordObservation {
+    pub id: Uuid,
+    pub tracked_user_id: Uuid,
+    pub account_id: Option<Uuid>,
+    pub observation: Observation,
+    pub source: Source,
+    pub recorded_at: DateTime<Utc>,
+    pub sessions: Vec<Session>,
+}
+
+/// Write everything buffered now; answers once it is committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), StorageError>")]
+pub struct Flush;
+
+/// Fold a user's whole stored history again (after an out-of-order observation) and replace the
+/// stored sessions; answers with the folder to continue from.
+#[derive(Message)]
+#[rtype(result = "Result<SessionFolder, StorageError>")]
+pub struct RebuildSessions {
+    pub tracked_user_id: Uuid,
+}
+
+/// Start (or restart with new settings) the actor of a tracked user.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartTarget(pub tracked_users::Model);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopTarget(pub Uuid);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartAccount(pub accounts::Model);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopAccount(pub Uuid);
+
+/// Look a user up through the given account.
+#[derive(Message)]
+#[rtype(result = "Result<TelegramUser, ResolveError>")]
+pub struct LookUpUser {
+    pub lookup: Lookup,
+    pub account_id: Uuid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("the account is not running")]
+    AccountNotRunning,
+    #[error("{0} does not exist on Telegram or is not visible to the account")]
+    NotFound(Lookup),
+    #[error(transparent)]
+    Telegram(#[from] TelegramError),
+    #[error("the account did not answer")]
+    Mailbox(#[from] MailboxError),
+}
+
+/// Hand an observation made by an admin to the tracked user's actor.
+#[derive(Message)]
+#[rtype(result = "Result<Uuid, ManualObservationError>")]
+pub struct ManualObservation {
+    pub tracked_user_id: Uuid,
+    pub observation: Observation,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManualObservationError {
+    #[error("tracked user {0} is not being tracked")]
+    NotTracked(Uuid),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the tracked user's actor did not answer")]
+    Mailbox(#[from] MailboxError),
+}
+
+/// How many actors are running.
+#[derive(Message)]
+#[rtype(result = "FleetSnapshot")]
+pub struct Snapshot;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct FleetSnapshot {
+    pub accounts_running: usize,
+    pub targets_running: usize,
+}
+
+/// Ask an actor to stop (actix has no `Addr::stop`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopActor;

@@ -1,0 +1,16 @@
+//! The actors of the running service (see DESIGN.md, "Shape").
+//!
+//! - [`supervisor::FleetSupervisor`] owns everything below and is what the HTTP API talks to.
+//! - [`account::AccountActor`], one per Telegram account: holds the connection, folds the polls
+//!   that fall due into batched `users.getUsers` calls, obeys FLOOD_WAIT, forwards pushes.
+//! - [`target::TargetActor`], one per tracked user: its poll schedule and its gap-rule state.
+//! - [`storage::StorageActor`]: buffers observations and session changes and writes them in
+//!   batches, in the order they happened.
+//!
+//! Handlers must never panic: a panicking actix actor is gone for good (notes/actix-*.md).
+
+pub mod account;
+pub mod messages;
+pub mod storage;
+pub mod supervisor;
+pub mod target;

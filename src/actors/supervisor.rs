@@ -1,0 +1,197 @@
+//! FleetSupervisor: starts and stops the account and target actors and routes requests to them.
+//!
+//! It is the only owner of actor addresses; the HTTP API asks it, never an actor directly. An
+//! account whose connection fails reconnects by itself with exponential backoff (see
+//! `AccountActor`); moving work off a banned account is the supervisor's job in the fleet issue.
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::{
+    account::AccountActor,
+    messages::{
+        FleetSnapshot, ManualObservation, ManualObservationError, Observed, Resolve, ResolveError,
+        LookUpUser, Snapshot, StartAccount, StartTarget, StopAccount,
+        StopActor, StopTarget,
+    },
+    storage::StorageActor,
+    target::TargetActor,
+};
+use crate::{
+    clock::Clock,
+    config::{PresenceConfig, TelegramConfig},
+    presence::Source,
+    telegram::{AccountIdentity, InputUser, TelegramConnector, TelegramUser},
+};
+
+pub struct FleetSupervisor {
+    pub db: DatabaseConnection,
+    pub clock: Clock,
+    pub presence: PresenceConfig,
+    pub telegram: TelegramConfig,
+    pub connector: Arc<dyn TelegramConnector>,
+    pub storage: Addr<StorageActor>,
+    accounts: HashMap<Uuid, Addr<AccountActor>>,
+    targets: HashMap<Uuid, Addr<TargetActor>>,
+}
+
+impl FleetSupervisor {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Clock,
+        presence: PresenceConfig,
+        telegram: TelegramConfig,
+        connector: Arc<dyn TelegramConnector>,
+        storage: Addr<StorageActor>,
+    ) -> FleetSupervisor {
+        FleetSupervisor {
+            db,
+            clock,
+            presence,
+            telegram,
+            connector,
+            storage,
+            accounts: HashMap::new(),
+            targets: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for FleetSupervisor {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartAccount> for FleetSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, StartAccount(account): StartAccount, _ctx: &mut Self::Context) {
+        if let Some(running) = self.accounts.remove(&account.id) {
+            running.do_send(StopActor);
+        }
+        if account.status == "banned" || account.status == "inactive" {
+            return;
+        }
+        let actor = AccountActor::new(
+            account.id,
+            AccountIdentity {
+                label: account.label.clone(),
+                phone: account.phone.clone(),
+            },
+            self.connector.clone(),
+            self.db.clone(),
+            self.clock,
+            self.presence.clone(),
+            &self.telegram,
+        );
+        self.accounts.insert(account.id, actor.start());
+    }
+}
+
+impl Handler<StopAccount> for FleetSupervisor {
+    type Result = ();
+    fn handle(&mut self, StopAccount(id): StopAccount, _ctx: &mut Self::Context) {
+        if let Some(running) = self.accounts.remove(&id) {
+            running.do_send(StopActor);
+        }
+    }
+}
+
+impl Handler<StartTarget> for FleetSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, StartTarget(tracked): StartTarget, _ctx: &mut Self::Context) {
+        if let Some(running) = self.targets.remove(&tracked.id) {
+            running.do_send(StopActor);
+        }
+        if !tracked.is_active {
+            return;
+        }
+        let user = tracked
+            .telegram_user_id
+            .map(|id| InputUser {
+                id,
+                access_hash: tracked.access_hash.unwrap_or(0),
+            });
+        let actor = TargetActor {
+            tracked_user_id: tracked.id,
+            user,
+            account: tracked
+                .account_id
+                .and_then(|id| self.accounts.get(&id).cloned()),
+            storage: self.storage.clone(),
+            db: self.db.clone(),
+            clock: self.clock,
+            presence: self.presence.clone(),
+            folder: None,
+        };
+        self.targets.insert(tracked.id, actor.start());
+    }
+}
+
+impl Handler<StopTarget> for FleetSupervisor {
+    type Result = ();
+    fn handle(&mut self, StopTarget(id): StopTarget, _ctx: &mut Self::Context) {
+        if let Some(running) = self.targets.remove(&id) {
+            running.do_send(StopActor);
+        }
+    }
+}
+
+impl Handler<LookUpUser> for FleetSupervisor {
+    type Result = ResponseFuture<Result<TelegramUser, ResolveError>>;
+
+    fn handle(&mut self, request: LookUpUser, _ctx: &mut Self::Context) -> Self::Result {
+        let account = self.accounts.get(&request.account_id).cloned();
+        Box::pin(async move {
+            let account = account.ok_or(ResolveError::AccountNotRunning)?;
+            account
+                .send(Resolve(request.lookup.clone()))
+                .await??
+                .ok_or(ResolveError::NotFound(request.lookup))
+        })
+    }
+}
+
+impl Handler<ManualObservation> for FleetSupervisor {
+    type Result = ResponseFuture<Result<Uuid, ManualObservationError>>;
+
+    fn handle(&mut self, manual: ManualObservation, _ctx: &mut Self::Context) -> Self::Result {
+        let target = self.targets.get(&manual.tracked_user_id).cloned();
+        Box::pin(async move {
+            let target = target.ok_or(ManualObservationError::NotTracked(manual.tracked_user_id))?;
+            let observed = Observed {
+                observation: manual.observation,
+                source: Source::Manual,
+                account_id: None,
+            };
+            Ok(target.send(observed).await??)
+        })
+    }
+}
+
+impl Handler<Snapshot> for FleetSupervisor {
+    type Result = MessageResult<Snapshot>;
+    fn handle(&mut self, _: Snapshot, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(FleetSnapshot {
+            accounts_running: self.accounts.values().filter(|a| a.connected()).count(),
+            targets_running: self.targets.values().filter(|t| t.connected()).count(),
+        })
+    }
+}
+
+impl Handler<StopActor> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, _: StopActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<StopActor> for TargetActor {
+    type Result = ();
+    fn handle(&mut self, _: StopActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,265 @@
+//! Wires the service together: database, actors, configuration items, HTTP server.
+
+use std::{net::TcpListener, sync::Arc, time::Instant};
+
+use actix::prelude::*;
+use actix_web::{App, HttpServer, dev::Server, web};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    actors::{messages::Flush, storage::StorageActor, supervisor::FleetSupervisor},
+    clock::Clock,
+    config::{Config, Secret},
+    http,
+    storage::{self, LogLevel, StorageError, accounts::{AccountPatch, NewAccount}},
+    telegram::{
+        TelegramConnector, Username,
+        scripted::{Scenario, ScenarioError, ScriptedTelegram},
+    },
+    tracking::{TrackRequest, Tracking, TrackingError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("starting the fleet: {0}")]
+    Fleet(#[from] TrackingError),
+    #[error("`telegram.scenario` must name a scenario file: the MTProto adapter is not part of this build yet")]
+    NoTelegram,
+    #[error("`http.admin_token` is not set (use TGWATCH_HTTP__ADMIN_TOKEN)")]
+    NoAdminToken,
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What every HTTP handler can reach. Created once, outside `HttpServer::new`, so all workers
+/// share the same actors.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub supervisor: Addr<FleetSupervisor>,
+    pub storage: Addr<StorageActor>,
+    pub clock: Clock,
+    pub admin_token: Secret,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn tracking(&self) -> Tracking {
+        Tracking {
+            db: self.db.clone(),
+            supervisor: self.supervisor.clone(),
+        }
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    storage: Addr<StorageActor>,
+    tracking: Tracking,
+}
+
+impl Application {
+    /// Builds the service from its configuration: the clock speed and the Telegram scenario come
+    /// from `[telegram]`.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let clock = Clock::fast(config.telegram.clock_speed);
+        let scenario_path = config.telegram.scenario.as_ref().ok_or(StartupError::NoTelegram)?;
+        let scenario = Scenario::load(std::path::Path::new(scenario_path))?;
+        let connector: Arc<dyn TelegramConnector> =
+            Arc::new(ScriptedTelegram::start(scenario, clock));
+        Application::build_with(config, clock, connector).await
+    }
+
+    /// Builds the service with a given clock and Telegram (tests and benchmarks keep a handle on
+    /// the scripted Telegram to count calls).
+    pub async fn build_with(
+        config: Config,
+        clock: Clock,
+        connector: Arc<dyn TelegramConnector>,
+    ) -> Result<Application, StartupError> {
+        let admin_token = config.http.admin_token.clone().ok_or(StartupError::NoAdminToken)?;
+        let db = storage::connect(&config.database.url, config.database.max_connections).await?;
+        storage::migrate(&db).await?;
+
+        let storage = StorageActor::new(
+            db.clone(),
+            config.presence.gap(),
+            config.presence.flush_interval(),
+        )
+        .start();
+        let supervisor = FleetSupervisor::new(
+            db.clone(),
+            clock,
+            config.presence.clone(),
+            config.telegram.clone(),
+            connector,
+            storage.clone(),
+        )
+        .start();
+        let tracking = Tracking {
+            db: db.clone(),
+            supervisor: supervisor.clone(),
+        };
+        apply_config_accounts(&tracking, &config, clock).await?;
+        tracking.start_all().await?;
+        apply_config_tracked_users(&tracking, &config, clock).await?;
+
+        let listener = TcpListener::bind(config.http.bind).map_err(|source| StartupError::Bind {
+            address: config.http.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: config.http.bind,
+                source,
+            })?
+            .port();
+        let state = web::Data::new(AppState {
+            db,
+            supervisor,
+            storage: storage.clone(),
+            clock,
+            admin_token,
+            started: Instant::now(),
+        });
+        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+            .workers(2)
+            .disable_signals()
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                address: config.http.bind,
+                source,
+            })?
+            .run();
+        tracing::info!(port, "admin API listening");
+        Ok(Application {
+            port,
+            server,
+            storage,
+            tracking,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The operations on the fleet, for callers inside the process (the benchmark).
+    pub fn tracking(&self) -> Tracking {
+        self.tracking.clone()
+    }
+
+    /// Serves until Ctrl-C (or the server stops), then writes what is still buffered.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::select! {
+            result = server => result?,
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("shutting down");
+                handle.stop(true).await;
+            }
+        }
+        if let Ok(Err(error)) = self.storage.send(Flush).await {
+            tracing::error!(%error, "could not write the last observations");
+        }
+        Ok(())
+    }
+}
+
+/// Creates the accounts of `[[accounts]]` that are not in the database yet and brings the
+/// existing ones in line with the file (matched by label).
+async fn apply_config_accounts(
+    tracking: &Tracking,
+    config: &Config,
+    clock: Clock,
+) -> Result<(), StorageError> {
+    for account in &config.accounts {
+        let existing = storage::accounts::find_by_label(&tracking.db, &account.label).await?;
+        let result = match existing {
+            // Started with the others by `start_all`.
+            None => storage::accounts::create(
+                &tracking.db,
+                NewAccount {
+                    label: account.label.clone(),
+                    phone: account.phone.clone(),
+                    username: None,
+                    telegram_user_id: None,
+                    api_id: account.api_id,
+                    max_targets: Some(account.max_targets),
+                    max_channels: Some(account.max_channels),
+                    status: None,
+                },
+                clock.now(),
+            )
+            .await
+            .map(|_| ()),
+            Some(existing) => storage::accounts::update(
+                &tracking.db,
+                existing,
+                AccountPatch {
+                    phone: account.phone.clone(),
+                    api_id: account.api_id,
+                    max_targets: Some(account.max_targets),
+                    max_channels: Some(account.max_channels),
+                    ..AccountPatch::default()
+                },
+                clock.now(),
+            )
+            .await
+            .map(|_| ()),
+        };
+        if let Err(error) = result {
+            let message = format!("config account `{}`: {error}", account.label);
+            tracing::error!(%message);
+            storage::logs::write(&tracking.db, LogLevel::Error, &message, None, None, clock.now()).await;
+        }
+    }
+    Ok(())
+}
+
+/// Starts tracking the users of `[[tracked_users]]` not tracked yet. A user that cannot be
+/// tracked (unknown username, no account) is reported and skipped: the rest of the service runs.
+async fn apply_config_tracked_users(
+    tracking: &Tracking,
+    config: &Config,
+    clock: Clock,
+) -> Result<(), StorageError> {
+    for user in &config.tracked_users {
+        let username = user.username.as_deref().and_then(|u| Username::parse(u).ok());
+        let existing =
+            storage::tracked_users::find_existing(&tracking.db, username.as_ref(), user.telegram_user_id)
+                .await?;
+        if existing.is_some_and(|existing| existing.is_active) {
+            continue;
+        }
+        let account_id = match &user.account {
+            Some(label) => storage::accounts::find_by_label(&tracking.db, label)
+                .await?
+                .map(|account| account.id),
+            None => None,
+        };
+        let request = TrackRequest {
+            username,
+            telegram_user_id: user.telegram_user_id,
+            access_hash: None,
+            account_id,
+            notify: user.notify,
+            visible_online: true,
+        };
+        if let Err(error) = tracking.track(request, clock.now()).await {
+            let message = format!("config tracked user: {error}");
+            tracing::error!(%message);
+            storage::logs::write(&tracking.db, LogLevel::Error, &message, None, None, clock.now()).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! `tgwatch bench presence`: the presence pipeline measured on a fleet over the scripted
+//! Telegram, on a fresh SQLite file.
+//!
+//! Three figures, each against a goal of the foundation issue:
+//! - Telegram calls per 100 polls (goal: at most 1): batching of due polls into `users.getUsers`.
+//! - observations written per second on SQLite (goal: at least 50,000): the storage path alone,
+//!   batches of 5,000 rows as the storage actor writes them.
+//! - resident memory per tracked user (goal: at most 4 KiB): RSS growth when the targets start.
+
+use std::{fmt, sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use chrono::Utc;
+use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
+use uuid::Uuid;
+
+use crate::{
+    actors::messages::RecordObservation,
+    app::{Application, StartupError},
+    clock::Clock,
+    config::{AccountConfig, Config, Secret},
+    presence::{Observation, Source, Status},
+    storage::{
+        self, StorageError,
+        entities::{status_checks, tracked_users},
+        observations::PendingWrites,
+    },
+    telegram::{TelegramConnector, scripted::{Scenario, ScriptedTelegram}},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tracking(#[from] crate::tracking::TrackingError),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("temporary directory: {0}")]
+    TempDir(#[from] std::io::Error),
+}
+
+pub struct PresenceReport {
+    pub users: usize,
+    pub accounts: usize,
+    pub service_seconds: f64,
+    pub get_users_calls: u64,
+    pub polls: u64,
+    pub observations_stored: u64,
+    pub write_rows: usize,
+    pub write_seconds: f64,
+    pub rss_growth_bytes: i64,
+}
+
+impl PresenceReport {
+    pub fn calls_per_100_polls(&self) -> f64 {
+        self.get_users_calls as f64 * 100.0 / self.polls.max(1) as f64
+    }
+    pub fn writes_per_second(&self) -> f64 {
+        self.write_rows as f64 / self.write_seconds
+    }
+    pub fn bytes_per_user(&self) -> f64 {
+        self.rss_growth_bytes as f64 / self.users as f64
+    }
+}
+
+impl fmt::Display for PresenceReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "presence benchmark: {} tracked users on {} accounts", self.users, self.accounts)?;
+        writeln!(
+            f,
+            "  fleet run: {:.0} s of service time, {} polls in {} users.getUsers calls, {} observations stored",
+            self.service_seconds, self.polls, self.get_users_calls, self.observations_stored
+        )?;
+        writeln!(f, "  Telegram calls per 100 polls: {:.2} (goal <= 1)", self.calls_per_100_polls())?;
+        writeln!(
+            f,
+            "  observations written per second (SQLite, batches of 5000): {:.0} (goal >= 50000; {} rows in {:.2} s)",
+            self.writes_per_second(),
+            self.write_rows,
+            self.write_seconds
+        )?;
+        write!(
+            f,
+            "  resident memory per tracked user: {:.0} bytes (goal <= 4096)",
+            self.bytes_per_user()
+        )
+    }
+}
+
+/// Resident set size of this process, from /proc (Linux).
+fn resident_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<i64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+pub async fn presence(
+    users: usize,
+    accounts: usize,
+    run_for: Duration,
+    speed: f64,
+) -> Result<PresenceReport, BenchError> {
+    let dir = tempfile_dir()?;
+    let clock = Clock::fast(speed);
+    let scenario = Scenario::generated(users, 7);
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    config.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.admin_token = Some(Secret::new(Uuid::new_v4().simple().to_string()));
+    config.telegram.clock_speed = speed;
+    config.presence.flush_interval_ms = 500;
+    config.accounts = (0..accounts.max(1))
+        .map(|index| AccountConfig {
+            label: format!("bench-{index}"),
+            phone: None,
+            api_id: None,
+            max_targets: users as i32,
+            max_channels: 100,
+        })
+        .collect();
+    let users_in_scenario = scenario.users.clone();
+    let telegram = ScriptedTelegram::start(scenario, clock);
+    let connector: Arc<dyn TelegramConnector> = Arc::new(telegram.clone());
+    let app = Application::build_with(config, clock, connector).await?;
+    let tracking = app.tracking();
+    let db = tracking.db.clone();
+
+    // Tracked users straight into the table (resolving 10,000 usernames one by one is not what
+    // is measured here), spread over the accounts.
+    let account_ids: Vec<Uuid> = storage::accounts::all(&db).await?.iter().map(|a| a.id).collect();
+    let now = Utc::now();
+    let rows: Vec<tracked_users::ActiveModel> = users_in_scenario
+        .iter()
+        .enumerate()
+        .map(|(index, user)| tracked_users::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            telegram_user_id: Set(Some(user.id)),
+            username: Set(user.username.clone()),
+            first_name: Set(user.first_name.clone()),
+            access_hash: Set(Some(user.access_hash())),
+            account_id: Set(Some(account_ids[index % account_ids.len()])),
+            visible_online: Set(true),
+            notify: Set(false),
+            is_active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        tracked_users::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(&db)
+            .await?;
+    }
+
+    let rss_before = resident_bytes();
+    tracking.start_targets().await?;
+    // Let every target load its state and settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_growth_bytes = resident_bytes() - rss_before;
+
+    let started = clock.now();
+    let calls_before = telegram.counts().get_users_calls.load(Ordering::Relaxed);
+    let polls_before = telegram.counts().users_requested.load(Ordering::Relaxed);
+    tokio::time::sleep(run_for).await;
+    let get_users_calls = telegram.counts().get_users_calls.load(Ordering::Relaxed) - calls_before;
+    let polls = telegram.counts().users_requested.load(Ordering::Relaxed) - polls_before;
+    let service_seconds = (clock.now() - started).num_milliseconds() as f64 / 1000.0;
+    let observations_stored = status_checks::Entity::find().count(&db).await?;
+
+    let (write_rows, write_seconds) = measure_writes(&db, &rows_ids(&db).await?).await?;
+    Ok(PresenceReport {
+        users,
+        accounts,
+        service_seconds,
+        get_users_calls,
+        polls,
+        observations_stored,
+        write_rows,
+        write_seconds,
+        rss_growth_bytes,
+    })
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, std::io::Error> {
+    let dir = std::env::temp_dir().join(format!("tgwatch-bench-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn rows_ids(db: &sea_orm::DatabaseConnection) -> Result<Vec<Uuid>, StorageError> {
+    Ok(storage::tracked_users::active(db).await?.into_iter().map(|u| u.id).collect())
+}
+
+/// Writes 200,000 observations the way the storage actor does, in batches of 5,000.
+async fn measure_writes(
+    db: &sea_orm::DatabaseConnection,
+    tracked: &[Uuid],
+) -> Result<(usize, f64), StorageError> {
+    const ROWS: usize = 200_000;
+    const BATCH: usize = 5_000;
+    let now = Utc::now();
+    let started = std::time::Instant::now();
+    for batch in 0..ROWS / BATCH {
+        let mut writes = PendingWrites::default();
+        for index in 0..BATCH {
+            let n = batch * BATCH + index;
+            writes.push(RecordObservation {
+                id: Uuid::now_v7(),
+                tracked_user_id: tracked[n % tracked.len()],
+                account_id: None,
+                observation: Observation {
+                    observed_at: now + chrono::Duration::milliseconds(n as i64),
+                    status: Status::Offline { was_online: Some(now) },
+                },
+                source: Source::Poll,
+                recorded_at: now,
+                sessions: Vec::new(),
+            });
+        }
+        storage::observations::write(db, &writes).await?;
+    }
+    Ok((ROWS, started.elapsed().as_secs_f64()))
+}

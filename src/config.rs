@@ -1,0 +1,381 @@
+//! Configuration: built-in defaults, then `config.toml`, then `TGWATCH_` environment variables
+//! (`TGWATCH_HTTP__ADMIN_TOKEN` sets `http.admin_token`), then [`Config::validate`].
+//!
+//! Unknown keys are errors, so that a typo cannot silently fall back to a default. Every error
+//! names the key and where its value came from.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::telegram::Username;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub presence: PresenceConfig,
+    pub telegram: TelegramConfig,
+    pub accounts: Vec<AccountConfig>,
+    pub tracked_users: Vec<TrackedUserConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH?mode=rwc` or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://tgwatch.db?mode=rwc".to_owned(),
+            max_connections: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    /// Bearer token of the admin API. Required by `run`; `demo` makes one up.
+    pub admin_token: Option<Secret>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// Each tracked user is polled again after a random interval in [min, max].
+    pub poll_min_seconds: u64,
+    pub poll_max_seconds: u64,
+    /// An offline spell shorter than this does not end an online session.
+    pub gap_seconds: u64,
+    /// Most users asked in one `users.getUsers` call (Telegram allows 200).
+    pub batch_size: usize,
+    /// How long a due poll may wait for others to fill its batch.
+    pub batch_delay_seconds: u64,
+    /// How often buffered observations are written to the database (milliseconds, real time).
+    pub flush_interval_ms: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            poll_min_seconds: 60,
+            poll_max_seconds: 120,
+            gap_seconds: 180,
+            batch_size: 200,
+            batch_delay_seconds: 20,
+            flush_interval_ms: 200,
+        }
+    }
+}
+
+impl PresenceConfig {
+    pub fn poll_min(&self) -> Duration {
+        Duration::from_secs(self.poll_min_seconds)
+    }
+    pub fn poll_max(&self) -> Duration {
+        Duration::from_secs(self.poll_max_seconds)
+    }
+    pub fn gap(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.gap_seconds as i64)
+    }
+    pub fn batch_delay(&self) -> Duration {
+        Duration::from_secs(self.batch_delay_seconds)
+    }
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramConfig {
+    /// A scenario file played by the scripted Telegram (see `scenarios/`).
+    pub scenario: Option<String>,
+    /// How much faster than real time the service clock runs (1 in production).
+    pub clock_speed: f64,
+    /// How long to wait before reconnecting an account whose connection failed, at first;
+    /// the wait doubles up to `reconnect_max_seconds`.
+    pub reconnect_min_seconds: u64,
+    pub reconnect_max_seconds: u64,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            scenario: None,
+            clock_speed: 1.0,
+            reconnect_min_seconds: 5,
+            reconnect_max_seconds: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Unique name of the account; the key that ties this entry to its database row.
+    pub label: String,
+    pub phone: Option<String>,
+    pub api_id: Option<i32>,
+    #[serde(default = "default_max_targets")]
+    pub max_targets: i32,
+    #[serde(default = "default_max_channels")]
+    pub max_channels: i32,
+}
+
+fn default_max_targets() -> i32 {
+    1000
+}
+fn default_max_channels() -> i32 {
+    100
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackedUserConfig {
+    pub username: Option<String>,
+    pub telegram_user_id: Option<i64>,
+    /// Label of the account that watches this user; the least-loaded one when absent.
+    pub account: Option<String>,
+    #[serde(default)]
+    pub notify: bool,
+}
+
+/// A secret string that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file at `path` if it exists, then the environment, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file_exact(path))
+            .merge(Env::prefixed("TGWATCH_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a configuration from TOML text (no file, no environment) and validates it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            return Err(invalid(
+                "database.url",
+                format!("`{url}` is neither a sqlite: nor a postgres: URL"),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if let Some(token) = &self.http.admin_token
+            && token.expose().len() < 16
+        {
+            return Err(invalid(
+                "http.admin_token",
+                "must be at least 16 characters long",
+            ));
+        }
+        let presence = &self.presence;
+        if presence.poll_min_seconds == 0 {
+            return Err(invalid("presence.poll_min_seconds", "must be at least 1"));
+        }
+        if presence.poll_max_seconds < presence.poll_min_seconds {
+            return Err(invalid(
+                "presence.poll_max_seconds",
+                format!(
+                    "must not be below presence.poll_min_seconds ({})",
+                    presence.poll_min_seconds
+                ),
+            ));
+        }
+        if presence.gap_seconds == 0 {
+            return Err(invalid("presence.gap_seconds", "must be at least 1"));
+        }
+        if !(1..=200).contains(&presence.batch_size) {
+            return Err(invalid(
+                "presence.batch_size",
+                "must be between 1 and 200 (Telegram's limit for users.getUsers)",
+            ));
+        }
+        if presence.flush_interval_ms == 0 {
+            return Err(invalid("presence.flush_interval_ms", "must be at least 1"));
+        }
+        let telegram = &self.telegram;
+        if !(telegram.clock_speed.is_finite() && telegram.clock_speed > 0.0) {
+            return Err(invalid("telegram.clock_speed", "must be a positive number"));
+        }
+        if telegram.reconnect_min_seconds == 0
+            || telegram.reconnect_max_seconds < telegram.reconnect_min_seconds
+        {
+            return Err(invalid(
+                "telegram.reconnect_min_seconds",
+                "must be at least 1 and not above telegram.reconnect_max_seconds",
+            ));
+        }
+        let mut labels = std::collections::HashSet::new();
+        for (index, account) in self.accounts.iter().enumerate() {
+            if account.label.trim().is_empty() {
+                return Err(invalid(&format!("accounts[{index}].label"), "must not be empty"));
+            }
+            if !labels.insert(account.label.as_str()) {
+                return Err(invalid(
+                    &format!("accounts[{index}].label"),
+                    format!("`{}` is used by two accounts", account.label),
+                ));
+            }
+            if account.max_targets < 0 || account.max_channels < 0 {
+                return Err(invalid(
+                    &format!("accounts[{index}]"),
+                    "max_targets and max_channels must not be negative",
+                ));
+            }
+        }
+        for (index, user) in self.tracked_users.iter().enumerate() {
+            let key = format!("tracked_users[{index}]");
+            match (&user.username, user.telegram_user_id) {
+                (None, None) => {
+                    return Err(invalid(&key, "needs a username or a telegram_user_id"));
+                }
+                (Some(username), _) => {
+                    Username::parse(username)
+                        .map_err(|error| invalid(&format!("{key}.username"), error.to_string()))?;
+                }
+                (None, Some(id)) if id <= 0 => {
+                    return Err(invalid(&format!("{key}.telegram_user_id"), "must be positive"));
+                }
+                _ => {}
+            }
+            if let Some(label) = &user.account
+                && !labels.contains(label.as_str())
+            {
+                return Err(invalid(
+                    &format!("{key}.account"),
+                    format!("no account labelled `{label}` in [[accounts]]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let config = Config::from_toml("").expect("defaults are valid");
+        assert_eq!(config.presence.gap_seconds, 180);
+        assert_eq!(config.presence.poll_min_seconds, 60);
+        assert_eq!(config.presence.poll_max_seconds, 120);
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../config.toml");
+        let config = Config::from_toml(text).expect("config.toml parses and validates");
+        assert!(!config.accounts.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = Config::from_toml("[presence]\ngap_secs = 10\n")
+            .expect_err("unknown key must fail")
+            .to_string();
+        assert!(error.contains("gap_secs"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let error = Config::from_toml("[presence]\ngap_seconds = \"three minutes\"\n")
+            .expect_err("wrong type must fail")
+            .to_string();
+        assert!(error.contains("gap_seconds"), "{error}");
+    }
+
+    #[test]
+    fn inconsistent_values_are_refused_with_the_key() {
+        let error = Config::from_toml("[presence]\npoll_min_seconds = 100\npoll_max_seconds = 50\n")
+            .expect_err("max below min must fail")
+            .to_string();
+        assert!(error.contains("presence.poll_max_seconds"), "{error}");
+
+        let error = Config::from_toml("[[tracked_users]]\nusername = \"no spaces allowed\"\n")
+            .expect_err("bad username must fail")
+            .to_string();
+        assert!(error.contains("tracked_users[0].username"), "{error}");
+
+        let error = Config::from_toml("[[tracked_users]]\nusername = \"alice_w\"\naccount = \"ghost\"\n")
+            .expect_err("unknown account must fail")
+            .to_string();
+        assert!(error.contains("ghost"), "{error}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret::new("super-secret-token-123");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+}

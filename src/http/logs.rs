@@ -1,0 +1,34 @@
+//! `GET /api/logs`: what the service recorded for operators (bans, FLOOD_WAITs, config problems).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{error::ApiError, params, views::LogView};
+use crate::{
+    app::AppState,
+    storage::{self, LogLevel, logs::LogFilter},
+};
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config.route("/logs", web::get().to(list));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    level: Option<LogLevel>,
+    account_id: Option<Uuid>,
+    limit: Option<u64>,
+    cursor: Option<Uuid>,
+}
+
+async fn list(state: web::Data<AppState>, query: web::Query<LogQuery>) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let filter = LogFilter {
+        level: query.level,
+        account_id: query.account_id,
+    };
+    let page = storage::logs::list(&state.db, filter, params::limit(query.limit)?, query.cursor).await?;
+    Ok(HttpResponse::Ok().json(page.map(LogView::from)))
+}

@@ -1,0 +1,163 @@
+//! `/api/online-statuses`: the raw observations (seed 002 OnlineStatus). A POST records an
+//! observation by hand; it goes through the same gap rule as a polled one.
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{error::ApiError, params, views::StatusCheckView};
+use crate::{
+    actors::messages::{Flush, ManualObservation},
+    app::AppState,
+    presence::{Observation, Status, StatusKind},
+    storage::{self, observations::ObservationFilter},
+    telegram::Username,
+};
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/online-statuses", web::get().to(list))
+        .route("/online-statuses", web::post().to(create))
+        .route("/online-statuses/{id}", web::get().to(get));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    tracked_user_id: Option<Uuid>,
+    username: Option<String>,
+    is_online: Option<bool>,
+    status: Option<StatusKind>,
+    created_at_after: Option<String>,
+    created_at_before: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<Uuid>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<StatusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let after = params::timestamp("created_at_after", query.created_at_after.as_deref())?;
+    let before = params::timestamp("created_at_before", query.created_at_before.as_deref())?;
+    params::ordered("created_at_after", after, "created_at_before", before)?;
+    let mut ids = query.tracked_user_id.map(|id| vec![id]);
+    if let Some(username) = &query.username {
+        let username = Username::parse(username)?;
+        let by_name = storage::tracked_users::ids_by_username(&state.db, &username).await?;
+        ids = Some(match ids {
+            Some(ids) => ids.into_iter().filter(|id| by_name.contains(id)).collect(),
+            None => by_name,
+        });
+    }
+    let filter = ObservationFilter {
+        tracked_user_ids: ids,
+        is_online: query.is_online,
+        status: query.status,
+        after,
+        before,
+    };
+    let page =
+        storage::observations::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
+            .await?;
+    Ok(HttpResponse::Ok().json(page.map(StatusCheckView::from)))
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let row = storage::observations::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("online status", id))?;
+    Ok(HttpResponse::Ok().json(StatusCheckView::from(row)))
+}
+
+/// Either `status` (with `expires_at` / `was_online_at`) or seed 002's `is_online`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStatus {
+    tracked_user_id: Uuid,
+    status: Option<StatusKind>,
+    is_online: Option<bool>,
+    observed_at: Option<String>,
+    expires_at: Option<String>,
+    was_online_at: Option<String>,
+}
+
+impl NewStatus {
+    fn observation(&self, now: DateTime<Utc>) -> Result<Observation, ApiError> {
+        let observed_at = params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
+        if observed_at > now + chrono::Duration::minutes(5) {
+            return Err(ApiError::bad_request(
+                "invalid_timestamp",
+                format!("`observed_at` ({observed_at}) is in the future"),
+            ));
+        }
+        let expires = params::timestamp("expires_at", self.expires_at.as_deref())?;
+        let was_online = params::timestamp("was_online_at", self.was_online_at.as_deref())?;
+        let kind = match (self.status, self.is_online) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "give `status` or `is_online`, not both",
+                ));
+            }
+            (Some(kind), None) => kind,
+            (None, Some(true)) => StatusKind::Online,
+            (None, Some(false)) => StatusKind::Offline,
+            (None, None) => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "give `status` (online, offline, recently, last_week, last_month, unknown) or `is_online`",
+                ));
+            }
+        };
+        if expires.is_some() && kind != StatusKind::Online {
+            return Err(ApiError::bad_request("invalid_body", "`expires_at` only goes with status online"));
+        }
+        if was_online.is_some() && kind != StatusKind::Offline {
+            return Err(ApiError::bad_request("invalid_body", "`was_online_at` only goes with status offline"));
+        }
+        params::ordered("observed_at", Some(observed_at), "expires_at", expires)?;
+        params::ordered("was_online_at", was_online, "observed_at", Some(observed_at))?;
+        Ok(Observation {
+            observed_at,
+            status: Status::from_parts(kind, expires, was_online, observed_at),
+        })
+    }
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    body: web::Json<NewStatus>,
+) -> Result<HttpResponse, ApiError> {
+    let observation = body.observation(state.clock.now())?;
+    let tracked = storage::tracked_users::get(&state.db, body.tracked_user_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_tracked_user",
+                format!("tracked user {} does not exist", body.tracked_user_id),
+            )
+        })?;
+    let id = state
+        .supervisor
+        .send(ManualObservation {
+            tracked_user_id: tracked.id,
+            observation,
+        })
+        .await
+        .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "actor_unavailable", error.to_string()))??;
+    // Written now rather than at the next flush, so the answer shows the stored row.
+    state
+        .storage
+        .send(Flush)
+        .await
+        .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "actor_unavailable", error.to_string()))??;
+    let row = storage::observations::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("online status", id))?;
+    Ok(HttpResponse::Created().json(StatusCheckView::from(row)))
+}

@@ -1,0 +1,32 @@
+//! tgwatch: watches Telegram with a fleet of user accounts and hands what it sees to people and
+//! programs.
+//!
+//! # Layout
+//!
+//! - [`presence`]: pure rules: statuses, the gap rule that folds observations into sessions,
+//!   statistics over a window, the poll schedule. No I/O; tested directly.
+//! - [`assignment`]: pure rule for which account gets new work.
+//! - [`telegram`]: the port to Telegram ([`telegram::TelegramConnector`]) and the scripted
+//!   Telegram that plays a scenario for `demo`, tests and benchmarks.
+//! - [`actors`]: the running service: a `FleetSupervisor` owning one `AccountActor` per account
+//!   and one `TargetActor` per tracked user, and the `StorageActor` that batches writes.
+//! - [`storage`]: sea-orm over SQLite or PostgreSQL; one module per table group.
+//! - [`tracking`]: the operations the API and the config file share (track a user, add an
+//!   account), so both go through the same checks.
+//! - [`http`]: the admin API (actix-web): handlers, bearer auth, JSON errors.
+//! - [`app`]: wires it all together; [`app::Application::build`] binds the HTTP port, which tests
+//!   set to 0.
+//! - [`config`], [`clock`]: layered configuration; service time that can run fast.
+
+pub mod actors;
+pub mod assignment;
+pub mod clock;
+pub mod config;
+pub mod presence;
+pub mod storage;
+pub mod telegram;
+pub mod app;
+pub mod http;
+pub mod tracking;
+pub mod bench;
+pub mod demo;

@@ -1,0 +1,170 @@
+//! The `tgwatch` command: parses flags, sets up logging and the runtime, and hands over to the
+//! library.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tgwatch::{
+    app::Application,
+    bench,
+    clock::Clock,
+    config::Config,
+    demo::demo,
+    storage,
+    telegram::{TelegramConnector, scripted::ScriptedTelegram},
+};
+
+#[derive(Parser)]
+#[command(name = "tgwatch", version, about = "Watches Telegram: presence tracking, channels, webhooks, bot")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service with a configuration file.
+    Run {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Run the whole service on a fresh SQLite file and a simulated Telegram: no credentials.
+    Demo {
+        /// Where the admin API listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// How much faster than real time the simulated day runs.
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and exit: prints what is wrong, key by key.
+    CheckConfig {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Measure the presence pipeline (see README, "Performance").
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Tracked users over the scripted Telegram: calls per 100 polls, writes per second, memory.
+    Presence {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Accounts sharing the users.
+        #[arg(long, default_value_t = 10)]
+        accounts: usize,
+        /// Real seconds to run the fleet for.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Clock speed of the fleet run.
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .init();
+    // One runtime for everything: actors and actix-web on the System thread, Send tasks on the
+    // worker threads (notes/actix-seaorm-and-friends.md).
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|error| panic!("cannot start the async runtime: {error}"))
+    })
+    .block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { config } => {
+            let config = Config::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            let app = Application::build(config).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Demo {
+            bind,
+            speed,
+            seconds,
+        } => {
+            let demo = demo(&std::env::temp_dir(), bind, speed);
+            let clock = Clock::fast(speed);
+            let telegram = ScriptedTelegram::start(demo.scenario, clock);
+            let connector: Arc<dyn TelegramConnector> = Arc::new(telegram);
+            let token = demo
+                .config
+                .http
+                .admin_token
+                .as_ref()
+                .map(|token| token.expose().to_owned())
+                .unwrap_or_default();
+            let app = Application::build_with(demo.config, clock, connector).await?;
+            let base = format!("http://{}:{}", bind.ip(), app.port());
+            println!(
+                "\ntgwatch demo: {users} simulated people, 3 accounts, clock x{speed}\n\
+                 database:    {db}\n\
+                 admin API:   {base}/api (token: {token})\n\n\
+                 try:\n  curl {base}/api/health\n  \
+                 curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users\n  \
+                 curl -H 'Authorization: Bearer {token}' '{base}/api/online-statuses?is_online=true'\n  \
+                 curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n",
+                users = tgwatch::demo::DEMO_USERS,
+                db = demo.database_path.display(),
+            );
+            match seconds {
+                Some(seconds) => {
+                    tokio::select! {
+                        result = app.run_until_stopped() => result?,
+                        _ = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+                    }
+                }
+                None => app.run_until_stopped().await?,
+            }
+        }
+        Command::Migrate { config } => {
+            let config = Config::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            let db = storage::connect(&config.database.url, config.database.max_connections).await?;
+            storage::migrate(&db).await?;
+            println!("migrations applied");
+        }
+        Command::CheckConfig { config } => {
+            Config::load(&config).with_context(|| format!("checking {}", config.display()))?;
+            println!("{}: ok", config.display());
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Presence {
+                    users,
+                    accounts,
+                    seconds,
+                    speed,
+                },
+        } => {
+            let report = bench::presence(users, accounts, Duration::from_secs(seconds), speed).await?;
+            println!("{report}");
+        }
+    }
+    Ok(())
+}

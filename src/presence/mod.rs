@@ -1,0 +1,149 @@
+//! Presence: what one observation of a user's status says, and what we derive from many.
+//!
+//! Everything here is pure (no I/O, no clock): the actors feed observations in and persist what
+//! comes out, and the tests check the rules directly.
+
+pub mod schedule;
+pub mod sessions;
+pub mod stats;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A user's status as Telegram reports it (grammers' `UserStatus`, flattened).
+///
+/// `Recently`, `LastWeek` and `LastMonth` mean the user hides the exact status from us: they are
+/// recorded, but they are evidence of neither online nor offline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Online now; Telegram considers the user online until `expires`.
+    Online { expires: DateTime<Utc> },
+    /// Offline; last seen online at `was_online` when Telegram tells us.
+    Offline { was_online: Option<DateTime<Utc>> },
+    Recently,
+    LastWeek,
+    LastMonth,
+    Unknown,
+}
+
+impl Status {
+    /// The name stored in `status_checks.status` and used in the API.
+    pub fn kind(&self) -> StatusKind {
+        match self {
+            Status::Online { .. } => StatusKind::Online,
+            Status::Offline { .. } => StatusKind::Offline,
+            Status::Recently => StatusKind::Recently,
+            Status::LastWeek => StatusKind::LastWeek,
+            Status::LastMonth => StatusKind::LastMonth,
+            Status::Unknown => StatusKind::Unknown,
+        }
+    }
+
+    /// Rebuilds a status from its stored columns.
+    pub fn from_parts(
+        kind: StatusKind,
+        expires: Option<DateTime<Utc>>,
+        was_online: Option<DateTime<Utc>>,
+        observed_at: DateTime<Utc>,
+    ) -> Status {
+        match kind {
+            // An online row without an expiry means "online at that instant".
+            StatusKind::Online => Status::Online {
+                expires: expires.unwrap_or(observed_at),
+            },
+            StatusKind::Offline => Status::Offline { was_online },
+            StatusKind::Recently => Status::Recently,
+            StatusKind::LastWeek => Status::LastWeek,
+            StatusKind::LastMonth => Status::LastMonth,
+            StatusKind::Unknown => Status::Unknown,
+        }
+    }
+
+    pub fn expires(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Status::Online { expires } => Some(*expires),
+            _ => None,
+        }
+    }
+
+    pub fn was_online(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Status::Offline { was_online } => *was_online,
+            _ => None,
+        }
+    }
+}
+
+/// The status without its timestamps: the `status` column and the API's `status` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusKind {
+    Online,
+    Offline,
+    Recently,
+    LastWeek,
+    LastMonth,
+    Unknown,
+}
+
+impl StatusKind {
+    pub const ALL: [StatusKind; 6] = [
+        StatusKind::Online,
+        StatusKind::Offline,
+        StatusKind::Recently,
+        StatusKind::LastWeek,
+        StatusKind::LastMonth,
+        StatusKind::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::Online => "online",
+            StatusKind::Offline => "offline",
+            StatusKind::Recently => "recently",
+            StatusKind::LastWeek => "last_week",
+            StatusKind::LastMonth => "last_month",
+            StatusKind::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<StatusKind> {
+        StatusKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// Where an observation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Our batched `users.getUsers` poll.
+    Poll,
+    /// An `UpdateUserStatus` that Telegram pushed.
+    Push,
+    /// Recorded by hand through the API.
+    Manual,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Poll => "poll",
+            Source::Push => "push",
+            Source::Manual => "manual",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Source> {
+        [Source::Poll, Source::Push, Source::Manual]
+            .into_iter()
+            .find(|source| source.as_str() == text)
+    }
+}
+
+/// One observation of one user's status at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub observed_at: DateTime<Utc>,
+    pub status: Status,
+}

@@ -1,0 +1,11 @@
+//! sea-orm entities, one module per table created by the `migration` crate.
+//!
+//! Written in the 1.x "compact" format (`DeriveEntityModel` + `enum Relation`), which
+//! sea-orm 2 still compiles. Enum-like columns (`status`, `source`, `level`) stay `String`
+//! here; the domain layer converts them.
+
+pub mod accounts;
+pub mod logs;
+pub mod online_sessions;
+pub mod status_checks;
+pub mod tracked_users;

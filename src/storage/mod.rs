@@ -1,0 +1,80 @@
+//! Storage: sea-orm over SQLite (embedded default, WAL) or PostgreSQL, one module per table group.
+//!
+//! Every function takes the connection (or a transaction) it works on, and every database error
+//! comes back with what was being done when it happened.
+
+pub mod accounts;
+pub mod entities;
+pub mod logs;
+pub mod observations;
+pub mod page;
+pub mod sessions;
+pub mod tracked_users;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+pub use logs::LogLevel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error while {doing}: {source}")]
+    Db {
+        doing: &'static str,
+        #[source]
+        source: DbErr,
+    },
+    #[error("the storage actor is not running")]
+    Unavailable,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// Adds what was being done to a database error.
+pub trait Doing<T> {
+    fn doing(self, doing: &'static str) -> Result<T, StorageError>;
+}
+
+impl<T> Doing<T> for Result<T, DbErr> {
+    fn doing(self, doing: &'static str) -> Result<T, StorageError> {
+        self.map_err(|source| StorageError::Db { doing, source })
+    }
+}
+
+/// Connects, tunes SQLite for concurrent readers and one writer, and runs the migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .connect_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .doing("connecting to the database")?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // WAL lets readers (the API) run while the storage actor writes; the busy timeout makes a
+        // second writer wait instead of failing at once.
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA foreign_keys = ON",
+        ] {
+            db.execute_unprepared(pragma)
+                .await
+                .doing("configuring SQLite")?;
+        }
+    }
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
+    Migrator::up(db, None).await.doing("running migrations")
+}
+
+/// A cheap query that tells whether the database answers.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), StorageError> {
+    db.ping().await.doing("pinging the database")
+}

@@ -1,0 +1,195 @@
+//! `status_checks`: every observation, written in batches together with the sessions they
+//! changed.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait, sea_query::OnConflict,
+};
+use uuid::Uuid;
+
+use super::{
+    Doing, StorageError,
+    entities::{online_sessions, status_checks},
+    page::{self, Page},
+};
+use crate::{
+    actors::messages::RecordObservation,
+    presence::{Observation, Status, StatusKind, sessions::Session},
+};
+
+/// Rows per INSERT statement: SQLite allows 32,766 bound values, status_checks has 9 columns.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Observations and session changes waiting to be written, in arrival order.
+#[derive(Default)]
+pub struct PendingWrites {
+    observations: Vec<status_checks::ActiveModel>,
+    sessions: Vec<(Uuid, Session)>,
+}
+
+impl PendingWrites {
+    pub fn push(&mut self, record: RecordObservation) {
+        let observation = record.observation;
+        self.observations.push(status_checks::ActiveModel {
+            id: Set(record.id),
+            tracked_user_id: Set(record.tracked_user_id),
+            observed_at: Set(observation.observed_at),
+            status: Set(observation.status.kind().as_str().to_owned()),
+            expires_at: Set(observation.status.expires()),
+            was_online_at: Set(observation.status.was_online()),
+            source: Set(record.source.as_str().to_owned()),
+            account_id: Set(record.account_id),
+            created_at: Set(record.recorded_at),
+        });
+        self.sessions.extend(
+            record
+                .sessions
+                .into_iter()
+                .map(|session| (record.tracked_user_id, session)),
+        );
+    }
+
+    /// Puts a batch that failed to write back in front of what arrived since.
+    pub fn prepend(&mut self, mut older: PendingWrites) {
+        older.observations.append(&mut self.observations);
+        older.sessions.append(&mut self.sessions);
+        *self = older;
+    }
+
+    pub fn len(&self) -> usize {
+        self.observations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.observations.is_empty() && self.sessions.is_empty()
+    }
+}
+
+/// Writes the observations and the latest state of each changed session in one transaction.
+pub async fn write(db: &DatabaseConnection, writes: &PendingWrites) -> Result<(), StorageError> {
+    let txn = db.begin().await.doing("starting a write")?;
+    for chunk in writes.observations.chunks(ROWS_PER_STATEMENT) {
+        status_checks::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(&txn)
+            .await
+            .doing("inserting status checks")?;
+    }
+    // One row per session: the last change wins (PostgreSQL refuses to upsert a row twice in
+    // one statement).
+    let mut latest: HashMap<(Uuid, DateTime<Utc>), Session> = HashMap::new();
+    for (tracked_user_id, session) in &writes.sessions {
+        latest.insert((*tracked_user_id, session.started_at), *session);
+    }
+    let rows: Vec<online_sessions::ActiveModel> = latest
+        .into_iter()
+        .map(|((tracked_user_id, _), session)| super::sessions::to_row(tracked_user_id, &session))
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        online_sessions::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(
+                OnConflict::columns([
+                    online_sessions::Column::TrackedUserId,
+                    online_sessions::Column::StartedAt,
+                ])
+                .update_columns([
+                    online_sessions::Column::LastOnlineAt,
+                    online_sessions::Column::EndedAt,
+                    online_sessions::Column::DurationSeconds,
+                    online_sessions::Column::UpdatedAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .doing("saving sessions")?;
+    }
+    txn.commit().await.doing("committing a write")
+}
+
+/// Rebuilds the domain observation from its row.
+pub fn to_observation(row: &status_checks::Model) -> Result<Observation, StorageError> {
+    let kind = StatusKind::parse(&row.status)
+        .ok_or_else(|| StorageError::Corrupt(format!("status `{}` in status_checks", row.status)))?;
+    Ok(Observation {
+        observed_at: row.observed_at,
+        status: Status::from_parts(kind, row.expires_at, row.was_online_at, row.observed_at),
+    })
+}
+
+/// Every observation of one user, oldest first.
+pub async fn all_of(
+    db: &impl sea_orm::ConnectionTrait,
+    tracked_user_id: Uuid,
+) -> Result<Vec<Observation>, StorageError> {
+    status_checks::Entity::find()
+        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
+        .order_by_asc(status_checks::Column::ObservedAt)
+        .all(db)
+        .await
+        .doing("loading a user's observations")?
+        .iter()
+        .map(to_observation)
+        .collect()
+}
+
+#[derive(Default)]
+pub struct ObservationFilter {
+    pub tracked_user_ids: Option<Vec<Uuid>>,
+    pub is_online: Option<bool>,
+    pub status: Option<StatusKind>,
+    pub after: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: ObservationFilter,
+    limit: u64,
+    cursor: Option<Uuid>,
+) -> Result<Page<status_checks::Model>, StorageError> {
+    let mut select = status_checks::Entity::find();
+    if let Some(ids) = filter.tracked_user_ids {
+        select = select.filter(status_checks::Column::TrackedUserId.is_in(ids));
+    }
+    match filter.is_online {
+        Some(true) => select = select.filter(status_checks::Column::Status.eq("online")),
+        Some(false) => select = select.filter(status_checks::Column::Status.ne("online")),
+        None => {}
+    }
+    if let Some(status) = filter.status {
+        select = select.filter(status_checks::Column::Status.eq(status.as_str()));
+    }
+    if let Some(after) = filter.after {
+        select = select.filter(status_checks::Column::ObservedAt.gte(after));
+    }
+    if let Some(before) = filter.before {
+        select = select.filter(status_checks::Column::ObservedAt.lt(before));
+    }
+    page::fetch(db, select, status_checks::Column::Id, |row| row.id, limit, cursor).await
+}
+
+pub async fn get(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<status_checks::Model>, StorageError> {
+    status_checks::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .doing("loading a status check")
+}
+
+/// The newest observation of a user, by observation time.
+pub async fn newest_of(
+    db: &DatabaseConnection,
+    tracked_user_id: Uuid,
+) -> Result<Option<status_checks::Model>, StorageError> {
+    status_checks::Entity::find()
+        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
+        .order_by_desc(status_checks::Column::ObservedAt)
+        .one(db)
+        .await
+        .doing("loading the newest observation")
+}
