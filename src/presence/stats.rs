@@ -2,9 +2,10 @@
 //!
 //! Sessions crossing an edge of the window are clipped to it; an open session counts up to `now`
 //! at most (its presumed end may lie in the future). Hours of the histogram are UTC hours of the
-//! day, summed over every day of the window.
+//! day, summed over every day of the window. Times are counted in whole seconds (boundaries
+//! truncated), so every figure adds up exactly.
 
-use chrono::{DateTime, Duration, DurationRound, Timelike, Utc};
+use chrono::{DateTime, Duration, DurationRound, SubsecRound, Timelike, Utc};
 use serde::Serialize;
 
 use super::sessions::Session;
@@ -80,8 +81,9 @@ pub fn statistics(sessions: &[Session], window: Window, now: DateTime<Utc>) -> S
         .iter()
         .filter_map(|session| {
             let end = session.end_at(now);
-            let from = session.started_at.max(window.from);
-            let to = end.min(window.to);
+            // Whole seconds, so that the total, the sessions and the histogram add up exactly.
+            let from = session.started_at.max(window.from).trunc_subsecs(0);
+            let to = end.min(window.to).trunc_subsecs(0);
             (from <= to && session.started_at <= window.to && end >= window.from)
                 .then_some((from, to))
         })

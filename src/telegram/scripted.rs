@@ -85,12 +85,16 @@ impl Scenario {
             path: path.display().to_string(),
             source,
         })?;
-        let invalid = |message: String| ScenarioError::Invalid {
+        Scenario::from_toml(&text).map_err(|message| ScenarioError::Invalid {
             path: path.display().to_string(),
             message,
-        };
-        let scenario: Scenario = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        scenario.validate().map_err(invalid)?;
+        })
+    }
+
+    /// Parses and checks a scenario; the error says what is wrong.
+    pub fn from_toml(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        scenario.validate()?;
         Ok(scenario)
     }
 
@@ -280,6 +284,12 @@ impl ScriptedTelegram {
     /// Starts playing `scenario` from the clock's current time. Must run inside a tokio runtime:
     /// a task pushes status changes to connected accounts.
     pub fn start(scenario: Scenario, clock: Clock) -> Arc<ScriptedTelegram> {
+        ScriptedTelegram::start_at(scenario, clock, clock.now())
+    }
+
+    /// Like [`ScriptedTelegram::start`], with second 0 of the scenario at `origin` (tests put it
+    /// after the service's start-up, whose length varies).
+    pub fn start_at(scenario: Scenario, clock: Clock, origin: DateTime<Utc>) -> Arc<ScriptedTelegram> {
         let by_username = scenario
             .users
             .iter()
@@ -295,7 +305,7 @@ impl ScriptedTelegram {
             .collect();
         let telegram = Arc::new(ScriptedTelegram {
             clock,
-            started_at: clock.now(),
+            started_at: origin,
             users: scenario.users.into_iter().map(|u| (u.id, u)).collect(),
             by_username,
             flood_waits: Mutex::new(flood_waits),
@@ -304,6 +314,11 @@ impl ScriptedTelegram {
         });
         tokio::spawn(push_status_changes(Arc::downgrade(&telegram)));
         telegram
+    }
+
+    /// Second 0 of the scenario on the service clock.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
     }
 
     pub fn counts(&self) -> &CallCounts {

@@ -1,0 +1,213 @@
+//! Test harness: the whole service on a random port, with a fresh database (a temporary SQLite
+//! file, or a new PostgreSQL database when TGWATCH_TEST_DATABASE_URL is set) and a scripted
+//! Telegram on a fast clock. Tests drive it over HTTP only.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use tgwatch::{
+    app::Application,
+    clock::Clock,
+    config::{Config, Secret},
+    telegram::{
+        TelegramConnector,
+        scripted::{Scenario, ScriptedTelegram},
+    },
+};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+/// 600x: a 60-120 s poll interval passes in 100-200 ms.
+pub const SPEED: f64 = 600.0;
+/// Service seconds between the start of the test and second 0 of its scenario (2.5 s real).
+const STARTUP_ALLOWANCE_SECONDS: i64 = 1500;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub telegram: Arc<ScriptedTelegram>,
+    pub clock: Clock,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh database URL: a new PostgreSQL database if TGWATCH_TEST_DATABASE_URL is set, else a
+/// SQLite file in `dir`.
+async fn fresh_database(dir: &std::path::Path) -> String {
+    match std::env::var("TGWATCH_TEST_DATABASE_URL") {
+        Ok(url) => {
+            let name = format!("tgwatch_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(&url)
+                .await
+                .expect("connect to TGWATCH_TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+            format!("{base}/{name}")
+        }
+        Err(_) => format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+    }
+}
+
+/// Starts the service with `scenario` (TOML) and the given tweaks to the configuration.
+pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.database.url = fresh_database(dir.path()).await;
+    config.http.bind = "127.0.0.1:0".parse().expect("address");
+    config.http.admin_token = Some(Secret::new(TOKEN));
+    config.telegram.clock_speed = SPEED;
+    config.presence.batch_delay_seconds = 5;
+    config.presence.flush_interval_ms = 50;
+    config.accounts = vec![tgwatch::config::AccountConfig {
+        label: "main".into(),
+        phone: None,
+        api_id: None,
+        max_targets: 1000,
+        max_channels: 100,
+    }];
+    tweak(&mut config);
+    config.validate().expect("test config is valid");
+
+    let clock = Clock::fast(SPEED);
+    let scenario = Scenario::from_toml(scenario).expect("test scenario is valid");
+    // Second 0 of the scenario comes after start-up (creating a PostgreSQL database and migrating
+    // it takes up to a second or two, which is many minutes of service time at 600x).
+    let origin = clock.now() + chrono::Duration::seconds(STARTUP_ALLOWANCE_SECONDS);
+    let telegram = ScriptedTelegram::start_at(scenario, clock, origin);
+    let connector: Arc<dyn TelegramConnector> = Arc::new(telegram.clone());
+    let app = Application::build_with(config, clock, connector)
+        .await
+        .expect("service starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    if clock.now() >= origin {
+        eprintln!("start-up took longer than the allowance: scenario timings may be off");
+    }
+    actix_rt::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        telegram,
+        clock,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
+    /// Waits (in real time) until the service clock is `seconds` past the scenario's start.
+    pub async fn wait_until_second(&self, seconds: i64) {
+        let at = self.telegram.started_at() + chrono::Duration::seconds(seconds);
+        self.clock.sleep_until(at).await;
+    }
+
+    /// The scenario's second `seconds` as a timestamp.
+    pub fn at(&self, seconds: i64) -> DateTime<Utc> {
+        self.telegram.started_at() + chrono::Duration::seconds(seconds)
+    }
+
+    /// Starts tracking `username` and returns the tracked user's id.
+    pub async fn track(&self, username: &str) -> String {
+        let (status, body) = self
+            .post("/api/tracked-users", &serde_json::json!({ "username": username }))
+            .await;
+        assert_eq!(status, 201, "tracking {username}: {body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Polls `path` until `done` holds for its body, or fails after `timeout` of real time.
+    pub async fn eventually(&self, path: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == 200 && done(&body) {
+                return body;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{path} never satisfied the condition; last answer {status}: {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+pub fn timestamp(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map(|at| at.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"))
+}
