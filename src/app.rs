@@ -11,7 +11,10 @@ use crate::{
     clock::Clock,
     config::{Config, Secret},
     http,
-    storage::{self, LogLevel, StorageError, accounts::{AccountPatch, NewAccount}},
+    storage::{
+        self, LogLevel, StorageError,
+        accounts::{AccountPatch, NewAccount},
+    },
     telegram::{
         TelegramConnector, Username,
         scripted::{Scenario, ScenarioError, ScriptedTelegram},
@@ -27,7 +30,9 @@ pub enum StartupError {
     Scenario(#[from] ScenarioError),
     #[error("starting the fleet: {0}")]
     Fleet(#[from] TrackingError),
-    #[error("`telegram.scenario` must name a scenario file: the MTProto adapter is not part of this build yet")]
+    #[error(
+        "`telegram.scenario` must name a scenario file: the MTProto adapter is not part of this build yet"
+    )]
     NoTelegram,
     #[error("`http.admin_token` is not set (use TGWATCH_HTTP__ADMIN_TOKEN)")]
     NoAdminToken,
@@ -70,7 +75,11 @@ impl Application {
     /// from `[telegram]`.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let clock = Clock::fast(config.telegram.clock_speed);
-        let scenario_path = config.telegram.scenario.as_ref().ok_or(StartupError::NoTelegram)?;
+        let scenario_path = config
+            .telegram
+            .scenario
+            .as_ref()
+            .ok_or(StartupError::NoTelegram)?;
         let scenario = Scenario::load(std::path::Path::new(scenario_path))?;
         let connector: Arc<dyn TelegramConnector> =
             Arc::new(ScriptedTelegram::start(scenario, clock));
@@ -84,7 +93,11 @@ impl Application {
         clock: Clock,
         connector: Arc<dyn TelegramConnector>,
     ) -> Result<Application, StartupError> {
-        let admin_token = config.http.admin_token.clone().ok_or(StartupError::NoAdminToken)?;
+        let admin_token = config
+            .http
+            .admin_token
+            .clone()
+            .ok_or(StartupError::NoAdminToken)?;
         let db = storage::connect(&config.database.url, config.database.max_connections).await?;
         storage::migrate(&db).await?;
 
@@ -111,10 +124,11 @@ impl Application {
         tracking.start_all().await?;
         apply_config_tracked_users(&tracking, &config, clock).await?;
 
-        let listener = TcpListener::bind(config.http.bind).map_err(|source| StartupError::Bind {
-            address: config.http.bind,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(config.http.bind).map_err(|source| StartupError::Bind {
+                address: config.http.bind,
+                source,
+            })?;
         let port = listener
             .local_addr()
             .map_err(|source| StartupError::Bind {
@@ -130,15 +144,16 @@ impl Application {
             admin_token,
             started: Instant::now(),
         });
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-            .workers(2)
-            .disable_signals()
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                address: config.http.bind,
-                source,
-            })?
-            .run();
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+                .workers(2)
+                .disable_signals()
+                .listen(listener)
+                .map_err(|source| StartupError::Bind {
+                    address: config.http.bind,
+                    source,
+                })?
+                .run();
         tracing::info!(port, "admin API listening");
         Ok(Application {
             port,
@@ -220,7 +235,15 @@ async fn apply_config_accounts(
         if let Err(error) = result {
             let message = format!("config account `{}`: {error}", account.label);
             tracing::error!(%message);
-            storage::logs::write(&tracking.db, LogLevel::Error, &message, None, None, clock.now()).await;
+            storage::logs::write(
+                &tracking.db,
+                LogLevel::Error,
+                &message,
+                None,
+                None,
+                clock.now(),
+            )
+            .await;
         }
     }
     Ok(())
@@ -234,10 +257,16 @@ async fn apply_config_tracked_users(
     clock: Clock,
 ) -> Result<(), StorageError> {
     for user in &config.tracked_users {
-        let username = user.username.as_deref().and_then(|u| Username::parse(u).ok());
-        let existing =
-            storage::tracked_users::find_existing(&tracking.db, username.as_ref(), user.telegram_user_id)
-                .await?;
+        let username = user
+            .username
+            .as_deref()
+            .and_then(|u| Username::parse(u).ok());
+        let existing = storage::tracked_users::find_existing(
+            &tracking.db,
+            username.as_ref(),
+            user.telegram_user_id,
+        )
+        .await?;
         if existing.is_some_and(|existing| existing.is_active) {
             continue;
         }
@@ -258,7 +287,15 @@ async fn apply_config_tracked_users(
         if let Err(error) = tracking.track(request, clock.now()).await {
             let message = format!("config tracked user: {error}");
             tracing::error!(%message);
-            storage::logs::write(&tracking.db, LogLevel::Error, &message, None, None, clock.now()).await;
+            storage::logs::write(
+                &tracking.db,
+                LogLevel::Error,
+                &message,
+                None,
+                None,
+                clock.now(),
+            )
+            .await;
         }
     }
     Ok(())

@@ -24,7 +24,10 @@ use crate::{
         entities::{status_checks, tracked_users},
         observations::PendingWrites,
     },
-    telegram::{TelegramConnector, scripted::{Scenario, ScriptedTelegram}},
+    telegram::{
+        TelegramConnector,
+        scripted::{Scenario, ScriptedTelegram},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -67,13 +70,21 @@ impl PresenceReport {
 
 impl fmt::Display for PresenceReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "presence benchmark: {} tracked users on {} accounts", self.users, self.accounts)?;
+        writeln!(
+            f,
+            "presence benchmark: {} tracked users on {} accounts",
+            self.users, self.accounts
+        )?;
         writeln!(
             f,
             "  fleet run: {:.0} s of service time, {} polls in {} users.getUsers calls, {} observations stored",
             self.service_seconds, self.polls, self.get_users_calls, self.observations_stored
         )?;
-        writeln!(f, "  Telegram calls per 100 polls: {:.2} (goal <= 1)", self.calls_per_100_polls())?;
+        writeln!(
+            f,
+            "  Telegram calls per 100 polls: {:.2} (goal <= 1)",
+            self.calls_per_100_polls()
+        )?;
         writeln!(
             f,
             "  observations written per second (SQLite, batches of 5000): {:.0} (goal >= 50000; {} rows in {:.2} s)",
@@ -130,7 +141,11 @@ pub async fn presence(
 
     // Tracked users straight into the table (resolving 10,000 usernames one by one is not what
     // is measured here), spread over the accounts.
-    let account_ids: Vec<Uuid> = storage::accounts::all(&db).await?.iter().map(|a| a.id).collect();
+    let account_ids: Vec<Uuid> = storage::accounts::all(&db)
+        .await?
+        .iter()
+        .map(|a| a.id)
+        .collect();
     let now = Utc::now();
     let rows: Vec<tracked_users::ActiveModel> = users_in_scenario
         .iter()
@@ -191,7 +206,11 @@ fn tempfile_dir() -> Result<std::path::PathBuf, std::io::Error> {
 }
 
 async fn rows_ids(db: &sea_orm::DatabaseConnection) -> Result<Vec<Uuid>, StorageError> {
-    Ok(storage::tracked_users::active(db).await?.into_iter().map(|u| u.id).collect())
+    Ok(storage::tracked_users::active(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
 }
 
 /// Writes 200,000 observations the way the storage actor does, in batches of 5,000.
@@ -213,7 +232,9 @@ async fn measure_writes(
                 account_id: None,
                 observation: Observation {
                     observed_at: now + chrono::Duration::milliseconds(n as i64),
-                    status: Status::Offline { was_online: Some(now) },
+                    status: Status::Offline {
+                        was_online: Some(now),
+                    },
                 },
                 source: Source::Poll,
                 recorded_at: now,

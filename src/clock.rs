@@ -31,7 +31,11 @@ impl Clock {
         Clock {
             started_real: Instant::now(),
             started_at,
-            speed: if speed.is_finite() && speed > 0.0 { speed } else { 1.0 },
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
         }
     }
 

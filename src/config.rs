@@ -201,7 +201,13 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file_exact(path))
-            .merge(Env::prefixed("TGWATCH_").split("__"))
+            // Only TGWATCH_SECTION__KEY: other TGWATCH_ variables (TGWATCH_TEST_DATABASE_URL,
+            // TGWATCH_MASTER_KEY) are not configuration keys.
+            .merge(
+                Env::prefixed("TGWATCH_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
@@ -220,7 +226,10 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
             return Err(invalid(
                 "database.url",
                 format!("`{url}` is neither a sqlite: nor a postgres: URL"),
@@ -277,7 +286,10 @@ impl Config {
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             if account.label.trim().is_empty() {
-                return Err(invalid(&format!("accounts[{index}].label"), "must not be empty"));
+                return Err(invalid(
+                    &format!("accounts[{index}].label"),
+                    "must not be empty",
+                ));
             }
             if !labels.insert(account.label.as_str()) {
                 return Err(invalid(
@@ -303,7 +315,10 @@ impl Config {
                         .map_err(|error| invalid(&format!("{key}.username"), error.to_string()))?;
                 }
                 (None, Some(id)) if id <= 0 => {
-                    return Err(invalid(&format!("{key}.telegram_user_id"), "must be positive"));
+                    return Err(invalid(
+                        &format!("{key}.telegram_user_id"),
+                        "must be positive",
+                    ));
                 }
                 _ => {}
             }
@@ -357,9 +372,10 @@ mod tests {
 
     #[test]
     fn inconsistent_values_are_refused_with_the_key() {
-        let error = Config::from_toml("[presence]\npoll_min_seconds = 100\npoll_max_seconds = 50\n")
-            .expect_err("max below min must fail")
-            .to_string();
+        let error =
+            Config::from_toml("[presence]\npoll_min_seconds = 100\npoll_max_seconds = 50\n")
+                .expect_err("max below min must fail")
+                .to_string();
         assert!(error.contains("presence.poll_max_seconds"), "{error}");
 
         let error = Config::from_toml("[[tracked_users]]\nusername = \"no spaces allowed\"\n")
@@ -367,9 +383,10 @@ mod tests {
             .to_string();
         assert!(error.contains("tracked_users[0].username"), "{error}");
 
-        let error = Config::from_toml("[[tracked_users]]\nusername = \"alice_w\"\naccount = \"ghost\"\n")
-            .expect_err("unknown account must fail")
-            .to_string();
+        let error =
+            Config::from_toml("[[tracked_users]]\nusername = \"alice_w\"\naccount = \"ghost\"\n")
+                .expect_err("unknown account must fail")
+                .to_string();
         assert!(error.contains("ghost"), "{error}");
     }
 

@@ -19,14 +19,14 @@
 //! - [`config`], [`clock`]: layered configuration; service time that can run fast.
 
 pub mod actors;
+pub mod app;
 pub mod assignment;
+pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod http;
 pub mod presence;
 pub mod storage;
 pub mod telegram;
-pub mod app;
-pub mod http;
 pub mod tracking;
-pub mod bench;
-pub mod demo;

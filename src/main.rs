@@ -16,7 +16,11 @@ use tgwatch::{
 };
 
 #[derive(Parser)]
-#[command(name = "tgwatch", version, about = "Watches Telegram: presence tracking, channels, webhooks, bot")]
+#[command(
+    name = "tgwatch",
+    version,
+    about = "Watches Telegram: presence tracking, channels, webhooks, bot"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,8 +102,8 @@ fn main() -> anyhow::Result<()> {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config } => {
-            let config = Config::load(&config)
-                .with_context(|| format!("loading {}", config.display()))?;
+            let config =
+                Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
             let app = Application::build(config).await?;
             app.run_until_stopped().await?;
         }
@@ -143,9 +147,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Migrate { config } => {
-            let config = Config::load(&config)
-                .with_context(|| format!("loading {}", config.display()))?;
-            let db = storage::connect(&config.database.url, config.database.max_connections).await?;
+            let config =
+                Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            let db =
+                storage::connect(&config.database.url, config.database.max_connections).await?;
             storage::migrate(&db).await?;
             println!("migrations applied");
         }
@@ -162,7 +167,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     speed,
                 },
         } => {
-            let report = bench::presence(users, accounts, Duration::from_secs(seconds), speed).await?;
+            let report =
+                bench::presence(users, accounts, Duration::from_secs(seconds), speed).await?;
             println!("{report}");
         }
     }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     actors::{
         messages::{
-            Lookup, LookUpUser, ResolveError, StartAccount, StartTarget, StopAccount, StopTarget,
+            LookUpUser, Lookup, ResolveError, StartAccount, StartTarget, StopAccount, StopTarget,
         },
         supervisor::FleetSupervisor,
     },
@@ -145,7 +145,10 @@ impl Tracking {
                 .await?
                 .ok_or(TrackingError::UnknownAccount(id))?;
             if !AccountStatus::is_usable(&account.status) {
-                return Err(TrackingError::AccountUnusable(account.label, account.status));
+                return Err(TrackingError::AccountUnusable(
+                    account.label,
+                    account.status,
+                ));
             }
             return Ok(account);
         }
@@ -181,9 +184,11 @@ impl Tracking {
             Some(id) if Some(id) != previous_account => {
                 let account = self.choose_account(Some(id)).await?;
                 let lookup = match (&existing.username, existing.telegram_user_id) {
-                    (Some(username), _) => Lookup::Username(Username::parse(username).map_err(|_| {
-                        StorageError::Corrupt(format!("stored username `{username}`"))
-                    })?),
+                    (Some(username), _) => {
+                        Lookup::Username(Username::parse(username).map_err(|_| {
+                            StorageError::Corrupt(format!("stored username `{username}`"))
+                        })?)
+                    }
                     (None, Some(id)) => Lookup::User(InputUser {
                         id,
                         access_hash: existing.access_hash.unwrap_or(0),
@@ -340,7 +345,10 @@ fn validate_label(label: &str) -> Result<(), TrackingError> {
     Ok(())
 }
 
-fn validate_limits(max_targets: Option<i32>, max_channels: Option<i32>) -> Result<(), TrackingError> {
+fn validate_limits(
+    max_targets: Option<i32>,
+    max_channels: Option<i32>,
+) -> Result<(), TrackingError> {
     for (field, value) in [("max_targets", max_targets), ("max_channels", max_channels)] {
         if value.is_some_and(|value| value < 0) {
             return Err(TrackingError::Invalid {

@@ -1,6 +1,8 @@
 //! Presence tracking end to end: the service on a random port, a scripted Telegram at 600x,
 //! driven over HTTP only.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
+
 mod common;
 
 use std::time::Duration;
@@ -33,28 +35,42 @@ async fn polls_are_folded_into_sessions_by_the_gap_rule() {
     let path = format!("/api/tracked-users/{alice}/sessions?hours=2");
     let body = app
         .eventually(&path, Duration::from_secs(5), |body| {
-            body["sessions"].as_array().is_some_and(|s| s.len() == 2 && s[1]["ended_at"].is_string())
+            body["sessions"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2 && s[1]["ended_at"].is_string())
         })
         .await;
     let sessions = body["sessions"].as_array().expect("sessions");
 
     // One session across the 30 s break, ending exactly when Telegram says she left.
     let first_start = timestamp(&sessions[0]["started_at"]);
-    assert!(first_start >= app.at(0) && first_start <= app.at(130), "{first_start}");
+    assert!(
+        first_start >= app.at(0) && first_start <= app.at(130),
+        "{first_start}"
+    );
     assert_eq!(timestamp(&sessions[0]["ended_at"]), app.at(1200));
     assert_eq!(sessions[0]["is_open"], json!(false));
     let second_start = timestamp(&sessions[1]["started_at"]);
-    assert!(second_start >= app.at(2000) && second_start <= app.at(2130), "{second_start}");
+    assert!(
+        second_start >= app.at(2000) && second_start <= app.at(2130),
+        "{second_start}"
+    );
     assert_eq!(timestamp(&sessions[1]["ended_at"]), app.at(2300));
 
     // Statistics agree with the sessions.
-    let (status, stats) = app.get(&format!("/api/tracked-users/{alice}/stats?hours=2")).await;
+    let (status, stats) = app
+        .get(&format!("/api/tracked-users/{alice}/stats?hours=2"))
+        .await;
     assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["session_count"], json!(2));
-    let expected = (app.at(1200) - first_start).num_seconds() + (app.at(2300) - second_start).num_seconds();
+    let expected =
+        (app.at(1200) - first_start).num_seconds() + (app.at(2300) - second_start).num_seconds();
     // Whole seconds: each session may lose its fraction of a second.
     let online = stats["online_seconds"].as_i64().expect("seconds");
-    assert!((expected..=expected + 2).contains(&online), "{online} vs {expected}");
+    assert!(
+        (expected..=expected + 2).contains(&online),
+        "{online} vs {expected}"
+    );
     let longest = stats["longest_session_seconds"].as_i64().expect("seconds");
     assert!(((app.at(1200) - first_start).num_seconds() - longest).abs() <= 1);
     let hourly: i64 = stats["hourly_online_seconds"]
@@ -67,12 +83,22 @@ async fn polls_are_folded_into_sessions_by_the_gap_rule() {
 
     // The raw observations are kept and filterable.
     let (status, online) = app
-        .get(&format!("/api/online-statuses?tracked_user_id={alice}&is_online=true&limit=1000"))
+        .get(&format!(
+            "/api/online-statuses?tracked_user_id={alice}&is_online=true&limit=1000"
+        ))
         .await;
     assert_eq!(status, 200);
     let online = online["items"].as_array().expect("items");
-    assert!(online.len() >= 8, "at least one poll per 120 s while online: {}", online.len());
-    assert!(online.iter().all(|o| o["status"] == "online" && o["source"] == "poll"));
+    assert!(
+        online.len() >= 8,
+        "at least one poll per 120 s while online: {}",
+        online.len()
+    );
+    assert!(
+        online
+            .iter()
+            .all(|o| o["status"] == "online" && o["source"] == "poll")
+    );
 }
 
 #[actix_web::test]
@@ -84,11 +110,23 @@ async fn hidden_status_is_recorded_but_never_counted() {
         .eventually(
             &format!("/api/online-statuses?tracked_user_id={carol}"),
             Duration::from_secs(5),
-            |body| body["items"].as_array().is_some_and(|items| items.len() >= 3),
+            |body| {
+                body["items"]
+                    .as_array()
+                    .is_some_and(|items| items.len() >= 3)
+            },
         )
         .await;
-    assert!(body["items"].as_array().expect("items").iter().all(|o| o["status"] == "recently"));
-    let (_, stats) = app.get(&format!("/api/tracked-users/{carol}/stats?hours=24")).await;
+    assert!(
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|o| o["status"] == "recently")
+    );
+    let (_, stats) = app
+        .get(&format!("/api/tracked-users/{carol}/stats?hours=24"))
+        .await;
     assert_eq!(stats["session_count"], json!(0));
     assert_eq!(stats["online_seconds"], json!(0));
 }
@@ -106,38 +144,63 @@ async fn manual_and_late_observations_go_through_the_same_gap_rule() {
     };
 
     let (status, created) = observe(json!({"tracked_user_id": carol, "status": "online",
-        "observed_at": at(-3600), "expires_at": at(-3500)})).await;
+        "observed_at": at(-3600), "expires_at": at(-3500)}))
+    .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["source"], "manual");
     let (status, _) = observe(json!({"tracked_user_id": carol, "status": "offline",
-        "observed_at": at(-3400), "was_online_at": at(-3450)})).await;
+        "observed_at": at(-3400), "was_online_at": at(-3450)}))
+    .await;
     assert_eq!(status, 201);
     // Older than everything before: the history is folded again.
     let (status, _) = observe(json!({"tracked_user_id": carol, "is_online": true,
-        "observed_at": at(-5000)})).await;
+        "observed_at": at(-5000)}))
+    .await;
     assert_eq!(status, 201);
     let (status, _) = observe(json!({"tracked_user_id": carol, "status": "offline",
-        "observed_at": at(-4800), "was_online_at": at(-4850)})).await;
+        "observed_at": at(-4800), "was_online_at": at(-4850)}))
+    .await;
     assert_eq!(status, 201);
     // A duplicate changes nothing.
     let (status, _) = observe(json!({"tracked_user_id": carol, "status": "offline",
-        "observed_at": at(-3400), "was_online_at": at(-3450)})).await;
+        "observed_at": at(-3400), "was_online_at": at(-3450)}))
+    .await;
     assert_eq!(status, 201);
 
-    let path = format!("/api/tracked-users/{carol}/sessions?from={}&to={}",
-        urlencode(&at(-6000)), urlencode(&at(0)));
+    let path = format!(
+        "/api/tracked-users/{carol}/sessions?from={}&to={}",
+        urlencode(&at(-6000)),
+        urlencode(&at(0))
+    );
     let (status, body) = app.get(&path).await;
     assert_eq!(status, 200, "{body}");
     let sessions = body["sessions"].as_array().expect("sessions");
     let spans: Vec<(String, Value)> = sessions
         .iter()
-        .map(|s| (s["started_at"].as_str().expect("start").to_owned(), s["ended_at"].clone()))
+        .map(|s| {
+            (
+                s["started_at"].as_str().expect("start").to_owned(),
+                s["ended_at"].clone(),
+            )
+        })
         .collect();
     assert_eq!(sessions.len(), 2, "{spans:?}");
-    assert_eq!(timestamp(&sessions[0]["started_at"]), base - chrono::Duration::seconds(5000));
-    assert_eq!(timestamp(&sessions[0]["ended_at"]), base - chrono::Duration::seconds(4850));
-    assert_eq!(timestamp(&sessions[1]["started_at"]), base - chrono::Duration::seconds(3600));
-    assert_eq!(timestamp(&sessions[1]["last_online_at"]), base - chrono::Duration::seconds(3450));
+    assert_eq!(
+        timestamp(&sessions[0]["started_at"]),
+        base - chrono::Duration::seconds(5000)
+    );
+    assert_eq!(
+        timestamp(&sessions[0]["ended_at"]),
+        base - chrono::Duration::seconds(4850)
+    );
+    assert_eq!(
+        timestamp(&sessions[1]["started_at"]),
+        base - chrono::Duration::seconds(3600)
+    );
+    assert_eq!(
+        timestamp(&sessions[1]["last_online_at"]),
+        base - chrono::Duration::seconds(3450)
+    );
 }
 
 fn urlencode(text: &str) -> String {
@@ -147,7 +210,12 @@ fn urlencode(text: &str) -> String {
 #[actix_web::test]
 async fn due_polls_are_batched_into_few_calls() {
     let scenario: String = (0..300)
-        .map(|i| format!("[[users]]\nid = {}\nusername = \"batch{i:04}\"\nonline = [[0, 100000]]\n", 5000 + i))
+        .map(|i| {
+            format!(
+                "[[users]]\nid = {}\nusername = \"batch{i:04}\"\nonline = [[0, 100000]]\n",
+                5000 + i
+            )
+        })
         .collect();
     let app = spawn_app(&scenario, |config| {
         config.presence.batch_delay_seconds = 60;
@@ -162,36 +230,77 @@ async fn due_polls_are_batched_into_few_calls() {
     })
     .await;
     let counts = app.telegram.counts();
-    let calls_before = counts.get_users_calls.load(std::sync::atomic::Ordering::Relaxed);
-    let polls_before = counts.users_requested.load(std::sync::atomic::Ordering::Relaxed);
+    let calls_before = counts
+        .get_users_calls
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let polls_before = counts
+        .users_requested
+        .load(std::sync::atomic::Ordering::Relaxed);
     // About eight poll rounds.
     tokio::time::sleep(Duration::from_secs_f64(720.0 / SPEED)).await;
-    let calls = counts.get_users_calls.load(std::sync::atomic::Ordering::Relaxed) - calls_before;
-    let polls = counts.users_requested.load(std::sync::atomic::Ordering::Relaxed) - polls_before;
-    assert!(polls >= 300 * 4, "every user polled every 60-120 s: {polls} polls");
+    let calls = counts
+        .get_users_calls
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - calls_before;
+    let polls = counts
+        .users_requested
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - polls_before;
+    assert!(
+        polls >= 300 * 4,
+        "every user polled every 60-120 s: {polls} polls"
+    );
     let calls_per_100 = calls as f64 * 100.0 / polls as f64;
     assert!(calls_per_100 <= 1.0, "{calls} calls for {polls} polls");
 }
 
 #[actix_web::test]
 async fn flood_wait_pauses_the_account_and_is_logged() {
-    let scenario = format!("{ALICE_AND_CAROL}\n[[flood_waits]]\naccount = \"main\"\nat = 300\nseconds = 400\n");
+    let scenario = format!(
+        "{ALICE_AND_CAROL}\n[[flood_waits]]\naccount = \"main\"\nat = 300\nseconds = 400\n"
+    );
     let app = spawn_app(&scenario, |_| {}).await;
     let alice = app.track("alice_w").await;
     app.wait_until_second(1100).await;
 
     let (_, logs) = app.get("/api/logs?level=warning").await;
     let logs = logs["items"].as_array().expect("items");
-    assert!(logs.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("FLOOD_WAIT"))), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("FLOOD_WAIT"))),
+        "{logs:?}"
+    );
 
-    let (_, checks) = app.get(&format!("/api/online-statuses?tracked_user_id={alice}&limit=1000")).await;
-    let times: Vec<_> = checks["items"].as_array().expect("items").iter()
-        .map(|c| timestamp(&c["observed_at"])).collect();
+    let (_, checks) = app
+        .get(&format!(
+            "/api/online-statuses?tracked_user_id={alice}&limit=1000"
+        ))
+        .await;
+    let times: Vec<_> = checks["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| timestamp(&c["observed_at"]))
+        .collect();
     // Nothing was asked while the account waited, and polling resumed afterwards.
-    let flood_started = times.iter().filter(|t| **t < app.at(300) + chrono::Duration::seconds(130)).max().copied();
-    let paused = times.iter().filter(|t| **t > app.at(450) && **t < app.at(690)).count();
-    assert_eq!(paused, 0, "polls during the wait: {times:?} (flood from {flood_started:?})");
-    assert!(times.iter().any(|t| *t > app.at(700)), "polling resumed: {times:?}");
+    let flood_started = times
+        .iter()
+        .filter(|t| **t < app.at(300) + chrono::Duration::seconds(130))
+        .max()
+        .copied();
+    let paused = times
+        .iter()
+        .filter(|t| **t > app.at(450) && **t < app.at(690))
+        .count();
+    assert_eq!(
+        paused, 0,
+        "polls during the wait: {times:?} (flood from {flood_started:?})"
+    );
+    assert!(
+        times.iter().any(|t| *t > app.at(700)),
+        "polling resumed: {times:?}"
+    );
 }
 
 #[actix_web::test]
@@ -200,9 +309,15 @@ async fn untracking_keeps_history_and_purge_drops_it() {
     let alice = app.track("alice_w").await;
     app.wait_until_second(400).await;
     let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
-    app.eventually(&statuses, Duration::from_secs(5), |b| !b["items"].as_array().expect("items").is_empty()).await;
+    app.eventually(&statuses, Duration::from_secs(5), |b| {
+        !b["items"].as_array().expect("items").is_empty()
+    })
+    .await;
 
-    assert_eq!(app.delete(&format!("/api/tracked-users/{alice}")).await, 204);
+    assert_eq!(
+        app.delete(&format!("/api/tracked-users/{alice}")).await,
+        204
+    );
     let (_, user) = app.get(&format!("/api/tracked-users/{alice}")).await;
     assert_eq!(user["is_active"], json!(false));
     // Let buffered writes land, then polling must have stopped.
@@ -211,13 +326,20 @@ async fn untracking_keeps_history_and_purge_drops_it() {
     app.wait_until_second(800).await;
     let (_, after) = app.get(&statuses).await;
     assert_eq!(before["items"], after["items"], "no polls after untracking");
-    assert!(!after["items"].as_array().expect("items").is_empty(), "history kept");
+    assert!(
+        !after["items"].as_array().expect("items").is_empty(),
+        "history kept"
+    );
 
     // Tracking again keeps the same record and its history.
     let again = app.track("alice_w").await;
     assert_eq!(again, alice);
 
-    assert_eq!(app.delete(&format!("/api/tracked-users/{alice}?purge=true")).await, 204);
+    assert_eq!(
+        app.delete(&format!("/api/tracked-users/{alice}?purge=true"))
+            .await,
+        204
+    );
     let (status, _) = app.get(&format!("/api/tracked-users/{alice}")).await;
     assert_eq!(status, 404);
     let (_, gone) = app.get(&statuses).await;
@@ -231,7 +353,12 @@ async fn cursor_pagination_walks_every_observation_once() {
     app.wait_until_second(1500).await;
     let all_path = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
     let (_, all) = app.get(&all_path).await;
-    let all: Vec<Value> = all["items"].as_array().expect("items").iter().map(|i| i["id"].clone()).collect();
+    let all: Vec<Value> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
     assert!(all.len() >= 6);
 
     let mut seen = Vec::new();
@@ -242,11 +369,21 @@ async fn cursor_pagination_walks_every_observation_once() {
             path.push_str(&format!("&cursor={cursor}"));
         }
         let (_, page) = app.get(&path).await;
-        seen.extend(page["items"].as_array().expect("items").iter().map(|i| i["id"].clone()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["id"].clone()),
+        );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
         }
     }
-    assert_eq!(seen[..all.len()], all[..], "pages in order without gaps or repeats");
+    assert_eq!(
+        seen[..all.len()],
+        all[..],
+        "pages in order without gaps or repeats"
+    );
 }

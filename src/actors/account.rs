@@ -150,7 +150,11 @@ impl AccountActor {
                 tracing::error!(%account_id, %error, "cannot record account status");
             }
             if let Some(reason) = reason {
-                let level = if status == "banned" { LogLevel::Critical } else { LogLevel::Warning };
+                let level = if status == "banned" {
+                    LogLevel::Critical
+                } else {
+                    LogLevel::Warning
+                };
                 let message = format!("account is {status}: {reason}");
                 storage::logs::write(&db, level, &message, Some(account_id), None, now).await;
             }
@@ -211,13 +215,21 @@ impl AccountActor {
 
     fn deliver(&mut self, batch: Vec<PendingPoll>, users: Vec<TelegramUser>) {
         let observed_at = self.clock.now();
-        let statuses: HashMap<i64, Status> =
-            users.into_iter().map(|user| (user.id, user.status)).collect();
+        let statuses: HashMap<i64, Status> = users
+            .into_iter()
+            .map(|user| (user.id, user.status))
+            .collect();
         for poll in batch {
             // Telegram leaves out users it will not show us (deleted, bad access hash).
-            let status = statuses.get(&poll.user.id).copied().unwrap_or(Status::Unknown);
+            let status = statuses
+                .get(&poll.user.id)
+                .copied()
+                .unwrap_or(Status::Unknown);
             poll.target.do_send(Observed {
-                observation: Observation { observed_at, status },
+                observation: Observation {
+                    observed_at,
+                    status,
+                },
                 source: Source::Poll,
                 account_id: Some(self.account_id),
             });
@@ -235,7 +247,12 @@ impl AccountActor {
         });
     }
 
-    fn poll_failed(&mut self, ctx: &mut Context<Self>, batch: Vec<PendingPoll>, error: TelegramError) {
+    fn poll_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        batch: Vec<PendingPoll>,
+        error: TelegramError,
+    ) {
         match &error {
             TelegramError::FloodWait { seconds } => {
                 let until = self.clock.now() + chrono::Duration::seconds(i64::from(*seconds));
@@ -354,8 +371,9 @@ impl Handler<Resolve> for AccountActor {
                     seconds: wait.as_secs().max(1) as u32,
                 });
             }
-            let session = session
-                .ok_or_else(|| TelegramError::Connection("the account is not connected yet".into()))?;
+            let session = session.ok_or_else(|| {
+                TelegramError::Connection("the account is not connected yet".into())
+            })?;
             match lookup {
                 Lookup::Username(username) => session.resolve_username(&username).await,
                 Lookup::User(user) => Ok(session.get_users(&[user]).await?.into_iter().next()),

@@ -6,8 +6,14 @@ use uuid::Uuid;
 
 use super::target::TargetActor;
 use crate::{
-    presence::{Observation, Source, sessions::{Session, SessionFolder}},
-    storage::{StorageError, entities::{accounts, tracked_users}},
+    presence::{
+        Observation, Source,
+        sessions::{Session, SessionFolder},
+    },
+    storage::{
+        StorageError,
+        entities::{accounts, tracked_users},
+    },
     telegram::{InputUser, TelegramError, TelegramUser, Update, Username},
 };
 

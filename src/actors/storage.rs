@@ -37,7 +37,9 @@ impl StorageActor {
     }
 
     /// Writes the buffer. A failed batch goes back in front of the buffer for the next try.
-    fn write_buffer(&mut self) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
+    fn write_buffer(
+        &mut self,
+    ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
         let writes = std::mem::take(&mut self.buffer);
         let db = self.db.clone();
         async move {
@@ -98,12 +100,14 @@ impl Handler<RebuildSessions> for StorageActor {
     fn handle(&mut self, rebuild: RebuildSessions, _ctx: &mut Self::Context) -> Self::Result {
         // The late observation is in the buffer: write it before folding the history.
         let (db, gap) = (self.db.clone(), self.gap);
-        AtomicResponse::new(Box::pin(self.write_buffer().then(move |written, act, _ctx| {
-            async move {
-                written?;
-                storage::sessions::rebuild(&db, rebuild.tracked_user_id, gap).await
-            }
-            .into_actor(act)
-        })))
+        AtomicResponse::new(Box::pin(self.write_buffer().then(
+            move |written, act, _ctx| {
+                async move {
+                    written?;
+                    storage::sessions::rebuild(&db, rebuild.tracked_user_id, gap).await
+                }
+                .into_actor(act)
+            },
+        )))
     }
 }

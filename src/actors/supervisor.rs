@@ -13,9 +13,8 @@ use uuid::Uuid;
 use super::{
     account::AccountActor,
     messages::{
-        FleetSnapshot, ManualObservation, ManualObservationError, Observed, Resolve, ResolveError,
-        LookUpUser, Snapshot, StartAccount, StartTarget, StopAccount,
-        StopActor, StopTarget,
+        FleetSnapshot, LookUpUser, ManualObservation, ManualObservationError, Observed, Resolve,
+        ResolveError, Snapshot, StartAccount, StartTarget, StopAccount, StopActor, StopTarget,
     },
     storage::StorageActor,
     target::TargetActor,
@@ -109,12 +108,10 @@ impl Handler<StartTarget> for FleetSupervisor {
         if !tracked.is_active {
             return;
         }
-        let user = tracked
-            .telegram_user_id
-            .map(|id| InputUser {
-                id,
-                access_hash: tracked.access_hash.unwrap_or(0),
-            });
+        let user = tracked.telegram_user_id.map(|id| InputUser {
+            id,
+            access_hash: tracked.access_hash.unwrap_or(0),
+        });
         let actor = TargetActor {
             tracked_user_id: tracked.id,
             user,
@@ -161,7 +158,8 @@ impl Handler<ManualObservation> for FleetSupervisor {
     fn handle(&mut self, manual: ManualObservation, _ctx: &mut Self::Context) -> Self::Result {
         let target = self.targets.get(&manual.tracked_user_id).cloned();
         Box::pin(async move {
-            let target = target.ok_or(ManualObservationError::NotTracked(manual.tracked_user_id))?;
+            let target =
+                target.ok_or(ManualObservationError::NotTracked(manual.tracked_user_id))?;
             let observed = Observed {
                 observation: manual.observation,
                 source: Source::Manual,

@@ -46,7 +46,8 @@ async fn list(
         telegram_user_id: query.telegram_user_id,
     };
     let page =
-        storage::accounts::list(&state.db, filter, params::limit(query.limit)?, query.cursor).await?;
+        storage::accounts::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
+            .await?;
     Ok(HttpResponse::Ok().json(page.map(AccountView::from)))
 }
 

@@ -31,7 +31,12 @@ pub async fn require_admin_token(
         Some(token) if !expected.is_empty() && constant_time_eq(token, &expected) => {
             next.call(request).await
         }
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is wrong").into()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is wrong",
+        )
+        .into()),
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

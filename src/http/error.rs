@@ -42,7 +42,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} {id} does not exist"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} {id} does not exist"),
+        )
     }
 }
 
@@ -85,7 +89,11 @@ impl From<WindowError> for ApiError {
 
 impl From<UsernameError> for ApiError {
     fn from(error: UsernameError) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_username", error.to_string())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_username",
+            error.to_string(),
+        )
     }
 }
 
@@ -95,7 +103,9 @@ impl From<TelegramError> for ApiError {
             TelegramError::FloodWait { .. } => (StatusCode::TOO_MANY_REQUESTS, "flood_wait"),
             TelegramError::Unauthorized { .. } => (StatusCode::CONFLICT, "account_unusable"),
             TelegramError::Rpc { .. } => (StatusCode::BAD_GATEWAY, "telegram_error"),
-            TelegramError::Connection(_) => (StatusCode::SERVICE_UNAVAILABLE, "telegram_unreachable"),
+            TelegramError::Connection(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "telegram_unreachable")
+            }
         };
         ApiError::new(status, code, error.to_string())
     }

@@ -23,12 +23,16 @@ struct LogQuery {
     cursor: Option<Uuid>,
 }
 
-async fn list(state: web::Data<AppState>, query: web::Query<LogQuery>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<LogQuery>,
+) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = LogFilter {
         level: query.level,
         account_id: query.account_id,
     };
-    let page = storage::logs::list(&state.db, filter, params::limit(query.limit)?, query.cursor).await?;
+    let page =
+        storage::logs::list(&state.db, filter, params::limit(query.limit)?, query.cursor).await?;
     Ok(HttpResponse::Ok().json(page.map(LogView::from)))
 }

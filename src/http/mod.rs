@@ -50,8 +50,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
     let message = match &error {
-        JsonPayloadError::ContentType => "send the body as JSON with `Content-Type: application/json`".to_owned(),
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+        JsonPayloadError::ContentType => {
+            "send the body as JSON with `Content-Type: application/json`".to_owned()
+        }
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
             format!("the body is larger than {limit} bytes")
         }
         JsonPayloadError::Deserialize(error) => format!("invalid JSON body: {error}"),

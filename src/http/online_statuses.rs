@@ -87,7 +87,8 @@ struct NewStatus {
 
 impl NewStatus {
     fn observation(&self, now: DateTime<Utc>) -> Result<Observation, ApiError> {
-        let observed_at = params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
+        let observed_at =
+            params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
         if observed_at > now + chrono::Duration::minutes(5) {
             return Err(ApiError::bad_request(
                 "invalid_timestamp",
@@ -114,13 +115,24 @@ impl NewStatus {
             }
         };
         if expires.is_some() && kind != StatusKind::Online {
-            return Err(ApiError::bad_request("invalid_body", "`expires_at` only goes with status online"));
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "`expires_at` only goes with status online",
+            ));
         }
         if was_online.is_some() && kind != StatusKind::Offline {
-            return Err(ApiError::bad_request("invalid_body", "`was_online_at` only goes with status offline"));
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "`was_online_at` only goes with status offline",
+            ));
         }
         params::ordered("observed_at", Some(observed_at), "expires_at", expires)?;
-        params::ordered("was_online_at", was_online, "observed_at", Some(observed_at))?;
+        params::ordered(
+            "was_online_at",
+            was_online,
+            "observed_at",
+            Some(observed_at),
+        )?;
         Ok(Observation {
             observed_at,
             status: Status::from_parts(kind, expires, was_online, observed_at),
@@ -149,13 +161,21 @@ async fn create(
             observation,
         })
         .await
-        .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "actor_unavailable", error.to_string()))??;
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "actor_unavailable",
+                error.to_string(),
+            )
+        })??;
     // Written now rather than at the next flush, so the answer shows the stored row.
-    state
-        .storage
-        .send(Flush)
-        .await
-        .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "actor_unavailable", error.to_string()))??;
+    state.storage.send(Flush).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "actor_unavailable",
+            error.to_string(),
+        )
+    })??;
     let row = storage::observations::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("online status", id))?;

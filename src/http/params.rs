@@ -33,7 +33,9 @@ pub fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc
     }
     Err(ApiError::bad_request(
         "invalid_timestamp",
-        format!("`{field}`: `{value}` is not an RFC 3339 timestamp (2026-01-01T12:00:00Z) or a date (2026-01-01)"),
+        format!(
+            "`{field}`: `{value}` is not an RFC 3339 timestamp (2026-01-01T12:00:00Z) or a date (2026-01-01)"
+        ),
     ))
 }
 

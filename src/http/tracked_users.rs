@@ -13,11 +13,7 @@ use super::{
 use crate::{
     app::AppState,
     presence::stats::{Window, statistics},
-    storage::{
-        self,
-        entities::tracked_users,
-        tracked_users::TrackedUserFilter,
-    },
+    storage::{self, entities::tracked_users, tracked_users::TrackedUserFilter},
     telegram::Username,
     tracking::TrackRequest,
 };
@@ -136,7 +132,13 @@ async fn update(
     let body = body.into_inner();
     let updated = state
         .tracking()
-        .update(existing, body.notify, body.visible_online, body.account_id, state.clock.now())
+        .update(
+            existing,
+            body.notify,
+            body.visible_online,
+            body.account_id,
+            state.clock.now(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(TrackedUserView::from(updated)))
 }

@@ -18,9 +18,13 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     /// Online now; Telegram considers the user online until `expires`.
-    Online { expires: DateTime<Utc> },
+    Online {
+        expires: DateTime<Utc>,
+    },
     /// Offline; last seen online at `was_online` when Telegram tells us.
-    Offline { was_online: Option<DateTime<Utc>> },
+    Offline {
+        was_online: Option<DateTime<Utc>>,
+    },
     Recently,
     LastWeek,
     LastMonth,
@@ -109,7 +113,9 @@ impl StatusKind {
     }
 
     pub fn parse(text: &str) -> Option<StatusKind> {
-        StatusKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        StatusKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 

@@ -33,7 +33,10 @@ mod tests {
         let low_third = samples.iter().filter(|d| d.as_secs() < 80).count();
         let high_third = samples.iter().filter(|d| d.as_secs() >= 100).count();
         assert!((550..=780).contains(&low_third), "low third: {low_third}");
-        assert!((550..=780).contains(&high_third), "high third: {high_third}");
+        assert!(
+            (550..=780).contains(&high_third),
+            "high third: {high_third}"
+        );
     }
 
     #[test]

@@ -235,10 +235,7 @@ impl SessionFolder {
 
 /// Folds a whole history (in any order, duplicates allowed) into sessions, oldest first, and
 /// returns the folder positioned after the newest observation so the live fold can go on from it.
-pub fn fold(
-    mut observations: Vec<Observation>,
-    gap: Duration,
-) -> (Vec<Session>, SessionFolder) {
+pub fn fold(mut observations: Vec<Observation>, gap: Duration) -> (Vec<Session>, SessionFolder) {
     observations.sort_by_key(|observation| observation.observed_at);
     let mut folder = SessionFolder::new(gap);
     let mut closed = Vec::new();
@@ -354,14 +351,20 @@ mod tests {
         assert_eq!(still_open, Applied::Changes(vec![]));
         assert_eq!(folder.open_session(), Some(&open(0, 60)));
         let closes = folder.apply(offline(240, 60));
-        assert_eq!(closes, Applied::Changes(vec![SessionChange::Closed(closed(0, 60))]));
+        assert_eq!(
+            closes,
+            Applied::Changes(vec![SessionChange::Closed(closed(0, 60))])
+        );
         assert_eq!(folder.open_session(), None);
     }
 
     #[test]
     fn hidden_statuses_are_neither_online_nor_offline() {
         // A hidden status does not start a session and does not cut one short...
-        assert_eq!(sessions_of(vec![hidden(0), hidden(100), hidden(200)]), vec![]);
+        assert_eq!(
+            sessions_of(vec![hidden(0), hidden(100), hidden(200)]),
+            vec![]
+        );
         let sessions = sessions_of(vec![online(0, 300), hidden(100)]);
         assert_eq!(sessions, vec![open(0, 300)]);
         // ...but time passing without online evidence still closes after the gap.

@@ -120,9 +120,7 @@ pub fn statistics(sessions: &[Session], window: Window, now: DateTime<Utc>) -> S
 fn add_to_hours(from: DateTime<Utc>, to: DateTime<Utc>, hours: &mut [i64; 24]) {
     let mut cursor = from;
     while cursor < to {
-        let hour_start = cursor
-            .duration_trunc(Duration::hours(1))
-            .unwrap_or(cursor);
+        let hour_start = cursor.duration_trunc(Duration::hours(1)).unwrap_or(cursor);
         let next_hour = (hour_start + Duration::hours(1)).min(to);
         hours[cursor.hour() as usize] += (next_hour - cursor).num_seconds();
         cursor = next_hour;
@@ -236,7 +234,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_windows() {
-        assert_eq!(Window::last_hours(0, at(0)), Err(WindowError::HoursOutOfRange(0)));
+        assert_eq!(
+            Window::last_hours(0, at(0)),
+            Err(WindowError::HoursOutOfRange(0))
+        );
         assert_eq!(
             Window::last_hours(100_000, at(0)),
             Err(WindowError::HoursOutOfRange(100_000))
@@ -246,7 +247,10 @@ mod tests {
             Window::between(at(10), at(0)),
             Err(WindowError::Reversed { .. })
         ));
-        assert!(matches!(Window::between(at(0), at(0)), Err(WindowError::Reversed { .. })));
+        assert!(matches!(
+            Window::between(at(0), at(0)),
+            Err(WindowError::Reversed { .. })
+        ));
         assert_eq!(
             Window::between(at(0), at(8761 * HOUR)),
             Err(WindowError::TooLong)

@@ -86,7 +86,11 @@ pub async fn create(
         username: Set(new.username),
         telegram_user_id: Set(new.telegram_user_id),
         api_id: Set(new.api_id),
-        status: Set(new.status.unwrap_or(AccountStatus::Active).as_str().to_owned()),
+        status: Set(new
+            .status
+            .unwrap_or(AccountStatus::Active)
+            .as_str()
+            .to_owned()),
         is_authorized: Set(false),
         max_targets: Set(new.max_targets.unwrap_or(1000)),
         max_channels: Set(new.max_channels.unwrap_or(100)),
@@ -100,7 +104,10 @@ pub async fn create(
     row.insert(db).await.doing("creating an account")
 }
 
-pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<accounts::Model>, StorageError> {
+pub async fn get(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<accounts::Model>, StorageError> {
     accounts::Entity::find_by_id(id)
         .one(db)
         .await
@@ -146,7 +153,15 @@ pub async fn list(
     if let Some(telegram_user_id) = filter.telegram_user_id {
         select = select.filter(accounts::Column::TelegramUserId.eq(telegram_user_id));
     }
-    page::fetch(db, select, accounts::Column::Id, |row| row.id, limit, cursor).await
+    page::fetch(
+        db,
+        select,
+        accounts::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+    )
+    .await
 }
 
 pub async fn update(

@@ -111,8 +111,9 @@ pub async fn write(db: &DatabaseConnection, writes: &PendingWrites) -> Result<()
 
 /// Rebuilds the domain observation from its row.
 pub fn to_observation(row: &status_checks::Model) -> Result<Observation, StorageError> {
-    let kind = StatusKind::parse(&row.status)
-        .ok_or_else(|| StorageError::Corrupt(format!("status `{}` in status_checks", row.status)))?;
+    let kind = StatusKind::parse(&row.status).ok_or_else(|| {
+        StorageError::Corrupt(format!("status `{}` in status_checks", row.status))
+    })?;
     Ok(Observation {
         observed_at: row.observed_at,
         status: Status::from_parts(kind, row.expires_at, row.was_online_at, row.observed_at),
@@ -168,7 +169,15 @@ pub async fn list(
     if let Some(before) = filter.before {
         select = select.filter(status_checks::Column::ObservedAt.lt(before));
     }
-    page::fetch(db, select, status_checks::Column::Id, |row| row.id, limit, cursor).await
+    page::fetch(
+        db,
+        select,
+        status_checks::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+    )
+    .await
 }
 
 pub async fn get(

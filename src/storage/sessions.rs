@@ -70,7 +70,10 @@ pub async fn resume_folder(
     Ok(SessionFolder::resume(
         gap,
         open.as_ref().map(from_row),
-        newest.as_ref().map(observations::to_observation).transpose()?,
+        newest
+            .as_ref()
+            .map(observations::to_observation)
+            .transpose()?,
         newest_online.map(|row| row.observed_at),
     ))
 }
@@ -125,4 +128,3 @@ pub async fn open_of(
         .await
         .doing("loading the open session")
 }
-

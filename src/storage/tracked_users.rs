@@ -128,7 +128,15 @@ pub async fn list(
     if let Some(is_active) = filter.is_active {
         select = select.filter(tracked_users::Column::IsActive.eq(is_active));
     }
-    page::fetch(db, select, tracked_users::Column::Id, |row| row.id, limit, cursor).await
+    page::fetch(
+        db,
+        select,
+        tracked_users::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+    )
+    .await
 }
 
 /// Ids of the users matching a username (for filters that take a username).

@@ -152,14 +152,30 @@ mod tests {
 
     #[test]
     fn usernames_accept_common_spellings_and_normalise_case() {
-        for input in ["alice_w", "@Alice_W", "https://t.me/alice_w", " t.me/ALICE_W "] {
-            assert_eq!(Username::parse(input).map(|u| u.0), Ok("alice_w".to_owned()));
+        for input in [
+            "alice_w",
+            "@Alice_W",
+            "https://t.me/alice_w",
+            " t.me/ALICE_W ",
+        ] {
+            assert_eq!(
+                Username::parse(input).map(|u| u.0),
+                Ok("alice_w".to_owned())
+            );
         }
     }
 
     #[test]
     fn usernames_refuse_what_telegram_refuses() {
-        for input in ["", "abc", "1alice", "alice w", "alice_", "al__ice", &"a".repeat(33)] {
+        for input in [
+            "",
+            "abc",
+            "1alice",
+            "alice w",
+            "alice_",
+            "al__ice",
+            &"a".repeat(33),
+        ] {
             assert!(Username::parse(input).is_err(), "{input:?} accepted");
         }
     }

@@ -206,10 +206,11 @@ impl ScenarioUser {
             .rev()
             .find(|[_, to]| *to <= offset)
             .map(|[_, to]| cycle + to);
-        let last_end = last_end_in_cycle.or_else(|| match (self.repeat_every, self.online.last()) {
-            (Some(period), Some([_, to])) if cycle >= period => Some(cycle - period + to),
-            _ => None,
-        });
+        let last_end =
+            last_end_in_cycle.or_else(|| match (self.repeat_every, self.online.last()) {
+                (Some(period), Some([_, to])) if cycle >= period => Some(cycle - period + to),
+                _ => None,
+            });
         Status::Offline {
             was_online: last_end.map(at),
         }
@@ -289,7 +290,11 @@ impl ScriptedTelegram {
 
     /// Like [`ScriptedTelegram::start`], with second 0 of the scenario at `origin` (tests put it
     /// after the service's start-up, whose length varies).
-    pub fn start_at(scenario: Scenario, clock: Clock, origin: DateTime<Utc>) -> Arc<ScriptedTelegram> {
+    pub fn start_at(
+        scenario: Scenario,
+        clock: Clock,
+        origin: DateTime<Utc>,
+    ) -> Arc<ScriptedTelegram> {
         let by_username = scenario
             .users
             .iter()
@@ -433,7 +438,10 @@ impl TelegramSession for ScriptedSession {
     async fn get_users(&self, users: &[InputUser]) -> Result<Vec<TelegramUser>, TelegramError> {
         let telegram = &self.telegram;
         telegram.check_flood_wait(&self.account)?;
-        telegram.counts.get_users_calls.fetch_add(1, Ordering::Relaxed);
+        telegram
+            .counts
+            .get_users_calls
+            .fetch_add(1, Ordering::Relaxed);
         telegram
             .counts
             .users_requested
@@ -463,7 +471,10 @@ impl TelegramSession for ScriptedSession {
     ) -> Result<Option<TelegramUser>, TelegramError> {
         let telegram = &self.telegram;
         telegram.check_flood_wait(&self.account)?;
-        telegram.counts.resolve_calls.fetch_add(1, Ordering::Relaxed);
+        telegram
+            .counts
+            .resolve_calls
+            .fetch_add(1, Ordering::Relaxed);
         let user = telegram
             .by_username
             .get(username.as_str())

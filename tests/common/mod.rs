@@ -3,6 +3,7 @@
 //! Telegram on a fast clock. Tests drive it over HTTP only.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
 
 use std::{sync::Arc, time::Duration};
 
@@ -171,14 +172,22 @@ impl TestApp {
     /// Starts tracking `username` and returns the tracked user's id.
     pub async fn track(&self, username: &str) -> String {
         let (status, body) = self
-            .post("/api/tracked-users", &serde_json::json!({ "username": username }))
+            .post(
+                "/api/tracked-users",
+                &serde_json::json!({ "username": username }),
+            )
             .await;
         assert_eq!(status, 201, "tracking {username}: {body}");
         body["id"].as_str().expect("id").to_owned()
     }
 
     /// Polls `path` until `done` holds for its body, or fails after `timeout` of real time.
-    pub async fn eventually(&self, path: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn eventually(
+        &self,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let (status, body) = self.get(path).await;
