@@ -387,3 +387,45 @@ async fn cursor_pagination_walks_every_observation_once() {
         "pages in order without gaps or repeats"
     );
 }
+
+#[actix_web::test]
+async fn pushed_status_changes_are_observations_too() {
+    let scenario = r#"
+[[users]]
+id = 1005
+username = "dave_contact"
+online = [[300, 420], [900, 960]]
+push = true
+"#;
+    let app = spawn_app(scenario, |_| {}).await;
+    let dave = app.track("dave_contact").await;
+    app.wait_until_second(1000).await;
+    let body = app
+        .eventually(
+            &format!("/api/online-statuses?tracked_user_id={dave}&limit=1000"),
+            Duration::from_secs(5),
+            |body| {
+                body["items"].as_array().is_some_and(|items| {
+                    items.iter().filter(|i| i["source"] == "push").count() >= 4
+                })
+            },
+        )
+        .await;
+    let pushes: Vec<&Value> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|item| item["source"] == "push")
+        .collect();
+    // Each change is seen when it happens, not at the next poll.
+    let first_online = pushes
+        .iter()
+        .find(|p| p["status"] == "online")
+        .expect("an online push");
+    let seen = timestamp(&first_online["observed_at"]);
+    assert!(
+        seen >= app.at(300) && seen <= app.at(305),
+        "{seen} vs {}",
+        app.at(300)
+    );
+}
