@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     actors::{messages::Flush, storage::StorageActor, supervisor::FleetSupervisor},
     clock::Clock,
-    config::{Config, Secret},
+    config::{Config, Secret, WebhooksConfig},
     http,
     storage::{
         self, LogLevel, StorageError,
@@ -20,6 +20,7 @@ use crate::{
         scripted::{Scenario, ScenarioError, ScriptedTelegram},
     },
     tracking::{TrackRequest, Tracking, TrackingError},
+    webhooks::{self, dispatcher::Wake},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    #[error("cannot build the webhook HTTP client: {0}")]
+    HttpClient(reqwest::Error),
     #[error("starting the fleet: {0}")]
     Fleet(#[from] TrackingError),
     #[error(
@@ -52,6 +55,9 @@ pub struct AppState {
     pub clock: Clock,
     pub admin_token: Secret,
     pub started: Instant,
+    pub webhooks: WebhooksConfig,
+    /// Wakes the webhook dispatcher (after a test event, a redelivery or a replay).
+    pub wake: Wake,
 }
 
 impl AppState {
@@ -101,10 +107,12 @@ impl Application {
         let db = storage::connect(&config.database.url, config.database.max_connections).await?;
         storage::migrate(&db).await?;
 
+        let wake = Wake::default();
         let storage = StorageActor::new(
             db.clone(),
             config.presence.gap(),
             config.presence.flush_interval(),
+            wake.clone(),
         )
         .start();
         let supervisor = FleetSupervisor::new(
@@ -123,6 +131,9 @@ impl Application {
         apply_config_accounts(&tracking, &config, clock).await?;
         tracking.start_all().await?;
         apply_config_tracked_users(&tracking, &config, clock).await?;
+        webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
+        webhooks::dispatcher::spawn(db.clone(), clock, config.webhooks.clone(), wake.clone())
+            .map_err(StartupError::HttpClient)?;
 
         let listener =
             TcpListener::bind(config.http.bind).map_err(|source| StartupError::Bind {
@@ -143,6 +154,8 @@ impl Application {
             clock,
             admin_token,
             started: Instant::now(),
+            webhooks: config.webhooks.clone(),
+            wake,
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))

@@ -239,6 +239,7 @@ async fn measure_writes(
                 source: Source::Poll,
                 recorded_at: now,
                 sessions: Vec::new(),
+                events: Vec::new(),
             });
         }
         storage::observations::write(db, &writes).await?;

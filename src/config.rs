@@ -36,8 +36,75 @@ pub struct Config {
     pub http: HttpConfig,
     pub presence: PresenceConfig,
     pub telegram: TelegramConfig,
+    pub webhooks: WebhooksConfig,
     pub accounts: Vec<AccountConfig>,
     pub tracked_users: Vec<TrackedUserConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Waits before the 2nd, 3rd, ... attempt, in seconds of service time (Svix's schedule).
+    pub retry_schedule_seconds: Vec<f64>,
+    /// Relative jitter of each wait (0.2 = ±20 %).
+    pub jitter: f64,
+    /// Least wait after a timeout or a 429, in seconds.
+    pub slow_down_seconds: f64,
+    /// How long one request may take (real seconds).
+    pub timeout_seconds: f64,
+    /// Disable an endpoint that has failed for this long...
+    pub disable_after_hours: f64,
+    /// ...or that has used up every attempt on this many messages in a row.
+    pub disable_after_failed_messages: i32,
+    /// Requests in flight to one endpoint at most, so a slow consumer holds up only itself.
+    pub max_in_flight_per_endpoint: usize,
+    /// Allow URLs on private, loopback and link-local addresses (tests, internal consumers).
+    pub allow_private_addresses: bool,
+    /// How long a rotated-out secret still signs, in hours.
+    pub secret_overlap_hours: f64,
+    /// How often the dispatcher looks for due messages when nothing wakes it (milliseconds).
+    pub poll_interval_ms: u64,
+    /// Endpoints declared here are created at start, updated to match, and removed when they
+    /// disappear from the file (endpoints added through the API are left alone).
+    pub endpoints: Vec<WebhookEndpointConfig>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            retry_schedule_seconds: vec![5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+            jitter: 0.2,
+            slow_down_seconds: 60.0,
+            timeout_seconds: 15.0,
+            disable_after_hours: 120.0,
+            disable_after_failed_messages: 50,
+            max_in_flight_per_endpoint: 16,
+            allow_private_addresses: false,
+            secret_overlap_hours: 24.0,
+            poll_interval_ms: 200,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointConfig {
+    /// Unique name; ties the entry to its database row.
+    pub name: String,
+    pub url: String,
+    /// Event types, or ["all"].
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+    /// `whsec_...`: the consumer's copy of the signing secret. Prefer the environment:
+    /// TGWATCH_WEBHOOKS__... is awkward for lists, so keep this file private.
+    pub secret: Secret,
+    /// Only events about this tracked user (username).
+    pub tracked_user: Option<String>,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["all".to_owned()]
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -118,6 +185,20 @@ impl PresenceConfig {
     }
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+impl WebhooksConfig {
+    pub fn retry_policy(&self) -> crate::webhooks::retry::RetryPolicy {
+        crate::webhooks::retry::RetryPolicy {
+            schedule: self
+                .retry_schedule_seconds
+                .iter()
+                .map(|s| Duration::from_secs_f64(*s))
+                .collect(),
+            jitter: self.jitter,
+            slow_down: Duration::from_secs_f64(self.slow_down_seconds.max(0.0)),
+        }
     }
 }
 
@@ -282,6 +363,55 @@ impl Config {
                 "telegram.reconnect_min_seconds",
                 "must be at least 1 and not above telegram.reconnect_max_seconds",
             ));
+        }
+        let webhooks = &self.webhooks;
+        if webhooks
+            .retry_schedule_seconds
+            .iter()
+            .any(|s| !(s.is_finite() && *s >= 0.0))
+        {
+            return Err(invalid(
+                "webhooks.retry_schedule_seconds",
+                "every wait must be a non-negative number of seconds",
+            ));
+        }
+        if !(0.0..1.0).contains(&webhooks.jitter) {
+            return Err(invalid("webhooks.jitter", "must be at least 0 and below 1"));
+        }
+        if !(webhooks.timeout_seconds.is_finite() && webhooks.timeout_seconds > 0.0) {
+            return Err(invalid("webhooks.timeout_seconds", "must be positive"));
+        }
+        if webhooks.max_in_flight_per_endpoint == 0 {
+            return Err(invalid(
+                "webhooks.max_in_flight_per_endpoint",
+                "must be at least 1",
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (index, endpoint) in webhooks.endpoints.iter().enumerate() {
+            let key = format!("webhooks.endpoints[{index}]");
+            if !names.insert(endpoint.name.as_str()) {
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    format!("`{}` is used twice", endpoint.name),
+                ));
+            }
+            if let Some(unknown) = endpoint
+                .events
+                .iter()
+                .find(|e| e.as_str() != "all" && crate::events::EventType::parse(e).is_none())
+            {
+                return Err(invalid(
+                    &format!("{key}.events"),
+                    format!("unknown event type `{unknown}`"),
+                ));
+            }
+            crate::webhooks::signing::SigningSecret::parse(endpoint.secret.expose())
+                .map_err(|e| invalid(&format!("{key}.secret"), e.to_string()))?;
+            if let Some(username) = &endpoint.tracked_user {
+                Username::parse(username)
+                    .map_err(|e| invalid(&format!("{key}.tracked_user"), e.to_string()))?;
+            }
         }
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::target::TargetActor;
 use crate::{
+    events::Event,
     presence::{
         Observation, Source,
         sessions::{Session, SessionFolder},
@@ -92,6 +93,8 @@ pub struct RecordObservation {
     pub source: Source,
     pub recorded_at: DateTime<Utc>,
     pub sessions: Vec<Session>,
+    /// Events the observation caused, written in the same transaction (the outbox).
+    pub events: Vec<Event>,
 }
 
 /// Write everything buffered now; answers once it is committed.

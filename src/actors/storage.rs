@@ -14,25 +14,40 @@ use super::messages::{Flush, RebuildSessions, RecordObservation};
 use crate::{
     presence::sessions::SessionFolder,
     storage::{self, StorageError, observations::PendingWrites},
+    webhooks::dispatcher::Wake,
 };
 
 /// Flush early when this many observations wait, whatever the interval.
 const FLUSH_AT: usize = 5_000;
+
+/// Events are written at most this long after they happen, whatever the flush interval: webhook
+/// consumers are waiting for them.
+const EVENT_FLUSH_DELAY: Duration = Duration::from_millis(5);
 
 pub struct StorageActor {
     db: DatabaseConnection,
     gap: chrono::Duration,
     flush_interval: Duration,
     buffer: PendingWrites,
+    /// Wakes the webhook dispatcher once events are committed.
+    wake: Wake,
+    event_flush_scheduled: bool,
 }
 
 impl StorageActor {
-    pub fn new(db: DatabaseConnection, gap: chrono::Duration, flush_interval: Duration) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        gap: chrono::Duration,
+        flush_interval: Duration,
+        wake: Wake,
+    ) -> Self {
         StorageActor {
             db,
             gap,
             flush_interval,
             buffer: PendingWrites::default(),
+            wake,
+            event_flush_scheduled: false,
         }
     }
 
@@ -42,11 +57,15 @@ impl StorageActor {
     ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
         let writes = std::mem::take(&mut self.buffer);
         let db = self.db.clone();
+        let wake = self.wake.clone();
         async move {
             let result = match writes.is_empty() {
                 true => Ok(()),
                 false => storage::observations::write(&db, &writes).await,
             };
+            if result.is_ok() && writes.has_events() {
+                wake.wake();
+            }
             (writes, result)
         }
         .into_actor(self)
@@ -79,9 +98,16 @@ impl Handler<RecordObservation> for StorageActor {
     type Result = ();
 
     fn handle(&mut self, record: RecordObservation, ctx: &mut Self::Context) {
+        let has_events = !record.events.is_empty();
         self.buffer.push(record);
         if self.buffer.len() >= FLUSH_AT {
             self.flush(ctx);
+        } else if has_events && !self.event_flush_scheduled {
+            self.event_flush_scheduled = true;
+            ctx.run_later(EVENT_FLUSH_DELAY, |act, ctx| {
+                act.event_flush_scheduled = false;
+                act.flush(ctx);
+            });
         }
     }
 }

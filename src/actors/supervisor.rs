@@ -22,6 +22,7 @@ use super::{
 use crate::{
     clock::Clock,
     config::{PresenceConfig, TelegramConfig},
+    events::TrackedUserRef,
     presence::Source,
     telegram::{AccountIdentity, InputUser, TelegramConnector, TelegramUser},
 };
@@ -123,6 +124,11 @@ impl Handler<StartTarget> for FleetSupervisor {
             clock: self.clock,
             presence: self.presence.clone(),
             folder: None,
+            user_ref: TrackedUserRef {
+                tracked_user_id: tracked.id,
+                telegram_user_id: tracked.telegram_user_id,
+                username: tracked.username.clone(),
+            },
         };
         self.targets.insert(tracked.id, actor.start());
     }

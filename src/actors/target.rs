@@ -13,7 +13,9 @@ use super::{
 use crate::{
     clock::Clock,
     config::PresenceConfig,
+    events::{TrackedUserRef, presence_events},
     presence::{
+        Observation,
         schedule::next_poll_interval,
         sessions::{Applied, SessionChange, SessionFolder},
     },
@@ -32,6 +34,8 @@ pub struct TargetActor {
     pub presence: PresenceConfig,
     /// `None` until the stored state is loaded in `started`.
     pub folder: Option<SessionFolder>,
+    /// Who events about this user name.
+    pub user_ref: TrackedUserRef,
 }
 
 impl TargetActor {
@@ -57,8 +61,19 @@ impl TargetActor {
         });
     }
 
-    fn record(&mut self, observed: Observed, changes: Vec<SessionChange>) -> Uuid {
+    fn record(
+        &mut self,
+        observed: Observed,
+        previous: Option<Observation>,
+        changes: Vec<SessionChange>,
+    ) -> Uuid {
         let id = Uuid::now_v7();
+        let events = presence_events(
+            &self.user_ref,
+            previous.as_ref(),
+            &observed.observation,
+            &changes,
+        );
         self.storage.do_send(RecordObservation {
             id,
             tracked_user_id: self.tracked_user_id,
@@ -67,6 +82,7 @@ impl TargetActor {
             source: observed.source,
             recorded_at: self.clock.now(),
             sessions: changes.iter().map(|change| *change.session()).collect(),
+            events,
         });
         id
     }
@@ -116,22 +132,22 @@ impl Handler<Observed> for TargetActor {
 
     fn handle(&mut self, observed: Observed, _ctx: &mut Self::Context) -> Self::Result {
         let gap = self.presence.gap();
-        let applied = self
-            .folder
-            .get_or_insert_with(|| SessionFolder::new(gap))
-            .apply(observed.observation);
+        let folder = self.folder.get_or_insert_with(|| SessionFolder::new(gap));
+        let previous = folder.last_observation().copied();
+        let applied = folder.apply(observed.observation);
         match applied {
             Applied::Changes(changes) => {
-                let id = self.record(observed, changes);
+                let id = self.record(observed, previous, changes);
                 AtomicResponse::new(Box::pin(fut::ready(Ok(id))))
             }
             Applied::Duplicate => {
                 // Still a real observation to keep in the raw history.
-                let id = self.record(observed, Vec::new());
+                let id = self.record(observed, None, Vec::new());
                 AtomicResponse::new(Box::pin(fut::ready(Ok(id))))
             }
             Applied::OutOfOrder => {
-                let id = self.record(observed, Vec::new());
+                // History is being corrected, not happening now: no events.
+                let id = self.record(observed, None, Vec::new());
                 let storage = self.storage.clone();
                 let tracked_user_id = self.tracked_user_id;
                 AtomicResponse::new(Box::pin(

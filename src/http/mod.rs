@@ -10,6 +10,7 @@ mod online_statuses;
 mod params;
 mod tracked_users;
 pub mod views;
+mod webhooks;
 
 use actix_web::{HttpRequest, HttpResponse, error::JsonPayloadError, middleware, web};
 
@@ -43,7 +44,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .configure(accounts::routes)
                 .configure(tracked_users::routes)
                 .configure(online_statuses::routes)
-                .configure(logs::routes),
+                .configure(logs::routes)
+                .configure(webhooks::routes),
         )
         .default_service(web::to(not_found));
 }

@@ -10,6 +10,7 @@ pub mod observations;
 pub mod page;
 pub mod sessions;
 pub mod tracked_users;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     actors::messages::RecordObservation,
+    events::Event,
     presence::{Observation, Status, StatusKind, sessions::Session},
 };
 
@@ -28,6 +29,7 @@ const ROWS_PER_STATEMENT: usize = 1000;
 pub struct PendingWrites {
     observations: Vec<status_checks::ActiveModel>,
     sessions: Vec<(Uuid, Session)>,
+    events: Vec<Event>,
 }
 
 impl PendingWrites {
@@ -50,12 +52,19 @@ impl PendingWrites {
                 .into_iter()
                 .map(|session| (record.tracked_user_id, session)),
         );
+        self.events.extend(record.events);
+    }
+
+    /// Whether consumers wait for something in this batch.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// Puts a batch that failed to write back in front of what arrived since.
     pub fn prepend(&mut self, mut older: PendingWrites) {
         older.observations.append(&mut self.observations);
         older.sessions.append(&mut self.sessions);
+        older.events.append(&mut self.events);
         *self = older;
     }
 
@@ -64,11 +73,12 @@ impl PendingWrites {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.observations.is_empty() && self.sessions.is_empty()
+        self.observations.is_empty() && self.sessions.is_empty() && self.events.is_empty()
     }
 }
 
-/// Writes the observations and the latest state of each changed session in one transaction.
+/// Writes the observations, the latest state of each changed session and the events they
+/// caused in one transaction: an event is never stored without its data, nor data without it.
 pub async fn write(db: &DatabaseConnection, writes: &PendingWrites) -> Result<(), StorageError> {
     let txn = db.begin().await.doing("starting a write")?;
     for chunk in writes.observations.chunks(ROWS_PER_STATEMENT) {
@@ -106,6 +116,7 @@ pub async fn write(db: &DatabaseConnection, writes: &PendingWrites) -> Result<()
             .await
             .doing("saving sessions")?;
     }
+    super::webhooks::insert_events(&txn, &writes.events).await?;
     txn.commit().await.doing("committing a write")
 }
 

@@ -5,6 +5,8 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
 
+pub mod receiver;
+
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};

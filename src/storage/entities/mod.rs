@@ -5,7 +5,11 @@
 //! here; the domain layer converts them.
 
 pub mod accounts;
+pub mod events;
 pub mod logs;
 pub mod online_sessions;
 pub mod status_checks;
 pub mod tracked_users;
+pub mod webhook_deliveries;
+pub mod webhook_messages;
+pub mod webhooks;

@@ -1,0 +1,35 @@
+//! `webhooks`: the endpoints events are delivered to.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "webhooks")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub url: String,
+    /// JSON array of event type names, or `["all"]`.
+    #[sea_orm(column_type = "Text")]
+    pub event_types: String,
+    pub tracked_user_id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub failure_count: i32,
+    pub consecutive_failed_messages: i32,
+    pub failing_since: Option<DateTimeUtc>,
+    pub last_triggered: Option<DateTimeUtc>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTimeUtc>,
+    pub source: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
