@@ -129,11 +129,27 @@ impl Application {
             supervisor: supervisor.clone(),
         };
         apply_config_accounts(&tracking, &config, clock).await?;
-        tracking.start_all().await?;
-        apply_config_tracked_users(&tracking, &config, clock).await?;
+        // Endpoints first, so that no event is fanned out before its consumers exist.
         webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
         webhooks::dispatcher::spawn(db.clone(), clock, config.webhooks.clone(), wake.clone())
             .map_err(StartupError::HttpClient)?;
+        tracking.start_all().await?;
+        // Resolving many new users takes a while (one Telegram call each): do it in the
+        // background so the API answers meanwhile; then endpoints filtered by those users apply.
+        {
+            let (tracking, config, db) = (tracking.clone(), config.clone(), db.clone());
+            actix::spawn(async move {
+                let applied = match apply_config_tracked_users(&tracking, &config, clock).await {
+                    Ok(()) => {
+                        webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await
+                    }
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = applied {
+                    tracing::error!(%error, "applying the configuration's tracked users failed");
+                }
+            });
+        }
 
         let listener =
             TcpListener::bind(config.http.bind).map_err(|source| StartupError::Bind {

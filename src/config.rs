@@ -78,7 +78,7 @@ impl Default for WebhooksConfig {
             timeout_seconds: 15.0,
             disable_after_hours: 120.0,
             disable_after_failed_messages: 50,
-            max_in_flight_per_endpoint: 16,
+            max_in_flight_per_endpoint: 64,
             allow_private_addresses: false,
             secret_overlap_hours: 24.0,
             poll_interval_ms: 200,

@@ -15,7 +15,11 @@ pub mod webhooks;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
 
 pub use logs::LogLevel;
 
@@ -50,29 +54,41 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     options
         .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // Per connection, so every pooled connection gets them: WAL lets the API read while the
+        // storage actor writes, NORMAL sync is safe in WAL mode and saves an fsync per commit,
+        // the busy timeout makes a second writer wait instead of failing.
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
     let db = Database::connect(options)
         .await
         .doing("connecting to the database")?;
-    if db.get_database_backend() == DbBackend::Sqlite {
-        // WAL lets readers (the API) run while the storage actor writes; the busy timeout makes a
-        // second writer wait instead of failing at once.
-        for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA busy_timeout = 5000",
-            "PRAGMA foreign_keys = ON",
-        ] {
-            db.execute_unprepared(pragma)
-                .await
-                .doing("configuring SQLite")?;
-        }
-    }
     Ok(db)
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
     Migrator::up(db, None).await.doing("running migrations")
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at BEGIN
+/// (`BEGIN IMMEDIATE`): a transaction that read first and then tried to write would fail with
+/// SQLITE_BUSY_SNAPSHOT whenever another writer committed meanwhile, and the busy timeout
+/// cannot help it. PostgreSQL ignores the option.
+pub async fn begin_write(
+    db: &DatabaseConnection,
+    doing: &'static str,
+) -> Result<DatabaseTransaction, StorageError> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+    .doing(doing)
 }
 
 /// A cheap query that tells whether the database answers.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait, sea_query::OnConflict,
+    sea_query::OnConflict,
 };
 use uuid::Uuid;
 
@@ -80,7 +80,7 @@ impl PendingWrites {
 /// Writes the observations, the latest state of each changed session and the events they
 /// caused in one transaction: an event is never stored without its data, nor data without it.
 pub async fn write(db: &DatabaseConnection, writes: &PendingWrites) -> Result<(), StorageError> {
-    let txn = db.begin().await.doing("starting a write")?;
+    let txn = super::begin_write(db, "starting a write").await?;
     for chunk in writes.observations.chunks(ROWS_PER_STATEMENT) {
         status_checks::Entity::insert_many(chunk.iter().cloned())
             .exec_without_returning(&txn)

@@ -3,7 +3,7 @@
 use chrono::{Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder,
 };
 use uuid::Uuid;
 
@@ -84,7 +84,7 @@ pub async fn rebuild(
     tracked_user_id: Uuid,
     gap: Duration,
 ) -> Result<SessionFolder, StorageError> {
-    let txn = db.begin().await.doing("starting a session rebuild")?;
+    let txn = super::begin_write(db, "starting a session rebuild").await?;
     let history = observations::all_of(&txn, tracked_user_id).await?;
     let (sessions, folder) = fold(history, gap);
     online_sessions::Entity::delete_many()

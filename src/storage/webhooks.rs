@@ -7,9 +7,9 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
     prelude::Expr,
-    sea_query::{LockBehavior, LockType, OnConflict},
+    sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -165,7 +165,7 @@ pub async fn fan_out(
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
-    let txn = db.begin().await.doing("starting the fan-out")?;
+    let txn = super::begin_write(db, "starting the fan-out").await?;
     let pending = events::Entity::find()
         .filter(events::Column::FannedOut.eq(false))
         .order_by_asc(events::Column::CreatedAt)
@@ -237,47 +237,48 @@ pub struct Claimed {
     pub secrets: Vec<String>,
 }
 
-/// Claims up to `limit` due messages of active endpoints not in `busy`, until `lease_until`.
-/// On PostgreSQL the rows are locked with SKIP LOCKED, so several instances share the work.
+/// Claims due messages of active endpoints, at most `capacity(endpoint)` for each, until
+/// `lease_until`. On PostgreSQL the rows are locked with SKIP LOCKED, so several instances share
+/// the work without sending a message twice.
 pub async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-    limit: u64,
-    busy: &[Uuid],
+    capacity: impl Fn(Uuid) -> u64,
 ) -> Result<Vec<Claimed>, StorageError> {
-    let txn = db.begin().await.doing("starting a claim")?;
-    let endpoints: HashMap<Uuid, webhooks::Model> = webhooks::Entity::find()
+    let txn = super::begin_write(db, "starting a claim").await?;
+    let endpoints = webhooks::Entity::find()
         .filter(webhooks::Column::Status.eq(ACTIVE))
         .all(&txn)
         .await
-        .doing("loading active webhooks")?
-        .into_iter()
-        .filter(|endpoint| !busy.contains(&endpoint.id))
-        .map(|endpoint| (endpoint.id, endpoint))
-        .collect();
-    if endpoints.is_empty() {
-        return Ok(Vec::new());
+        .doing("loading active webhooks")?;
+    let mut claimed = Vec::new();
+    for endpoint in &endpoints {
+        let room = capacity(endpoint.id);
+        if room == 0 {
+            continue;
+        }
+        let mut select = webhook_messages::Entity::find()
+            .filter(webhook_messages::Column::WebhookId.eq(endpoint.id))
+            .filter(webhook_messages::Column::Status.eq("pending"))
+            .filter(webhook_messages::Column::NextAttemptAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(webhook_messages::Column::ClaimedUntil.is_null())
+                    .add(webhook_messages::Column::ClaimedUntil.lt(now)),
+            )
+            .order_by_asc(webhook_messages::Column::NextAttemptAt)
+            .limit(room);
+        if txn.get_database_backend() == DbBackend::Postgres {
+            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let messages = select
+            .all(&txn)
+            .await
+            .doing("finding due webhook messages")?;
+        claimed.extend(messages.into_iter().map(|message| (endpoint, message)));
     }
-    let mut select = webhook_messages::Entity::find()
-        .filter(webhook_messages::Column::Status.eq("pending"))
-        .filter(webhook_messages::Column::NextAttemptAt.lte(now))
-        .filter(
-            Condition::any()
-                .add(webhook_messages::Column::ClaimedUntil.is_null())
-                .add(webhook_messages::Column::ClaimedUntil.lt(now)),
-        )
-        .filter(webhook_messages::Column::WebhookId.is_in(endpoints.keys().copied()))
-        .order_by_asc(webhook_messages::Column::NextAttemptAt)
-        .limit(limit);
-    if txn.get_database_backend() == DbBackend::Postgres {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let messages = select
-        .all(&txn)
-        .await
-        .doing("finding due webhook messages")?;
-    if messages.is_empty() {
+    if claimed.is_empty() {
         return Ok(Vec::new());
     }
     webhook_messages::Entity::update_many()
@@ -285,12 +286,12 @@ pub async fn claim(
             webhook_messages::Column::ClaimedUntil,
             Expr::value(lease_until),
         )
-        .filter(webhook_messages::Column::Id.is_in(messages.iter().map(|m| m.id)))
+        .filter(webhook_messages::Column::Id.is_in(claimed.iter().map(|(_, m)| m.id)))
         .exec(&txn)
         .await
         .doing("claiming webhook messages")?;
     let bodies: HashMap<String, String> = events::Entity::find()
-        .filter(events::Column::Id.is_in(messages.iter().map(|m| m.event_id.clone())))
+        .filter(events::Column::Id.is_in(claimed.iter().map(|(_, m)| m.event_id.clone())))
         .all(&txn)
         .await
         .doing("loading event bodies")?
@@ -298,10 +299,9 @@ pub async fn claim(
         .map(|event| (event.id, event.body))
         .collect();
     txn.commit().await.doing("committing a claim")?;
-    Ok(messages
+    Ok(claimed
         .into_iter()
-        .filter_map(|message| {
-            let endpoint = endpoints.get(&message.webhook_id)?;
+        .filter_map(|(endpoint, message)| {
             let body = bodies.get(&message.event_id)?.clone();
             let mut secrets = vec![endpoint.secret.clone()];
             if let (Some(previous), Some(until)) =
@@ -356,7 +356,7 @@ pub async fn record_attempts(
     policy: DisablePolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<webhooks::Model>, StorageError> {
-    let txn = db.begin().await.doing("starting to record attempts")?;
+    let txn = super::begin_write(db, "starting to record attempts").await?;
     let rows = attempts.iter().map(|a| webhook_deliveries::ActiveModel {
         id: Set(Uuid::now_v7()),
         webhook_id: Set(a.webhook_id),
@@ -387,35 +387,50 @@ pub async fn record_attempts(
         .map(|w| (w.id, w))
         .collect();
     let mut disabled = Vec::new();
+    // Messages done in this batch are updated together; retries each get their own time.
+    let done = |success: bool| -> Vec<Uuid> {
+        attempts
+            .iter()
+            .filter(|a| a.success == success && (success || a.next_attempt_at.is_none()))
+            .map(|a| a.message_id)
+            .collect()
+    };
+    for (status, ids) in [("delivered", done(true)), ("failed", done(false))] {
+        for chunk in ids.chunks(500) {
+            webhook_messages::Entity::update_many()
+                .col_expr(webhook_messages::Column::Status, Expr::value(status))
+                .col_expr(
+                    webhook_messages::Column::Attempts,
+                    Expr::col(webhook_messages::Column::Attempts).add(1),
+                )
+                .col_expr(
+                    webhook_messages::Column::ClaimedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(webhook_messages::Column::CompletedAt, Expr::value(now))
+                .filter(webhook_messages::Column::Id.is_in(chunk.iter().copied()))
+                .exec(&txn)
+                .await
+                .doing("completing webhook messages")?;
+        }
+    }
     for attempt in attempts {
-        let (status, completed_at, next) = match (attempt.success, attempt.next_attempt_at) {
-            (true, _) => (
-                "delivered",
-                Some(attempt.completed_at),
-                attempt.completed_at,
-            ),
-            (false, Some(next)) => ("pending", None, next),
-            (false, None) => ("failed", Some(attempt.completed_at), attempt.completed_at),
-        };
-        webhook_messages::Entity::update_many()
-            .col_expr(webhook_messages::Column::Status, Expr::value(status))
-            .col_expr(
-                webhook_messages::Column::Attempts,
-                Expr::value(attempt.attempt),
-            )
-            .col_expr(webhook_messages::Column::NextAttemptAt, Expr::value(next))
-            .col_expr(
-                webhook_messages::Column::ClaimedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                webhook_messages::Column::CompletedAt,
-                Expr::value(completed_at),
-            )
-            .filter(webhook_messages::Column::Id.eq(attempt.message_id))
-            .exec(&txn)
-            .await
-            .doing("updating a webhook message")?;
+        if let (false, Some(next)) = (attempt.success, attempt.next_attempt_at) {
+            webhook_messages::Entity::update_many()
+                .col_expr(
+                    webhook_messages::Column::Attempts,
+                    Expr::value(attempt.attempt),
+                )
+                .col_expr(webhook_messages::Column::NextAttemptAt, Expr::value(next))
+                .col_expr(
+                    webhook_messages::Column::ClaimedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(webhook_messages::Column::Id.eq(attempt.message_id))
+                .exec(&txn)
+                .await
+                .doing("scheduling a webhook retry")?;
+        }
         let Some(endpoint) = endpoints.get_mut(&attempt.webhook_id) else {
             continue; // deleted meanwhile
         };
@@ -548,7 +563,7 @@ pub async fn requeue(
     event_ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
-    let txn = db.begin().await.doing("starting a requeue")?;
+    let txn = super::begin_write(db, "starting a requeue").await?;
     for chunk in event_ids.chunks(500) {
         let rows = chunk
             .iter()
@@ -605,7 +620,7 @@ pub async fn queue_test_event(
         now,
         json!({ "webhook_id": endpoint.id, "message": "a test event from tgwatch" }),
     );
-    let txn = db.begin().await.doing("starting a test event")?;
+    let txn = super::begin_write(db, "starting a test event").await?;
     insert_events(&txn, std::slice::from_ref(&event)).await?;
     events::Entity::update_many()
         .col_expr(events::Column::FannedOut, Expr::value(true))

@@ -32,8 +32,6 @@ use crate::{
 
 /// Response bodies are stored up to this many bytes.
 const RESPONSE_BYTES_KEPT: usize = 4096;
-/// Messages claimed per round.
-const CLAIM_BATCH: u64 = 500;
 /// Events fanned out per round.
 const FAN_OUT_BATCH: u64 = 1000;
 
@@ -117,18 +115,16 @@ impl Dispatcher {
         while storage::webhooks::fan_out(&self.db, FAN_OUT_BATCH, now).await? as u64
             == FAN_OUT_BATCH
         {}
-        let busy: Vec<Uuid> = self
-            .in_flight_counts()
-            .into_iter()
-            .filter(|(_, count)| *count >= self.config.max_in_flight_per_endpoint)
-            .map(|(id, _)| id)
-            .collect();
+        let in_flight = self.in_flight_counts();
+        let limit = self.config.max_in_flight_per_endpoint;
+        let room = |endpoint: Uuid| {
+            limit.saturating_sub(in_flight.get(&endpoint).copied().unwrap_or(0)) as u64
+        };
         // The lease outlives the request's timeout, in service time.
         let lease = self.clock_span(Duration::from_secs_f64(
             self.config.timeout_seconds * 2.0 + 5.0,
         ));
-        let claimed =
-            storage::webhooks::claim(&self.db, now, now + lease, CLAIM_BATCH, &busy).await?;
+        let claimed = storage::webhooks::claim(&self.db, now, now + lease, room).await?;
         for message in claimed {
             self.start_attempt(message);
         }
@@ -161,6 +157,7 @@ impl Dispatcher {
         let policy = self.policy.clone();
         let in_flight = self.in_flight.clone();
         let attempts = self.attempts.clone();
+        let wake = self.wake.clone();
         tokio::spawn(async move {
             let record = attempt(&client, clock, &policy, claimed).await;
             let mut counts = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
@@ -168,6 +165,8 @@ impl Dispatcher {
                 *count = count.saturating_sub(1);
             }
             drop(counts);
+            // Room for the endpoint's next message.
+            wake.wake();
             // The writer only stops with the process.
             let _ = attempts.send(record);
         });

@@ -38,7 +38,7 @@ pub struct TestApp {
 
 /// A fresh database URL: a new PostgreSQL database if TGWATCH_TEST_DATABASE_URL is set, else a
 /// SQLite file in `dir`.
-async fn fresh_database(dir: &std::path::Path) -> String {
+pub async fn fresh_database(dir: &std::path::Path) -> String {
     match std::env::var("TGWATCH_TEST_DATABASE_URL") {
         Ok(url) => {
             let name = format!("tgwatch_test_{}", uuid::Uuid::new_v4().simple());
