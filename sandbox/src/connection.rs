@@ -1,0 +1,292 @@
+//! One task per TCP connection: framing, decryption, answering, pushing.
+//!
+//! A connection does not say who it is: the first packet's `auth_key_id` names the account (each
+//! account has its own pre-shared key) and its plaintext names the client's session, which every
+//! message we send must echo. From then on the connection is registered with the world, so that
+//! pushed updates can find it, until it closes.
+
+use std::sync::Arc;
+
+use grammers_crypto::DequeBuffer;
+use grammers_mtproto::transport::{self, Full, Transport};
+use grammers_tl_types::{self as tl, Identifiable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+use crate::crypto::{CryptoError, ServerKey};
+use crate::dispatch::{self, Answer};
+use crate::sandbox::Shared;
+use crate::wire::{self, Outbox, Outgoing, WireError};
+use crate::world::{AccountId, ConnCommand, Pushed};
+
+/// The transport error Telegram sends for an auth key it does not know (a negative length in
+/// place of a packet). grammers then drops the key and tries a key exchange, which the sandbox
+/// cannot do, so the request fails instead of hanging.
+const UNKNOWN_AUTH_KEY: i32 = -404;
+
+/// The largest transport packet accepted, a little over grammers' own 1 MiB limit.
+const MAX_PACKET: usize = 2 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] transport::Error),
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("message: {0}")]
+    Wire(#[from] WireError),
+    #[error("packet too short to carry an auth key id")]
+    ShortPacket,
+    #[error("unknown auth key")]
+    UnknownKey,
+    #[error("auth key changed within one connection")]
+    KeyChanged,
+}
+
+/// What the connection knows once its first packet decrypted.
+struct Peer {
+    account: AccountId,
+    key: ServerKey,
+    outbox: Option<Outbox>,
+    registration: Option<u64>,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    writer: OwnedWriteHalf,
+    transport: Full,
+    peer: Option<Peer>,
+    tx: mpsc::UnboundedSender<ConnCommand>,
+}
+
+/// Serves one client until it disconnects, misbehaves, or the control API closes it.
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let peer_addr = stream.peer_addr().ok();
+    let (mut reader, writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut conn = Connection {
+        shared,
+        writer,
+        transport: Full::new(),
+        peer: None,
+        tx,
+    };
+
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    let outcome: Result<(), ConnError> = loop {
+        tokio::select! {
+            // Commands first: `drop_connections` queues the close before it returns, so no
+            // request sent after that is answered on this connection, whatever the scheduling.
+            biased;
+            command = rx.recv() => match command {
+                Some(ConnCommand::Push(pushed)) => {
+                    if let Err(err) = conn.push(pushed).await {
+                        break Err(err);
+                    }
+                }
+                // `None` cannot happen while `conn.tx` lives; treat it like a close anyway.
+                Some(ConnCommand::Close) | None => break Ok(()),
+            },
+            read = reader.read(&mut chunk) => match read {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    buffer.extend_from_slice(&chunk[..n]);
+                    if let Err(err) = conn.on_bytes(&mut buffer).await {
+                        break Err(err);
+                    }
+                }
+                Err(err) => break Err(err.into()),
+            },
+        }
+    };
+    match &outcome {
+        Ok(()) => tracing::debug!(?peer_addr, "sandbox: connection closed"),
+        Err(err) => tracing::debug!(?peer_addr, %err, "sandbox: connection failed"),
+    }
+    conn.finish(rx);
+}
+
+impl Connection {
+    /// Handles every complete transport packet in `buffer`, leaving a partial one in place.
+    async fn on_bytes(&mut self, buffer: &mut Vec<u8>) -> Result<(), ConnError> {
+        loop {
+            let unpacked = match self.transport.unpack(&mut buffer[..]) {
+                Ok(unpacked) => unpacked,
+                Err(transport::Error::MissingBytes) => {
+                    if buffer.len() > MAX_PACKET {
+                        return Err(transport::Error::BadLen {
+                            got: i32::try_from(buffer.len()).unwrap_or(i32::MAX),
+                        }
+                        .into());
+                    }
+                    return Ok(());
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let packet = buffer[unpacked.data_range].to_vec();
+            buffer.drain(..unpacked.next_offset);
+            self.on_packet(&packet).await?;
+        }
+    }
+
+    async fn on_packet(&mut self, packet: &[u8]) -> Result<(), ConnError> {
+        let key_id: [u8; 8] = packet
+            .get(..8)
+            .and_then(|id| id.try_into().ok())
+            .ok_or(ConnError::ShortPacket)?;
+        let peer = match &mut self.peer {
+            Some(peer) if peer.key.id() == key_id => peer,
+            Some(_) => return Err(ConnError::KeyChanged),
+            None => {
+                let known = {
+                    let world = self.shared.world();
+                    world.keys.get(&key_id).and_then(|account| {
+                        world
+                            .accounts
+                            .get(account)
+                            .map(|record| (*account, record.key.clone()))
+                    })
+                };
+                let Some((account, key)) = known else {
+                    // Includes key id 0: a plain message starting a key exchange.
+                    self.writer
+                        .write_all(&UNKNOWN_AUTH_KEY.to_le_bytes())
+                        .await?;
+                    return Err(ConnError::UnknownKey);
+                };
+                self.peer.insert(Peer {
+                    account,
+                    key,
+                    outbox: None,
+                    registration: None,
+                })
+            }
+        };
+
+        let plaintext = peer.key.decrypt_from_client(packet)?;
+        let envelope = wire::parse_plaintext(&plaintext)?;
+        let session_changed = peer
+            .outbox
+            .as_ref()
+            .is_none_or(|outbox| outbox.session_id() != envelope.session_id);
+        if session_changed {
+            // grammers picks a random session id per connection and panics if an answer names
+            // another one, so everything we send echoes the latest id it used.
+            peer.outbox = Some(Outbox::new(envelope.session_id));
+        }
+        if peer.registration.is_none() {
+            let registered = self
+                .shared
+                .world()
+                .register_connection(peer.account, self.tx.clone());
+            peer.registration = registered.ok();
+        }
+        let account = peer.account;
+
+        for message in wire::flatten(envelope.message)? {
+            self.on_message(account, message).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(
+        &mut self,
+        account: AccountId,
+        message: wire::Message,
+    ) -> Result<(), ConnError> {
+        match message.constructor() {
+            // Acknowledgements need no answer; the sandbox never resends.
+            tl::types::MsgsAck::CONSTRUCTOR_ID => Ok(()),
+            tl::functions::Ping::CONSTRUCTOR_ID => {
+                let ping = wire::parse_call::<tl::functions::Ping>(&message.body)
+                    .map_err(WireError::from)?;
+                self.send(
+                    &wire::pong(message.msg_id, ping.ping_id),
+                    Outgoing::Response,
+                )
+                .await
+            }
+            // grammers sends this every minute as its keepalive. The "disconnect after a delay
+            // without pings" half is not enforced: tests must not depend on wall-clock waits.
+            tl::functions::PingDelayDisconnect::CONSTRUCTOR_ID => {
+                let ping = wire::parse_call::<tl::functions::PingDelayDisconnect>(&message.body)
+                    .map_err(WireError::from)?;
+                self.send(
+                    &wire::pong(message.msg_id, ping.ping_id),
+                    Outgoing::Response,
+                )
+                .await
+            }
+            _ => {
+                let answer = dispatch::call(&mut self.shared.world(), account, &message.body);
+                let result = match answer {
+                    Answer::Result(bytes) => bytes,
+                    Answer::Error { code, message } => wire::rpc_error(code, &message),
+                };
+                let body = wire::rpc_result(message.msg_id, &result);
+                self.send(&body, Outgoing::Response).await
+            }
+        }
+    }
+
+    /// Sends updates as a plain encrypted message holding a serialized `Updates` (not in an
+    /// `rpc_result`), which grammers hands to its update machinery.
+    async fn push(&mut self, pushed: Pushed) -> Result<(), ConnError> {
+        let updates = tl::enums::Updates::Updates(tl::types::Updates {
+            updates: pushed.updates,
+            users: pushed.users,
+            chats: Vec::new(),
+            date: crate::world::unix_now(),
+            // seq 0 marks updates outside the common sequence, so grammers applies them without
+            // checking for a gap.
+            seq: 0,
+        });
+        self.send(&tl::Serializable::to_bytes(&updates), Outgoing::Push)
+            .await
+    }
+
+    /// Encrypts, frames and writes one message.
+    async fn send(&mut self, body: &[u8], kind: Outgoing) -> Result<(), ConnError> {
+        let Some(peer) = &mut self.peer else {
+            return Ok(());
+        };
+        let Some(outbox) = &mut peer.outbox else {
+            // Only registered connections (which have an outbox) are pushed to.
+            return Ok(());
+        };
+        let plaintext = outbox.seal(body, kind);
+        let packet = peer.key.encrypt_for_client(&plaintext);
+        let mut frame = DequeBuffer::with_capacity(packet.len() + 4, 8);
+        frame.extend(packet);
+        self.transport.pack(&mut frame);
+        self.writer.write_all(&frame[..]).await?;
+        Ok(())
+    }
+
+    /// Unregisters the connection and hands the pushes it did not send back to the world, which
+    /// routes them to another connection of the account or keeps them for `getDifference`.
+    fn finish(self, mut rx: mpsc::UnboundedReceiver<ConnCommand>) {
+        let Some(Peer {
+            account,
+            registration: Some(id),
+            ..
+        }) = self.peer
+        else {
+            return;
+        };
+        let mut world = self.shared.world();
+        world.unregister_connection(account, id);
+        rx.close();
+        while let Ok(command) = rx.try_recv() {
+            if let ConnCommand::Push(pushed) = command {
+                // The account exists (it was registered), so this cannot fail.
+                let _ = world.push(account, pushed);
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The sandbox: a small fake Telegram that the REAL, unmodified grammers client talks to over TCP
+//! on 127.0.0.1.
+//!
+//! No machine of this project can reach Telegram, so the integration tests, the benchmarks and
+//! `demo` mode run the real client against this server instead. It speaks just enough MTProto for
+//! grammers 0.11: the "full" transport, MTProto 2.0 encryption with a pre-shared auth key (so no
+//! key exchange, which would need Telegram's RSA private key), `rpc_result` / `rpc_error`,
+//! containers, gzip, pings and pushed `Updates`.
+//!
+//! # Layout
+//!
+//! * `crypto`: the server side of MTProto 2.0 message encryption (`x = 0` to read what the
+//!   client sent, `x = 8` for what we send), on top of grammers-crypto's AES-IGE.
+//! * `wire`: the plaintext message layer: envelopes, containers, gzip, `rpc_result`, `pong`,
+//!   server message ids and sequence numbers.
+//! * `connection`: one task per TCP connection: framing, decryption, answering, pushing.
+//! * `dispatch`: the RPC methods the sandbox answers; everything else gets
+//!   `400 METHOD_NOT_IMPLEMENTED` so a client never hangs.
+//! * `world`: the state of the fake Telegram: users, accounts (each with its own auth key),
+//!   contacts, statuses, injected faults, per-method call counters, live connections.
+//! * `sandbox`: [`Sandbox`], the handle that starts the server and that tests and the scenario
+//!   player drive.
+//! * `session`: building the grammers session that points a client at the sandbox.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), tgwatch_sandbox::SandboxError> {
+//! use tgwatch_sandbox::{Sandbox, UserStatus};
+//!
+//! let sandbox = Sandbox::start().await?;
+//! let me = sandbox.add_account(1000, 1, Some("watcher"), "Watcher")?;
+//! sandbox.add_user(2000, 42, Some("alice"), "Alice")?;
+//! sandbox.add_contact(me, 2000)?;
+//! let session = sandbox.session_for(me)?; // give this to grammers' SenderPool
+//! sandbox.set_user_status(2000, UserStatus::Online { expires: 0 })?;
+//! # let _ = session;
+//! # Ok(())
+//! # }
+//! ```
+
+mod connection;
+mod crypto;
+mod dispatch;
+mod error;
+mod sandbox;
+mod session;
+mod wire;
+mod world;
+
+pub use error::SandboxError;
+pub use sandbox::Sandbox;
+pub use world::{AccountId, Ban, Delivery, UserStatus};
+
+/// The DC every session points at. grammers connects to the home DC first, so all accounts live
+/// in DC 2 (as most real accounts do); the other DC options point at the sandbox as well, so a
+/// stray `invoke_in_dc` still reaches us instead of the real Telegram.
+pub const HOME_DC: i32 = 2;

@@ -1,0 +1,271 @@
+//! [`Sandbox`]: starts the server and is the control API that tests and the scenario player use.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use grammers_session::SessionData;
+use grammers_session::storages::MemorySession;
+use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
+
+use crate::connection;
+use crate::crypto::{ServerKey, random_key};
+use crate::error::SandboxError;
+use crate::world::{AccountId, Ban, Delivery, FloodWait, UserStatus, World};
+
+/// What the accept loop, every connection task and every handle share.
+pub(crate) struct Shared {
+    world: Mutex<World>,
+}
+
+impl Shared {
+    /// Locks the world. A panic while holding the lock (a bug) must not wedge every later test
+    /// step, and each world change is a few plain assignments, so a poisoned lock is taken over.
+    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Stops the accept loop and closes every connection when the last handle goes away.
+struct Lifetime {
+    shared: Arc<Shared>,
+    accept: AbortHandle,
+}
+
+impl Drop for Lifetime {
+    fn drop(&mut self) {
+        self.accept.abort();
+        let mut world = self.shared.world();
+        let accounts: Vec<AccountId> = world.accounts.keys().copied().collect();
+        for account in accounts {
+            let _ = world.drop_connections(account);
+        }
+    }
+}
+
+/// A running sandbox: a fake Telegram on 127.0.0.1 and the handle to drive it.
+///
+/// Cloning is cheap and every clone drives the same sandbox; the server stops when the last
+/// clone is dropped. Must be started inside a tokio runtime.
+#[derive(Clone)]
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    _lifetime: Arc<Lifetime>,
+}
+
+impl Sandbox {
+    /// Binds 127.0.0.1 on a free port and starts accepting connections.
+    pub async fn start() -> Result<Sandbox, SandboxError> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(SandboxError::Bind)?;
+        let addr = listener.local_addr().map_err(SandboxError::Bind)?;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::default()),
+        });
+
+        let accept_shared = Arc::clone(&shared);
+        let accept = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        // Answers are small and latency matters more than throughput here.
+                        let _ = stream.set_nodelay(true);
+                        accept_shared.world().connections_accepted += 1;
+                        tokio::spawn(connection::serve(stream, Arc::clone(&accept_shared)));
+                    }
+                    // Running out of file descriptors and the like: keep serving the others.
+                    Err(err) => tracing::warn!(%err, "sandbox: accept failed"),
+                }
+            }
+        })
+        .abort_handle();
+
+        tracing::debug!(%addr, "sandbox: listening");
+        Ok(Sandbox {
+            shared: Arc::clone(&shared),
+            addr,
+            _lifetime: Arc::new(Lifetime { shared, accept }),
+        })
+    }
+
+    /// Where the sandbox listens (127.0.0.1 and the port it got).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds an account: a user that a client will be logged in as, with a fresh random auth key.
+    pub fn add_account(
+        &self,
+        user_id: i64,
+        access_hash: i64,
+        username: Option<&str>,
+        first_name: &str,
+    ) -> Result<AccountId, SandboxError> {
+        let key = ServerKey::new(random_key());
+        self.shared
+            .world()
+            .add_account(user_id, access_hash, username, first_name, key)
+    }
+
+    /// The account's pre-shared auth key, as a grammers `DcOption` carries it.
+    pub fn auth_key(&self, account: AccountId) -> Result<[u8; 256], SandboxError> {
+        Ok(*self.shared.world().account(account)?.key.data())
+    }
+
+    /// The session data that points a grammers client at the sandbox, logged in as `account`:
+    /// home DC 2, every DC 1..=5 at [`Self::addr`] with the account's key (so the client never
+    /// attempts a key exchange), and the self user cached with `is_self`, without which
+    /// grammers' update stream never fetches `updates.getState`.
+    ///
+    /// Use it to seed any session storage; [`Self::session_for`] gives it as a `MemorySession`.
+    pub fn session_data_for(&self, account: AccountId) -> Result<SessionData, SandboxError> {
+        let key = self.auth_key(account)?;
+        let access_hash = self
+            .shared
+            .world()
+            .users
+            .get(&account.user_id())
+            .map(|user| user.access_hash)
+            .ok_or(SandboxError::UnknownAccount(account))?;
+        Ok(crate::session::session_data(
+            self.addr,
+            key,
+            account.user_id(),
+            access_hash,
+        ))
+    }
+
+    /// [`Self::session_data_for`] as grammers' in-memory session, ready for
+    /// `SenderPool::new(Arc::new(session), api_id)`.
+    pub fn session_for(&self, account: AccountId) -> Result<MemorySession, SandboxError> {
+        self.session_data_for(account).map(MemorySession::from)
+    }
+
+    /// Adds a user (someone to watch). Usernames are unique, case-insensitively.
+    pub fn add_user(
+        &self,
+        id: i64,
+        access_hash: i64,
+        username: Option<&str>,
+        first_name: &str,
+    ) -> Result<(), SandboxError> {
+        self.shared
+            .world()
+            .add_user(id, access_hash, username, first_name)
+    }
+
+    /// Makes `user_id` a contact of `account`, so that the account is told when the user's
+    /// status changes.
+    pub fn add_contact(&self, account: AccountId, user_id: i64) -> Result<(), SandboxError> {
+        let mut world = self.shared.world();
+        if !world.users.contains_key(&user_id) {
+            return Err(SandboxError::UnknownUser(user_id));
+        }
+        world.account_mut(account)?.contacts.insert(user_id);
+        Ok(())
+    }
+
+    /// The user's current status.
+    pub fn user_status(&self, user_id: i64) -> Result<UserStatus, SandboxError> {
+        self.shared
+            .world()
+            .users
+            .get(&user_id)
+            .map(|user| user.status)
+            .ok_or(SandboxError::UnknownUser(user_id))
+    }
+
+    /// Changes the user's status; every later answer carries it, and every account that has the
+    /// user as a contact gets an `updateUserStatus` pushed (or queued for its next
+    /// `updates.getDifference` when it has no live connection).
+    pub fn set_user_status(
+        &self,
+        user_id: i64,
+        status: UserStatus,
+    ) -> Result<Delivery, SandboxError> {
+        self.shared.world().set_user_status(user_id, status)
+    }
+
+    /// The next `calls` API calls of the account fail with `420 FLOOD_WAIT_<seconds>` (which
+    /// grammers reports as name `FLOOD_WAIT`, value `seconds`). Connection setup and the update
+    /// machinery (`updates.getState`, `updates.getDifference`) are spared. Replaces any earlier
+    /// injection; `calls = 0` clears it.
+    pub fn inject_flood_wait(
+        &self,
+        account: AccountId,
+        seconds: u32,
+        calls: u32,
+    ) -> Result<(), SandboxError> {
+        let mut world = self.shared.world();
+        world.account_mut(account)?.flood = (calls > 0).then_some(FloodWait {
+            seconds,
+            remaining: calls,
+        });
+        Ok(())
+    }
+
+    /// Every later call of the account fails with `401` and the ban's name (connection setup
+    /// still succeeds, as on Telegram, so the error reaches the caller of the request).
+    pub fn ban(&self, account: AccountId, ban: Ban) -> Result<(), SandboxError> {
+        self.shared.world().account_mut(account)?.ban = Some(ban);
+        Ok(())
+    }
+
+    /// Lifts a ban.
+    pub fn unban(&self, account: AccountId) -> Result<(), SandboxError> {
+        self.shared.world().account_mut(account)?.ban = None;
+        Ok(())
+    }
+
+    /// Closes every TCP connection of the account, as a network drop would. grammers reconnects
+    /// on its next request and then asks `updates.getDifference`, which hands over whatever was
+    /// pushed in between. Returns how many connections were closed.
+    pub fn drop_connections(&self, account: AccountId) -> Result<usize, SandboxError> {
+        self.shared.world().drop_connections(account)
+    }
+
+    /// How many connections of the account are live (have sent at least one message).
+    pub fn connection_count(&self, account: AccountId) -> Result<usize, SandboxError> {
+        Ok(self.shared.world().account(account)?.connections.len())
+    }
+
+    /// How many TCP connections were accepted so far, all accounts together.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.world().connections_accepted
+    }
+
+    /// How many times `method` (TL name, e.g. `users.getUsers`) was called, all accounts
+    /// together. Calls refused by an injected ban or FLOOD_WAIT count too: they reached the
+    /// server. Wrappers are not counted, only what they carry (`help.getConfig` once per
+    /// connection).
+    pub fn calls(&self, method: &str) -> u64 {
+        self.shared.world().calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// How many times the account called `method`.
+    pub fn account_calls(&self, account: AccountId, method: &str) -> Result<u64, SandboxError> {
+        Ok(self
+            .shared
+            .world()
+            .account(account)?
+            .calls
+            .get(method)
+            .copied()
+            .unwrap_or(0))
+    }
+
+    /// Every method called so far with its count, all accounts together.
+    pub fn call_counts(&self) -> BTreeMap<String, u64> {
+        self.shared
+            .world()
+            .calls
+            .iter()
+            .map(|(method, count)| (method.clone(), *count))
+            .collect()
+    }
+}

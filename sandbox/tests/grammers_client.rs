@@ -1,0 +1,601 @@
+//! The REAL grammers client against the sandbox, over real TCP on 127.0.0.1. No mocks.
+//!
+//! Every step runs under a timeout so that a protocol bug fails the test instead of hanging it.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use grammers_client::client::UpdateStream;
+use grammers_client::sender::{ConnectionParams, NoRetries, RpcError, UpdatesConfiguration};
+use grammers_client::session::updates::UpdatesLike;
+use grammers_client::update::Update;
+use grammers_client::{Client, InvocationError, SenderPool, tl};
+use tgwatch_sandbox::{AccountId, Ban, Sandbox, UserStatus};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const API_ID: i32 = 1;
+/// Generous for a loopback round trip, short enough that a hang fails fast.
+const STEP: Duration = Duration::from_secs(5);
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// A grammers client logged in as `account`, with the retry policy tgwatch uses (NoRetries: the
+/// caller, not the library, decides what to do about a FLOOD_WAIT).
+struct TestClient {
+    client: Client,
+    updates: Option<mpsc::Receiver<UpdatesLike>>,
+    runner: JoinHandle<()>,
+}
+
+impl TestClient {
+    fn connect(sandbox: &Sandbox, account: AccountId) -> Self {
+        let session = Arc::new(sandbox.session_for(account).expect("session"));
+        let params = ConnectionParams {
+            retry_policy: Box::new(NoRetries),
+            ..Default::default()
+        };
+        let SenderPool {
+            runner,
+            handle,
+            updates,
+        } = SenderPool::with_configuration(session, API_ID, params);
+        let runner = tokio::spawn(runner.run());
+        TestClient {
+            client: Client::new(handle),
+            updates: Some(updates),
+            runner,
+        }
+    }
+
+    async fn stream(&mut self) -> UpdateStream {
+        let updates = self.updates.take().expect("updates taken once");
+        within(
+            "stream_updates",
+            self.client
+                .stream_updates(updates, UpdatesConfiguration { catch_up: false }),
+        )
+        .await
+        .expect("stream")
+    }
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        self.runner.abort();
+    }
+}
+
+fn input_user(id: i64, access_hash: i64) -> tl::enums::InputUser {
+    tl::enums::InputUser::User(tl::types::InputUser {
+        user_id: id,
+        access_hash,
+    })
+}
+
+fn rpc_error(result: Result<impl std::fmt::Debug, InvocationError>) -> RpcError {
+    match result {
+        Err(InvocationError::Rpc(error)) => error,
+        other => panic!("expected an RPC error, got {other:?}"),
+    }
+}
+
+/// Waits for the next `updateUserStatus` on the stream.
+async fn next_status(stream: &mut UpdateStream) -> (i64, tl::enums::UserStatus) {
+    loop {
+        let update = within("pushed update", stream.next())
+            .await
+            .expect("update stream");
+        if let Update::Raw(raw) = update
+            && let tl::enums::Update::UserStatus(status) = raw.raw
+        {
+            return (status.user_id, status.status);
+        }
+    }
+}
+
+/// Forwards every pushed `updateUserStatus` from a stream consumed in the background.
+fn spawn_status_consumer(
+    mut stream: UpdateStream,
+) -> mpsc::UnboundedReceiver<(i64, tl::enums::UserStatus)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            match stream.next().await {
+                Ok(Update::Raw(raw)) => {
+                    if let tl::enums::Update::UserStatus(status) = raw.raw {
+                        let _ = tx.send((status.user_id, status.status));
+                    }
+                }
+                Ok(_) => {}
+                // A getDifference racing a connection close can fail; the stream retries it on
+                // the next call, as tgwatch's consumer must.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    });
+    rx
+}
+
+async fn next_from(
+    statuses: &mut mpsc::UnboundedReceiver<(i64, tl::enums::UserStatus)>,
+) -> (i64, tl::enums::UserStatus) {
+    within("pushed status", statuses.recv())
+        .await
+        .expect("the update stream ended")
+}
+
+async fn start_with_account() -> (Sandbox, AccountId) {
+    let sandbox = Sandbox::start().await.expect("sandbox starts");
+    let account = sandbox
+        .add_account(1000, 77, Some("watcher"), "Watcher")
+        .expect("account");
+    (sandbox, account)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_authorized_and_get_me_returns_the_self_user() {
+    let (sandbox, account) = start_with_account().await;
+    let tc = TestClient::connect(&sandbox, account);
+
+    assert!(
+        within("is_authorized", tc.client.is_authorized())
+            .await
+            .expect("is_authorized")
+    );
+    let me = within("get_me", tc.client.get_me()).await.expect("get_me");
+    assert_eq!(me.id().bare_id(), Some(1000));
+    assert!(me.is_self());
+    assert_eq!(me.first_name(), Some("Watcher"));
+    assert_eq!(me.username(), Some("watcher"));
+
+    // One connection, set up with invokeWithLayer(initConnection(help.getConfig)).
+    assert_eq!(sandbox.connections_accepted(), 1);
+    assert_eq!(sandbox.calls("help.getConfig"), 1);
+    assert_eq!(sandbox.calls("updates.getState"), 1);
+    assert_eq!(sandbox.calls("users.getUsers"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_users_returns_statuses_for_a_batch_of_150_and_leaves_out_wrong_hashes() {
+    let (sandbox, account) = start_with_account().await;
+    let statuses = [
+        UserStatus::Online {
+            expires: 2_000_000_000,
+        },
+        UserStatus::Offline {
+            was_online: 1_700_000_000,
+        },
+        UserStatus::Recently,
+        UserStatus::LastWeek,
+        UserStatus::LastMonth,
+        UserStatus::Empty,
+    ];
+    for i in 0..150i64 {
+        let id = 5000 + i;
+        sandbox
+            .add_user(id, id * 3, None, &format!("user{i}"))
+            .expect("user");
+        sandbox
+            .set_user_status(id, statuses[i as usize % statuses.len()])
+            .expect("status");
+    }
+    let tc = TestClient::connect(&sandbox, account);
+
+    // 150 users is ~3 KB of request: grammers gzips it, so this also covers gzip_packed.
+    let mut request: Vec<_> = (0..150i64)
+        .map(|i| input_user(5000 + i, (5000 + i) * 3))
+        .collect();
+    request[7] = input_user(5007, 12345); // wrong access hash
+    let users = within(
+        "users.getUsers",
+        tc.client
+            .invoke(&tl::functions::users::GetUsers { id: request }),
+    )
+    .await
+    .expect("getUsers");
+
+    assert_eq!(users.len(), 149);
+    for user in users {
+        let tl::enums::User::User(user) = user else {
+            panic!("empty user");
+        };
+        assert_ne!(user.id, 5007, "a wrong access hash must be left out");
+        let i = user.id - 5000;
+        let expected = match statuses[i as usize % statuses.len()] {
+            UserStatus::Online { expires } => {
+                tl::enums::UserStatus::Online(tl::types::UserStatusOnline { expires })
+            }
+            UserStatus::Offline { was_online } => {
+                tl::enums::UserStatus::Offline(tl::types::UserStatusOffline { was_online })
+            }
+            UserStatus::Recently => {
+                tl::enums::UserStatus::Recently(tl::types::UserStatusRecently { by_me: false })
+            }
+            UserStatus::LastWeek => {
+                tl::enums::UserStatus::LastWeek(tl::types::UserStatusLastWeek { by_me: false })
+            }
+            UserStatus::LastMonth => {
+                tl::enums::UserStatus::LastMonth(tl::types::UserStatusLastMonth { by_me: false })
+            }
+            UserStatus::Empty => tl::enums::UserStatus::Empty,
+        };
+        assert_eq!(user.status, Some(expected), "user {}", user.id);
+        assert_eq!(user.access_hash, Some(user.id * 3));
+        assert_eq!(user.first_name, Some(format!("user{i}")));
+    }
+    assert_eq!(sandbox.calls("users.getUsers"), 1);
+    assert_eq!(
+        sandbox
+            .account_calls(account, "users.getUsers")
+            .expect("calls"),
+        1
+    );
+
+    // Over the limit is refused rather than silently truncated.
+    let too_many: Vec<_> = (0..201i64).map(|i| input_user(5000 + i % 150, 0)).collect();
+    let error = rpc_error(
+        within(
+            "users.getUsers 201",
+            tc.client
+                .invoke(&tl::functions::users::GetUsers { id: too_many }),
+        )
+        .await,
+    );
+    assert_eq!((error.code, error.name.as_str()), (400, "LIMIT_INVALID"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_username_finds_a_user_and_an_unknown_name_fails_fast() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox
+        .add_user(2000, 4242, Some("Alice"), "Alice")
+        .expect("user");
+    let tc = TestClient::connect(&sandbox, account);
+
+    let peer = within("resolve alice", tc.client.resolve_username("alice"))
+        .await
+        .expect("resolve")
+        .expect("alice exists");
+    let grammers_client::peer::Peer::User(user) = peer else {
+        panic!("expected a user");
+    };
+    assert_eq!(user.id().bare_id(), Some(2000));
+    assert_eq!(user.username(), Some("Alice"));
+
+    // grammers turns USERNAME_NOT_OCCUPIED into Ok(None)...
+    let missing = within("resolve nobody", tc.client.resolve_username("nobody"))
+        .await
+        .expect("resolve");
+    assert!(missing.is_none());
+    // ...which is the sandbox's 400 underneath.
+    let error = rpc_error(
+        within(
+            "raw resolve nobody",
+            tc.client.invoke(&tl::functions::contacts::ResolveUsername {
+                username: "nobody".into(),
+                referer: None,
+            }),
+        )
+        .await,
+    );
+    assert_eq!(
+        (error.code, error.name.as_str()),
+        (400, "USERNAME_NOT_OCCUPIED")
+    );
+    assert_eq!(sandbox.calls("contacts.resolveUsername"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_is_pushed_to_contacts_as_a_raw_update() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox.add_user(2000, 1, None, "Alice").expect("user");
+    sandbox.add_user(3000, 1, None, "Bob").expect("user");
+    sandbox.add_contact(account, 2000).expect("contact");
+    let mut tc = TestClient::connect(&sandbox, account);
+    let mut stream = tc.stream().await;
+    // A first request opens the connection, which registers it for pushes.
+    within("get_me", tc.client.get_me()).await.expect("get_me");
+
+    // Bob is not a contact: nobody is told.
+    let delivery = sandbox
+        .set_user_status(3000, UserStatus::Online { expires: 1 })
+        .expect("status");
+    assert_eq!((delivery.live, delivery.queued), (0, 0));
+
+    let delivery = sandbox
+        .set_user_status(
+            2000,
+            UserStatus::Online {
+                expires: 2_000_000_000,
+            },
+        )
+        .expect("status");
+    assert_eq!((delivery.live, delivery.queued), (1, 0));
+    let (user, status) = next_status(&mut stream).await;
+    assert_eq!(user, 2000);
+    assert_eq!(
+        status,
+        tl::enums::UserStatus::Online(tl::types::UserStatusOnline {
+            expires: 2_000_000_000
+        })
+    );
+
+    sandbox
+        .set_user_status(
+            2000,
+            UserStatus::Offline {
+                was_online: 1_900_000_000,
+            },
+        )
+        .expect("status");
+    let (user, status) = next_status(&mut stream).await;
+    assert_eq!(user, 2000);
+    assert_eq!(
+        status,
+        tl::enums::UserStatus::Offline(tl::types::UserStatusOffline {
+            was_online: 1_900_000_000
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_wait_reaches_the_caller_with_its_seconds() {
+    let (sandbox, account) = start_with_account().await;
+    let tc = TestClient::connect(&sandbox, account);
+    within("get_me", tc.client.get_me()).await.expect("get_me");
+
+    sandbox.inject_flood_wait(account, 17, 2).expect("flood");
+    for _ in 0..2 {
+        let error = rpc_error(within("flooded get_me", tc.client.get_me()).await);
+        assert_eq!(error.code, 420);
+        assert_eq!(error.name, "FLOOD_WAIT");
+        assert_eq!(error.value, Some(17));
+    }
+    // The injection is used up.
+    within("get_me after flood", tc.client.get_me())
+        .await
+        .expect("get_me");
+    assert_eq!(sandbox.calls("users.getUsers"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_answers_401_with_its_name() {
+    let sandbox = Sandbox::start().await.expect("sandbox");
+    for (i, name) in [
+        "USER_DEACTIVATED_BAN",
+        "AUTH_KEY_UNREGISTERED",
+        "SESSION_REVOKED",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let account = sandbox
+            .add_account(1000 + i as i64, 1, None, "Banned")
+            .expect("account");
+        let tc = TestClient::connect(&sandbox, account);
+        within("get_me", tc.client.get_me()).await.expect("get_me");
+
+        sandbox
+            .ban(account, name.parse::<Ban>().expect("ban name"))
+            .expect("ban");
+        let error = rpc_error(within("banned get_me", tc.client.get_me()).await);
+        assert_eq!((error.code, error.name.as_str()), (401, name));
+        // grammers reads a 401 on updates.getState as "not logged in".
+        assert!(
+            !within("is_authorized", tc.client.is_authorized())
+                .await
+                .expect("is_authorized")
+        );
+
+        // A fresh connection of a banned account still connects, then fails per request.
+        let fresh = TestClient::connect(&sandbox, account);
+        let error = rpc_error(within("fresh banned get_me", fresh.client.get_me()).await);
+        assert_eq!((error.code, error.name.as_str()), (401, name));
+    }
+    assert!("NOT_A_BAN".parse::<Ban>().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_drop_connections_the_update_stream_reconnects_and_pushes_keep_flowing() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox.add_user(2000, 1, None, "Alice").expect("user");
+    sandbox.add_contact(account, 2000).expect("contact");
+    let mut tc = TestClient::connect(&sandbox, account);
+    // Consumed in the background, as tgwatch's account actor does: the stream is what notices
+    // a closed connection and asks updates.getDifference (which reconnects).
+    let mut statuses = spawn_status_consumer(tc.stream().await);
+    within("get_me", tc.client.get_me()).await.expect("get_me");
+
+    sandbox
+        .set_user_status(2000, UserStatus::Online { expires: 10 })
+        .expect("status");
+    assert_eq!(next_from(&mut statuses).await.0, 2000);
+
+    assert_eq!(sandbox.drop_connections(account).expect("drop"), 1);
+    assert_eq!(sandbox.connection_count(account).expect("count"), 0);
+    // Pushed while the client has no connection: kept for its getDifference.
+    let delivery = sandbox
+        .set_user_status(2000, UserStatus::Offline { was_online: 20 })
+        .expect("status");
+    assert_eq!((delivery.live, delivery.queued), (0, 1));
+
+    // The stream reconnects by itself and gets the queued push from updates.getDifference.
+    let (user, status) = next_from(&mut statuses).await;
+    assert_eq!(user, 2000);
+    assert_eq!(
+        status,
+        tl::enums::UserStatus::Offline(tl::types::UserStatusOffline { was_online: 20 })
+    );
+    assert_eq!(sandbox.calls("updates.getDifference"), 1);
+    assert_eq!(sandbox.connections_accepted(), 2);
+
+    // The next request succeeds, on the new connection...
+    let me = within("get_me after drop", tc.client.get_me())
+        .await
+        .expect("get_me after the reconnect");
+    assert_eq!(me.id().bare_id(), Some(1000));
+    assert_eq!(sandbox.connections_accepted(), 2);
+
+    // ...and live pushes flow over it.
+    let delivery = sandbox
+        .set_user_status(2000, UserStatus::Online { expires: 30 })
+        .expect("status");
+    assert_eq!((delivery.live, delivery.queued), (1, 0));
+    let (_, status) = next_from(&mut statuses).await;
+    assert_eq!(
+        status,
+        tl::enums::UserStatus::Online(tl::types::UserStatusOnline { expires: 30 })
+    );
+    assert_eq!(sandbox.connection_count(account).expect("count"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_drop_connections_a_plain_client_reconnects_on_its_next_request() {
+    let (sandbox, account) = start_with_account().await;
+    let tc = TestClient::connect(&sandbox, account);
+    within("get_me", tc.client.get_me()).await.expect("get_me");
+
+    assert_eq!(sandbox.drop_connections(account).expect("drop"), 1);
+    // A request racing the close fails, as it would against Telegram: grammers either sends it
+    // on the dead socket (`Io`) or hands it to the connection task that is just exiting
+    // (`Dropped`, also for requests made in the instant before grammers has noticed that the
+    // task ended). With NoRetries retrying is the caller's job; a retry reconnects.
+    let mut failures = 0;
+    let me = loop {
+        match within("get_me after drop", tc.client.get_me()).await {
+            Err(InvocationError::Io(_) | InvocationError::Dropped(_)) if failures < 20 => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            other => break other.expect("get_me after the drop"),
+        }
+    };
+    assert_eq!(me.id().bare_id(), Some(1000));
+    assert_eq!(sandbox.connections_accepted(), 2);
+    assert_eq!(sandbox.connection_count(account).expect("count"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_methods_get_method_not_implemented_instead_of_a_hang() {
+    let (sandbox, account) = start_with_account().await;
+    let tc = TestClient::connect(&sandbox, account);
+    let error = rpc_error(
+        within(
+            "help.getNearestDc",
+            tc.client.invoke(&tl::functions::help::GetNearestDc {}),
+        )
+        .await,
+    );
+    assert_eq!(
+        (error.code, error.name.as_str()),
+        (400, "METHOD_NOT_IMPLEMENTED")
+    );
+    // The connection stays usable.
+    within("get_me", tc.client.get_me()).await.expect("get_me");
+    assert_eq!(sandbox.calls("help.getNearestDc"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_full_user_and_raw_session_data() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox
+        .add_user(2000, 99, Some("alice"), "Alice")
+        .expect("user");
+    let tc = TestClient::connect(&sandbox, account);
+
+    let full = within(
+        "users.getFullUser",
+        tc.client.invoke(&tl::functions::users::GetFullUser {
+            id: input_user(2000, 99),
+        }),
+    )
+    .await
+    .expect("getFullUser");
+    let tl::enums::users::UserFull::Full(full) = full;
+    let tl::enums::UserFull::Full(user_full) = full.full_user;
+    assert_eq!(user_full.id, 2000);
+    assert_eq!(full.users.len(), 1);
+
+    let error = rpc_error(
+        within(
+            "users.getFullUser wrong hash",
+            tc.client.invoke(&tl::functions::users::GetFullUser {
+                id: input_user(2000, 98),
+            }),
+        )
+        .await,
+    );
+    assert_eq!((error.code, error.name.as_str()), (400, "USER_ID_INVALID"));
+
+    // The seeded session: home DC 2, every DC at the sandbox with the account's key.
+    let data = sandbox.session_data_for(account).expect("session data");
+    assert_eq!(data.home_dc, 2);
+    let key = sandbox.auth_key(account).expect("key");
+    for dc in 1..=5 {
+        let option = &data.dc_options[&dc];
+        assert_eq!(std::net::SocketAddr::V4(option.ipv4), sandbox.addr());
+        assert_eq!(option.auth_key, Some(key));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_with_pongs() {
+    let (sandbox, account) = start_with_account().await;
+    let tc = TestClient::connect(&sandbox, account);
+    let tl::enums::Pong::Pong(pong) = within(
+        "ping",
+        tc.client.invoke(&tl::functions::Ping { ping_id: 31337 }),
+    )
+    .await
+    .expect("ping");
+    assert_eq!(pong.ping_id, 31337);
+    // grammers' own keepalive, sent every minute on a live connection.
+    let tl::enums::Pong::Pong(pong) = within(
+        "ping_delay_disconnect",
+        tc.client.invoke(&tl::functions::PingDelayDisconnect {
+            ping_id: 4242,
+            disconnect_delay: 75,
+        }),
+    )
+    .await
+    .expect("ping_delay_disconnect");
+    assert_eq!(pong.ping_id, 4242);
+    // Pings are MTProto service messages, not API calls: they are not counted.
+    assert_eq!(sandbox.calls("ping"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_auth_key_fails_the_request_instead_of_hanging() {
+    let (sandbox, account) = start_with_account().await;
+    let mut data = sandbox.session_data_for(account).expect("session data");
+    for option in data.dc_options.values_mut() {
+        option.auth_key = Some([7; 256]);
+    }
+    let session = Arc::new(grammers_client::session::storages::MemorySession::from(
+        data,
+    ));
+    let SenderPool { runner, handle, .. } = SenderPool::with_configuration(
+        session,
+        API_ID,
+        ConnectionParams {
+            retry_policy: Box::new(NoRetries),
+            ..Default::default()
+        },
+    );
+    let runner = tokio::spawn(runner.run());
+    let client = Client::new(handle);
+
+    // The sandbox answers transport error -404; grammers then tries a key exchange, which the
+    // sandbox refuses the same way, so the call fails.
+    let result = within("get_me with an unknown key", client.get_me()).await;
+    assert!(result.is_err(), "{result:?}");
+    runner.abort();
+}
