@@ -246,3 +246,179 @@ async fn measure_writes(
     }
     Ok((ROWS, started.elapsed().as_secs_f64()))
 }
+
+/// Webhook delivery measured end to end: events written to the outbox, the dispatcher, signed
+/// HTTP requests to a receiver on 127.0.0.1 (in this process), attempts recorded.
+pub struct WebhookReport {
+    pub database: String,
+    pub burst_events: usize,
+    pub burst_seconds: f64,
+    pub paced_rate: u32,
+    pub paced_events: usize,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+}
+
+impl fmt::Display for WebhookReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "webhook benchmark on {}", self.database)?;
+        writeln!(
+            f,
+            "  throughput: {} events delivered in {:.2} s = {:.0} deliveries/s (goal >= 5000)",
+            self.burst_events,
+            self.burst_seconds,
+            self.burst_events as f64 / self.burst_seconds
+        )?;
+        write!(
+            f,
+            "  latency at {} events/s ({} events): p50 {:.1} ms, p99 {:.1} ms (goal p99 < 50 ms)",
+            self.paced_rate, self.paced_events, self.latency_ms_p50, self.latency_ms_p99
+        )
+    }
+}
+
+pub async fn webhooks(
+    database_url: Option<String>,
+    burst_events: usize,
+    paced_rate: u32,
+    paced_seconds: u64,
+) -> Result<WebhookReport, BenchError> {
+    use crate::{
+        events::{Event, EventType},
+        webhooks::dispatcher::{self, Wake},
+    };
+    use actix_web::{App, HttpResponse, HttpServer, web};
+
+    let dir = tempfile_dir()?;
+    let url = database_url
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    let db = storage::connect(&url, 5).await?;
+    storage::migrate(&db).await?;
+
+    // The receiver: records when each event arrived relative to when it was made.
+    let latencies: Arc<std::sync::Mutex<Vec<f64>>> = Arc::default();
+    let received = web::Data::new(latencies.clone());
+    let server = HttpServer::new(move || {
+        App::new().app_data(received.clone()).route(
+            "/hook",
+            web::post().to(
+                |body: String, seen: web::Data<Arc<std::sync::Mutex<Vec<f64>>>>| async move {
+                    let made = serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| {
+                            v["timestamp"]
+                                .as_str()
+                                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        })
+                        .map(|t| {
+                            (Utc::now() - t.with_timezone(&Utc))
+                                .num_microseconds()
+                                .unwrap_or(0) as f64
+                                / 1000.0
+                        })
+                        .unwrap_or(f64::NAN);
+                    seen.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(made);
+                    HttpResponse::NoContent().finish()
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")?;
+    let port = server.addrs().first().map(|a| a.port()).unwrap_or_default();
+    actix_rt::spawn(server.run());
+
+    let clock = Clock::real();
+    let mut config = crate::config::WebhooksConfig {
+        allow_private_addresses: true,
+        poll_interval_ms: 50,
+        ..Default::default()
+    };
+    config.max_in_flight_per_endpoint = 64;
+    storage::webhooks::create(
+        &db,
+        storage::webhooks::NewWebhook {
+            name: None,
+            url: format!("http://127.0.0.1:{port}/hook"),
+            event_types: vec!["all".into()],
+            tracked_user_id: None,
+            channel_id: None,
+            secret: crate::webhooks::signing::SigningSecret::generate().expose(),
+            source: "api",
+        },
+        clock.now(),
+    )
+    .await?;
+    let wake = Wake::default();
+    dispatcher::spawn(db.clone(), clock, config, wake.clone())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let count = || {
+        latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    };
+    let event = || {
+        Event::new(
+            EventType::Alert,
+            Utc::now(),
+            serde_json::json!({"bench": true}),
+        )
+    };
+
+    // Throughput: a burst written at once.
+    let burst: Vec<Event> = (0..burst_events).map(|_| event()).collect();
+    let started = std::time::Instant::now();
+    storage::webhooks::insert_events(&db, &burst).await?;
+    wake.wake();
+    while count() < burst_events {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let burst_seconds = started.elapsed().as_secs_f64();
+
+    // Latency: events written at a steady rate, ten at a time.
+    latencies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
+    let per_tick = 10;
+    let tick = Duration::from_secs_f64(per_tick as f64 / f64::from(paced_rate.max(1)));
+    let paced_events = (u64::from(paced_rate) * paced_seconds) as usize;
+    let mut interval = tokio::time::interval(tick);
+    for _ in 0..paced_events / per_tick {
+        interval.tick().await;
+        let batch: Vec<Event> = (0..per_tick).map(|_| event()).collect();
+        storage::webhooks::insert_events(&db, &batch).await?;
+        wake.wake();
+    }
+    while count() < paced_events {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut samples = latencies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    samples.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(WebhookReport {
+        database: if url.starts_with("sqlite") {
+            "SQLite".into()
+        } else {
+            "PostgreSQL".into()
+        },
+        burst_events,
+        burst_seconds,
+        paced_rate,
+        paced_events,
+        latency_ms_p50: percentile(0.5),
+        latency_ms_p99: percentile(0.99),
+    })
+}

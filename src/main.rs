@@ -78,6 +78,20 @@ enum BenchCommand {
         #[arg(long, default_value_t = 60.0)]
         speed: f64,
     },
+    /// Webhook delivery to a receiver on 127.0.0.1: deliveries per second, latency percentiles.
+    Webhooks {
+        /// A PostgreSQL URL to measure on instead of a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Events written at once for the throughput figure.
+        #[arg(long, default_value_t = 20_000)]
+        burst: usize,
+        /// Events per second for the latency figure.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -169,6 +183,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let report =
                 bench::presence(users, accounts, Duration::from_secs(seconds), speed).await?;
+            println!("{report}");
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Webhooks {
+                    database_url,
+                    burst,
+                    rate,
+                    seconds,
+                },
+        } => {
+            let report = bench::webhooks(database_url, burst, rate, seconds).await?;
             println!("{report}");
         }
     }

@@ -108,9 +108,13 @@ async fn presence_events_arrive_signed_and_filtered() {
         .expect("ended");
     assert_eq!(common::timestamp(&json!(ended)), app.at(300));
 
-    // Every attempt is recorded.
-    let (_, deliveries) = app
-        .get(&format!("/api/webhooks/{webhook}/deliveries?success=true"))
+    // Every attempt is recorded (just after the consumer answered).
+    let deliveries = app
+        .eventually(
+            &format!("/api/webhooks/{webhook}/deliveries?success=true"),
+            Duration::from_secs(5),
+            |d| d["items"].as_array().is_some_and(|items| items.len() >= 2),
+        )
         .await;
     let deliveries = deliveries["items"].as_array().expect("items");
     assert_eq!(deliveries.len(), 2);
@@ -278,8 +282,13 @@ async fn rotation_signs_with_both_secrets_and_test_redeliver_replay_work() {
     ));
 
     // Redeliver sends the same message again, with the same id.
-    let (_, deliveries) = app
-        .get(&format!("/api/webhooks/{webhook}/deliveries"))
+    // The attempt is recorded just after the consumer answered.
+    let deliveries = app
+        .eventually(
+            &format!("/api/webhooks/{webhook}/deliveries"),
+            Duration::from_secs(5),
+            |d| d["items"].as_array().is_some_and(|items| !items.is_empty()),
+        )
         .await;
     let delivery = deliveries["items"][0]["id"]
         .as_str()
@@ -354,4 +363,46 @@ async fn bad_webhooks_are_refused() {
         )
         .await;
     assert_eq!(status, 400, "unknown field");
+}
+
+#[actix_web::test]
+async fn an_independent_library_verifies_every_signature() {
+    let app = spawn_app(SCENARIO, allow_loopback).await;
+    let receiver = Receiver::start(Behaviour::Ok);
+    let (webhook, secret) = create_webhook(&app, json!({"url": receiver.url})).await;
+    app.track("alice_w").await;
+    for _ in 0..3 {
+        app.post(&format!("/api/webhooks/{webhook}/test"), &json!({}))
+            .await;
+    }
+    app.wait_until_second(700).await;
+    wait_for(Duration::from_secs(5), || receiver.received().len() >= 6).await;
+
+    let messages: Vec<Value> = receiver
+        .received()
+        .iter()
+        .map(|m| json!({"id": m.id, "timestamp": m.timestamp, "signature": m.signature, "body": m.body}))
+        .collect();
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("messages.json");
+    std::fs::write(
+        &path,
+        json!({"secret": secret.expose(), "messages": messages}).to_string(),
+    )
+    .expect("write");
+    let output = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/verify_webhooks.py"
+        ))
+        .arg(&path)
+        .output()
+        .expect("python3 runs (install the checker with `pip install standardwebhooks==1.1.0`)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "Python's standardwebhooks refused a message (is it installed? `pip install standardwebhooks==1.1.0`): {stdout}{stderr}"
+    );
+    assert_eq!(stdout.trim(), format!("verified {}", messages.len()));
 }

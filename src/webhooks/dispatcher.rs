@@ -188,7 +188,9 @@ async fn attempt(
     } = claimed;
     let attempt_number = message.attempts + 1;
     let triggered_at = clock.now();
-    let timestamp = triggered_at.timestamp();
+    // Wall-clock time, whatever the service clock's speed: consumers check it against their own
+    // clock to refuse replayed requests.
+    let timestamp = Utc::now().timestamp();
     let secrets: Vec<SigningSecret> = secrets
         .iter()
         .filter_map(|s| SigningSecret::parse(s).ok())
