@@ -230,9 +230,15 @@ async fn due_polls_are_batched_into_few_calls() {
     })
     .await;
     // The configuration's users are tracked in the background after start-up.
-    app.eventually("/api/tracked-users?limit=1000", Duration::from_secs(30), |body| {
-        body["items"].as_array().is_some_and(|items| items.len() == 300)
-    })
+    app.eventually(
+        "/api/tracked-users?limit=1000",
+        Duration::from_secs(30),
+        |body| {
+            body["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 300)
+        },
+    )
     .await;
     let counts = app.telegram.counts();
     let calls_before = counts
