@@ -169,6 +169,25 @@ async fn a_flaky_consumer_gets_everything_after_retries() {
         attempts.iter().any(|a| a["attempt"].as_i64() >= Some(2)),
         "and were retried"
     );
+    // Retries wait as scheduled (service seconds, ±20 % jitter, at least 60 s after a timeout).
+    let schedule = [60.0, 120.0, 300.0, 600.0, 600.0, 600.0];
+    for id in &event_ids {
+        let mut tries: Vec<&Value> = attempts
+            .iter()
+            .filter(|a| a["event_id"] == json!(id))
+            .collect();
+        tries.sort_by_key(|a| a["attempt"].as_i64());
+        for pair in tries.windows(2) {
+            let failed_at = common::timestamp(&pair[0]["completed_at"]);
+            let retried_at = common::timestamp(&pair[1]["triggered_at"]);
+            let attempt = pair[0]["attempt"].as_i64().expect("attempt") as usize;
+            let waited = (retried_at - failed_at).num_milliseconds() as f64 / 1000.0;
+            assert!(
+                waited >= schedule[attempt - 1] * 0.8,
+                "retry {attempt} of {id} after {waited} s"
+            );
+        }
+    }
     // Repeats of one message carry the same webhook-id and body.
     let received = receiver.received();
     for id in &event_ids {
