@@ -4,6 +4,7 @@
 //! scripted implementation ([`scripted`]) plays a scenario with a fast clock for `demo`, the tests
 //! and the benchmark; the grammers adapter implements the same traits for real Telegram.
 
+pub mod grammers;
 pub mod scripted;
 
 use async_trait::async_trait;
