@@ -12,7 +12,7 @@ use crate::{
     config::{Config, Secret, WebhooksConfig},
     http,
     storage::{
-        self, LogLevel, StorageError,
+        self, StorageError,
         accounts::{AccountPatch, NewAccount},
     },
     telegram::{
@@ -263,16 +263,7 @@ async fn apply_config_accounts(
         };
         if let Err(error) = result {
             let message = format!("config account `{}`: {error}", account.label);
-            tracing::error!(%message);
-            storage::logs::write(
-                &tracking.db,
-                LogLevel::Error,
-                &message,
-                None,
-                None,
-                clock.now(),
-            )
-            .await;
+            storage::logs::config_problem(&tracking.db, &message, clock.now()).await;
         }
     }
     Ok(())
@@ -315,16 +306,7 @@ async fn apply_config_tracked_users(
         };
         if let Err(error) = tracking.track(request, clock.now()).await {
             let message = format!("config tracked user: {error}");
-            tracing::error!(%message);
-            storage::logs::write(
-                &tracking.db,
-                LogLevel::Error,
-                &message,
-                None,
-                None,
-                clock.now(),
-            )
-            .await;
+            storage::logs::config_problem(&tracking.db, &message, clock.now()).await;
         }
     }
     Ok(())

@@ -55,6 +55,13 @@ pub async fn write(
     }
 }
 
+/// A configuration item that could not be applied: to the process log and the logs table, so an
+/// operator sees it in `GET /api/logs`; the rest of the configuration still applies.
+pub async fn config_problem(db: &DatabaseConnection, message: &str, at: DateTime<Utc>) {
+    tracing::error!(message, "configuration item not applied");
+    write(db, LogLevel::Error, message, None, None, at).await;
+}
+
 pub struct LogFilter {
     pub level: Option<LogLevel>,
     pub account_id: Option<Uuid>,

@@ -10,7 +10,7 @@ use crate::{
     config::{WebhookEndpointConfig, WebhooksConfig},
     events::EventType,
     storage::{
-        self, LogLevel, StorageError,
+        self, StorageError,
         entities::webhooks,
         webhooks::{ACTIVE, NewWebhook},
     },
@@ -174,8 +174,7 @@ pub async fn reconcile(
             .find(|w| w.name.as_deref() == Some(declared.name.as_str()));
         if let Err(error) = apply_declared(db, config, declared, current.cloned(), now).await {
             let message = format!("config webhook `{}`: {error}", declared.name);
-            tracing::error!(%message);
-            storage::logs::write(db, LogLevel::Error, &message, None, None, now).await;
+            storage::logs::config_problem(db, &message, now).await;
         }
     }
     for stale in existing.iter().filter(|w| {
