@@ -24,6 +24,7 @@ pub mod assignment;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod constant_time;
 pub mod demo;
 pub mod events;
 pub mod http;

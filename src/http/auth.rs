@@ -10,7 +10,7 @@ use actix_web::{
 };
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::{app::AppState, constant_time};
 
 /// Lets the request through only with `Authorization: Bearer <http.admin_token>`.
 pub async fn require_admin_token(
@@ -28,7 +28,7 @@ pub async fn require_admin_token(
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::as_bytes);
     match presented {
-        Some(token) if !expected.is_empty() && constant_time_eq(token, &expected) => {
+        Some(token) if !expected.is_empty() && constant_time::eq(token, &expected) => {
             next.call(request).await
         }
         Some(_) => Err(ApiError::new(
@@ -43,22 +43,5 @@ pub async fn require_admin_token(
             "send the admin token as `Authorization: Bearer <token>`",
         )
         .into()),
-    }
-}
-
-/// Compares without stopping at the first difference, so timing does not leak the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn compares_whole_tokens() {
-        assert!(constant_time_eq(b"secret-token", b"secret-token"));
-        assert!(!constant_time_eq(b"secret-token", b"secret-tokem"));
-        assert!(!constant_time_eq(b"secret", b"secret-token"));
     }
 }

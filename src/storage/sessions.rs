@@ -47,19 +47,8 @@ pub async fn resume_folder(
     tracked_user_id: Uuid,
     gap: Duration,
 ) -> Result<SessionFolder, StorageError> {
-    let open = online_sessions::Entity::find()
-        .filter(online_sessions::Column::TrackedUserId.eq(tracked_user_id))
-        .filter(online_sessions::Column::EndedAt.is_null())
-        .order_by_desc(online_sessions::Column::StartedAt)
-        .one(db)
-        .await
-        .doing("loading the open session")?;
-    let newest = status_checks::Entity::find()
-        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
-        .order_by_desc(status_checks::Column::ObservedAt)
-        .one(db)
-        .await
-        .doing("loading the newest observation")?;
+    let open = open_of(db, tracked_user_id).await?;
+    let newest = observations::newest_of(db, tracked_user_id).await?;
     let newest_online = status_checks::Entity::find()
         .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
         .filter(status_checks::Column::Status.eq(StatusKind::Online.as_str()))
@@ -124,6 +113,7 @@ pub async fn open_of(
     online_sessions::Entity::find()
         .filter(online_sessions::Column::TrackedUserId.eq(tracked_user_id))
         .filter(online_sessions::Column::EndedAt.is_null())
+        .order_by_desc(online_sessions::Column::StartedAt)
         .one(db)
         .await
         .doing("loading the open session")

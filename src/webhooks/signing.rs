@@ -66,7 +66,7 @@ impl SigningSecret {
             candidate
                 .strip_prefix("v1,")
                 .and_then(|encoded| STANDARD.decode(encoded).ok())
-                .is_some_and(|given| constant_time_eq(&given, &expected))
+                .is_some_and(|given| crate::constant_time::eq(&given, &expected))
         })
     }
 }
@@ -75,11 +75,6 @@ impl std::fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SigningSecret(***)")
     }
-}
-
-/// Compares with a length check first (an empty `v1,` must not verify) and without an early exit.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// The `webhook-signature` header: the current secret's signature, and during a rotation's overlap

@@ -101,58 +101,35 @@ pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestA
 }
 
 impl TestApp {
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
+    /// An authorised request to the service's `path`.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("request");
-        read(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.request(reqwest::Method::GET, path)).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        read(response).await
+        send(self.request(reqwest::Method::POST, path).json(body)).await
     }
 
     pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+        let request = self
+            .request(reqwest::Method::POST, path)
             .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("request");
-        read(response).await
+            .body(body.to_owned());
+        send(request).await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .patch(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        read(response).await
+        send(self.request(reqwest::Method::PATCH, path).json(body)).await
     }
 
     pub async fn delete(&self, path: &str) -> u16 {
-        self.client
-            .delete(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+        self.request(reqwest::Method::DELETE, path)
             .send()
             .await
             .expect("request")
@@ -204,7 +181,8 @@ impl TestApp {
     }
 }
 
-async fn read(response: reqwest::Response) -> (u16, Value) {
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
     let body = if text.is_empty() {
