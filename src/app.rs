@@ -11,15 +11,19 @@ use crate::{
     clock::Clock,
     config::{Config, Secret, WebhooksConfig},
     http,
+    logins::{FreshSession, Logins},
     storage::{
         self, StorageError,
         accounts::{AccountPatch, NewAccount},
     },
     telegram::{
         TelegramConnector, Username,
+        grammers::GrammersConnector,
         scripted::{Scenario, ScenarioError, ScriptedTelegram},
+        stored_session::{SessionStore, StoredSession},
     },
     tracking::{TrackRequest, Tracking, TrackingError},
+    vault::{MASTER_KEY_ENV, Vault, VaultError},
     webhooks::{self, dispatcher::Wake},
 };
 
@@ -33,10 +37,8 @@ pub enum StartupError {
     HttpClient(reqwest::Error),
     #[error("starting the fleet: {0}")]
     Fleet(#[from] TrackingError),
-    #[error(
-        "`telegram.scenario` must name a scenario file: the MTProto adapter is not part of this build yet"
-    )]
-    NoTelegram,
+    #[error(transparent)]
+    Vault(#[from] VaultError),
     #[error("`http.admin_token` is not set (use TGWATCH_HTTP__ADMIN_TOKEN)")]
     NoAdminToken,
     #[error("cannot listen on {address}: {source}")]
@@ -58,6 +60,8 @@ pub struct AppState {
     pub webhooks: WebhooksConfig,
     /// Wakes the webhook dispatcher (after a test event, a redelivery or a replay).
     pub wake: Wake,
+    /// Logins, when the service talks MTProto (not with a scripted Telegram).
+    pub logins: Option<Arc<Logins>>,
 }
 
 impl AppState {
@@ -77,19 +81,23 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds the service from its configuration: the clock speed and the Telegram scenario come
-    /// from `[telegram]`.
+    /// Builds the service from its configuration: a scripted Telegram when `telegram.scenario`
+    /// names a scenario file, else real Telegram over MTProto with the sessions in the database.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let clock = Clock::fast(config.telegram.clock_speed);
-        let scenario_path = config
-            .telegram
-            .scenario
-            .as_ref()
-            .ok_or(StartupError::NoTelegram)?;
-        let scenario = Scenario::load(std::path::Path::new(scenario_path))?;
-        let connector: Arc<dyn TelegramConnector> =
-            Arc::new(ScriptedTelegram::start(scenario, clock));
-        Application::build_with(config, clock, connector).await
+        match &config.telegram.scenario {
+            Some(scenario_path) => {
+                let scenario = Scenario::load(std::path::Path::new(scenario_path))?;
+                let connector: Arc<dyn TelegramConnector> =
+                    Arc::new(ScriptedTelegram::start(scenario, clock));
+                Application::build_with(config, clock, connector).await
+            }
+            None => {
+                let vault = Arc::new(load_vault(&config)?);
+                let fresh_session: FreshSession = Arc::new(grammers_session::SessionData::default);
+                Application::build_mtproto(config, clock, vault, fresh_session).await
+            }
+        }
     }
 
     /// Builds the service with a given clock and Telegram (tests and benchmarks keep a handle on
@@ -99,6 +107,33 @@ impl Application {
         clock: Clock,
         connector: Arc<dyn TelegramConnector>,
     ) -> Result<Application, StartupError> {
+        Application::assemble(config, clock, Telegram::Connector(connector)).await
+    }
+
+    /// Builds the service over MTProto: the grammers adapter with every stored session, and
+    /// logins whose new sessions start from `fresh_session` (Telegram's DCs, or the sandbox's).
+    pub async fn build_mtproto(
+        config: Config,
+        clock: Clock,
+        vault: Arc<Vault>,
+        fresh_session: FreshSession,
+    ) -> Result<Application, StartupError> {
+        Application::assemble(
+            config,
+            clock,
+            Telegram::Mtproto {
+                vault,
+                fresh_session,
+            },
+        )
+        .await
+    }
+
+    async fn assemble(
+        config: Config,
+        clock: Clock,
+        telegram: Telegram,
+    ) -> Result<Application, StartupError> {
         let admin_token = config
             .http
             .admin_token
@@ -106,6 +141,24 @@ impl Application {
             .ok_or(StartupError::NoAdminToken)?;
         let db = storage::connect(&config.database.url, config.database.max_connections).await?;
         storage::migrate(&db).await?;
+
+        let (connector, mtproto): (Arc<dyn TelegramConnector>, _) = match telegram {
+            Telegram::Connector(connector) => (connector, None),
+            Telegram::Mtproto {
+                vault,
+                fresh_session,
+            } => {
+                let grammers = Arc::new(GrammersConnector::new::<StoredSession>(
+                    config.telegram.api_id.unwrap_or(0),
+                    std::collections::HashMap::new(),
+                ));
+                register_stored_sessions(&db, &vault, clock, &grammers).await?;
+                (
+                    Arc::clone(&grammers) as Arc<dyn TelegramConnector>,
+                    Some((grammers, vault, fresh_session)),
+                )
+            }
+        };
 
         let wake = Wake::default();
         let storage = StorageActor::new(
@@ -128,6 +181,22 @@ impl Application {
             db: db.clone(),
             supervisor: supervisor.clone(),
         };
+        let logins = mtproto.map(|(grammers, vault, fresh_session)| {
+            Logins::new(
+                db.clone(),
+                vault,
+                clock,
+                grammers,
+                tracking.clone(),
+                fresh_session,
+                config
+                    .telegram
+                    .api_hash
+                    .as_ref()
+                    .map(|hash| hash.expose().to_owned()),
+                config.logins.limits(),
+            )
+        });
         apply_config_accounts(&tracking, &config, clock).await?;
         // Endpoints first, so that no event is fanned out before its consumers exist.
         webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
@@ -172,6 +241,7 @@ impl Application {
             started: Instant::now(),
             webhooks: config.webhooks.clone(),
             wake,
+            logins,
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
@@ -196,6 +266,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the HTTP server from outside (tests that restart the service).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The operations on the fleet, for callers inside the process (the benchmark).
     pub fn tracking(&self) -> Tracking {
         self.tracking.clone()
@@ -217,6 +292,67 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Where the service's Telegram comes from.
+enum Telegram {
+    /// A ready connector (the scripted Telegram of the tests and benchmarks).
+    Connector(Arc<dyn TelegramConnector>),
+    /// MTProto with grammers: sessions from the database, logins.
+    Mtproto {
+        vault: Arc<Vault>,
+        fresh_session: FreshSession,
+    },
+}
+
+/// The master key of `[security]` (or `TGWATCH_MASTER_KEY`), as a vault.
+pub fn load_vault(config: &Config) -> Result<Vault, VaultError> {
+    let env_key = std::env::var(MASTER_KEY_ENV).ok();
+    Vault::load(
+        env_key.as_deref(),
+        std::path::Path::new(&config.security.master_key_file),
+    )
+}
+
+/// Hands every logged-in account's stored session to the connector. A session that cannot be
+/// opened (wrong master key, damaged row) is reported; its account stays logged out.
+async fn register_stored_sessions(
+    db: &DatabaseConnection,
+    vault: &Arc<Vault>,
+    clock: Clock,
+    connector: &GrammersConnector,
+) -> Result<(), StorageError> {
+    for account_id in storage::account_sessions::authorized_account_ids(db).await? {
+        let Some(account) = storage::accounts::get(db, account_id).await? else {
+            continue;
+        };
+        let store = SessionStore {
+            db: db.clone(),
+            vault: Arc::clone(vault),
+            clock,
+        };
+        match StoredSession::load(account_id, store).await {
+            Ok(Some(session)) => connector.register(account.label.clone(), Arc::new(session)),
+            Ok(None) => {}
+            Err(error) => {
+                let message = format!(
+                    "the session of account `{}` cannot be used: {error}",
+                    account.label
+                );
+                tracing::error!(account = %account.label, %error, "cannot load a stored session");
+                storage::logs::write(
+                    db,
+                    storage::LogLevel::Critical,
+                    &message,
+                    Some(account_id),
+                    None,
+                    clock.now(),
+                )
+                .await;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates the accounts of `[[accounts]]` that are not in the database yet and brings the

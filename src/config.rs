@@ -36,6 +36,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub presence: PresenceConfig,
     pub telegram: TelegramConfig,
+    pub security: SecurityConfig,
+    pub logins: LoginsConfig,
     pub webhooks: WebhooksConfig,
     pub accounts: Vec<AccountConfig>,
     pub tracked_users: Vec<TrackedUserConfig>,
@@ -213,6 +215,54 @@ pub struct TelegramConfig {
     /// the wait doubles up to `reconnect_max_seconds`.
     pub reconnect_min_seconds: u64,
     pub reconnect_max_seconds: u64,
+    /// The application's api_id from my.telegram.org (an account's own `api_id` wins).
+    pub api_id: Option<i32>,
+    /// The api_hash that goes with `api_id`; a login may also pass its own, which is then
+    /// stored sealed with the account.
+    pub api_hash: Option<Secret>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// The master key that seals sessions, api_hash and 2FA hints in the database. Created with
+    /// mode 0600 on first run; `TGWATCH_MASTER_KEY` (base64 or hex) takes its place when set.
+    pub master_key_file: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            master_key_file: "tgwatch.key".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginsConfig {
+    /// Wrong codes or passwords allowed within `window_minutes`, per account and per client
+    /// address; more get 429 with the time to wait. 0 turns the limit off.
+    pub max_failures: usize,
+    pub window_minutes: u32,
+}
+
+impl Default for LoginsConfig {
+    fn default() -> Self {
+        LoginsConfig {
+            max_failures: 5,
+            window_minutes: 15,
+        }
+    }
+}
+
+impl LoginsConfig {
+    pub fn limits(&self) -> crate::logins::limits::LoginLimits {
+        crate::logins::limits::LoginLimits {
+            max_failures: self.max_failures,
+            window: chrono::Duration::minutes(i64::from(self.window_minutes)),
+        }
+    }
 }
 
 impl Default for TelegramConfig {
@@ -222,6 +272,8 @@ impl Default for TelegramConfig {
             clock_speed: 1.0,
             reconnect_min_seconds: 5,
             reconnect_max_seconds: 300,
+            api_id: None,
+            api_hash: None,
         }
     }
 }

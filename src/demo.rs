@@ -1,12 +1,47 @@
-//! `tgwatch demo`: the whole service on a fresh SQLite file and a scripted Telegram, with no
-//! credentials, so a new user sees it work in a minute.
+//! `tgwatch demo`: the whole service on a fresh SQLite file and the built-in sandbox Telegram,
+//! with no credentials, so a new user sees it work in a minute.
+//!
+//! The demo runs the real path: the grammers adapter over MTProto against the sandbox, with
+//! each account's session imported and sealed in the database as a user's would be.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tgwatch_sandbox::{Sandbox, SandboxError};
 
 use crate::{
+    app::{Application, StartupError, load_vault},
+    clock::Clock,
     config::{AccountConfig, Config, Secret, TrackedUserConfig},
-    telegram::scripted::Scenario,
+    logins::{FreshSession, LoginsError, import_session},
+    storage::{self, StorageError, accounts::NewAccount},
+    telegram::{
+        sandbox_player,
+        scripted::Scenario,
+        stored_session::{PersistedSession, SessionStore},
+    },
+    vault::VaultError,
 };
+
+/// The demo's accounts: (label, Telegram user id).
+const DEMO_ACCOUNTS: [(&str, i64); 3] = [
+    ("demo-main", 9_000_001),
+    ("demo-backup", 9_000_002),
+    ("demo-spare", 9_000_003),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("importing a demo session: {0}")]
+    Logins(#[from] LoginsError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+}
 
 /// How many simulated people the demo tracks.
 pub const DEMO_USERS: usize = 24;
@@ -30,9 +65,18 @@ pub fn demo(dir: &std::path::Path, bind: std::net::SocketAddr, clock_speed: f64)
     config.http.admin_token = Some(Secret::new(uuid::Uuid::new_v4().simple().to_string()));
     config.telegram.clock_speed = clock_speed;
     config.presence.batch_delay_seconds = 10;
-    config.accounts = ["demo-main", "demo-backup", "demo-spare"]
+    config.telegram.api_id = Some(1);
+    config.telegram.api_hash = Some(Secret::new("demo-api-hash"));
+    config.security.master_key_file = dir
+        .join(format!(
+            "tgwatch-demo-{}.key",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .display()
+        .to_string();
+    config.accounts = DEMO_ACCOUNTS
         .into_iter()
-        .map(|label| AccountConfig {
+        .map(|(label, _)| AccountConfig {
             label: label.to_owned(),
             phone: None,
             api_id: None,
@@ -55,4 +99,68 @@ pub fn demo(dir: &std::path::Path, bind: std::net::SocketAddr, clock_speed: f64)
         scenario,
         database_path,
     }
+}
+
+/// Starts the sandbox with the demo's accounts and people, imports each account's session into
+/// the database (sealed), plays the scenario, and builds the service over MTProto.
+pub async fn start(demo: Demo, clock: Clock) -> Result<(Application, Sandbox), DemoError> {
+    let sandbox = Sandbox::start().await?;
+    let db = storage::connect(
+        &demo.config.database.url,
+        demo.config.database.max_connections,
+    )
+    .await?;
+    storage::migrate(&db).await?;
+    let vault = Arc::new(load_vault(&demo.config)?);
+    let store = SessionStore {
+        db: db.clone(),
+        vault: Arc::clone(&vault),
+        clock,
+    };
+
+    let mut sandbox_accounts = Vec::new();
+    for (label, user_id) in DEMO_ACCOUNTS {
+        let sandbox_account = sandbox.add_account(
+            user_id,
+            user_id ^ 0x5eed,
+            Some(label.replace('-', "_").as_str()),
+            label,
+        )?;
+        sandbox_accounts.push(sandbox_account);
+        let account = storage::accounts::create(
+            &db,
+            NewAccount {
+                label: label.to_owned(),
+                phone: None,
+                username: None,
+                telegram_user_id: None,
+                api_id: Some(1),
+                max_targets: Some(1000),
+                max_channels: Some(100),
+                status: None,
+            },
+            clock.now(),
+        )
+        .await?;
+        let session = PersistedSession::from_data(&sandbox.session_data_for(sandbox_account)?);
+        import_session(
+            &store,
+            &account,
+            session,
+            Some("demo-api-hash".to_owned()),
+            1,
+            Duration::from_secs(10),
+        )
+        .await?;
+    }
+    let origin = clock.now();
+    sandbox_player::populate(&sandbox, &demo.scenario, &sandbox_accounts, origin)?;
+    sandbox_player::play(sandbox.clone(), demo.scenario, clock, origin);
+
+    let fresh_session: FreshSession = {
+        let sandbox = sandbox.clone();
+        Arc::new(move || sandbox.fresh_session_data())
+    };
+    let app = Application::build_mtproto(demo.config, clock, vault, fresh_session).await?;
+    Ok((app, sandbox))
 }

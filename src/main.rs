@@ -1,19 +1,11 @@
 //! The `tgwatch` command: parses flags, sets up logging and the runtime, and hands over to the
 //! library.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tgwatch::{
-    app::Application,
-    bench,
-    clock::Clock,
-    config::Config,
-    demo::demo,
-    storage,
-    telegram::{TelegramConnector, scripted::ScriptedTelegram},
-};
+use tgwatch::{app::Application, bench, cli, clock::Clock, config::Config, demo::demo, storage};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +44,50 @@ enum Command {
     },
     /// Check a configuration file and exit: prints what is wrong, key by key.
     CheckConfig {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Log an account in through the running service: phone, code and 2FA password, or a QR
+    /// code to scan with a logged-in Telegram app.
+    Login {
+        /// The account's label or id.
+        account: String,
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Scan a QR code instead of typing a code.
+        #[arg(long)]
+        qr: bool,
+        #[arg(long)]
+        phone: Option<String>,
+        /// The api_hash from my.telegram.org (default: telegram.api_hash).
+        #[arg(long)]
+        api_hash: Option<String>,
+        /// The service's address (default: http://<http.bind>).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Store an existing session as an account's (service stopped): a Telethon StringSession or
+    /// a string from `tgwatch export-session`.
+    ImportSession {
+        account: String,
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        #[arg(long, conflicts_with = "session")]
+        telethon: Option<String>,
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long)]
+        api_hash: Option<String>,
+    },
+    /// Print an account's session as a string for `import-session` (it logs in as the account:
+    /// keep it like a password).
+    ExportSession {
+        account: String,
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Re-seal every stored session with a new master key (service stopped).
+    RotateKey {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
@@ -113,6 +149,10 @@ fn main() -> anyhow::Result<()> {
     .block_on(run(cli.command))
 }
 
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("loading {}", path.display()))
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config } => {
@@ -128,8 +168,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let demo = demo(&std::env::temp_dir(), bind, speed);
             let clock = Clock::fast(speed);
-            let telegram = ScriptedTelegram::start(demo.scenario, clock);
-            let connector: Arc<dyn TelegramConnector> = Arc::new(telegram);
             let token = demo
                 .config
                 .http
@@ -137,10 +175,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|token| token.expose().to_owned())
                 .unwrap_or_default();
-            let app = Application::build_with(demo.config, clock, connector).await?;
+            let database_path = demo.database_path.clone();
+            let (app, sandbox) = tgwatch::demo::start(demo, clock).await?;
             let base = format!("http://{}:{}", bind.ip(), app.port());
             println!(
-                "\ntgwatch demo: {users} simulated people, 3 accounts, clock x{speed}\n\
+                "\ntgwatch demo: {users} simulated people, 3 accounts over MTProto (sandbox Telegram at {sandbox}), clock x{speed}\n\
                  database:    {db}\n\
                  admin API:   {base}/api (token: {token})\n\n\
                  try:\n  curl {base}/api/health\n  \
@@ -148,7 +187,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                  curl -H 'Authorization: Bearer {token}' '{base}/api/online-statuses?is_online=true'\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n",
                 users = tgwatch::demo::DEMO_USERS,
-                db = demo.database_path.display(),
+                db = database_path.display(),
+                sandbox = sandbox.addr(),
             );
             match seconds {
                 Some(seconds) => {
@@ -167,6 +207,33 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 storage::connect(&config.database.url, config.database.max_connections).await?;
             storage::migrate(&db).await?;
             println!("migrations applied");
+        }
+        Command::Login {
+            account,
+            config,
+            qr,
+            phone,
+            api_hash,
+            url,
+        } => {
+            let config = load(&config)?;
+            let api = cli::ApiClient::new(&config, url)?;
+            cli::login(&api, &account, phone, api_hash, qr).await?;
+        }
+        Command::ImportSession {
+            account,
+            config,
+            telethon,
+            session,
+            api_hash,
+        } => {
+            cli::import(&load(&config)?, &account, telethon, session, api_hash).await?;
+        }
+        Command::ExportSession { account, config } => {
+            println!("{}", cli::export(&load(&config)?, &account).await?);
+        }
+        Command::RotateKey { config } => {
+            println!("{}", cli::rotate_key(&load(&config)?).await?);
         }
         Command::CheckConfig { config } => {
             Config::load(&config).with_context(|| format!("checking {}", config.display()))?;

@@ -308,6 +308,16 @@ impl Tracking {
         Ok(())
     }
 
+    /// Restarts an account's actor (after a login or a session reset) and points its targets
+    /// at the new one.
+    pub async fn restart_account(&self, account_id: Uuid) -> Result<(), TrackingError> {
+        if let Some(account) = storage::accounts::get(&self.db, account_id).await? {
+            self.supervisor.do_send(StartAccount(account));
+            self.restart_targets_of(account_id).await?;
+        }
+        Ok(())
+    }
+
     /// Targets hold their account's address: give them the new one after a restart.
     async fn restart_targets_of(&self, account_id: Uuid) -> Result<(), TrackingError> {
         for user in storage::tracked_users::active(&self.db).await? {

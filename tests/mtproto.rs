@@ -320,13 +320,11 @@ async fn a_ban_is_unauthorized_with_its_name_and_ends_the_updates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_account_without_a_session_is_unauthorized() {
+async fn an_account_without_a_session_is_not_logged_in_rather_than_banned() {
     let (_sandbox, _, connector) = start().await;
     assert_eq!(
         connect_error(&connector, "ghost").await,
-        TelegramError::Unauthorized {
-            reason: "no session for account ghost".into()
-        }
+        TelegramError::NotLoggedIn
     );
 }
 

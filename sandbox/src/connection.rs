@@ -1,9 +1,11 @@
 //! One task per TCP connection: framing, decryption, answering, pushing.
 //!
-//! A connection does not say who it is: the first packet's `auth_key_id` names the account (each
-//! account has its own pre-shared key) and its plaintext names the client's session, which every
-//! message we send must echo. From then on the connection is registered with the world, so that
-//! pushed updates can find it, until it closes.
+//! A connection does not say who it is: the first packet's `auth_key_id` names the key (each
+//! account has its own pre-shared key, plus one per login, and a key may be logged in to nobody
+//! yet) and its plaintext names the client's session, which every message we send must echo. From
+//! then on the connection is registered with the world under its key, so that pushed updates can
+//! find it, until it closes. Whom the key is logged in as is looked up per request: a login
+//! changes it mid-connection.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use crate::crypto::{CryptoError, ServerKey};
 use crate::dispatch::{self, Answer};
 use crate::sandbox::Shared;
 use crate::wire::{self, Outbox, Outgoing, WireError};
-use crate::world::{AccountId, ConnCommand, Pushed};
+use crate::world::{ConnCommand, Pushed};
 
 /// The transport error Telegram sends for an auth key it does not know (a negative length in
 /// place of a packet). grammers then drops the key and tries a key exchange, which the sandbox
@@ -49,7 +51,6 @@ enum ConnError {
 
 /// What the connection knows once its first packet decrypted.
 struct Peer {
-    account: AccountId,
     key: ServerKey,
     outbox: Option<Outbox>,
     registration: Option<u64>,
@@ -143,16 +144,13 @@ impl Connection {
             Some(peer) if peer.key.id() == key_id => peer,
             Some(_) => return Err(ConnError::KeyChanged),
             None => {
-                let known = {
-                    let world = self.shared.world();
-                    world.keys.get(&key_id).and_then(|account| {
-                        world
-                            .accounts
-                            .get(account)
-                            .map(|record| (*account, record.key.clone()))
-                    })
-                };
-                let Some((account, key)) = known else {
+                let known = self
+                    .shared
+                    .world()
+                    .keys
+                    .get(&key_id)
+                    .map(|record| record.key.clone());
+                let Some(key) = known else {
                     // Includes key id 0: a plain message starting a key exchange.
                     self.writer
                         .write_all(&UNKNOWN_AUTH_KEY.to_le_bytes())
@@ -160,7 +158,6 @@ impl Connection {
                     return Err(ConnError::UnknownKey);
                 };
                 self.peer.insert(Peer {
-                    account,
                     key,
                     outbox: None,
                     registration: None,
@@ -180,23 +177,21 @@ impl Connection {
             peer.outbox = Some(Outbox::new(envelope.session_id));
         }
         if peer.registration.is_none() {
-            let registered = self
+            peer.registration = self
                 .shared
                 .world()
-                .register_connection(peer.account, self.tx.clone());
-            peer.registration = registered.ok();
+                .register_connection(key_id, self.tx.clone());
         }
-        let account = peer.account;
 
         for message in wire::flatten(envelope.message)? {
-            self.on_message(account, message).await?;
+            self.on_message(key_id, message).await?;
         }
         Ok(())
     }
 
     async fn on_message(
         &mut self,
-        account: AccountId,
+        key_id: [u8; 8],
         message: wire::Message,
     ) -> Result<(), ConnError> {
         match message.constructor() {
@@ -223,7 +218,8 @@ impl Connection {
                 .await
             }
             _ => {
-                let answer = dispatch::call(&mut self.shared.world(), account, &message.body);
+                let answer =
+                    dispatch::call_with_key(&mut self.shared.world(), key_id, &message.body);
                 let result = match answer {
                     Answer::Result(bytes) => bytes,
                     Answer::Error { code, message } => wire::rpc_error(code, &message),
@@ -237,10 +233,22 @@ impl Connection {
     /// Sends updates as a plain encrypted message holding a serialized `Updates` (not in an
     /// `rpc_result`), which grammers hands to its update machinery.
     async fn push(&mut self, pushed: Pushed) -> Result<(), ConnError> {
+        // The channels the updates name, as Telegram always sends them (grammers caches them,
+        // and needs their access hash to ask getChannelDifference later).
+        let chats = match &self.peer {
+            Some(peer) => {
+                let world = self.shared.world();
+                world
+                    .account_of_key(peer.key.id())
+                    .map(|viewer| crate::channels::chats_for(&world, viewer, &pushed.updates))
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
         let updates = tl::enums::Updates::Updates(tl::types::Updates {
             updates: pushed.updates,
             users: pushed.users,
-            chats: Vec::new(),
+            chats,
             date: crate::world::unix_now(),
             // seq 0 marks updates outside the common sequence, so grammers applies them without
             // checking for a gap.
@@ -272,7 +280,7 @@ impl Connection {
     /// routes them to another connection of the account or keeps them for `getDifference`.
     fn finish(self, mut rx: mpsc::UnboundedReceiver<ConnCommand>) {
         let Some(Peer {
-            account,
+            key,
             registration: Some(id),
             ..
         }) = self.peer
@@ -280,11 +288,14 @@ impl Connection {
             return;
         };
         let mut world = self.shared.world();
-        world.unregister_connection(account, id);
+        world.unregister_connection(key.id(), id);
         rx.close();
+        let account = world.account_of_key(key.id());
         while let Ok(command) = rx.try_recv() {
-            if let ConnCommand::Push(pushed) = command {
-                // The account exists (it was registered), so this cannot fail.
+            // A key logged in to nobody has no update state to catch up with: its pushes
+            // (`updateLoginToken`) are moot once its connection is gone.
+            if let (ConnCommand::Push(pushed), Some(account)) = (command, account) {
+                // The account exists (the key is logged in to it), so this cannot fail.
                 let _ = world.push(account, pushed);
             }
         }

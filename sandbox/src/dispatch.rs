@@ -5,8 +5,12 @@
 //! applies the account's injected faults, and answers. Anything unknown gets
 //! `400 METHOD_NOT_IMPLEMENTED`: an answer, never silence, so a client never hangs on us.
 //!
-//! New families (channels, logins) get their own `match` arms here and their handlers next to
-//! the existing ones, reading and changing [`World`].
+//! Requests are made with an auth key, which may be logged in to nobody: then only
+//! `help.getConfig` and the login methods (answered by `crate::login`) work, and everything else
+//! is `401 AUTH_KEY_UNREGISTERED`, as on Telegram.
+//!
+//! Channel methods are answered by `crate::channels`, behind one `match` arm; a new family
+//! would do the same, with its handlers in its own module, reading and changing [`World`].
 
 use grammers_tl_types::{self as tl, Identifiable, Serializable, functions};
 
@@ -25,11 +29,11 @@ pub(crate) enum Answer {
 }
 
 impl Answer {
-    fn ok(value: &impl Serializable) -> Self {
+    pub(crate) fn ok(value: &impl Serializable) -> Self {
         Answer::Result(value.to_bytes())
     }
 
-    fn error(code: i32, message: impl Into<String>) -> Self {
+    pub(crate) fn error(code: i32, message: impl Into<String>) -> Self {
         Answer::Error {
             code,
             message: message.into(),
@@ -42,19 +46,48 @@ impl Answer {
     }
 }
 
-/// Answers one request of `account`.
+/// Answers one request of `account` made with its original key: the unit tests' shorthand.
+#[cfg(test)]
 pub(crate) fn call(world: &mut World, account: AccountId, body: &[u8]) -> Answer {
+    match world
+        .accounts
+        .get(&account)
+        .map(|record| record.original_key)
+    {
+        Some(key) => call_with_key(world, key, body),
+        None => Answer::error(401, "AUTH_KEY_UNREGISTERED"),
+    }
+}
+
+/// Answers one request made with the auth key `key`, as whichever account it is logged in as.
+pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Answer {
     let query = match unwrap_wrappers(body) {
         Ok(query) => query,
         Err(_) => return Answer::bad_input(),
     };
     let id = constructor_of(&query);
     let method = tl::name_for_id(id);
+    // Looked up per request: a login or logout on this very connection changes it.
+    let account = world.account_of_key(key);
     world.count_call(account, method);
 
-    if let Some(answer) = injected_fault(world, account, id) {
+    if let Some(answer) = injected_fault(world, account, method, id) {
         return answer;
     }
+    if let Some(answer) = crate::login::answer(world, key, id, &query) {
+        return answer.unwrap_or_else(|_: tl::deserialize::Error| Answer::bad_input());
+    }
+    let Some(account) = account else {
+        return if id == functions::help::GetConfig::CONSTRUCTOR_ID {
+            get_config()
+        } else if method.starts_with("auth.") {
+            // A login method the sandbox does not answer (auth.resendCode, bots...): saying
+            // "not logged in" would send the client round in circles.
+            Answer::error(400, "METHOD_NOT_IMPLEMENTED")
+        } else {
+            Answer::error(401, "AUTH_KEY_UNREGISTERED")
+        };
+    };
 
     let answer = match id {
         functions::help::GetConfig::CONSTRUCTOR_ID => Ok(get_config()),
@@ -65,6 +98,7 @@ pub(crate) fn call(world: &mut World, account: AccountId, body: &[u8]) -> Answer
         functions::contacts::ResolveUsername::CONSTRUCTOR_ID => {
             resolve_username(world, account, &query)
         }
+        id if crate::channels::handles(id) => crate::channels::call(world, account, id, &query),
         _ => {
             tracing::debug!(method, "sandbox: method not implemented");
             Ok(Answer::error(400, "METHOD_NOT_IMPLEMENTED"))
@@ -115,20 +149,39 @@ fn unwrap_wrappers(body: &[u8]) -> Result<Vec<u8>, tl::deserialize::Error> {
 ///
 /// `help.getConfig` (the payload of `initConnection`) is never refused: Telegram answers it even
 /// for an unregistered key, and refusing it would fail the connection instead of the request.
-/// FLOOD_WAITs also spare the update machinery (`updates.getState`, `updates.getDifference`), so
-/// an injected wait hits the calls a test aims at rather than grammers' background requests.
-fn injected_fault(world: &mut World, account: AccountId, id: u32) -> Option<Answer> {
+/// A ban covers every key of the account. A per-method FLOOD_WAIT hits its method whatever key
+/// calls it (logged in or not). The per-account FLOOD_WAIT spares the update machinery
+/// (`updates.getState`, `updates.getDifference`), so that it hits the calls a test aims at
+/// rather than grammers' background requests.
+fn injected_fault(
+    world: &mut World,
+    account: Option<AccountId>,
+    method: &str,
+    id: u32,
+) -> Option<Answer> {
     if id == functions::help::GetConfig::CONSTRUCTOR_ID {
         return None;
     }
-    let record = world.accounts.get_mut(&account)?;
-    if let Some(ban) = record.ban {
+    let ban = account
+        .and_then(|account| world.accounts.get(&account))
+        .and_then(|record| record.ban);
+    if let Some(ban) = ban {
         return Some(Answer::error(401, ban.error_name()));
     }
+    if let Some(flood) = world.method_floods.get_mut(method) {
+        let seconds = flood.seconds;
+        flood.remaining = flood.remaining.saturating_sub(1);
+        if flood.remaining == 0 {
+            world.method_floods.remove(method);
+        }
+        return Some(Answer::error(420, format!("FLOOD_WAIT_{seconds}")));
+    }
+    let record = world.accounts.get_mut(&account?)?;
     if matches!(
         id,
         functions::updates::GetState::CONSTRUCTOR_ID
             | functions::updates::GetDifference::CONSTRUCTOR_ID
+            | functions::updates::GetChannelDifference::CONSTRUCTOR_ID
     ) {
         return None;
     }
@@ -219,7 +272,9 @@ fn get_state(world: &World, account: AccountId) -> Result<Answer, tl::deserializ
 
 /// Hands over what was pushed while the account had no live connection. grammers asks for it
 /// after every reconnect (the old connection's close looks like a possible gap), which is what
-/// keeps pushes flowing across `drop_connections`.
+/// keeps pushes flowing across `drop_connections`. Channel posts are not in here: for each
+/// channel that moved meanwhile there is an `updateChannelTooLong`, and grammers asks
+/// `updates.getChannelDifference` for it (see `crate::channels`).
 fn get_difference(world: &mut World, account: AccountId) -> Result<Answer, tl::deserialize::Error> {
     let state = state_of(world, account);
     let pending = world
@@ -227,7 +282,8 @@ fn get_difference(world: &mut World, account: AccountId) -> Result<Answer, tl::d
         .get_mut(&account)
         .map(|record| std::mem::take(&mut record.pending))
         .unwrap_or_default();
-    if pending.is_empty() {
+    let missed_channels = crate::channels::missed_channels(world, account);
+    if pending.is_empty() && missed_channels.is_empty() {
         return Ok(Answer::ok(&tl::enums::updates::Difference::Empty(
             tl::types::updates::DifferenceEmpty {
                 date: state.date,
@@ -241,12 +297,14 @@ fn get_difference(world: &mut World, account: AccountId) -> Result<Answer, tl::d
         other_updates.extend(pushed.updates);
         users.extend(pushed.users);
     }
+    other_updates.extend(missed_channels);
+    let chats = crate::channels::chats_for(world, account, &other_updates);
     Ok(Answer::ok(&tl::enums::updates::Difference::Difference(
         tl::types::updates::Difference {
             new_messages: Vec::new(),
             new_encrypted_messages: Vec::new(),
             other_updates,
-            chats: Vec::new(),
+            chats,
             users,
             state: tl::enums::updates::State::State(state),
         },
@@ -411,7 +469,9 @@ fn resolve_username(
         .get(&name)
         .and_then(|id| world.users.get(id))
     else {
-        return Ok(Answer::error(400, "USERNAME_NOT_OCCUPIED"));
+        // Channels share the username namespace.
+        return Ok(crate::channels::resolve_username(world, account, &name)
+            .unwrap_or_else(|| Answer::error(400, "USERNAME_NOT_OCCUPIED")));
     };
     Ok(Answer::ok(&tl::enums::contacts::ResolvedPeer::Peer(
         tl::types::contacts::ResolvedPeer {

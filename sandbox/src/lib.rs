@@ -5,7 +5,9 @@
 //! `demo` mode run the real client against this server instead. It speaks just enough MTProto for
 //! grammers 0.11: the "full" transport, MTProto 2.0 encryption with a pre-shared auth key (so no
 //! key exchange, which would need Telegram's RSA private key), `rpc_result` / `rpc_error`,
-//! containers, gzip, pings and pushed `Updates`.
+//! containers, gzip, pings and pushed `Updates`. Accounts can also log in the way a new session
+//! does: by phone code, with a 2FA password (SRP, really checked) and by QR code, on a fresh key
+//! from [`Sandbox::fresh_session_data`].
 //!
 //! # Layout
 //!
@@ -14,10 +16,20 @@
 //! * `wire`: the plaintext message layer: envelopes, containers, gzip, `rpc_result`, `pong`,
 //!   server message ids and sequence numbers.
 //! * `connection`: one task per TCP connection: framing, decryption, answering, pushing.
+//! * `channels`: broadcast channels, each with its own pts and message log, and which accounts
+//!   joined them: `contacts.resolveUsername` for their usernames, `channels.joinChannel`,
+//!   invites, `messages.getHistory`, `channels.getFullChannel` / `getMessages`,
+//!   `messages.getDialogs`, `updates.getChannelDifference`, and the control API that posts,
+//!   edits and deletes ([`Sandbox::post`] and friends), pushed live to members.
 //! * `dispatch`: the RPC methods the sandbox answers; everything else gets
-//!   `400 METHOD_NOT_IMPLEMENTED` so a client never hangs.
-//! * `world`: the state of the fake Telegram: users, accounts (each with its own auth key),
-//!   contacts, statuses, injected faults, per-method call counters, live connections.
+//!   `400 METHOD_NOT_IMPLEMENTED` so a client never hangs. A key logged in to nobody gets
+//!   `401 AUTH_KEY_UNREGISTERED` for all but `help.getConfig` and the login methods.
+//! * `login`: logins (`auth.sendCode` / `signIn`, `account.getPassword` / `auth.checkPassword`
+//!   with server-side SRP, `auth.exportLoginToken` / `importLoginToken`, `auth.logOut`), and the
+//!   control API that plays the user's part (reading the code, scanning the QR code).
+//! * `world`: the state of the fake Telegram: users, accounts, auth keys (an account's original
+//!   pre-shared one plus one per login, or logged in to nobody), contacts, statuses, injected
+//!   faults, per-method call counters, live connections (per key).
 //! * `sandbox`: [`Sandbox`], the handle that starts the server and that tests and the scenario
 //!   player drive.
 //! * `session`: building the grammers session that points a client at the sandbox.
@@ -39,15 +51,18 @@
 //! # }
 //! ```
 
+mod channels;
 mod connection;
 mod crypto;
 mod dispatch;
 mod error;
+mod login;
 mod sandbox;
 mod session;
 mod wire;
 mod world;
 
+pub use channels::{MediaKind, Posted};
 pub use error::SandboxError;
 pub use sandbox::Sandbox;
 pub use world::{AccountId, Ban, Delivery, UserStatus};

@@ -1,4 +1,7 @@
 //! [`Sandbox`]: starts the server and is the control API that tests and the scenario player use.
+//!
+//! The login part of the control API (`set_phone`, `set_password`, `fresh_session_data`,
+//! `login_code`, `accept_login_token`, ...) is in `login.rs`, next to the logic it drives.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -38,11 +41,7 @@ struct Lifetime {
 impl Drop for Lifetime {
     fn drop(&mut self) {
         self.accept.abort();
-        let mut world = self.shared.world();
-        let accounts: Vec<AccountId> = world.accounts.keys().copied().collect();
-        for account in accounts {
-            let _ = world.drop_connections(account);
-        }
+        self.shared.world().close_all_connections();
     }
 }
 
@@ -52,7 +51,7 @@ impl Drop for Lifetime {
 /// clone is dropped. Must be started inside a tokio runtime.
 #[derive(Clone)]
 pub struct Sandbox {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     _lifetime: Arc<Lifetime>,
 }
@@ -114,7 +113,7 @@ impl Sandbox {
 
     /// The account's pre-shared auth key, as a grammers `DcOption` carries it.
     pub fn auth_key(&self, account: AccountId) -> Result<[u8; 256], SandboxError> {
-        Ok(*self.shared.world().account(account)?.key.data())
+        Ok(*self.shared.world().original_key(account)?.data())
     }
 
     /// The session data that points a grammers client at the sandbox, logged in as `account`:
@@ -135,8 +134,7 @@ impl Sandbox {
         Ok(crate::session::session_data(
             self.addr,
             key,
-            account.user_id(),
-            access_hash,
+            Some((account.user_id(), access_hash)),
         ))
     }
 
@@ -209,8 +207,29 @@ impl Sandbox {
         Ok(())
     }
 
+    /// The next `calls` calls of the TL method `method` (e.g. `auth.sendCode`), whatever key
+    /// makes them (logged in or not), fail with `420 FLOOD_WAIT_<seconds>`. Unlike
+    /// [`Self::inject_flood_wait`] nothing is spared but `help.getConfig` (connection setup): the
+    /// test names the method. Replaces any earlier injection for the method; `calls = 0` clears
+    /// it.
+    pub fn inject_method_flood_wait(&self, method: &str, seconds: u32, calls: u32) {
+        let mut world = self.shared.world();
+        if calls == 0 {
+            world.method_floods.remove(method);
+        } else {
+            world.method_floods.insert(
+                method.to_owned(),
+                FloodWait {
+                    seconds,
+                    remaining: calls,
+                },
+            );
+        }
+    }
+
     /// Every later call of the account fails with `401` and the ban's name (connection setup
-    /// still succeeds, as on Telegram, so the error reaches the caller of the request).
+    /// still succeeds, as on Telegram, so the error reaches the caller of the request). It
+    /// covers every key of the account: its original one and those of its logins.
     pub fn ban(&self, account: AccountId, ban: Ban) -> Result<(), SandboxError> {
         self.shared.world().account_mut(account)?.ban = Some(ban);
         Ok(())
@@ -231,7 +250,7 @@ impl Sandbox {
 
     /// How many connections of the account are live (have sent at least one message).
     pub fn connection_count(&self, account: AccountId) -> Result<usize, SandboxError> {
-        Ok(self.shared.world().account(account)?.connections.len())
+        self.shared.world().connection_count(account)
     }
 
     /// How many TCP connections were accepted so far, all accounts together.

@@ -5,13 +5,13 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use grammers_session::SessionData;
 use grammers_session::types::{DcOption, PeerAuth, PeerId, PeerInfo};
 
-/// Session data for one account: home DC, every DC at the sandbox with the account's key, and
-/// the self user.
+/// Session data for one auth key: home DC, every DC at the sandbox with that key, and the self
+/// user (`(user id, access hash)`) if the key is logged in. A key about to log in has none:
+/// grammers caches the self user itself when the login completes.
 pub(crate) fn session_data(
     addr: SocketAddr,
     auth_key: [u8; 256],
-    user_id: i64,
-    access_hash: i64,
+    self_user: Option<(i64, i64)>,
 ) -> SessionData {
     let ipv4 = match addr.ip() {
         IpAddr::V4(ip) => SocketAddrV4::new(ip, addr.port()),
@@ -41,6 +41,9 @@ pub(crate) fn session_data(
         );
     }
 
+    let Some((user_id, access_hash)) = self_user else {
+        return data;
+    };
     let me = PeerInfo::User {
         id: user_id,
         auth: Some(PeerAuth::from_hash(access_hash)),

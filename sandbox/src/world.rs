@@ -10,10 +10,22 @@
 //! * an account's update state only moves for pts-carrying updates, of which there are none yet,
 //!   so `pts` stays put; statuses are pts-less updates, as on Telegram.
 //!
-//! Growing it: channels will be a `channels` map (id, access hash, title, username, members, a
-//! per-channel `pts` and a message log for `messages.getHistory` / `getChannelDifference`), and
-//! logins a per-phone map of pending codes and 2FA (SRP) parameters; both hang off [`World`] the
-//! same way users do, and their pushes go through [`World::push`].
+//! Auth keys: an account has its original pre-shared key plus one per login, and a key may be
+//! logged in to nobody (a fresh session before its login, or after `auth.logOut`). Connections
+//! belong to a key, so a login or logout on a live connection takes effect on its next request.
+//! An account's updates go to the newest live connection of any of its keys (Telegram sends them
+//! to every session; tgwatch runs one client per account).
+//!
+//! Growing it: channels (id, access hash, title, username, members, a per-channel `pts` and a
+//! message log for `messages.getHistory` / `getChannelDifference`) are
+//! [`crate::channels::Channels`]; logins (phones, codes, 2FA verifiers, QR tokens) are
+//! [`crate::login::Logins`]. Both hang off [`World`] the same way users do, and their pushes go
+//! through [`World::push`] (or [`World::push_to_key`] for a key that is logged in to nobody yet).
+//! Channel updates are the exception: they are only ever sent live, since what a member missed
+//! is replayed from the channel's own log by `updates.getChannelDifference`, not queued for the
+//! common `updates.getDifference`. A new family (groups, private messages) would do the same:
+//! a module with its state as one field here, its RPC methods behind one `match` arm in
+//! `dispatch`, and its control API as an `impl Sandbox` block in its own module.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -157,14 +169,15 @@ pub(crate) enum ConnCommand {
     Close,
 }
 
-/// A connection that has told us its account and session, so it can be pushed to.
+/// A connection that has told us its key and session, so it can be pushed to.
 pub(crate) struct LiveConnection {
     pub(crate) id: u64,
     pub(crate) tx: mpsc::UnboundedSender<ConnCommand>,
 }
 
 pub(crate) struct AccountRecord {
-    pub(crate) key: ServerKey,
+    /// The id of the account's original pre-shared key (in [`World::keys`]); logins add more.
+    pub(crate) original_key: [u8; 8],
     pub(crate) contacts: BTreeSet<i64>,
     pub(crate) flood: Option<FloodWait>,
     pub(crate) ban: Option<Ban>,
@@ -176,7 +189,14 @@ pub(crate) struct AccountRecord {
     /// Updates that found no live connection, for the next `updates.getDifference`.
     pub(crate) pending: Vec<Pushed>,
     pub(crate) calls: HashMap<String, u64>,
-    /// Live connections, oldest first. Pushes go to the newest.
+}
+
+/// An auth key the sandbox knows, and whom it is logged in as.
+pub(crate) struct KeyRecord {
+    pub(crate) key: ServerKey,
+    /// `None` while logged in to nobody: then only the login methods work.
+    pub(crate) account: Option<AccountId>,
+    /// Live connections using this key, oldest first.
     pub(crate) connections: Vec<LiveConnection>,
 }
 
@@ -186,8 +206,12 @@ pub(crate) struct World {
     /// Lower-cased username -> user id.
     pub(crate) usernames: HashMap<String, i64>,
     pub(crate) accounts: BTreeMap<AccountId, AccountRecord>,
-    /// auth_key_id -> account: how a connection is recognised.
-    pub(crate) keys: HashMap<[u8; 8], AccountId>,
+    /// auth_key_id -> the key and whom it is logged in as: how a connection is recognised.
+    pub(crate) keys: HashMap<[u8; 8], KeyRecord>,
+    pub(crate) logins: crate::login::Logins,
+    pub(crate) channels: crate::channels::Channels,
+    /// Method name -> FLOOD_WAIT for its next calls, whatever key makes them.
+    pub(crate) method_floods: HashMap<String, FloodWait>,
     /// Calls per method name (e.g. `users.getUsers`), all accounts together.
     pub(crate) calls: HashMap<String, u64>,
     pub(crate) connections_accepted: u64,
@@ -216,7 +240,8 @@ impl World {
         }
         if let Some(name) = username {
             let key = name.to_lowercase();
-            if self.usernames.contains_key(&key) {
+            // Users and channels share one username namespace, as on Telegram.
+            if self.usernames.contains_key(&key) || self.channels.username_taken(&key) {
                 return Err(SandboxError::UsernameTaken(name.to_owned()));
             }
             self.usernames.insert(key, id);
@@ -244,11 +269,12 @@ impl World {
     ) -> Result<AccountId, SandboxError> {
         self.add_user(user_id, access_hash, username, first_name)?;
         let id = AccountId(user_id);
-        self.keys.insert(key.id(), id);
+        let original_key = key.id();
+        self.add_key(key, Some(id));
         self.accounts.insert(
             id,
             AccountRecord {
-                key,
+                original_key,
                 contacts: BTreeSet::new(),
                 flood: None,
                 ban: None,
@@ -257,10 +283,43 @@ impl World {
                 seq: 0,
                 pending: Vec::new(),
                 calls: HashMap::new(),
-                connections: Vec::new(),
             },
         );
         Ok(id)
+    }
+
+    /// Registers an auth key, logged in as `account` or (`None`) as nobody.
+    pub(crate) fn add_key(&mut self, key: ServerKey, account: Option<AccountId>) {
+        self.keys.insert(
+            key.id(),
+            KeyRecord {
+                key,
+                account,
+                connections: Vec::new(),
+            },
+        );
+    }
+
+    /// Whom the key is logged in as; `None` for an unknown key or one logged in to nobody.
+    pub(crate) fn account_of_key(&self, key: [u8; 8]) -> Option<AccountId> {
+        self.keys.get(&key).and_then(|record| record.account)
+    }
+
+    /// Logs the key in as `account`, or out (`None`). Its live connections stay open and serve
+    /// the new account from their next request on.
+    pub(crate) fn set_key_account(&mut self, key: [u8; 8], account: Option<AccountId>) {
+        if let Some(record) = self.keys.get_mut(&key) {
+            record.account = account;
+        }
+    }
+
+    /// The account's original pre-shared key.
+    pub(crate) fn original_key(&self, account: AccountId) -> Result<&ServerKey, SandboxError> {
+        let id = self.account(account)?.original_key;
+        self.keys
+            .get(&id)
+            .map(|record| &record.key)
+            .ok_or(SandboxError::UnknownAccount(account))
     }
 
     pub(crate) fn account(&self, id: AccountId) -> Result<&AccountRecord, SandboxError> {
@@ -386,71 +445,151 @@ impl World {
         Ok(delivery)
     }
 
-    /// Sends updates to the account's newest live connection, or keeps them for its next
-    /// `updates.getDifference`. Returns whether a live connection took them.
+    /// Sends updates to the account's newest live connection (of any of its keys), or keeps them
+    /// for its next `updates.getDifference`. Returns whether a live connection took them.
     pub(crate) fn push(
         &mut self,
         account: AccountId,
         pushed: Pushed,
     ) -> Result<bool, SandboxError> {
-        let record = self.account_mut(account)?;
+        self.account(account)?;
+        match self.send_live(account, pushed) {
+            Ok(()) => Ok(true),
+            Err(pushed) => {
+                self.account_mut(account)?.pending.push(pushed);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Like [`Self::push`], but never queues: returns whether a live connection took the
+    /// updates (for updates that something else replays, like `getChannelDifference`).
+    pub(crate) fn push_live(&mut self, account: AccountId, pushed: Pushed) -> bool {
+        self.send_live(account, pushed).is_ok()
+    }
+
+    /// Tries the account's live connections (of all its keys), newest first; gives the updates
+    /// back if none took them.
+    fn send_live(&mut self, account: AccountId, pushed: Pushed) -> Result<(), Pushed> {
+        let mut pushed = pushed;
+        loop {
+            // Connection ids only grow, so the largest is the newest.
+            let newest = self
+                .keys
+                .iter()
+                .filter(|(_, record)| record.account == Some(account))
+                .filter_map(|(id, record)| record.connections.last().map(|live| (live.id, *id)))
+                .max();
+            let Some((_, key)) = newest else {
+                return Err(pushed);
+            };
+            // Dead connections are forgotten on the way, so this loop ends.
+            match self.send_to_key(key, pushed) {
+                Ok(()) => return Ok(()),
+                Err(back) => pushed = back,
+            }
+        }
+    }
+
+    /// Sends updates to the key's newest live connection; returns whether one took them. Nothing
+    /// is kept for later: this is for keys logged in to nobody (`updateLoginToken`), which have
+    /// no update state to catch up with.
+    pub(crate) fn push_to_key(&mut self, key: [u8; 8], pushed: Pushed) -> bool {
+        self.send_to_key(key, pushed).is_ok()
+    }
+
+    /// Tries the key's live connections, newest first, forgetting dead ones; gives the updates
+    /// back if none took them.
+    fn send_to_key(&mut self, key: [u8; 8], pushed: Pushed) -> Result<(), Pushed> {
+        let Some(record) = self.keys.get_mut(&key) else {
+            return Err(pushed);
+        };
         let mut pushed = pushed;
         while let Some(connection) = record.connections.last() {
             match connection.tx.send(ConnCommand::Push(pushed)) {
-                Ok(()) => return Ok(true),
+                Ok(()) => return Ok(()),
                 Err(mpsc::error::SendError(cmd)) => {
                     // The task is gone without unregistering (it panicked or is exiting);
                     // forget it and try the next one.
                     record.connections.pop();
                     match cmd {
                         ConnCommand::Push(back) => pushed = back,
-                        ConnCommand::Close => return Ok(false),
+                        // Only pushes are sent here, so this cannot happen; there would be
+                        // nothing left to deliver.
+                        ConnCommand::Close => return Ok(()),
                     }
                 }
             }
         }
-        record.pending.push(pushed);
-        Ok(false)
+        Err(pushed)
     }
 
-    /// Registers a connection that has proven its account (by decrypting) and session.
+    /// Registers a connection that has proven its key (by decrypting) and session.
     pub(crate) fn register_connection(
         &mut self,
-        account: AccountId,
+        key: [u8; 8],
         tx: mpsc::UnboundedSender<ConnCommand>,
-    ) -> Result<u64, SandboxError> {
+    ) -> Option<u64> {
+        let record = self.keys.get_mut(&key)?;
         self.next_connection_id += 1;
         let id = self.next_connection_id;
-        self.account_mut(account)?
-            .connections
-            .push(LiveConnection { id, tx });
-        Ok(id)
+        record.connections.push(LiveConnection { id, tx });
+        Some(id)
     }
 
-    pub(crate) fn unregister_connection(&mut self, account: AccountId, connection: u64) {
-        if let Some(record) = self.accounts.get_mut(&account) {
+    pub(crate) fn unregister_connection(&mut self, key: [u8; 8], connection: u64) {
+        if let Some(record) = self.keys.get_mut(&key) {
             record.connections.retain(|live| live.id != connection);
         }
     }
 
-    /// Unregisters and closes every connection of the account; returns how many there were.
+    /// Unregisters and closes every connection of the account (of all its keys); returns how
+    /// many there were.
     ///
     /// Unregistering happens here, under the lock, so that no push can be sent to a connection
     /// that is about to close: later pushes queue for `updates.getDifference` instead.
     pub(crate) fn drop_connections(&mut self, account: AccountId) -> Result<usize, SandboxError> {
-        let record = self.account_mut(account)?;
-        let connections = std::mem::take(&mut record.connections);
-        for connection in &connections {
-            // A task that is already gone needs no closing.
-            let _ = connection.tx.send(ConnCommand::Close);
-        }
-        Ok(connections.len())
+        self.account(account)?;
+        Ok(self.close_connections(|owner| owner == Some(account)))
     }
 
-    /// Counts one call of `method` by `account`.
-    pub(crate) fn count_call(&mut self, account: AccountId, method: &str) {
+    /// Closes every connection of every key (the sandbox is going away).
+    pub(crate) fn close_all_connections(&mut self) {
+        self.close_connections(|_| true);
+    }
+
+    fn close_connections(&mut self, whose: impl Fn(Option<AccountId>) -> bool) -> usize {
+        let mut closed = 0;
+        for record in self
+            .keys
+            .values_mut()
+            .filter(|record| whose(record.account))
+        {
+            for connection in std::mem::take(&mut record.connections) {
+                // A task that is already gone needs no closing.
+                let _ = connection.tx.send(ConnCommand::Close);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// How many live connections the account has, all its keys together.
+    pub(crate) fn connection_count(&self, account: AccountId) -> Result<usize, SandboxError> {
+        self.account(account)?;
+        Ok(self
+            .keys
+            .values()
+            .filter(|record| record.account == Some(account))
+            .map(|record| record.connections.len())
+            .sum())
+    }
+
+    /// Counts one call of `method` by `account` (`None`: by a key logged in to nobody, which
+    /// only the totals count).
+    pub(crate) fn count_call(&mut self, account: Option<AccountId>, method: &str) {
         *self.calls.entry(method.to_owned()).or_default() += 1;
-        if let Some(record) = self.accounts.get_mut(&account) {
+        if let Some(record) = account.and_then(|account| self.accounts.get_mut(&account)) {
             *record.calls.entry(method.to_owned()).or_default() += 1;
         }
     }

@@ -118,9 +118,23 @@ impl AccountActor {
 
     fn connection_failed(&mut self, ctx: &mut Context<Self>, error: &TelegramError) {
         self.session = None;
-        if let TelegramError::Unauthorized { reason } = error {
-            self.mark_unusable(reason);
-            return;
+        match error {
+            TelegramError::Unauthorized { reason } => {
+                self.mark_unusable(reason);
+                return;
+            }
+            TelegramError::NotLoggedIn => {
+                // Nothing to retry: a login restarts the account.
+                self.unusable = true;
+                self.pending.clear();
+                self.pending_ids.clear();
+                tracing::warn!(
+                    account = %self.identity.label,
+                    "account is not logged in; log it in with `tgwatch login` or POST /api/accounts/{{id}}/login/phone"
+                );
+                return;
+            }
+            _ => {}
         }
         let wait = self
             .reconnect
@@ -264,7 +278,9 @@ impl AccountActor {
                 self.mark_unusable(reason);
                 return;
             }
-            TelegramError::Connection(_) => self.connection_failed(ctx, &error),
+            TelegramError::Connection(_) | TelegramError::NotLoggedIn => {
+                self.connection_failed(ctx, &error)
+            }
             TelegramError::Rpc { .. } => {
                 tracing::warn!(account = %self.identity.label, %error, "poll refused; retrying in the next batch");
             }
@@ -336,6 +352,12 @@ impl Handler<Pushed> for AccountActor {
                         account_id: Some(self.account_id),
                     });
                 }
+            }
+            // Nothing watches channels yet: the channel actor (issue 4) will take these.
+            Update::ChannelMessageNew(_)
+            | Update::ChannelMessageEdited(_)
+            | Update::ChannelMessagesDeleted { .. } => {
+                tracing::debug!(account = %self.identity.label, ?update, "channel update not routed yet");
             }
         }
     }

@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 pub mod error;
 mod health;
+mod login;
 mod logs;
 mod online_statuses;
 mod params;
@@ -42,6 +43,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::scope("/api")
                 .wrap(middleware::from_fn(auth::require_admin_token))
                 .configure(accounts::routes)
+                .configure(login::routes)
                 .configure(tracked_users::routes)
                 .configure(online_statuses::routes)
                 .configure(logs::routes)

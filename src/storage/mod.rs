@@ -3,7 +3,9 @@
 //! Every function takes the connection (or a transaction) it works on, and every database error
 //! comes back with what was being done when it happened.
 
+pub mod account_sessions;
 pub mod accounts;
+pub mod auth_attempts;
 pub mod entities;
 pub mod logs;
 pub mod observations;

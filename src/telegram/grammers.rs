@@ -6,6 +6,8 @@
 //!
 //! * the pool's runner, which drives the network;
 //! * the update forwarder, which turns pushed `updateUserStatus` into [`Update::UserStatus`] and
+//!   channel posts, edits and deletions (pushed, or fetched by grammers itself with
+//!   `updates.getChannelDifference` after a gap) into the `Update::Channel*` variants, and
 //!   ends (closing [`Connection::updates`]) when the stream cannot go on;
 //! * a watchdog, a cheap `updates.getState` every minute: grammers reconnects only when a request
 //!   is made, so without it a quiet account would never notice that its connection dropped, and
@@ -40,10 +42,14 @@ use tokio::{
 };
 
 use super::{
-    AccountIdentity, Connection, InputUser, TelegramConnector, TelegramError, TelegramSession,
-    TelegramUser, Update, Username,
+    AccountIdentity, ChannelMessage, ChannelRef, ChatMessage, Connection, Dialog, InputChannel,
+    InputUser, TelegramChannel, TelegramConnector, TelegramError, TelegramSession, TelegramUser,
+    Update, Username,
 };
 use crate::presence::Status;
+
+/// Channels and chats: joining, history, dialogs, pushed channel updates.
+mod channels;
 
 /// How often the watchdog asks `updates.getState` (real time: it is about network health).
 const DEFAULT_WATCHDOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -75,7 +81,9 @@ type PoolFactory = Arc<dyn Fn(ConnectionParams) -> SenderPool + Send + Sync>;
 /// Connects accounts to Telegram with grammers. See the module documentation.
 pub struct GrammersConnector {
     api_id: i32,
-    pools: HashMap<String, PoolFactory>,
+    /// Each account's session, as a factory of sender pools. Logins add to it while the service
+    /// runs, and a session reset removes from it.
+    pools: Mutex<HashMap<String, PoolFactory>>,
     watchdog_interval: Duration,
     call_timeout: Duration,
     /// The live connection of each account, so that a new `connect` can stop the previous one:
@@ -92,7 +100,7 @@ impl GrammersConnector {
     {
         let connector = GrammersConnector {
             api_id,
-            pools: HashMap::new(),
+            pools: Mutex::new(HashMap::new()),
             watchdog_interval: DEFAULT_WATCHDOG_INTERVAL,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             live: Mutex::new(HashMap::new()),
@@ -105,7 +113,18 @@ impl GrammersConnector {
     }
 
     /// Adds (or replaces) the session of one account; its type may differ from the others'.
-    pub fn with_session<S>(mut self, label: impl Into<String>, session: Arc<S>) -> Self
+    pub fn with_session<S>(self, label: impl Into<String>, session: Arc<S>) -> Self
+    where
+        S: Session,
+        S::Error: std::error::Error + Send + Sync + 'static,
+    {
+        self.register(label, session);
+        self
+    }
+
+    /// Adds (or replaces) the session of one account while the service runs (after a login).
+    /// The next `connect` of the account uses it.
+    pub fn register<S>(&self, label: impl Into<String>, session: Arc<S>)
     where
         S: Session,
         S::Error: std::error::Error + Send + Sync + 'static,
@@ -114,8 +133,28 @@ impl GrammersConnector {
         let factory: PoolFactory = Arc::new(move |params| {
             SenderPool::with_configuration(Arc::clone(&session), api_id, params)
         });
-        self.pools.insert(label.into(), factory);
-        self
+        self.pools().insert(label.into(), factory);
+    }
+
+    /// Forgets the account's session and closes its connection (a session reset).
+    pub fn unregister(&self, label: &str) {
+        self.pools().remove(label);
+        if let Some(live) = self.live().remove(label).and_then(|weak| weak.upgrade()) {
+            live.shutdown();
+        }
+    }
+
+    pub fn api_id(&self) -> i32 {
+        self.api_id
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<String, PoolFactory>> {
+        // Plain map operations: a panic elsewhere cannot leave it half-changed.
+        self.pools.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How often a connection checks itself with `updates.getState` (60 s by default).
@@ -141,7 +180,7 @@ impl std::fmt::Debug for GrammersConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrammersConnector")
             .field("api_id", &self.api_id)
-            .field("accounts", &self.pools.keys().collect::<Vec<_>>())
+            .field("accounts", &self.pools().keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -150,10 +189,8 @@ impl std::fmt::Debug for GrammersConnector {
 impl TelegramConnector for GrammersConnector {
     async fn connect(&self, account: &AccountIdentity) -> Result<Connection, TelegramError> {
         let label = account.label.as_str();
-        let Some(factory) = self.pools.get(label) else {
-            return Err(TelegramError::Unauthorized {
-                reason: format!("no session for account {label}"),
-            });
+        let Some(factory) = self.pools().get(label).cloned() else {
+            return Err(TelegramError::NotLoggedIn);
         };
         let previous = self.live().remove(label).and_then(|weak| weak.upgrade());
         if let Some(previous) = previous {
@@ -249,6 +286,7 @@ impl TelegramConnector for GrammersConnector {
                 client,
                 account: label.to_owned(),
                 call_timeout: self.call_timeout,
+                peers: channels::PeerCache::default(),
                 _teardown: teardown,
             }),
             updates: updates_rx,
@@ -298,6 +336,8 @@ struct GrammersSession {
     client: Client,
     account: String,
     call_timeout: Duration,
+    /// Access hashes of the chats this connection has seen, for `chat_history`.
+    peers: channels::PeerCache,
     _teardown: Arc<Teardown>,
 }
 
@@ -376,11 +416,43 @@ impl TelegramSession for GrammersSession {
         tracing::debug!(account = %self.account, %username, found = user.is_some(), "contacts.resolveUsername");
         Ok(user)
     }
+
+    // The channel and chat methods live in `channels`.
+
+    async fn join_channel(&self, channel: &ChannelRef) -> Result<TelegramChannel, TelegramError> {
+        channels::join_channel(self, channel).await
+    }
+
+    async fn channel_history(
+        &self,
+        channel: InputChannel,
+        after_id: i32,
+        limit: usize,
+    ) -> Result<Vec<ChannelMessage>, TelegramError> {
+        channels::channel_history(self, channel, after_id, limit).await
+    }
+
+    async fn channel_info(&self, channel: InputChannel) -> Result<TelegramChannel, TelegramError> {
+        channels::channel_info(self, channel).await
+    }
+
+    async fn dialogs(&self, limit: usize) -> Result<Vec<Dialog>, TelegramError> {
+        channels::dialogs(self, limit).await
+    }
+
+    async fn chat_history(
+        &self,
+        chat_id: i64,
+        before_id: i32,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, TelegramError> {
+        channels::chat_history(self, chat_id, before_id, limit).await
+    }
 }
 
 /// Runs one grammers call in a task of its own, under `timeout`. A panic in grammers becomes a
 /// connection error (the actor reconnects), and dropping the returned future cancels the call.
-async fn invoke<R>(
+pub(super) async fn invoke<R>(
     client: &Client,
     timeout: Duration,
     request: R,
@@ -411,7 +483,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn join_failed(error: JoinError) -> TelegramError {
+pub(super) fn join_failed(error: JoinError) -> TelegramError {
     if !error.is_panic() {
         return TelegramError::Connection("grammers call was cancelled".into());
     }
@@ -500,8 +572,21 @@ fn telegram_user(user: tl::enums::User, asked_hashes: &HashMap<i64, i64>) -> Opt
     })
 }
 
-/// Forwards pushed status changes until the stream cannot go on or nobody listens. Ending drops
-/// `updates`, which tells the account actor that the connection is lost.
+/// The port's update for one of grammers'; `None` for those the service does not use. The raw
+/// update decides: grammers wraps channel messages as `NewMessage` / `MessageEdited` /
+/// `MessageDeleted` (or as `Raw` when a message names no peer), statuses as `Raw`.
+fn port_update(update: &GrammersUpdate) -> Option<Update> {
+    match update.raw() {
+        tl::enums::Update::UserStatus(pushed) => Some(Update::UserStatus {
+            user_id: pushed.user_id,
+            status: map_status(Some(&pushed.status)),
+        }),
+        raw => channels::channel_update(raw),
+    }
+}
+
+/// Forwards pushed status changes and channel updates until the stream cannot go on or nobody
+/// listens. Ending drops `updates`, which tells the account actor that the connection is lost.
 async fn forward_updates(
     mut stream: UpdateStream,
     updates: mpsc::Sender<Update>,
@@ -518,17 +603,10 @@ async fn forward_updates(
         match next {
             Ok(update) => {
                 failures = 0;
-                let GrammersUpdate::Raw(raw) = update else {
+                let Some(update) = port_update(&update) else {
                     continue;
                 };
-                let tl::enums::Update::UserStatus(pushed) = raw.raw else {
-                    continue;
-                };
-                let update = Update::UserStatus {
-                    user_id: pushed.user_id,
-                    status: map_status(Some(&pushed.status)),
-                };
-                tracing::trace!(account = %account, user_id = pushed.user_id, "pushed status");
+                tracing::trace!(account = %account, ?update, "pushed update");
                 if updates.send(update).await.is_err() {
                     return;
                 }

@@ -4,14 +4,23 @@
 //! scripted implementation ([`scripted`]) plays a scenario with a fast clock for `demo`, the tests
 //! and the benchmark; the grammers adapter implements the same traits for real Telegram.
 
+mod channels;
 pub mod grammers;
+pub mod login;
+pub mod sandbox_player;
 pub mod scripted;
+pub mod stored_session;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::presence::Status;
+
+pub use channels::{
+    ChannelMessage, ChannelRef, ChannelRefError, ChatKind, ChatMessage, Dialog, InputChannel,
+    InviteHash, Media, MediaKind, TelegramChannel, USERNAME_NOT_A_CHANNEL,
+};
 
 /// A Telegram username: 5–32 characters of `a-z`, `0-9` and `_`, starting with a letter,
 /// stored lowercase (Telegram usernames are case-insensitive). `@name` and `t.me/name` are
@@ -99,6 +108,13 @@ pub struct TelegramUser {
 pub enum Update {
     /// `updateUserStatus`: sent for contacts and mutual users.
     UserStatus { user_id: i64, status: Status },
+    /// A new post in a channel (or supergroup) the account is in: `updateNewChannelMessage`,
+    /// pushed or recovered by the client's `updates.getChannelDifference`.
+    ChannelMessageNew(ChannelMessage),
+    /// A post was edited (`updateEditChannelMessage`); the message is as it is now.
+    ChannelMessageEdited(ChannelMessage),
+    /// Posts were deleted (`updateDeleteChannelMessages`).
+    ChannelMessagesDeleted { channel_id: i64, ids: Vec<i32> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +126,10 @@ pub enum TelegramError {
     /// account cannot be used until someone acts.
     #[error("account unusable: {reason}")]
     Unauthorized { reason: String },
+    /// The account has no session yet: someone must log it in (`tgwatch login` or the login
+    /// endpoints). Unlike a ban, nothing is wrong with the account.
+    #[error("the account is not logged in")]
+    NotLoggedIn,
     #[error("Telegram answered {code} {name}")]
     Rpc { code: i32, name: String },
     #[error("connection to Telegram failed: {0}")]
@@ -145,6 +165,38 @@ pub trait TelegramSession: Send + Sync {
         &self,
         username: &Username,
     ) -> Result<Option<TelegramUser>, TelegramError>;
+
+    /// Joins a channel: resolves the username (`contacts.resolveUsername`, flood-prone) and
+    /// joins (`channels.joinChannel`), or imports the invite (`messages.importChatInvite`).
+    /// Already being a member is not an error. Unknown usernames, invites and channels are
+    /// [`TelegramError::Rpc`] errors for which [`TelegramError::is_not_found`] holds.
+    async fn join_channel(&self, channel: &ChannelRef) -> Result<TelegramChannel, TelegramError>;
+
+    /// The channel's messages with an id above `after_id`, oldest first, at most `limit`
+    /// (`messages.getHistory`, 100 per call): for catching up after a gap. Fewer than `limit`
+    /// means there are no more. Service messages are left out.
+    async fn channel_history(
+        &self,
+        channel: InputChannel,
+        after_id: i32,
+        limit: usize,
+    ) -> Result<Vec<ChannelMessage>, TelegramError>;
+
+    /// The channel with its description and participant count (`channels.getFullChannel`).
+    async fn channel_info(&self, channel: InputChannel) -> Result<TelegramChannel, TelegramError>;
+
+    /// The account's chats, most recent first, at most `limit` (`messages.getDialogs`).
+    async fn dialogs(&self, limit: usize) -> Result<Vec<Dialog>, TelegramError>;
+
+    /// Messages of one of the account's chats, newest first: those older than `before_id` (0:
+    /// the newest), at most `limit` (up to 100). The chat is named by its one-number chat id
+    /// ([`Dialog::chat_id`]); the adapter finds its access hash among the dialogs.
+    async fn chat_history(
+        &self,
+        chat_id: i64,
+        before_id: i32,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, TelegramError>;
 }
 
 #[cfg(test)]

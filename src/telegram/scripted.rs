@@ -21,8 +21,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{
-    AccountIdentity, Connection, InputUser, TelegramConnector, TelegramError, TelegramSession,
-    TelegramUser, Update, Username,
+    AccountIdentity, ChannelMessage, ChannelRef, ChatKind, ChatMessage, Connection, Dialog,
+    InputChannel, InputUser, TelegramChannel, TelegramConnector, TelegramError, TelegramSession,
+    TelegramUser, USERNAME_NOT_A_CHANNEL, Update, Username,
 };
 use crate::{clock::Clock, presence::Status};
 
@@ -185,7 +186,7 @@ impl ScenarioUser {
         }
     }
 
-    fn status_at(&self, second: i64, started_at: DateTime<Utc>) -> Status {
+    pub(crate) fn status_at(&self, second: i64, started_at: DateTime<Utc>) -> Status {
         if self.hidden {
             return Status::Recently;
         }
@@ -217,7 +218,7 @@ impl ScenarioUser {
     }
 
     /// The first second after `second` at which the status changes.
-    fn next_change_after(&self, second: i64) -> Option<i64> {
+    pub(crate) fn next_change_after(&self, second: i64) -> Option<i64> {
         if self.hidden || self.online.is_empty() {
             return None;
         }
@@ -484,5 +485,117 @@ impl TelegramSession for ScriptedSession {
             lock(&self.known_users).insert(user.id);
         }
         Ok(user)
+    }
+
+    // The scripted Telegram has no channels and no chats: it answers as a Telegram in which
+    // none exist would.
+
+    async fn join_channel(&self, channel: &ChannelRef) -> Result<TelegramChannel, TelegramError> {
+        self.telegram.check_flood_wait(&self.account)?;
+        let name = match channel {
+            ChannelRef::Username(username)
+                if self.telegram.by_username.contains_key(username.as_str()) =>
+            {
+                USERNAME_NOT_A_CHANNEL
+            }
+            ChannelRef::Username(_) => "USERNAME_NOT_OCCUPIED",
+            ChannelRef::Invite(_) => "INVITE_HASH_INVALID",
+            ChannelRef::Id(_) => "CHANNEL_INVALID",
+        };
+        Err(no_such(name))
+    }
+
+    async fn channel_history(
+        &self,
+        _channel: InputChannel,
+        _after_id: i32,
+        _limit: usize,
+    ) -> Result<Vec<ChannelMessage>, TelegramError> {
+        self.telegram.check_flood_wait(&self.account)?;
+        Err(no_such("CHANNEL_INVALID"))
+    }
+
+    async fn channel_info(&self, _channel: InputChannel) -> Result<TelegramChannel, TelegramError> {
+        self.telegram.check_flood_wait(&self.account)?;
+        Err(no_such("CHANNEL_INVALID"))
+    }
+
+    async fn dialogs(&self, _limit: usize) -> Result<Vec<Dialog>, TelegramError> {
+        self.telegram.check_flood_wait(&self.account)?;
+        Ok(Vec::new())
+    }
+
+    /// A scripted user's chat exists but is empty; any other chat does not exist.
+    async fn chat_history(
+        &self,
+        chat_id: i64,
+        _before_id: i32,
+        _limit: usize,
+    ) -> Result<Vec<ChatMessage>, TelegramError> {
+        self.telegram.check_flood_wait(&self.account)?;
+        match ChatKind::of_chat_id(chat_id) {
+            Some((ChatKind::User, id)) if self.telegram.users.contains_key(&id) => Ok(Vec::new()),
+            _ => Err(no_such("PEER_ID_INVALID")),
+        }
+    }
+}
+
+/// The 400 Telegram answers for something that does not exist.
+fn no_such(name: &str) -> TelegramError {
+    TelegramError::Rpc {
+        code: 400,
+        name: name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telegram::{ChannelRef, ChatKind};
+
+    #[tokio::test]
+    async fn there_are_no_channels_and_no_chats() {
+        let scenario = Scenario::from_toml(
+            r#"
+            [[users]]
+            id = 42
+            username = "alice_w"
+            "#,
+        )
+        .expect("scenario");
+        let telegram = ScriptedTelegram::start(scenario, Clock::fast(1.0));
+        let identity = AccountIdentity {
+            label: "main".into(),
+            phone: None,
+        };
+        let session = telegram.connect(&identity).await.expect("connect").session;
+
+        for (reference, name) in [
+            ("@alice_w", USERNAME_NOT_A_CHANNEL),
+            ("@nobody_here", "USERNAME_NOT_OCCUPIED"),
+            ("https://t.me/+AbCd", "INVITE_HASH_INVALID"),
+        ] {
+            let reference = ChannelRef::parse(reference).expect("reference");
+            let error = session
+                .join_channel(&reference)
+                .await
+                .expect_err("no channels");
+            assert_eq!(error, no_such(name));
+            assert!(error.is_not_found());
+        }
+        let channel = InputChannel {
+            id: 1,
+            access_hash: 1,
+        };
+        assert!(session.channel_info(channel).await.is_err());
+        assert!(session.channel_history(channel, 0, 10).await.is_err());
+        assert_eq!(session.dialogs(10).await, Ok(Vec::new()));
+        assert_eq!(
+            session
+                .chat_history(ChatKind::User.chat_id(42), 0, 10)
+                .await,
+            Ok(Vec::new())
+        );
+        assert!(session.chat_history(-5, 0, 10).await.is_err());
     }
 }

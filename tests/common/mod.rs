@@ -29,11 +29,23 @@ pub const SPEED: f64 = 600.0;
 const STARTUP_ALLOWANCE_SECONDS: i64 = 1500;
 
 pub struct TestApp {
-    pub base: String,
-    pub client: reqwest::Client,
+    pub api: Api,
     pub telegram: Arc<ScriptedTelegram>,
     pub clock: Clock,
     _dir: tempfile::TempDir,
+}
+
+/// The service's HTTP API, as a test talks to it.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// A fresh database URL: a new PostgreSQL database if TGWATCH_TEST_DATABASE_URL is set, else a
@@ -92,15 +104,17 @@ pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestA
     }
     actix_rt::spawn(app.run_until_stopped());
     TestApp {
-        base,
-        client: reqwest::Client::new(),
+        api: Api {
+            base,
+            client: reqwest::Client::new(),
+        },
         telegram,
         clock,
         _dir: dir,
     }
 }
 
-impl TestApp {
+impl Api {
     /// An authorised request to the service's `path`.
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
@@ -136,7 +150,9 @@ impl TestApp {
             .status()
             .as_u16()
     }
+}
 
+impl TestApp {
     /// Waits (in real time) until the service clock is `seconds` past the scenario's start.
     pub async fn wait_until_second(&self, seconds: i64) {
         let at = self.telegram.started_at() + chrono::Duration::seconds(seconds);
@@ -147,7 +163,9 @@ impl TestApp {
     pub fn at(&self, seconds: i64) -> DateTime<Utc> {
         self.telegram.started_at() + chrono::Duration::seconds(seconds)
     }
+}
 
+impl Api {
     /// Starts tracking `username` and returns the tracked user's id.
     pub async fn track(&self, username: &str) -> String {
         let (status, body) = self
@@ -199,4 +217,81 @@ pub fn timestamp(value: &Value) -> DateTime<Utc> {
         .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
         .map(|at| at.with_timezone(&Utc))
         .unwrap_or_else(|| panic!("not a timestamp: {value}"))
+}
+
+/// The service over MTProto: the real grammers adapter against a sandbox, sessions sealed in
+/// the database with a master key file in `dir`.
+pub struct MtprotoApp {
+    pub api: Api,
+    pub config: Config,
+    /// Every auth key the sandbox issued for a login of this service.
+    pub issued_keys: Arc<std::sync::Mutex<Vec<[u8; 256]>>>,
+    pub server: actix_web::dev::ServerHandle,
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for MtprotoApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// Starts the service over MTProto against `sandbox`: api_id 1, api_hash `test-api-hash`, a
+/// fresh database, no accounts unless `tweak` adds some.
+pub async fn spawn_mtproto_app(
+    sandbox: &tgwatch_sandbox::Sandbox,
+    tweak: impl FnOnce(&mut Config),
+) -> MtprotoApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut config = Config::default();
+    config.database.url = fresh_database(dir.path()).await;
+    config.http.bind = "127.0.0.1:0".parse().expect("address");
+    config.http.admin_token = Some(Secret::new(TOKEN));
+    config.telegram.clock_speed = SPEED;
+    config.telegram.api_id = Some(1);
+    config.telegram.api_hash = Some(Secret::new("test-api-hash"));
+    config.security.master_key_file = dir.path().join("tgwatch.key").display().to_string();
+    config.presence.batch_delay_seconds = 5;
+    config.presence.flush_interval_ms = 50;
+    tweak(&mut config);
+    config.validate().expect("test config is valid");
+    start_mtproto_app(sandbox, config, dir).await
+}
+
+/// Starts (or starts again) the service with `config`, keeping `dir` (database, key file).
+pub async fn start_mtproto_app(
+    sandbox: &tgwatch_sandbox::Sandbox,
+    config: Config,
+    dir: Arc<tempfile::TempDir>,
+) -> MtprotoApp {
+    let vault = Arc::new(tgwatch::app::load_vault(&config).expect("master key"));
+    let issued_keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let fresh = {
+        let sandbox = sandbox.clone();
+        let issued_keys = Arc::clone(&issued_keys);
+        Arc::new(move || {
+            let data = sandbox.fresh_session_data();
+            if let Some(key) = data.dc_options.values().find_map(|option| option.auth_key) {
+                issued_keys.lock().unwrap().push(key);
+            }
+            data
+        }) as tgwatch::logins::FreshSession
+    };
+    let app = Application::build_mtproto(config.clone(), Clock::fast(SPEED), vault, fresh)
+        .await
+        .expect("service starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let server = app.server_handle();
+    actix_rt::spawn(app.run_until_stopped());
+    MtprotoApp {
+        api: Api {
+            base,
+            client: reqwest::Client::new(),
+        },
+        config,
+        issued_keys,
+        server,
+        dir,
+    }
 }

@@ -4,7 +4,9 @@
 //! sea-orm 2 still compiles. Enum-like columns (`status`, `source`, `level`) stay `String`
 //! here; the domain layer converts them.
 
+pub mod account_sessions;
 pub mod accounts;
+pub mod auth_attempts;
 pub mod events;
 pub mod logs;
 pub mod online_sessions;
