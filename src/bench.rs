@@ -10,7 +10,7 @@
 use std::{fmt, sync::Arc, sync::atomic::Ordering, time::Duration};
 
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::{
@@ -18,6 +18,7 @@ use crate::{
     app::{Application, StartupError},
     clock::Clock,
     config::{AccountConfig, Config, Secret},
+    demo::{DemoError, SandboxFleet},
     presence::{Observation, Source, Status},
     storage::{
         self, StorageError,
@@ -25,8 +26,8 @@ use crate::{
         observations::PendingWrites,
     },
     telegram::{
-        TelegramConnector,
-        scripted::{Scenario, ScriptedTelegram},
+        TelegramConnector, sandbox_player,
+        scripted::{Scenario, ScenarioUser, ScriptedTelegram},
     },
 };
 
@@ -40,6 +41,8 @@ pub enum BenchError {
     Tracking(#[from] crate::tracking::TrackingError),
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Fleet(#[from] DemoError),
     #[error("temporary directory: {0}")]
     TempDir(#[from] std::io::Error),
 }
@@ -139,36 +142,7 @@ pub async fn presence(
     let tracking = app.tracking();
     let db = tracking.db.clone();
 
-    // Tracked users straight into the table (resolving 10,000 usernames one by one is not what
-    // is measured here), spread over the accounts.
-    let account_ids: Vec<Uuid> = storage::accounts::all(&db)
-        .await?
-        .iter()
-        .map(|a| a.id)
-        .collect();
-    let now = Utc::now();
-    let rows: Vec<tracked_users::ActiveModel> = users_in_scenario
-        .iter()
-        .enumerate()
-        .map(|(index, user)| tracked_users::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            telegram_user_id: Set(Some(user.id)),
-            username: Set(user.username.clone()),
-            first_name: Set(user.first_name.clone()),
-            access_hash: Set(Some(user.access_hash())),
-            account_id: Set(Some(account_ids[index % account_ids.len()])),
-            visible_online: Set(true),
-            notify: Set(false),
-            is_active: Set(true),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .collect();
-    for chunk in rows.chunks(1000) {
-        tracked_users::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(&db)
-            .await?;
-    }
+    insert_tracked_users(&db, &users_in_scenario).await?;
 
     let rss_before = resident_bytes();
     tracking.start_targets().await?;
@@ -196,6 +170,146 @@ pub async fn presence(
         write_rows,
         write_seconds,
         rss_growth_bytes,
+    })
+}
+
+/// Tracked users straight into the table (resolving 10,000 usernames one by one is not what is
+/// measured), spread over the accounts.
+async fn insert_tracked_users(
+    db: &sea_orm::DatabaseConnection,
+    users: &[ScenarioUser],
+) -> Result<(), BenchError> {
+    let account_ids: Vec<Uuid> = storage::accounts::all(db)
+        .await?
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    let now = Utc::now();
+    let rows: Vec<tracked_users::ActiveModel> = users
+        .iter()
+        .enumerate()
+        .map(|(index, user)| tracked_users::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            telegram_user_id: Set(Some(user.id)),
+            username: Set(user.username.clone()),
+            first_name: Set(user.first_name.clone()),
+            access_hash: Set(Some(user.access_hash())),
+            account_id: Set(Some(account_ids[index % account_ids.len()])),
+            visible_online: Set(true),
+            notify: Set(false),
+            is_active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        tracked_users::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The presence pipeline through real MTProto: the grammers adapter polling the sandbox.
+pub struct MtprotoReport {
+    pub users: usize,
+    pub accounts: usize,
+    pub real_seconds: f64,
+    pub service_seconds: f64,
+    pub get_users_calls: u64,
+    pub polled: u64,
+    pub pushed: u64,
+}
+
+impl fmt::Display for MtprotoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stored = self.polled + self.pushed;
+        let rounds = self.polled as f64 / self.users.max(1) as f64;
+        writeln!(
+            f,
+            "MTProto benchmark: {} tracked users on {} accounts, grammers against the sandbox over TCP",
+            self.users, self.accounts
+        )?;
+        writeln!(
+            f,
+            "  {:.1} s real ({:.0} s of service time): {} observations stored ({} polled, {} pushed)",
+            self.real_seconds, self.service_seconds, stored, self.polled, self.pushed
+        )?;
+        writeln!(
+            f,
+            "  observations per second through MTProto into the database: {:.0}",
+            stored as f64 / self.real_seconds
+        )?;
+        write!(
+            f,
+            "  users.getUsers calls: {} for {:.2} poll rounds (every user once) = {:.1} calls per round, {:.2} per 100 polls",
+            self.get_users_calls,
+            rounds,
+            self.get_users_calls as f64 / rounds.max(f64::EPSILON),
+            self.get_users_calls as f64 * 100.0 / self.polled.max(1) as f64
+        )
+    }
+}
+
+/// Runs `users` targets on `accounts` sandbox accounts through the grammers adapter for
+/// `run_for` of real time, on a fresh SQLite file.
+pub async fn mtproto(
+    users: usize,
+    accounts: usize,
+    run_for: Duration,
+    speed: f64,
+) -> Result<MtprotoReport, BenchError> {
+    let dir = tempfile_dir()?;
+    let clock = Clock::fast(speed);
+    let scenario = Scenario::generated(users, 11);
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    config.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.admin_token = Some(Secret::new(Uuid::new_v4().simple().to_string()));
+    config.telegram.clock_speed = speed;
+    config.telegram.api_id = Some(1);
+    config.telegram.api_hash = Some(Secret::new("bench-api-hash"));
+    config.security.master_key_file = dir.join("bench.key").display().to_string();
+    config.presence.flush_interval_ms = 500;
+    config.accounts = (0..accounts.max(1))
+        .map(|index| AccountConfig {
+            label: format!("bench-{index}"),
+            phone: None,
+            api_id: None,
+            max_targets: users as i32,
+            max_channels: 100,
+        })
+        .collect();
+    let fleet = SandboxFleet::start(&config, &scenario, clock).await?;
+    let users_in_scenario = scenario.users.clone();
+    sandbox_player::play(fleet.sandbox.clone(), scenario, clock, clock.now());
+    let app = fleet.build_app(config, clock).await?;
+    let tracking = app.tracking();
+    insert_tracked_users(&fleet.db, &users_in_scenario).await?;
+
+    let started_real = std::time::Instant::now();
+    let started = clock.now();
+    let calls_before = fleet.sandbox.calls("users.getUsers");
+    tracking.start_targets().await?;
+    tokio::time::sleep(run_for).await;
+    let get_users_calls = fleet.sandbox.calls("users.getUsers") - calls_before;
+    let real_seconds = started_real.elapsed().as_secs_f64();
+    let service_seconds = (clock.now() - started).num_milliseconds() as f64 / 1000.0;
+    let count_source = |source: &'static str| {
+        status_checks::Entity::find()
+            .filter(status_checks::Column::Source.eq(source))
+            .count(&fleet.db)
+    };
+    let polled = count_source("poll").await?;
+    let pushed = count_source("push").await?;
+    Ok(MtprotoReport {
+        users,
+        accounts,
+        real_seconds,
+        service_seconds,
+        get_users_calls,
+        polled,
+        pushed,
     })
 }
 

@@ -6,6 +6,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use sea_orm::DatabaseConnection;
 use tgwatch_sandbox::{Sandbox, SandboxError};
 
 use crate::{
@@ -19,15 +20,11 @@ use crate::{
         scripted::Scenario,
         stored_session::{PersistedSession, SessionStore},
     },
-    vault::VaultError,
+    vault::{Vault, VaultError},
 };
 
-/// The demo's accounts: (label, Telegram user id).
-const DEMO_ACCOUNTS: [(&str, i64); 3] = [
-    ("demo-main", 9_000_001),
-    ("demo-backup", 9_000_002),
-    ("demo-spare", 9_000_003),
-];
+/// The demo's accounts.
+const DEMO_ACCOUNTS: [&str; 3] = ["demo-main", "demo-backup", "demo-spare"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -76,7 +73,7 @@ pub fn demo(dir: &std::path::Path, bind: std::net::SocketAddr, clock_speed: f64)
         .to_string();
     config.accounts = DEMO_ACCOUNTS
         .into_iter()
-        .map(|(label, _)| AccountConfig {
+        .map(|label| AccountConfig {
             label: label.to_owned(),
             phone: None,
             api_id: None,
@@ -104,63 +101,86 @@ pub fn demo(dir: &std::path::Path, bind: std::net::SocketAddr, clock_speed: f64)
 /// Starts the sandbox with the demo's accounts and people, imports each account's session into
 /// the database (sealed), plays the scenario, and builds the service over MTProto.
 pub async fn start(demo: Demo, clock: Clock) -> Result<(Application, Sandbox), DemoError> {
-    let sandbox = Sandbox::start().await?;
-    let db = storage::connect(
-        &demo.config.database.url,
-        demo.config.database.max_connections,
-    )
-    .await?;
-    storage::migrate(&db).await?;
-    let vault = Arc::new(load_vault(&demo.config)?);
-    let store = SessionStore {
-        db: db.clone(),
-        vault: Arc::clone(&vault),
-        clock,
-    };
+    let fleet = SandboxFleet::start(&demo.config, &demo.scenario, clock).await?;
+    sandbox_player::play(fleet.sandbox.clone(), demo.scenario, clock, clock.now());
+    let app = fleet.build_app(demo.config, clock).await?;
+    Ok((app, fleet.sandbox))
+}
 
-    let mut sandbox_accounts = Vec::new();
-    for (label, user_id) in DEMO_ACCOUNTS {
-        let sandbox_account = sandbox.add_account(
-            user_id,
-            user_id ^ 0x5eed,
-            Some(label.replace('-', "_").as_str()),
-            label,
-        )?;
-        sandbox_accounts.push(sandbox_account);
-        let account = storage::accounts::create(
-            &db,
-            NewAccount {
-                label: label.to_owned(),
-                phone: None,
-                username: None,
-                telegram_user_id: None,
-                api_id: Some(1),
-                max_targets: Some(1000),
-                max_channels: Some(100),
-                status: None,
-            },
-            clock.now(),
-        )
-        .await?;
-        let session = PersistedSession::from_data(&sandbox.session_data_for(sandbox_account)?);
-        import_session(
-            &store,
-            &account,
-            session,
-            Some("demo-api-hash".to_owned()),
-            1,
-            Duration::from_secs(10),
-        )
-        .await?;
+/// A sandbox holding the accounts of a configuration (each logged in, its session imported and
+/// sealed in the configuration's database) and the people of a scenario. `demo` and
+/// `bench mtproto` run the service over it.
+pub struct SandboxFleet {
+    pub sandbox: Sandbox,
+    pub vault: Arc<Vault>,
+    pub db: DatabaseConnection,
+}
+
+impl SandboxFleet {
+    pub async fn start(
+        config: &Config,
+        scenario: &Scenario,
+        clock: Clock,
+    ) -> Result<SandboxFleet, DemoError> {
+        let sandbox = Sandbox::start().await?;
+        let db = storage::connect(&config.database.url, config.database.max_connections).await?;
+        storage::migrate(&db).await?;
+        let vault = Arc::new(load_vault(config)?);
+        let store = SessionStore {
+            db: db.clone(),
+            vault: Arc::clone(&vault),
+            clock,
+        };
+        let api_hash = config
+            .telegram
+            .api_hash
+            .as_ref()
+            .map(|hash| hash.expose().to_owned());
+        let mut sandbox_accounts = Vec::new();
+        for (index, configured) in config.accounts.iter().enumerate() {
+            let user_id = 9_000_001 + index as i64;
+            let sandbox_account =
+                sandbox.add_account(user_id, user_id ^ 0x5eed, None, &configured.label)?;
+            sandbox_accounts.push(sandbox_account);
+            let account = storage::accounts::create(
+                &db,
+                NewAccount {
+                    label: configured.label.clone(),
+                    phone: None,
+                    username: None,
+                    telegram_user_id: None,
+                    api_id: configured.api_id,
+                    max_targets: Some(configured.max_targets),
+                    max_channels: Some(configured.max_channels),
+                    status: None,
+                },
+                clock.now(),
+            )
+            .await?;
+            let session = PersistedSession::from_data(&sandbox.session_data_for(sandbox_account)?);
+            import_session(
+                &store,
+                &account,
+                session,
+                api_hash.clone(),
+                config.telegram.api_id.unwrap_or(1),
+                Duration::from_secs(30),
+            )
+            .await?;
+        }
+        sandbox_player::populate(&sandbox, scenario, &sandbox_accounts, clock.now())?;
+        Ok(SandboxFleet { sandbox, vault, db })
     }
-    let origin = clock.now();
-    sandbox_player::populate(&sandbox, &demo.scenario, &sandbox_accounts, origin)?;
-    sandbox_player::play(sandbox.clone(), demo.scenario, clock, origin);
 
-    let fresh_session: FreshSession = {
-        let sandbox = sandbox.clone();
-        Arc::new(move || sandbox.fresh_session_data())
-    };
-    let app = Application::build_mtproto(demo.config, clock, vault, fresh_session).await?;
-    Ok((app, sandbox))
+    /// The service over MTProto against this sandbox; new logins get sandbox keys.
+    pub async fn build_app(&self, config: Config, clock: Clock) -> Result<Application, DemoError> {
+        let fresh_session: FreshSession = {
+            let sandbox = self.sandbox.clone();
+            Arc::new(move || sandbox.fresh_session_data())
+        };
+        Ok(
+            Application::build_mtproto(config, clock, Arc::clone(&self.vault), fresh_session)
+                .await?,
+        )
+    }
 }

@@ -114,6 +114,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 60.0)]
         speed: f64,
     },
+    /// Tracked users polled through real MTProto (grammers against the sandbox): observations
+    /// per second into the database, Telegram calls per poll round.
+    Mtproto {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 10)]
+        accounts: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+    },
     /// Webhook delivery to a receiver on 127.0.0.1: deliveries per second, latency percentiles.
     Webhooks {
         /// A PostgreSQL URL to measure on instead of a temporary SQLite file.
@@ -250,6 +262,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let report =
                 bench::presence(users, accounts, Duration::from_secs(seconds), speed).await?;
+            println!("{report}");
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Mtproto {
+                    users,
+                    accounts,
+                    seconds,
+                    speed,
+                },
+        } => {
+            let report =
+                bench::mtproto(users, accounts, Duration::from_secs(seconds), speed).await?;
             println!("{report}");
         }
         Command::Bench {

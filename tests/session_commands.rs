@@ -1,0 +1,184 @@
+//! The session commands: `tgwatch login` (the binary, typing into its standard input) against a
+//! running service and the sandbox; `export-session`, `import-session` and `rotate-key` on the
+//! test database.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::{io::Write, process::Stdio, time::Duration};
+
+use base64::Engine;
+use common::{MtprotoApp, TOKEN, spawn_mtproto_app};
+use serde_json::json;
+use tgwatch::{
+    cli, storage,
+    telegram::stored_session::PersistedSession,
+    vault::{MasterKey, Vault},
+};
+use tgwatch_sandbox::{AccountId, Sandbox};
+
+const PHONE: &str = "+15550002000";
+
+async fn sandbox() -> (Sandbox, AccountId) {
+    let sandbox = Sandbox::start().await.unwrap();
+    let account = sandbox
+        .add_account(6000, 66, Some("cli_watcher"), "Watcher")
+        .unwrap();
+    sandbox.set_phone(account, PHONE).unwrap();
+    sandbox.set_password(account, Some("s3cret"), None).unwrap();
+    (sandbox, account)
+}
+
+async fn add_account(app: &MtprotoApp) -> String {
+    let (status, body) = app
+        .post("/api/accounts", &json!({ "label": "main", "phone": PHONE }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[actix_rt::test]
+async fn tgwatch_login_asks_for_the_code_and_password_and_logs_in() {
+    let (sandbox, _) = sandbox().await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let id = add_account(&app).await;
+    let config = app.dir.path().join("login.toml");
+    std::fs::write(&config, format!("[http]\nadmin_token = \"{TOKEN}\"\n")).unwrap();
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tgwatch"))
+        .args(["login", "main", "--url", &app.base, "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // An empty phone: the account's own.
+    writeln!(stdin,).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(code) = sandbox.login_code(PHONE) {
+            break code;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no code was sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    writeln!(stdin, "{code}").unwrap();
+    writeln!(stdin, "wrong").unwrap();
+    writeln!(stdin, "s3cret").unwrap();
+    drop(stdin);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2FA password"), "{stdout}");
+    assert!(stderr.contains("2FA password is wrong"), "{stderr}");
+    assert!(stdout.contains("logged in"), "{stdout}");
+    let (_, account) = app.get(&format!("/api/accounts/{id}")).await;
+    assert_eq!(account["is_authorized"], true);
+
+    // An unknown account is named.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tgwatch"))
+        .args(["login", "nobody", "--url", &app.base, "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no account labelled `nobody`"));
+}
+
+fn telethon_string(sandbox: &Sandbox, account: AccountId) -> String {
+    let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
+        panic!("the sandbox listens on IPv4");
+    };
+    let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
+    packed.extend_from_slice(&ip.octets());
+    packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
+    packed.extend_from_slice(&sandbox.auth_key(account).unwrap());
+    format!(
+        "1{}",
+        base64::engine::general_purpose::URL_SAFE.encode(&packed)
+    )
+}
+
+fn dc_key(session: &PersistedSession) -> Option<[u8; 256]> {
+    session
+        .dc_options
+        .iter()
+        .find(|option| option.id == session.home_dc)
+        .and_then(|option| option.auth_key)
+}
+
+#[actix_rt::test]
+async fn sessions_export_import_and_survive_a_key_rotation() {
+    let (sandbox, account) = sandbox().await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    add_account(&app).await;
+    let config = app.config.clone();
+
+    cli::import(
+        &config,
+        "main",
+        Some(telethon_string(&sandbox, account)),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let exported = cli::export(&config, "main").await.unwrap();
+    assert!(exported.starts_with("tgw1:"));
+    let before = PersistedSession::import(&exported).unwrap();
+    assert_eq!(before.self_user_id(), Some(6000), "import asked who it is");
+    assert_eq!(dc_key(&before), Some(sandbox.auth_key(account).unwrap()));
+
+    let key_file = std::path::PathBuf::from(&config.security.master_key_file);
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let report = cli::rotate_key(&config).await.unwrap();
+    assert!(report.contains("re-sealed 1 session"), "{report}");
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(old_key, new_key);
+    assert!(!Vault::pending_key_path(&key_file).exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The rows open with the new key only.
+    let db = storage::connect(&config.database.url, 2).await.unwrap();
+    let old_vault = Vault::new(MasterKey::parse(&old_key, "old key").unwrap());
+    let rows = storage::account_sessions::authorized_account_ids(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        storage::account_sessions::load(&db, &old_vault, rows[0])
+            .await
+            .is_err()
+    );
+    let after = PersistedSession::import(&cli::export(&config, "main").await.unwrap()).unwrap();
+    assert_eq!(dc_key(&after), dc_key(&before));
+
+    // Our own export imports back, and garbage is refused with a reason.
+    cli::import(&config, "main", None, Some(exported), None)
+        .await
+        .unwrap();
+    let error = cli::import(&config, "main", Some("1AAAA".into()), None, None)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("Telethon"), "{error}");
+    let error = cli::import(&config, "ghost", None, Some("tgw1:e30".into()), None)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("ghost") || error.to_string().contains("session"),
+        "{error}"
+    );
+}
