@@ -457,3 +457,77 @@ async fn a_telethon_session_imports_and_connects() {
     assert_eq!(status, 200, "{body}");
     app.track("alice_w").await;
 }
+
+/// Seed 003: an account's chats and their messages, read live through its session.
+#[actix_rt::test]
+async fn an_accounts_chats_and_messages_are_read_through_its_session() {
+    let (sandbox, account) = sandbox(None).await;
+    sandbox
+        .add_channel(800, 81, Some("news_room"), "News room", "All the news")
+        .unwrap();
+    sandbox.join(account, 800).unwrap();
+    for text in ["first", "second", "third"] {
+        sandbox.post(800, text).unwrap();
+    }
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let id = add_account(&app).await;
+    let telethon = {
+        let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
+            panic!("IPv4")
+        };
+        let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
+        packed.extend_from_slice(&ip.octets());
+        packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
+        packed.extend_from_slice(&sandbox.auth_key(account).unwrap());
+        format!(
+            "1{}",
+            base64::engine::general_purpose::URL_SAFE.encode(&packed)
+        )
+    };
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/session/import"),
+            &json!({ "telethon": telethon }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let chats = app
+        .eventually(&format!("/api/accounts/{id}/chats"), WAIT, |body| {
+            !body["items"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let chat = &chats["items"][0];
+    assert_eq!(chat["kind"], "channel");
+    assert_eq!(chat["title"], "News room");
+    assert_eq!(chat["username"], "news_room");
+    let chat_id = chat["chat_id"].as_i64().unwrap();
+
+    let (status, page) = app
+        .get(&format!(
+            "/api/accounts/{id}/chats/{chat_id}/messages?limit=2"
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let texts: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["third", "second"], "newest first");
+    let before = page["next_before_id"].as_i64().unwrap();
+    let (_, older) = app
+        .get(&format!(
+            "/api/accounts/{id}/chats/{chat_id}/messages?before_id={before}"
+        ))
+        .await;
+    assert_eq!(older["items"][0]["text"], "first");
+
+    let (status, _) = app.get(&format!("/api/accounts/{id}/chats?limit=0")).await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .get(&format!("/api/accounts/{}/chats", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(status, 404);
+}

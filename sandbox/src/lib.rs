@@ -46,7 +46,13 @@
 //! sandbox.add_contact(me, 2000)?;
 //! let session = sandbox.session_for(me)?; // give this to grammers' SenderPool
 //! sandbox.set_user_status(2000, UserStatus::Online { expires: 0 })?;
-//! # let _ = session;
+//!
+//! // A public channel the account joined; the post is pushed to it (or replayed by
+//! // updates.getChannelDifference if it is not connected).
+//! sandbox.add_channel(1_500_000_000, 7, Some("news"), "News", "All the news")?;
+//! sandbox.join(me, 1_500_000_000)?;
+//! let posted = sandbox.post(1_500_000_000, "hello")?;
+//! # let _ = (session, posted);
 //! # Ok(())
 //! # }
 //! ```

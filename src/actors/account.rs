@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::{
     messages::{
-        AttachTarget, ConnectionLost, DetachTarget, Lookup, Observed, PollDue, Pushed, Resolve,
+        AttachTarget, ConnectionLost, DetachTarget, GetSession, Lookup, Observed, PollDue, Pushed,
+        Resolve,
     },
     target::TargetActor,
 };
@@ -373,29 +374,43 @@ impl Handler<ConnectionLost> for AccountActor {
     }
 }
 
+impl AccountActor {
+    /// The live session, if the account may make a call now.
+    fn usable_session(&self) -> Result<Arc<dyn TelegramSession>, TelegramError> {
+        if self.unusable {
+            return Err(TelegramError::Unauthorized {
+                reason: "the account is banned, revoked or not logged in".into(),
+            });
+        }
+        if let Some(wait) = self
+            .paused_until
+            .and_then(|until| (until - self.clock.now()).to_std().ok())
+        {
+            return Err(TelegramError::FloodWait {
+                seconds: wait.as_secs().max(1) as u32,
+            });
+        }
+        self.session
+            .clone()
+            .ok_or_else(|| TelegramError::Connection("the account is not connected yet".into()))
+    }
+}
+
+impl Handler<GetSession> for AccountActor {
+    type Result = Result<Arc<dyn TelegramSession>, TelegramError>;
+
+    fn handle(&mut self, _: GetSession, _ctx: &mut Self::Context) -> Self::Result {
+        self.usable_session()
+    }
+}
+
 impl Handler<Resolve> for AccountActor {
     type Result = ResponseFuture<Result<Option<TelegramUser>, TelegramError>>;
 
     fn handle(&mut self, Resolve(lookup): Resolve, _ctx: &mut Self::Context) -> Self::Result {
-        let session = self.session.clone();
-        let unusable = self.unusable;
-        let paused_for = self
-            .paused_until
-            .and_then(|until| (until - self.clock.now()).to_std().ok());
+        let session = self.usable_session();
         Box::pin(async move {
-            if unusable {
-                return Err(TelegramError::Unauthorized {
-                    reason: "the account is banned or revoked".into(),
-                });
-            }
-            if let Some(wait) = paused_for {
-                return Err(TelegramError::FloodWait {
-                    seconds: wait.as_secs().max(1) as u32,
-                });
-            }
-            let session = session.ok_or_else(|| {
-                TelegramError::Connection("the account is not connected yet".into())
-            })?;
+            let session = session?;
             match lookup {
                 Lookup::Username(username) => session.resolve_username(&username).await,
                 Lookup::User(user) => Ok(session.get_users(&[user]).await?.into_iter().next()),

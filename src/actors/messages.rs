@@ -180,3 +180,17 @@ pub struct FleetSnapshot {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopActor;
+
+/// The account's live Telegram session, for calls that are not polls (joining a channel,
+/// reading history, browsing chats). Refused while the account is banned, paused by a
+/// FLOOD_WAIT, or not connected.
+#[derive(Message)]
+#[rtype(
+    result = "Result<std::sync::Arc<dyn crate::telegram::TelegramSession>, crate::telegram::TelegramError>"
+)]
+pub struct GetSession;
+
+/// [`GetSession`] of an account, through the supervisor.
+#[derive(Message)]
+#[rtype(result = "Result<std::sync::Arc<dyn crate::telegram::TelegramSession>, ResolveError>")]
+pub struct SessionOf(pub Uuid);

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::{
     account::AccountActor,
     messages::{
-        FleetSnapshot, LookUpUser, ManualObservation, ManualObservationError, Observed, Resolve,
-        ResolveError, Snapshot, StartAccount, StartTarget, StopAccount, StopActor, StopTarget,
+        FleetSnapshot, GetSession, LookUpUser, ManualObservation, ManualObservationError, Observed,
+        Resolve, ResolveError, SessionOf, Snapshot, StartAccount, StartTarget, StopAccount,
+        StopActor, StopTarget,
     },
     storage::StorageActor,
     target::TargetActor,
@@ -24,7 +25,7 @@ use crate::{
     config::{PresenceConfig, TelegramConfig},
     events::TrackedUserRef,
     presence::Source,
-    telegram::{AccountIdentity, InputUser, TelegramConnector, TelegramUser},
+    telegram::{AccountIdentity, InputUser, TelegramConnector, TelegramSession, TelegramUser},
 };
 
 pub struct FleetSupervisor {
@@ -154,6 +155,22 @@ impl Handler<LookUpUser> for FleetSupervisor {
                 .send(Resolve(request.lookup.clone()))
                 .await??
                 .ok_or(ResolveError::NotFound(request.lookup))
+        })
+    }
+}
+
+impl Handler<SessionOf> for FleetSupervisor {
+    type Result = ResponseFuture<Result<Arc<dyn TelegramSession>, ResolveError>>;
+
+    fn handle(
+        &mut self,
+        SessionOf(account_id): SessionOf,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let account = self.accounts.get(&account_id).cloned();
+        Box::pin(async move {
+            let account = account.ok_or(ResolveError::AccountNotRunning)?;
+            Ok(account.send(GetSession).await??)
         })
     }
 }

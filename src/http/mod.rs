@@ -3,6 +3,7 @@
 
 mod accounts;
 mod auth;
+mod chats;
 pub mod error;
 mod health;
 mod login;
@@ -44,6 +45,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .wrap(middleware::from_fn(auth::require_admin_token))
                 .configure(accounts::routes)
                 .configure(login::routes)
+                .configure(chats::routes)
                 .configure(tracked_users::routes)
                 .configure(online_statuses::routes)
                 .configure(logs::routes)

@@ -147,6 +147,17 @@ pub enum MediaKind {
     Other,
 }
 
+impl MediaKind {
+    /// The name stored in `messages.media_type` and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Photo => "photo",
+            MediaKind::Document => "document",
+            MediaKind::Other => "other",
+        }
+    }
+}
+
 /// A message's media: its kind and a reference to it. The reference is `photo:<id>:<access
 /// hash>` or `document:<id>:<access hash>` (enough to find the file again with the message), or
 /// the TL name (e.g. `messageMediaWebPage`) for other media.
