@@ -7,22 +7,33 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    actors::{messages::Flush, storage::StorageActor, supervisor::FleetSupervisor},
+    actors::{
+        channels::ChannelsActor,
+        messages::{AccountHealth, Flush},
+        storage::StorageActor,
+        supervisor::FleetSupervisor,
+    },
+    bot,
+    channels::Channels,
+    feed::Feed,
     clock::Clock,
     config::{Config, Secret, WebhooksConfig},
     http,
+    jobs::Jobs,
     logins::{FreshSession, Logins},
-    storage::{
-        self, StorageError,
-        accounts::{AccountPatch, NewAccount},
+    metrics::Metrics,
+    reload::{
+        ConfigState, Reloader,
+        reconcile::{AccountsReconciler, ConfigReconciler, ReconcileContext},
     },
+    storage::{self, StorageError},
     telegram::{
-        TelegramConnector, Username,
+        TelegramConnector,
         grammers::GrammersConnector,
         scripted::{Scenario, ScenarioError, ScriptedTelegram},
         stored_session::{SessionStore, StoredSession},
     },
-    tracking::{TrackRequest, Tracking, TrackingError},
+    tracking::{Tracking, TrackingError},
     vault::{MASTER_KEY_ENV, Vault, VaultError},
     webhooks::{self, dispatcher::Wake},
 };
@@ -39,6 +50,8 @@ pub enum StartupError {
     Fleet(#[from] TrackingError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error(transparent)]
+    Bot(#[from] bot::BotError),
     #[error("`http.admin_token` is not set (use TGWATCH_HTTP__ADMIN_TOKEN)")]
     NoAdminToken,
     #[error("cannot listen on {address}: {source}")]
@@ -62,6 +75,18 @@ pub struct AppState {
     pub wake: Wake,
     /// Logins, when the service talks MTProto (not with a scripted Telegram).
     pub logins: Option<Arc<Logins>>,
+    /// `bot.admin_ids`: people who are admins whatever `telegram_users` says.
+    pub bot_admin_ids: Vec<i64>,
+    /// Channel monitoring.
+    pub channels: Channels,
+    /// Every event as it is stored, for live consumers.
+    pub feed: Feed,
+    /// Counters for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
+    /// `http.metrics_public`: `/metrics` without the admin token.
+    pub metrics_public: bool,
+    /// The configuration file's status for `GET /api/health`.
+    pub config: Arc<ConfigState>,
 }
 
 impl AppState {
@@ -78,6 +103,7 @@ pub struct Application {
     server: Server,
     storage: Addr<StorageActor>,
     tracking: Tracking,
+    reloader: Reloader,
 }
 
 impl Application {
@@ -148,10 +174,15 @@ impl Application {
                 vault,
                 fresh_session,
             } => {
-                let grammers = Arc::new(GrammersConnector::new::<StoredSession>(
-                    config.telegram.api_id.unwrap_or(0),
-                    std::collections::HashMap::new(),
-                ));
+                let grammers = Arc::new(
+                    GrammersConnector::new::<StoredSession>(
+                        config.telegram.api_id.unwrap_or(0),
+                        std::collections::HashMap::new(),
+                    )
+                    .with_watchdog_interval(std::time::Duration::from_secs_f64(
+                        config.telegram.watchdog_seconds.max(0.01),
+                    )),
+                );
                 register_stored_sessions(&db, &vault, clock, &grammers).await?;
                 (
                     Arc::clone(&grammers) as Arc<dyn TelegramConnector>,
@@ -161,13 +192,26 @@ impl Application {
         };
 
         let wake = Wake::default();
+        let metrics = Arc::new(Metrics::default());
         let storage = StorageActor::new(
             db.clone(),
             config.presence.gap(),
             config.presence.flush_interval(),
             wake.clone(),
         )
+        .with_metrics(Arc::clone(&metrics))
         .start();
+        let feed = Feed::default();
+        let channel_router = ChannelsActor::new(
+            db.clone(),
+            clock,
+            config.presence.flush_interval(),
+            wake.clone(),
+            feed.clone(),
+            storage::channels::monitored(&db).await?,
+        )
+        .start();
+        let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
         let supervisor = FleetSupervisor::new(
             db.clone(),
             clock,
@@ -176,11 +220,22 @@ impl Application {
             connector,
             storage.clone(),
         )
+        .with_metrics(Arc::clone(&metrics))
+        .with_fleet_links(health_tx, channel_router.clone().recipient())
         .start();
         let tracking = Tracking {
             db: db.clone(),
             supervisor: supervisor.clone(),
         };
+        let channels = Channels {
+            db: db.clone(),
+            supervisor: supervisor.clone(),
+            router: channel_router.clone(),
+            tracking: tracking.clone(),
+            clock,
+            wake: wake.clone(),
+        };
+        tokio::spawn(look_after_accounts(channels.clone(), health_rx));
         let logins = mtproto.map(|(grammers, vault, fresh_session)| {
             Logins::new(
                 db.clone(),
@@ -197,28 +252,57 @@ impl Application {
                 config.logins.limits(),
             )
         });
-        apply_config_accounts(&tracking, &config, clock).await?;
+        // The accounts of the file exist before the fleet starts (start_all starts them).
+        let reconcile = ReconcileContext {
+            db: db.clone(),
+            tracking: tracking.clone(),
+            clock,
+            live: false,
+        };
+        AccountsReconciler.reconcile(&reconcile, &config).await?;
         // Endpoints first, so that no event is fanned out before its consumers exist.
         webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
-        webhooks::dispatcher::spawn(db.clone(), clock, config.webhooks.clone(), wake.clone())
-            .map_err(StartupError::HttpClient)?;
+        webhooks::dispatcher::spawn_with_metrics(
+            db.clone(),
+            clock,
+            config.webhooks.clone(),
+            wake.clone(),
+            Arc::clone(&metrics),
+        )
+        .map_err(StartupError::HttpClient)?;
         tracking.start_all().await?;
-        // Resolving many new users takes a while (one Telegram call each): do it in the
-        // background so the API answers meanwhile; then endpoints filtered by those users apply.
-        {
-            let (tracking, config, db) = (tracking.clone(), config.clone(), db.clone());
-            actix::spawn(async move {
-                let applied = match apply_config_tracked_users(&tracking, &config, clock).await {
-                    Ok(()) => {
-                        webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await
-                    }
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = applied {
-                    tracing::error!(%error, "applying the configuration's tracked users failed");
-                }
-            });
+        // After the fleet: the bot's commands track and query through it.
+        let bot_started = bot::spawn(bot::BotDeps {
+            db: db.clone(),
+            clock,
+            tracking: tracking.clone(),
+            config: config.bot.clone(),
+            wake: wake.clone(),
+        })?;
+        if !bot_started {
+            tracing::info!("no bot.token: the Telegram bot is off");
         }
+        // The whole file as desired state: tracked users (one Telegram call each to resolve,
+        // so in the background while the API answers), then the endpoints filtered by them.
+        // The same reconcilers run again after every edit of a watched file.
+        let reloader = Reloader::new(
+            ReconcileContext {
+                live: true,
+                ..reconcile
+            },
+            config.clone(),
+            supervisor.clone(),
+            Arc::clone(&metrics),
+        );
+        reloader.apply_at_start();
+        Jobs {
+            db: db.clone(),
+            clock,
+            supervisor: supervisor.clone(),
+            metrics: Arc::clone(&metrics),
+            config: reloader.running(),
+        }
+        .spawn();
 
         let listener =
             TcpListener::bind(config.http.bind).map_err(|source| StartupError::Bind {
@@ -242,6 +326,12 @@ impl Application {
             webhooks: config.webhooks.clone(),
             wake,
             logins,
+            bot_admin_ids: config.bot.admin_ids.clone(),
+            channels,
+            feed,
+            metrics,
+            metrics_public: config.http.metrics_public,
+            config: reloader.state(),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
@@ -259,11 +349,19 @@ impl Application {
             server,
             storage,
             tracking,
+            reloader,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Watches the configuration file at `path` (`tgwatch run --config PATH`) and applies every
+    /// edit while the service runs (see README, "Configuration: live reload"). The file is read
+    /// once at once: what differs from the configuration the service was built with applies.
+    pub fn watch_config(&self, path: impl Into<std::path::PathBuf>) {
+        self.reloader.watch(path.into());
     }
 
     /// Stops the HTTP server from outside (tests that restart the service).
@@ -291,6 +389,28 @@ impl Application {
             tracing::error!(%error, "could not write the last observations");
         }
         Ok(())
+    }
+}
+
+/// Acts on what account actors report: a lost account's work moves to healthy accounts, a
+/// ready account takes the work that waited. One report at a time, in order, so that two
+/// reassignments never race for the same channel.
+async fn look_after_accounts(
+    channels: Channels,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<AccountHealth>,
+) {
+    while let Some(report) = reports.recv().await {
+        let outcome = match &report {
+            AccountHealth::Lost {
+                account_id,
+                loss,
+                reason,
+            } => channels.on_account_lost(*account_id, *loss, reason).await,
+            AccountHealth::Ready(account_id) => channels.on_account_ready(*account_id).await,
+        };
+        if let Err(error) = outcome {
+            tracing::error!(?report, %error, "could not move work after an account change");
+        }
     }
 }
 
@@ -350,99 +470,6 @@ async fn register_stored_sessions(
                 )
                 .await;
             }
-        }
-    }
-    Ok(())
-}
-
-/// Creates the accounts of `[[accounts]]` that are not in the database yet and brings the
-/// existing ones in line with the file (matched by label).
-async fn apply_config_accounts(
-    tracking: &Tracking,
-    config: &Config,
-    clock: Clock,
-) -> Result<(), StorageError> {
-    for account in &config.accounts {
-        let existing = storage::accounts::find_by_label(&tracking.db, &account.label).await?;
-        let result = match existing {
-            // Started with the others by `start_all`.
-            None => storage::accounts::create(
-                &tracking.db,
-                NewAccount {
-                    label: account.label.clone(),
-                    phone: account.phone.clone(),
-                    username: None,
-                    telegram_user_id: None,
-                    api_id: account.api_id,
-                    max_targets: Some(account.max_targets),
-                    max_channels: Some(account.max_channels),
-                    status: None,
-                },
-                clock.now(),
-            )
-            .await
-            .map(|_| ()),
-            Some(existing) => storage::accounts::update(
-                &tracking.db,
-                existing,
-                AccountPatch {
-                    phone: account.phone.clone(),
-                    api_id: account.api_id,
-                    max_targets: Some(account.max_targets),
-                    max_channels: Some(account.max_channels),
-                    ..AccountPatch::default()
-                },
-                clock.now(),
-            )
-            .await
-            .map(|_| ()),
-        };
-        if let Err(error) = result {
-            let message = format!("config account `{}`: {error}", account.label);
-            storage::logs::config_problem(&tracking.db, &message, clock.now()).await;
-        }
-    }
-    Ok(())
-}
-
-/// Starts tracking the users of `[[tracked_users]]` not tracked yet. A user that cannot be
-/// tracked (unknown username, no account) is reported and skipped: the rest of the service runs.
-async fn apply_config_tracked_users(
-    tracking: &Tracking,
-    config: &Config,
-    clock: Clock,
-) -> Result<(), StorageError> {
-    for user in &config.tracked_users {
-        let username = user
-            .username
-            .as_deref()
-            .and_then(|u| Username::parse(u).ok());
-        let existing = storage::tracked_users::find_existing(
-            &tracking.db,
-            username.as_ref(),
-            user.telegram_user_id,
-        )
-        .await?;
-        if existing.is_some_and(|existing| existing.is_active) {
-            continue;
-        }
-        let account_id = match &user.account {
-            Some(label) => storage::accounts::find_by_label(&tracking.db, label)
-                .await?
-                .map(|account| account.id),
-            None => None,
-        };
-        let request = TrackRequest {
-            username,
-            telegram_user_id: user.telegram_user_id,
-            access_hash: None,
-            account_id,
-            notify: user.notify,
-            visible_online: true,
-        };
-        if let Err(error) = tracking.track(request, clock.now()).await {
-            let message = format!("config tracked user: {error}");
-            storage::logs::config_problem(&tracking.db, &message, clock.now()).await;
         }
     }
     Ok(())

@@ -39,8 +39,13 @@ pub struct Config {
     pub security: SecurityConfig,
     pub logins: LoginsConfig,
     pub webhooks: WebhooksConfig,
+    pub bot: BotConfig,
     pub accounts: Vec<AccountConfig>,
     pub tracked_users: Vec<TrackedUserConfig>,
+    pub channels: Vec<ChannelConfig>,
+    pub reload: ReloadConfig,
+    pub jobs: JobsConfig,
+    pub logs: LogsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -132,6 +137,9 @@ pub struct HttpConfig {
     pub bind: SocketAddr,
     /// Bearer token of the admin API. Required by `run`; `demo` makes one up.
     pub admin_token: Option<Secret>,
+    /// Serve `GET /metrics` without the admin token (like `/api/health`). With false it needs
+    /// `Authorization: Bearer <admin_token>`.
+    pub metrics_public: bool,
 }
 
 impl Default for HttpConfig {
@@ -139,6 +147,7 @@ impl Default for HttpConfig {
         HttpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
+            metrics_public: true,
         }
     }
 }
@@ -215,6 +224,14 @@ pub struct TelegramConfig {
     /// the wait doubles up to `reconnect_max_seconds`.
     pub reconnect_min_seconds: u64,
     pub reconnect_max_seconds: u64,
+    /// Restart intensity limit: an account whose connection fails more than `restart_limit`
+    /// times within `restart_window_seconds` (service time) is parked (status `inactive`),
+    /// an alert is raised and its work moves to other accounts.
+    pub restart_limit: usize,
+    pub restart_window_seconds: u64,
+    /// How often (real seconds) each connection checks itself with a cheap request: grammers
+    /// notices a dropped connection, or a ban, only when a request is made.
+    pub watchdog_seconds: f64,
     /// The application's api_id from my.telegram.org (an account's own `api_id` wins).
     pub api_id: Option<i32>,
     /// The api_hash that goes with `api_id`; a login may also pass its own, which is then
@@ -272,13 +289,16 @@ impl Default for TelegramConfig {
             clock_speed: 1.0,
             reconnect_min_seconds: 5,
             reconnect_max_seconds: 300,
+            restart_limit: 10,
+            restart_window_seconds: 3600,
+            watchdog_seconds: 60.0,
             api_id: None,
             api_hash: None,
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
     /// Unique name of the account; the key that ties this entry to its database row.
@@ -298,7 +318,7 @@ fn default_max_channels() -> i32 {
     100
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrackedUserConfig {
     pub username: Option<String>,
@@ -307,6 +327,267 @@ pub struct TrackedUserConfig {
     pub account: Option<String>,
     #[serde(default)]
     pub notify: bool,
+}
+
+/// A channel to monitor (`[[channels]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// `@name`, `name` or `https://t.me/name`; an invite link `https://t.me/+hash` (or
+    /// `https://t.me/joinchat/hash`); or the numeric channel id.
+    pub channel: ChannelName,
+    /// Label of the account that joins it; the least-loaded one when absent.
+    pub account: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// How a channel is named in config.toml: a string or a number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChannelName {
+    Id(i64),
+    Text(String),
+}
+
+/// A channel name, checked: a username or an invite link, or a numeric id (which needs an
+/// account that already knows the channel).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ChannelTarget {
+    Link(crate::telegram::ChannelRef),
+    Id(i64),
+}
+
+impl ChannelName {
+    pub fn target(&self) -> Result<ChannelTarget, String> {
+        match self {
+            ChannelName::Id(0) => Err("a channel id must not be 0".to_owned()),
+            ChannelName::Id(id) => Ok(ChannelTarget::Id(*id)),
+            ChannelName::Text(text) => crate::telegram::ChannelRef::parse(text)
+                .map(ChannelTarget::Link)
+                .map_err(|error| error.to_string()),
+        }
+    }
+}
+
+/// Watching config.toml for edits (see README, "Configuration: live reload").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// How often the file is checked for changes (milliseconds, real time).
+    pub interval_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig { interval_ms: 1000 }
+    }
+}
+
+/// Scheduled jobs (seconds of service time).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// How often accounts are checked.
+    pub account_health_interval_seconds: u64,
+    /// An account that should work but is not running or not connected for this long is
+    /// reported.
+    pub account_unhealthy_after_seconds: u64,
+    /// How often old log rows are deleted.
+    pub log_cleanup_interval_seconds: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            account_health_interval_seconds: 60,
+            account_unhealthy_after_seconds: 300,
+            log_cleanup_interval_seconds: 3600,
+        }
+    }
+}
+
+/// The `logs` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Rows older than this many days are deleted; 0 keeps them forever.
+    pub retention_days: u32,
+    /// Rows deleted per statement.
+    pub cleanup_batch_size: u64,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            retention_days: 30,
+            cleanup_batch_size: 1000,
+        }
+    }
+}
+
+/// The Telegram bot (`[bot]`). Without a token the service runs without it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BotConfig {
+    /// The token from @BotFather. Prefer the environment: TGWATCH_BOT__TOKEN.
+    pub token: Option<Secret>,
+    /// Where the Bot API lives: Telegram's, a local `telegram-bot-api` server, or a fake in tests.
+    pub api_url: String,
+    /// Telegram user ids that are admins whatever the database says.
+    pub admin_ids: Vec<i64>,
+    /// The role of people the bot meets for the first time: `user` lets anyone who finds the
+    /// bot track people; `banned` keeps strangers out (recorded, unanswered) until an admin
+    /// gives them a role through `/api/telegram-users`.
+    pub default_role: String,
+    /// Long polling: how long one getUpdates call waits for news (seconds, below the HTTP
+    /// client's 17 s timeout).
+    pub polling_timeout_seconds: u32,
+    /// Also tell subscribed chats when a tracked user goes offline...
+    pub notify_offline: bool,
+    /// ...and when the gap rule closes a session (with its length).
+    pub notify_session_summary: bool,
+    /// Hour of the day (UTC) when chats with `/digest on` get the daily summary.
+    pub digest_hour: u32,
+    /// Events older than this when the bot first sees them are not told (stale news, e.g. after
+    /// the bot was off for a long time).
+    pub max_event_age_minutes: u64,
+    /// Waits before the 2nd, 3rd, ... try of a notification the Bot API did not take (seconds of
+    /// service time); the last wait repeats, so a notification is never dropped for an outage.
+    /// A 429 waits for Telegram's `retry_after` instead.
+    pub retry_schedule_seconds: Vec<f64>,
+    /// How often the notifier looks for due notifications when nothing wakes it (ms, real time).
+    pub poll_interval_ms: u64,
+    /// Telegram's limits, which every message the bot sends is held to (teloxide's Throttle).
+    pub messages_per_chat_per_second: u32,
+    pub messages_per_chat_per_minute: u32,
+    pub messages_per_group_per_minute: u32,
+    pub messages_per_second: u32,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        BotConfig {
+            token: None,
+            api_url: "https://api.telegram.org".to_owned(),
+            admin_ids: Vec::new(),
+            default_role: "user".to_owned(),
+            polling_timeout_seconds: 10,
+            notify_offline: false,
+            notify_session_summary: false,
+            digest_hour: 9,
+            max_event_age_minutes: 60,
+            retry_schedule_seconds: vec![5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0],
+            poll_interval_ms: 1000,
+            messages_per_chat_per_second: 1,
+            messages_per_chat_per_minute: 20,
+            messages_per_group_per_minute: 20,
+            messages_per_second: 30,
+        }
+    }
+}
+
+impl BotConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        // The token goes into every request path: refuse anything that is not `<id>:<secret>`,
+        // without ever echoing it.
+        if let Some(token) = &self.token {
+            let well_formed = token.expose().split_once(':').is_some_and(|(id, secret)| {
+                !id.is_empty()
+                    && id.bytes().all(|b| b.is_ascii_digit())
+                    && !secret.is_empty()
+                    && secret
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+            if !well_formed {
+                return Err(invalid(
+                    "bot.token",
+                    "is not a bot token (`<digits>:<letters, digits, _ and ->` from @BotFather)",
+                ));
+            }
+        }
+        match reqwest::Url::parse(&self.api_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base() => {}
+            _ => {
+                return Err(invalid(
+                    "bot.api_url",
+                    format!("`{}` is not an http(s) URL", self.api_url),
+                ));
+            }
+        }
+        if let Some(id) = self.admin_ids.iter().find(|id| **id <= 0) {
+            return Err(invalid(
+                "bot.admin_ids",
+                format!("{id} is not a Telegram user id (they are positive)"),
+            ));
+        }
+        match crate::bot::roles::Role::parse(&self.default_role) {
+            None => {
+                return Err(invalid(
+                    "bot.default_role",
+                    format!(
+                        "unknown role `{}` (banned, user, vip, moderator or admin)",
+                        self.default_role
+                    ),
+                ));
+            }
+            Some(crate::bot::roles::Role::Admin) => {
+                return Err(invalid(
+                    "bot.default_role",
+                    "`admin` would make every stranger an admin: list admins in bot.admin_ids",
+                ));
+            }
+            Some(_) => {}
+        }
+        if !(1..=15).contains(&self.polling_timeout_seconds) {
+            return Err(invalid(
+                "bot.polling_timeout_seconds",
+                "must be between 1 and 15 (the Bot API client gives up after 17 s)",
+            ));
+        }
+        if self.digest_hour > 23 {
+            return Err(invalid("bot.digest_hour", "must be an hour from 0 to 23"));
+        }
+        if self.retry_schedule_seconds.is_empty()
+            || self
+                .retry_schedule_seconds
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err(invalid(
+                "bot.retry_schedule_seconds",
+                "needs at least one wait, each a positive number of seconds",
+            ));
+        }
+        if self.poll_interval_ms == 0 {
+            return Err(invalid("bot.poll_interval_ms", "must be at least 1"));
+        }
+        for (key, value) in [
+            (
+                "bot.messages_per_chat_per_second",
+                self.messages_per_chat_per_second,
+            ),
+            (
+                "bot.messages_per_chat_per_minute",
+                self.messages_per_chat_per_minute,
+            ),
+            (
+                "bot.messages_per_group_per_minute",
+                self.messages_per_group_per_minute,
+            ),
+            ("bot.messages_per_second", self.messages_per_second),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn max_event_age(&self) -> chrono::Duration {
+        chrono::Duration::minutes(self.max_event_age_minutes.min(i64::MAX as u64 / 60_000) as i64)
+    }
 }
 
 /// A secret string that never shows in logs or debug output.
@@ -332,8 +613,18 @@ impl std::fmt::Debug for Secret {
 impl Config {
     /// Loads defaults, then the file at `path` if it exists, then the environment, and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::layered(Toml::file_exact(path))
+    }
+
+    /// Like [`Config::load`], with the file's text already read (the reloader reads it once and
+    /// locates errors in that text).
+    pub fn load_text(text: &str) -> Result<Config, ConfigError> {
+        Config::layered(Toml::string(text))
+    }
+
+    fn layered(file: figment::providers::Data<Toml>) -> Result<Config, ConfigError> {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file_exact(path))
+            .merge(file)
             // Only TGWATCH_SECTION__KEY: other TGWATCH_ variables (TGWATCH_TEST_DATABASE_URL,
             // TGWATCH_MASTER_KEY) are not configuration keys.
             .merge(
@@ -465,6 +756,7 @@ impl Config {
                     .map_err(|e| invalid(&format!("{key}.tracked_user"), e.to_string()))?;
             }
         }
+        self.bot.validate()?;
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             if account.label.trim().is_empty() {
@@ -510,6 +802,71 @@ impl Config {
                 return Err(invalid(
                     &format!("{key}.account"),
                     format!("no account labelled `{label}` in [[accounts]]"),
+                ));
+            }
+        }
+        self.validate_channels(&labels)?;
+        if self.reload.interval_ms < 10 {
+            return Err(invalid("reload.interval_ms", "must be at least 10"));
+        }
+        let jobs = &self.jobs;
+        for (key, value) in [
+            (
+                "jobs.account_health_interval_seconds",
+                jobs.account_health_interval_seconds,
+            ),
+            (
+                "jobs.log_cleanup_interval_seconds",
+                jobs.log_cleanup_interval_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !(1..=100_000).contains(&self.logs.cleanup_batch_size) {
+            return Err(invalid(
+                "logs.cleanup_batch_size",
+                "must be between 1 and 100000",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[[channels]]`: each reference well formed and named once, accounts declared, tags short.
+    fn validate_channels(
+        &self,
+        labels: &std::collections::HashSet<&str>,
+    ) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (index, channel) in self.channels.iter().enumerate() {
+            let key = format!("channels[{index}]");
+            let target = channel
+                .channel
+                .target()
+                .map_err(|message| invalid(&format!("{key}.channel"), message))?;
+            if !seen.insert(target) {
+                return Err(invalid(
+                    &format!("{key}.channel"),
+                    "this channel is listed twice",
+                ));
+            }
+            if let Some(label) = &channel.account
+                && !labels.contains(label.as_str())
+            {
+                return Err(invalid(
+                    &format!("{key}.account"),
+                    format!("no account labelled `{label}` in [[accounts]]"),
+                ));
+            }
+            if let Some(tag) = channel
+                .tags
+                .iter()
+                .find(|tag| tag.trim().is_empty() || tag.chars().count() > 64)
+            {
+                return Err(invalid(
+                    &format!("{key}.tags"),
+                    format!("`{tag}`: a tag is 1 to 64 characters"),
                 ));
             }
         }
@@ -570,6 +927,56 @@ mod tests {
                 .expect_err("unknown account must fail")
                 .to_string();
         assert!(error.contains("ghost"), "{error}");
+    }
+
+    #[test]
+    fn channels_are_checked() {
+        let config = Config::from_toml(
+            "[[accounts]]\nlabel = \"main\"\n\
+             [[channels]]\nchannel = \"@durov\"\ntags = [\"news\"]\n\
+             [[channels]]\nchannel = \"https://t.me/+AbC-d_9\"\naccount = \"main\"\n\
+             [[channels]]\nchannel = -1001234567890\n",
+        )
+        .expect("valid channels");
+        let targets: Vec<ChannelTarget> = config
+            .channels
+            .iter()
+            .map(|c| c.channel.target().expect("valid"))
+            .collect();
+        assert!(matches!(
+            &targets[..],
+            [
+                ChannelTarget::Link(crate::telegram::ChannelRef::Username(_)),
+                ChannelTarget::Link(crate::telegram::ChannelRef::Invite(_)),
+                ChannelTarget::Id(-1001234567890),
+            ]
+        ));
+        for (text, key) in [
+            ("[[channels]]\nchannel = \"no spaces\"\n", "channels[0].channel"),
+            ("[[channels]]\nchannel = \"https://t.me/+\"\n", "channels[0].channel"),
+            ("[[channels]]\nchannel = 0\n", "channels[0].channel"),
+            (
+                "[[channels]]\nchannel = \"durov\"\n[[channels]]\nchannel = \"t.me/Durov\"\n",
+                "channels[1].channel",
+            ),
+            (
+                "[[channels]]\nchannel = \"durov\"\naccount = \"ghost\"\n",
+                "channels[0].account",
+            ),
+            (
+                "[[channels]]\nchannel = \"durov\"\ntags = [\"\"]\n",
+                "channels[0].tags",
+            ),
+        ] {
+            let error = Config::from_toml(text)
+                .expect_err("invalid channel")
+                .to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
+        let error = Config::from_toml("[[channels]]\nchannel = \"durov\"\nfolder = 1\n")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(error.contains("folder"), "{error}");
     }
 
     #[test]

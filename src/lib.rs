@@ -17,20 +17,29 @@
 //! - [`app`]: wires it all together; [`app::Application::build`] binds the HTTP port, which tests
 //!   set to 0.
 //! - [`config`], [`clock`]: layered configuration; service time that can run fast.
+//! - [`bot`]: the Telegram bot: commands, notifications from the event outbox, roles, charts.
+//! - [`reload`]: config.toml as desired state, applied at start and on every edit of the file;
+//!   [`jobs`]: scheduled jobs (account health, log retention); [`metrics`]: `GET /metrics`.
 
 pub mod actors;
 pub mod app;
 pub mod assignment;
 pub mod bench;
+pub mod bot;
+pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod constant_time;
 pub mod demo;
 pub mod events;
+pub mod feed;
 pub mod http;
+pub mod jobs;
 pub mod logins;
+pub mod metrics;
 pub mod presence;
+pub mod reload;
 pub mod storage;
 pub mod telegram;
 pub mod tracking;

@@ -161,16 +161,23 @@ fn main() -> anyhow::Result<()> {
     .block_on(run(cli.command))
 }
 
+/// Loads a configuration file; an error names its line.
+fn load_located(path: &std::path::Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(tgwatch::reload::locate::load_text(&text)?)
+}
+
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| format!("loading {}", path.display()))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config } => {
-            let config =
-                Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+        Command::Run { config: path } => {
+            let config = load_located(&path).with_context(|| format!("loading {}", path.display()))?;
             let app = Application::build(config).await?;
+            // config.toml is desired state: edits apply while the service runs.
+            app.watch_config(&path);
             app.run_until_stopped().await?;
         }
         Command::Demo {
@@ -248,7 +255,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", cli::rotate_key(&load(&config)?).await?);
         }
         Command::CheckConfig { config } => {
-            Config::load(&config).with_context(|| format!("checking {}", config.display()))?;
+            load_located(&config).with_context(|| format!("checking {}", config.display()))?;
             println!("{}: ok", config.display());
         }
         Command::Bench {

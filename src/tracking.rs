@@ -138,6 +138,47 @@ impl Tracking {
         Ok(tracked)
     }
 
+    /// Moves the active tracked users of a lost account to the least-loaded usable accounts
+    /// (resolved again there: access hashes belong to the account that got them). A user no
+    /// account can take loses its account and waits for [`Tracking::adopt_orphans`].
+    pub async fn reassign_from(&self, lost: Uuid, now: DateTime<Utc>) -> Result<(), TrackingError> {
+        for user in storage::tracked_users::active(&self.db).await? {
+            if user.account_id != Some(lost) {
+                continue;
+            }
+            let moved = match self.least_loaded(&[lost]).await {
+                Ok(account) => self
+                    .update(user.clone(), None, None, Some(account.id), now)
+                    .await
+                    .map(|_| ()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = moved {
+                tracing::warn!(tracked_user = %user, %error, "tracked user waits for an account");
+                let orphan = storage::tracked_users::set_account(&self.db, user.id, None, now).await?;
+                self.supervisor.do_send(StartTarget(orphan));
+            }
+        }
+        storage::accounts::refresh_targets_count(&self.db, lost).await?;
+        Ok(())
+    }
+
+    /// Gives the active tracked users without an account to the least-loaded usable accounts.
+    pub async fn adopt_orphans(&self, now: DateTime<Utc>) -> Result<(), TrackingError> {
+        for user in storage::tracked_users::active(&self.db).await? {
+            if user.account_id.is_some() {
+                continue;
+            }
+            let Ok(account) = self.least_loaded(&[]).await else {
+                return Ok(());
+            };
+            if let Err(error) = self.update(user.clone(), None, None, Some(account.id), now).await {
+                tracing::warn!(tracked_user = %user, %error, "tracked user still waits for an account");
+            }
+        }
+        Ok(())
+    }
+
     /// The given account if it can take work, else the least-loaded one that can.
     async fn choose_account(&self, wanted: Option<Uuid>) -> Result<accounts::Model, TrackingError> {
         if let Some(id) = wanted {
@@ -152,6 +193,11 @@ impl Tracking {
             }
             return Ok(account);
         }
+        self.least_loaded(&[]).await
+    }
+
+    /// The least-loaded usable account with room, never one of `excluded`.
+    async fn least_loaded(&self, excluded: &[Uuid]) -> Result<accounts::Model, TrackingError> {
         let accounts = storage::accounts::all(&self.db).await?;
         let candidates: Vec<Candidate> = accounts
             .iter()
@@ -159,7 +205,8 @@ impl Tracking {
                 account_id: account.id,
                 load: account.targets_count,
                 capacity: account.max_targets,
-                usable: AccountStatus::is_usable(&account.status),
+                usable: AccountStatus::is_usable(&account.status)
+                    && !excluded.contains(&account.id),
             })
             .collect();
         let chosen = least_loaded(&candidates).ok_or(TrackingError::NoAccountAvailable)?;

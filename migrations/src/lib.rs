@@ -7,6 +7,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_foundation;
 mod m20261125_000002_webhooks;
 mod m20261126_000003_logins;
+mod m20261126_000004_channels;
+mod m20261126_000005_config_source;
+mod m20261126_000010_bot;
 
 pub struct Migrator;
 
@@ -17,6 +20,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_foundation::Migration),
             Box::new(m20261125_000002_webhooks::Migration),
             Box::new(m20261126_000003_logins::Migration),
+            Box::new(m20261126_000004_channels::Migration),
+            Box::new(m20261126_000005_config_source::Migration),
+            Box::new(m20261126_000010_bot::Migration),
         ]
     }
 }

@@ -689,6 +689,7 @@ pub(crate) fn handles(id: u32) -> bool {
     matches!(
         id,
         functions::channels::JoinChannel::CONSTRUCTOR_ID
+            | functions::channels::LeaveChannel::CONSTRUCTOR_ID
             | functions::messages::CheckChatInvite::CONSTRUCTOR_ID
             | functions::messages::ImportChatInvite::CONSTRUCTOR_ID
             | functions::messages::GetHistory::CONSTRUCTOR_ID
@@ -709,6 +710,9 @@ pub(crate) fn call(
     match id {
         functions::channels::JoinChannel::CONSTRUCTOR_ID => {
             join_channel(world, account, &parse_call(query)?)
+        }
+        functions::channels::LeaveChannel::CONSTRUCTOR_ID => {
+            leave_channel(world, account, &parse_call(query)?)
         }
         functions::messages::CheckChatInvite::CONSTRUCTOR_ID => {
             check_chat_invite(world, account, &parse_call(query)?)
@@ -784,6 +788,32 @@ fn join_channel(
         Some(channel) => join_result(channel, account, joined_now),
         None => Answer::error(400, "CHANNEL_INVALID"),
     })
+}
+
+/// `channels.leaveChannel`: the account stops being a member (and stops getting its
+/// updates). Leaving a channel one is not in is `USER_NOT_PARTICIPANT`, as on Telegram.
+fn leave_channel(
+    world: &mut World,
+    account: AccountId,
+    request: &functions::channels::LeaveChannel,
+) -> Result<Answer, tl::deserialize::Error> {
+    let Some(channel) = world.channels.lookup(&request.channel) else {
+        return Ok(Answer::error(400, "CHANNEL_INVALID"));
+    };
+    let channel_id = channel.id;
+    let Ok(channel) = world.channels.get_mut(channel_id) else {
+        return Ok(Answer::error(400, "CHANNEL_INVALID"));
+    };
+    if channel.members.remove(&account).is_none() {
+        return Ok(Answer::error(400, "USER_NOT_PARTICIPANT"));
+    }
+    Ok(Answer::ok(&tl::enums::Updates::Updates(tl::types::Updates {
+        updates: vec![tl::enums::Update::Channel(tl::types::UpdateChannel { channel_id })],
+        users: Vec::new(),
+        chats: Vec::new(),
+        date: unix_now(),
+        seq: 0,
+    })))
 }
 
 fn invited_channel<'w>(world: &'w World, hash: &str) -> Option<&'w ChannelRecord> {

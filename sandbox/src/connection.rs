@@ -47,6 +47,8 @@ enum ConnError {
     UnknownKey,
     #[error("auth key changed within one connection")]
     KeyChanged,
+    #[error("the account is unreachable (Sandbox::set_unreachable)")]
+    Unreachable,
 }
 
 /// What the connection knows once its first packet decrypted.
@@ -144,12 +146,17 @@ impl Connection {
             Some(peer) if peer.key.id() == key_id => peer,
             Some(_) => return Err(ConnError::KeyChanged),
             None => {
-                let known = self
-                    .shared
-                    .world()
-                    .keys
-                    .get(&key_id)
-                    .map(|record| record.key.clone());
+                let known = {
+                    let world = self.shared.world();
+                    let record = world.keys.get(&key_id);
+                    if record
+                        .and_then(|record| record.account)
+                        .is_some_and(|account| world.unreachable.contains(&account))
+                    {
+                        return Err(ConnError::Unreachable);
+                    }
+                    record.map(|record| record.key.clone())
+                };
                 let Some(key) = known else {
                     // Includes key id 0: a plain message starting a key exchange.
                     self.writer

@@ -33,6 +33,8 @@
 //! * `sandbox`: [`Sandbox`], the handle that starts the server and that tests and the scenario
 //!   player drive.
 //! * `session`: building the grammers session that points a client at the sandbox.
+//! * [`bot_api`]: a fake Telegram Bot API over HTTP that the real teloxide talks to: incoming
+//!   messages for long polling, everything the bot sent, injected errors and 429s.
 //!
 //! # Example
 //!
@@ -57,6 +59,7 @@
 //! # }
 //! ```
 
+pub mod bot_api;
 mod channels;
 mod connection;
 mod crypto;
@@ -68,6 +71,7 @@ mod session;
 mod wire;
 mod world;
 
+pub use bot_api::BotApi;
 pub use channels::{MediaKind, Posted};
 pub use error::SandboxError;
 pub use sandbox::Sandbox;

@@ -248,6 +248,21 @@ impl Sandbox {
         self.shared.world().drop_connections(account)
     }
 
+    /// Cuts the account off the network (or reconnects it): its connections close and new ones
+    /// are closed at their first packet, so every connection attempt fails, as in an outage of
+    /// that account's network. Nothing is pushed to it meanwhile.
+    pub fn set_unreachable(&self, account: AccountId, unreachable: bool) -> Result<(), SandboxError> {
+        let mut world = self.shared.world();
+        world.account(account)?;
+        if unreachable {
+            world.unreachable.insert(account);
+            world.drop_connections(account)?;
+        } else {
+            world.unreachable.remove(&account);
+        }
+        Ok(())
+    }
+
     /// How many connections of the account are live (have sent at least one message).
     pub fn connection_count(&self, account: AccountId) -> Result<usize, SandboxError> {
         self.shared.world().connection_count(account)

@@ -202,6 +202,8 @@ pub(crate) struct KeyRecord {
 
 #[derive(Default)]
 pub(crate) struct World {
+    /// Accounts whose connections are refused (a network outage of one account).
+    pub(crate) unreachable: BTreeSet<AccountId>,
     pub(crate) users: BTreeMap<i64, UserRecord>,
     /// Lower-cased username -> user id.
     pub(crate) usernames: HashMap<String, i64>,
@@ -471,6 +473,15 @@ impl World {
     /// Tries the account's live connections (of all its keys), newest first; gives the updates
     /// back if none took them.
     fn send_live(&mut self, account: AccountId, pushed: Pushed) -> Result<(), Pushed> {
+        // Telegram sends nothing to a banned account or to one that cannot be reached.
+        let locked_out = self
+            .accounts
+            .get(&account)
+            .is_none_or(|record| record.ban.is_some())
+            || self.unreachable.contains(&account);
+        if locked_out {
+            return Err(pushed);
+        }
         let mut pushed = pushed;
         loop {
             // Connection ids only grow, so the largest is the newest.

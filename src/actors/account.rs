@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use super::{
     messages::{
-        AttachTarget, ConnectionLost, DetachTarget, GetSession, Lookup, Observed, PollDue, Pushed,
+        AccountHealth, AttachTarget, ConnectionLost, DetachTarget, GetSession, Loss, Lookup, Observed, PollDue, Pushed,
         Resolve,
     },
+    channels::ChannelUpdate,
     target::TargetActor,
 };
 use crate::{
@@ -54,6 +55,15 @@ pub struct AccountActor {
     /// Set by a 401 answer: the account is not used again until it is started anew.
     unusable: bool,
     targets_by_telegram_id: HashMap<i64, Addr<TargetActor>>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Where health changes and channel updates go (the fleet's caretaker and the channels
+    /// actor); absent in setups without them.
+    health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+    channel_updates: Option<Recipient<ChannelUpdate>>,
+    /// When the connection failed lately, for the restart intensity limit.
+    restarts: VecDeque<chrono::DateTime<chrono::Utc>>,
+    restart_limit: usize,
+    restart_window: chrono::Duration,
 }
 
 impl AccountActor {
@@ -87,7 +97,38 @@ impl AccountActor {
             paused_until: None,
             unusable: false,
             targets_by_telegram_id: HashMap::new(),
+            metrics: Arc::default(),
+            health: None,
+            channel_updates: None,
+            restarts: VecDeque::new(),
+            restart_limit: telegram.restart_limit,
+            restart_window: chrono::Duration::seconds(
+                i64::try_from(telegram.restart_window_seconds).unwrap_or(i64::MAX),
+            ),
         }
+    }
+
+    /// Health changes go to `health`, channel updates to `channel_updates`.
+    pub fn with_fleet_links(
+        mut self,
+        health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+        channel_updates: Option<Recipient<ChannelUpdate>>,
+    ) -> AccountActor {
+        self.health = health;
+        self.channel_updates = channel_updates;
+        self
+    }
+
+    fn tell_health(&self, health: AccountHealth) {
+        if let Some(sender) = &self.health {
+            // The receiver lives as long as the service; a send after shutdown is moot.
+            let _ = sender.send(health);
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> AccountActor {
+        self.metrics = metrics;
+        self
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -102,6 +143,7 @@ impl AccountActor {
                         act.session = Some(connection.session);
                         tracing::info!(account = %act.identity.label, "connected to Telegram");
                         act.note_status("active", None);
+                        act.tell_health(AccountHealth::Ready(act.account_id));
                         let address = ctx.address();
                         let mut updates = connection.updates;
                         actix::spawn(async move {
@@ -133,15 +175,34 @@ impl AccountActor {
                     account = %self.identity.label,
                     "account is not logged in; log it in with `tgwatch login` or POST /api/accounts/{{id}}/login/phone"
                 );
+                // Inactive, so that no work is given to it; a login makes it active again.
+                self.note_status(
+                    "inactive",
+                    Some("not logged in: use `tgwatch login` or the login endpoints".into()),
+                );
                 return;
             }
             _ => {}
+        }
+        let now = self.clock.now();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|at| *at <= now - self.restart_window)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() > self.restart_limit {
+            self.park();
+            return;
         }
         let wait = self
             .reconnect
             .next_backoff()
             .unwrap_or(self.reconnect.max_interval);
         tracing::warn!(account = %self.identity.label, %error, retry_in = ?wait, "Telegram connection failed");
+        self.metrics.reconnects.inc(&self.identity.label);
         ctx.run_later(self.clock.real_duration(wait), |act, ctx| act.connect(ctx));
     }
 
@@ -151,6 +212,31 @@ impl AccountActor {
         self.pending_ids.clear();
         tracing::error!(account = %self.identity.label, reason, "account can no longer be used");
         self.note_status("banned", Some(reason.to_owned()));
+        self.tell_health(AccountHealth::Lost {
+            account_id: self.account_id,
+            loss: Loss::Banned,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Too many restarts in the window: stop trying, so a broken account does not hammer
+    /// Telegram; its work moves elsewhere. An operator restarts it (PATCH status `active`).
+    fn park(&mut self) {
+        let reason = format!(
+            "parked after {} connection failures within {} s",
+            self.restarts.len(),
+            self.restart_window.num_seconds()
+        );
+        self.unusable = true;
+        self.pending.clear();
+        self.pending_ids.clear();
+        tracing::error!(account = %self.identity.label, reason, "restart intensity limit reached");
+        self.note_status("inactive", Some(reason.clone()));
+        self.tell_health(AccountHealth::Lost {
+            account_id: self.account_id,
+            loss: Loss::Parked,
+            reason,
+        });
     }
 
     /// Records the account's status and a log line, without holding up the actor.
@@ -211,6 +297,7 @@ impl AccountActor {
             self.pending_ids.remove(&poll.tracked_user_id);
         }
         let inputs: Vec<InputUser> = batch.iter().map(|poll| poll.user).collect();
+        self.metrics.poll(inputs.len());
         ctx.wait(
             async move { session.get_users(&inputs).await }
                 .into_actor(self)
@@ -272,6 +359,7 @@ impl AccountActor {
             TelegramError::FloodWait { seconds } => {
                 let until = self.clock.now() + chrono::Duration::seconds(i64::from(*seconds));
                 self.paused_until = Some(until);
+                self.metrics.flood_wait(&self.identity.label, *seconds);
                 tracing::warn!(account = %self.identity.label, seconds, "FLOOD_WAIT: pausing the account");
                 self.note_status("limited", Some(format!("FLOOD_WAIT of {seconds} s")));
             }
@@ -354,11 +442,15 @@ impl Handler<Pushed> for AccountActor {
                     });
                 }
             }
-            // Nothing watches channels yet: the channel actor (issue 4) will take these.
             Update::ChannelMessageNew(_)
             | Update::ChannelMessageEdited(_)
             | Update::ChannelMessagesDeleted { .. } => {
-                tracing::debug!(account = %self.identity.label, ?update, "channel update not routed yet");
+                if let Some(channels) = &self.channel_updates {
+                    channels.do_send(ChannelUpdate {
+                        account_id: self.account_id,
+                        update,
+                    });
+                }
             }
         }
     }
@@ -409,12 +501,33 @@ impl Handler<Resolve> for AccountActor {
 
     fn handle(&mut self, Resolve(lookup): Resolve, _ctx: &mut Self::Context) -> Self::Result {
         let session = self.usable_session();
+        let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
             let session = session?;
             match lookup {
-                Lookup::Username(username) => session.resolve_username(&username).await,
-                Lookup::User(user) => Ok(session.get_users(&[user]).await?.into_iter().next()),
+                Lookup::Username(username) => {
+                    metrics.telegram_calls.inc(crate::metrics::RESOLVE_USERNAME);
+                    session.resolve_username(&username).await
+                }
+                Lookup::User(user) => {
+                    metrics.telegram_calls.inc(crate::metrics::GET_USERS);
+                    Ok(session.get_users(&[user]).await?.into_iter().next())
+                }
             }
         })
+    }
+}
+
+impl Handler<super::messages::IsConnected> for AccountActor {
+    type Result = bool;
+    fn handle(&mut self, _: super::messages::IsConnected, _ctx: &mut Self::Context) -> bool {
+        self.session.is_some() && !self.unusable
+    }
+}
+
+impl Handler<super::messages::SetPresence> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, update: super::messages::SetPresence, _ctx: &mut Self::Context) {
+        self.presence = update.0;
     }
 }

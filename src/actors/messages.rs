@@ -194,3 +194,49 @@ pub struct GetSession;
 #[derive(Message)]
 #[rtype(result = "Result<std::sync::Arc<dyn crate::telegram::TelegramSession>, ResolveError>")]
 pub struct SessionOf(pub Uuid);
+
+/// New live presence settings (poll interval, batch size and delay) from a configuration
+/// reload: the supervisor keeps them for new actors and hands them to the running ones.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct SetPresence(pub crate::config::PresenceConfig);
+
+/// Whether an account's actor holds a Telegram connection it may use.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsConnected;
+
+/// Every running account actor and whether it is connected (for health checks).
+#[derive(Message)]
+#[rtype(result = "std::collections::HashMap<Uuid, AccountLink>")]
+pub struct AccountLinks;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct AccountLink {
+    /// The actor is alive.
+    pub running: bool,
+    /// Its answer to [`IsConnected`]; `None` when it did not answer in time (busy in a call).
+    pub connected: Option<bool>,
+}
+
+/// Why an account was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Telegram refuses it (ban, revoked session): `account_banned`.
+    Banned,
+    /// Too many restarts in the restart window: parked, `alert`.
+    Parked,
+}
+
+/// What account actors tell the fleet's caretaker about their health (see `channels`).
+#[derive(Clone, Debug)]
+pub enum AccountHealth {
+    /// Connected and usable: unassigned work can go to it.
+    Ready(Uuid),
+    /// No longer usable: its channels and tracked users must move.
+    Lost {
+        account_id: Uuid,
+        loss: Loss,
+        reason: String,
+    },
+}

@@ -6,10 +6,13 @@
 //! - [`target::TargetActor`], one per tracked user: its poll schedule and its gap-rule state.
 //! - [`storage::StorageActor`]: buffers observations and session changes and writes them in
 //!   batches, in the order they happened.
+//! - [`channels::ChannelsActor`]: the channel updates of every account, stored as messages and
+//!   events in batches.
 //!
 //! Handlers must never panic: a panicking actix actor is gone for good (notes/actix-*.md).
 
 pub mod account;
+pub mod channels;
 pub mod messages;
 pub mod storage;
 pub mod supervisor;

@@ -32,6 +32,7 @@ pub struct StorageActor {
     /// Wakes the webhook dispatcher once events are committed.
     wake: Wake,
     event_flush_scheduled: bool,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl StorageActor {
@@ -48,7 +49,14 @@ impl StorageActor {
             buffer: PendingWrites::default(),
             wake,
             event_flush_scheduled: false,
+            metrics: std::sync::Arc::default(),
         }
+    }
+
+    /// Where batch write times and written events are counted.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Writes the buffer. A failed batch goes back in front of the buffer for the next try.
@@ -58,12 +66,18 @@ impl StorageActor {
         let writes = std::mem::take(&mut self.buffer);
         let db = self.db.clone();
         let wake = self.wake.clone();
+        let metrics = self.metrics.clone();
         async move {
+            let started = std::time::Instant::now();
             let result = match writes.is_empty() {
                 true => Ok(()),
                 false => storage::observations::write(&db, &writes).await,
             };
+            if !writes.is_empty() {
+                metrics.db_write_seconds.observe(started.elapsed());
+            }
             if result.is_ok() && writes.has_events() {
+                metrics.events_written(writes.event_types());
                 wake.wake();
             }
             (writes, result)

@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use super::{
     account::AccountActor,
+    channels::ChannelUpdate,
     messages::{
-        FleetSnapshot, GetSession, LookUpUser, ManualObservation, ManualObservationError, Observed,
+        AccountHealth, FleetSnapshot, GetSession, LookUpUser, ManualObservation, ManualObservationError, Observed,
         Resolve, ResolveError, SessionOf, Snapshot, StartAccount, StartTarget, StopAccount,
         StopActor, StopTarget,
     },
@@ -37,6 +38,9 @@ pub struct FleetSupervisor {
     pub storage: Addr<StorageActor>,
     accounts: HashMap<Uuid, Addr<AccountActor>>,
     targets: HashMap<Uuid, Addr<TargetActor>>,
+    metrics: Arc<crate::metrics::Metrics>,
+    health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+    channel_updates: Option<Recipient<ChannelUpdate>>,
 }
 
 impl FleetSupervisor {
@@ -57,7 +61,28 @@ impl FleetSupervisor {
             storage,
             accounts: HashMap::new(),
             targets: HashMap::new(),
+            metrics: Arc::default(),
+            health: None,
+            channel_updates: None,
         }
+    }
+
+    /// Account actors report their health to `health` and their channel updates to
+    /// `channel_updates`.
+    pub fn with_fleet_links(
+        mut self,
+        health: tokio::sync::mpsc::UnboundedSender<AccountHealth>,
+        channel_updates: Recipient<ChannelUpdate>,
+    ) -> FleetSupervisor {
+        self.health = Some(health);
+        self.channel_updates = Some(channel_updates);
+        self
+    }
+
+    /// Where the account actors count their Telegram calls, FLOOD_WAITs and reconnections.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> FleetSupervisor {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -86,7 +111,9 @@ impl Handler<StartAccount> for FleetSupervisor {
             self.clock,
             self.presence.clone(),
             &self.telegram,
-        );
+        )
+        .with_metrics(Arc::clone(&self.metrics))
+        .with_fleet_links(self.health.clone(), self.channel_updates.clone());
         self.accounts.insert(account.id, actor.start());
     }
 }
@@ -214,5 +241,47 @@ impl Handler<StopActor> for TargetActor {
     type Result = ();
     fn handle(&mut self, _: StopActor, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+impl Handler<super::messages::SetPresence> for FleetSupervisor {
+    type Result = ();
+    fn handle(&mut self, update: super::messages::SetPresence, _ctx: &mut Self::Context) {
+        self.presence = update.0.clone();
+        for account in self.accounts.values() {
+            account.do_send(update.clone());
+        }
+        for target in self.targets.values() {
+            target.do_send(update.clone());
+        }
+    }
+}
+
+impl Handler<super::messages::AccountLinks> for FleetSupervisor {
+    type Result = ResponseFuture<HashMap<Uuid, super::messages::AccountLink>>;
+
+    fn handle(&mut self, _: super::messages::AccountLinks, _ctx: &mut Self::Context) -> Self::Result {
+        // An account busy in a Telegram call answers after it: wait a little, not for the call.
+        const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+        let accounts: Vec<(Uuid, Addr<AccountActor>)> = self
+            .accounts
+            .iter()
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        Box::pin(async move {
+            let asks = accounts.into_iter().map(|(id, addr)| async move {
+                let running = addr.connected();
+                let connected = match running {
+                    true => addr
+                        .send(super::messages::IsConnected)
+                        .timeout(ANSWER_WITHIN)
+                        .await
+                        .ok(),
+                    false => Some(false),
+                };
+                (id, super::messages::AccountLink { running, connected })
+            });
+            futures_util::future::join_all(asks).await.into_iter().collect()
+        })
     }
 }

@@ -168,3 +168,13 @@ impl Handler<Observed> for TargetActor {
         }
     }
 }
+
+impl Handler<super::messages::SetPresence> for TargetActor {
+    type Result = ();
+    /// The next poll is scheduled with the new interval; the gap stays (it needs a restart).
+    fn handle(&mut self, update: super::messages::SetPresence, _ctx: &mut Self::Context) {
+        let gap_seconds = self.presence.gap_seconds;
+        self.presence = update.0;
+        self.presence.gap_seconds = gap_seconds;
+    }
+}

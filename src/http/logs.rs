@@ -19,6 +19,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
 struct LogQuery {
     level: Option<LogLevel>,
     account_id: Option<Uuid>,
+    channel_id: Option<Uuid>,
+    source: Option<String>,
+    since: Option<String>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
 }
@@ -31,6 +34,9 @@ async fn list(
     let filter = LogFilter {
         level: query.level,
         account_id: query.account_id,
+        channel_id: query.channel_id,
+        source: query.source,
+        since: params::timestamp("since", query.since.as_deref())?,
     };
     let page =
         storage::logs::list(&state.db, filter, params::limit(query.limit)?, query.cursor).await?;

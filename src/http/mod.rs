@@ -3,13 +3,17 @@
 
 mod accounts;
 mod auth;
+mod channel_messages;
+mod channels;
 mod chats;
 pub mod error;
 mod health;
 mod login;
 mod logs;
+mod metrics;
 mod online_statuses;
 mod params;
+mod telegram_users;
 mod tracked_users;
 pub mod views;
 mod webhooks;
@@ -40,13 +44,17 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .into()
         }))
         .route("/api/health", web::get().to(health::health))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::scope("/api")
                 .wrap(middleware::from_fn(auth::require_admin_token))
                 .configure(accounts::routes)
                 .configure(login::routes)
                 .configure(chats::routes)
+                .configure(channels::routes)
+                .configure(channel_messages::routes)
                 .configure(tracked_users::routes)
+                .configure(telegram_users::routes)
                 .configure(online_statuses::routes)
                 .configure(logs::routes)
                 .configure(webhooks::routes),

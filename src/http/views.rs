@@ -29,6 +29,8 @@ pub struct AccountView {
     pub targets_count: i32,
     pub channels_count: i32,
     pub last_active: Option<DateTime<Utc>>,
+    /// `config` (declared in config.toml) or `api`.
+    pub source: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -51,6 +53,7 @@ impl From<accounts::Model> for AccountView {
             targets_count: row.targets_count,
             channels_count: row.channels_count,
             last_active: row.last_active,
+            source: row.source,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -67,6 +70,8 @@ pub struct TrackedUserView {
     pub visible_online: bool,
     pub notify: bool,
     pub is_active: bool,
+    /// `config` (declared in config.toml) or `api`.
+    pub source: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -82,6 +87,7 @@ impl From<tracked_users::Model> for TrackedUserView {
             visible_online: row.visible_online,
             notify: row.notify,
             is_active: row.is_active,
+            source: row.source,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -152,6 +158,9 @@ pub struct LogView {
     pub message: String,
     pub account_id: Option<Uuid>,
     pub tracked_user_id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+    pub source: Option<String>,
+    pub context: Option<serde_json::Value>,
 }
 
 impl From<logs::Model> for LogView {
@@ -163,6 +172,9 @@ impl From<logs::Model> for LogView {
             message: row.message,
             account_id: row.account_id,
             tracked_user_id: row.tracked_user_id,
+            channel_id: row.channel_id,
+            source: row.source,
+            context: row.context.and_then(|text| serde_json::from_str(&text).ok()),
         }
     }
 }

@@ -277,6 +277,7 @@ async fn test(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpRes
     let endpoint = find(&state, id.into_inner()).await?;
     let event =
         storage::webhooks::queue_test_event(&state.db, &endpoint, state.clock.now()).await?;
+    state.metrics.events_written([event.event_type]);
     state.wake.wake();
     Ok(HttpResponse::Accepted().json(json!({ "event_id": event.id })))
 }

@@ -201,8 +201,14 @@ pub async fn mark_authorized(
         .exec(&txn)
         .await
         .doing("marking a session logged in")?;
+    // A logged-in account is ready for work again (it sat inactive while not logged in).
     let mut update = accounts::Entity::update_many()
         .col_expr(accounts::Column::IsAuthorized, Expr::value(true))
+        .col_expr(accounts::Column::Status, Expr::value("active"))
+        .col_expr(
+            accounts::Column::StatusReason,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(
             accounts::Column::TelegramUserId,
             Expr::value(telegram_user_id),

@@ -98,6 +98,8 @@ pub async fn create(
         channels_count: Set(0),
         last_active: Set(None),
         status_reason: Set(None),
+        // `api` unless the configuration claims it (`set_source`).
+        source: sea_orm::ActiveValue::NotSet,
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -257,6 +259,23 @@ pub async fn refresh_targets_count(db: &DatabaseConnection, id: Uuid) -> Result<
     Ok(())
 }
 
+/// Sets `channels_count` of one account from the channels it actually watches.
+pub async fn refresh_channels_count(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageError> {
+    let count = super::entities::channels::Entity::find()
+        .filter(super::entities::channels::Column::AccountId.eq(id))
+        .filter(super::entities::channels::Column::Status.eq("active"))
+        .count(db)
+        .await
+        .doing("counting an account's channels")?;
+    accounts::Entity::update_many()
+        .col_expr(accounts::Column::ChannelsCount, Expr::value(count as i32))
+        .filter(accounts::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .doing("recording an account's channel count")?;
+    Ok(())
+}
+
 /// How many accounts are in each status.
 pub async fn count_by_status(
     db: &DatabaseConnection,
@@ -276,4 +295,15 @@ pub async fn count_by_status(
         counts.insert(status.as_str().to_owned(), count);
     }
     Ok(counts)
+}
+
+/// Records where an account comes from (`config` or `api`).
+pub async fn set_source(db: &DatabaseConnection, id: Uuid, source: &str) -> Result<(), StorageError> {
+    accounts::Entity::update_many()
+        .col_expr(accounts::Column::Source, Expr::value(source))
+        .filter(accounts::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .doing("recording an account's source")?;
+    Ok(())
 }

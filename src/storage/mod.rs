@@ -6,11 +6,16 @@
 pub mod account_sessions;
 pub mod accounts;
 pub mod auth_attempts;
+pub mod channels;
+pub mod bot;
 pub mod entities;
+pub mod gauges;
 pub mod logs;
+pub mod messages;
 pub mod observations;
 pub mod page;
 pub mod sessions;
+pub mod telegram_users;
 pub mod tracked_users;
 pub mod webhooks;
 

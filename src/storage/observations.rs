@@ -60,6 +60,11 @@ impl PendingWrites {
         !self.events.is_empty()
     }
 
+    /// The types of the events in this batch, for counting once committed.
+    pub fn event_types(&self) -> impl Iterator<Item = crate::events::EventType> + '_ {
+        self.events.iter().map(|event| event.event_type)
+    }
+
     /// Puts a batch that failed to write back in front of what arrived since.
     pub fn prepend(&mut self, mut older: PendingWrites) {
         older.observations.append(&mut self.observations);

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter,
+    IntoActiveModel, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -183,6 +183,24 @@ pub async fn update(
 }
 
 /// Stops tracking; the history stays.
+/// Sets (or clears) the account that polls the user.
+pub async fn set_account(
+    db: &DatabaseConnection,
+    id: Uuid,
+    account_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<tracked_users::Model, StorageError> {
+    let row = tracked_users::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .doing("loading a tracked user")?
+        .ok_or_else(|| StorageError::Corrupt(format!("tracked user {id} vanished")))?;
+    let mut row = row.into_active_model();
+    row.account_id = Set(account_id);
+    row.updated_at = Set(now);
+    row.update(db).await.doing("changing a tracked user's account")
+}
+
 pub async fn deactivate(
     db: &DatabaseConnection,
     existing: tracked_users::Model,
@@ -200,5 +218,19 @@ pub async fn purge(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageError
         .exec(db)
         .await
         .doing("purging a tracked user")?;
+    Ok(())
+}
+
+/// Records where a tracked user comes from (`config` or `api`).
+pub async fn set_source(db: &DatabaseConnection, id: Uuid, source: &str) -> Result<(), StorageError> {
+    tracked_users::Entity::update_many()
+        .col_expr(
+            tracked_users::Column::Source,
+            sea_orm::prelude::Expr::value(source),
+        )
+        .filter(tracked_users::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .doing("recording a tracked user's source")?;
     Ok(())
 }

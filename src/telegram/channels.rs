@@ -231,6 +231,8 @@ pub struct Dialog {
     pub kind: ChatKind,
     /// The bare id Telegram uses for the user, group or channel.
     pub id: i64,
+    /// The access hash this account has for the user or channel (groups need none).
+    pub access_hash: Option<i64>,
     /// A user's full name, or the chat's title.
     pub title: String,
     pub username: Option<String>,

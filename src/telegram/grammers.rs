@@ -436,6 +436,10 @@ impl TelegramSession for GrammersSession {
         channels::channel_info(self, channel).await
     }
 
+    async fn leave_channel(&self, channel: InputChannel) -> Result<(), TelegramError> {
+        channels::leave_channel(self, channel).await
+    }
+
     async fn dialogs(&self, limit: usize) -> Result<Vec<Dialog>, TelegramError> {
         channels::dialogs(self, limit).await
     }

@@ -182,6 +182,10 @@ pub trait TelegramSession: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ChannelMessage>, TelegramError>;
 
+    /// Leaves the channel (`channels.leaveChannel`): its updates stop. Not being a member is not
+    /// an error.
+    async fn leave_channel(&self, channel: InputChannel) -> Result<(), TelegramError>;
+
     /// The channel with its description and participant count (`channels.getFullChannel`).
     async fn channel_info(&self, channel: InputChannel) -> Result<TelegramChannel, TelegramError>;
 

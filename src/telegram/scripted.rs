@@ -520,6 +520,11 @@ impl TelegramSession for ScriptedSession {
         Err(no_such("CHANNEL_INVALID"))
     }
 
+    async fn leave_channel(&self, _channel: InputChannel) -> Result<(), TelegramError> {
+        self.telegram.check_flood_wait(&self.account)?;
+        Err(no_such("CHANNEL_INVALID"))
+    }
+
     async fn dialogs(&self, _limit: usize) -> Result<Vec<Dialog>, TelegramError> {
         self.telegram.check_flood_wait(&self.account)?;
         Ok(Vec::new())

@@ -35,13 +35,27 @@ const RESPONSE_BYTES_KEPT: usize = 4096;
 /// Events fanned out per round.
 const FAN_OUT_BATCH: u64 = 1000;
 
-/// Wakes the dispatcher; the storage actor holds one to call after committing events.
+/// Wakes the dispatcher; the storage actor holds one to call after committing events. Other
+/// consumers of the outbox (the bot's notifier) listen too, through [`Wake::listener`].
 #[derive(Clone, Default)]
-pub struct Wake(Arc<Notify>);
+pub struct Wake(Arc<Notify>, Arc<Mutex<Vec<Arc<Notify>>>>);
 
 impl Wake {
     pub fn wake(&self) {
         self.0.notify_one();
+        for listener in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            listener.notify_one();
+        }
+    }
+
+    /// A new listener, woken (once, however many wakes came) whenever the dispatcher is.
+    pub fn listener(&self) -> Arc<Notify> {
+        let listener = Arc::new(Notify::new());
+        self.1
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&listener));
+        listener
     }
 }
 
@@ -63,6 +77,17 @@ pub fn spawn(
     config: WebhooksConfig,
     wake: Wake,
 ) -> Result<(), reqwest::Error> {
+    spawn_with_metrics(db, clock, config, wake, Arc::default())
+}
+
+/// [`spawn`], counting attempts and alert events in `metrics`.
+pub fn spawn_with_metrics(
+    db: DatabaseConnection,
+    clock: Clock,
+    config: WebhooksConfig,
+    wake: Wake,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<(), reqwest::Error> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs_f64(config.timeout_seconds))
         .redirect(reqwest::redirect::Policy::none())
@@ -81,6 +106,7 @@ pub fn spawn(
         attempts_rx,
         disable,
         wake.clone(),
+        metrics,
     ));
     let dispatcher = Dispatcher {
         policy: config.retry_policy(),
@@ -267,6 +293,7 @@ async fn write_attempts(
     mut attempts: mpsc::UnboundedReceiver<AttemptRecord>,
     policy: DisablePolicy,
     wake: Wake,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut batch = Vec::new();
     while let Some(first) = attempts.recv().await {
@@ -280,6 +307,12 @@ async fn write_attempts(
         loop {
             match storage::webhooks::record_attempts(&db, &batch, policy, clock.now()).await {
                 Ok(disabled) => {
+                    let delivered = batch.iter().filter(|a| a.success).count() as u64;
+                    metrics.webhook_attempts.add("delivered", delivered);
+                    metrics
+                        .webhook_attempts
+                        .add("failed", batch.len() as u64 - delivered);
+                    metrics.events_written(disabled.iter().map(|_| crate::events::EventType::Alert));
                     for endpoint in disabled {
                         let message = format!(
                             "webhook {} ({}) disabled: {}",

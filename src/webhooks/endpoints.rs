@@ -229,6 +229,8 @@ async fn apply_declared(
             row.event_types = Set(json!(event_types(&declared.events)?).to_string());
             row.tracked_user_id = Set(tracked_user_id);
             row.secret = Set(secret.expose());
+            // Declared in the file: the file owns it from now on (removed when it leaves).
+            row.source = Set("config".to_owned());
             row.updated_at = Set(now);
             storage::webhooks::save(db, row).await?;
         }

@@ -32,6 +32,8 @@ pub struct TestApp {
     pub api: Api,
     pub telegram: Arc<ScriptedTelegram>,
     pub clock: Clock,
+    /// The service's database, for tests that prepare rows the API cannot make (old logs).
+    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -87,6 +89,7 @@ pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestA
     }];
     tweak(&mut config);
     config.validate().expect("test config is valid");
+    let database_url = config.database.url.clone();
 
     let clock = Clock::fast(SPEED);
     let scenario = Scenario::from_toml(scenario).expect("test scenario is valid");
@@ -110,8 +113,46 @@ pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestA
         },
         telegram,
         clock,
+        database_url,
         _dir: dir,
     }
+}
+
+/// Starts the service from a configuration file that it watches (`tgwatch run --config`):
+/// `file` gets the database URL and returns the file's text. Returns the file's path; the
+/// test edits it.
+pub async fn spawn_app_watching(
+    scenario: &str,
+    file: impl FnOnce(&str) -> String,
+) -> (TestApp, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(dir.path()).await;
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, file(&database_url)).expect("write config file");
+    let config = Config::load(&path).expect("test config file is valid");
+
+    let clock = Clock::fast(SPEED);
+    let scenario = Scenario::from_toml(scenario).expect("test scenario is valid");
+    let origin = clock.now() + chrono::Duration::seconds(STARTUP_ALLOWANCE_SECONDS);
+    let telegram = ScriptedTelegram::start_at(scenario, clock, origin);
+    let connector: Arc<dyn TelegramConnector> = Arc::new(telegram.clone());
+    let app = Application::build_with(config, clock, connector)
+        .await
+        .expect("service starts");
+    app.watch_config(&path);
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_rt::spawn(app.run_until_stopped());
+    let app = TestApp {
+        api: Api {
+            base,
+            client: reqwest::Client::new(),
+        },
+        telegram,
+        clock,
+        database_url,
+        _dir: dir,
+    };
+    (app, path)
 }
 
 impl Api {
@@ -251,6 +292,8 @@ pub async fn spawn_mtproto_app(
     config.telegram.clock_speed = SPEED;
     config.telegram.api_id = Some(1);
     config.telegram.api_hash = Some(Secret::new("test-api-hash"));
+    // Bans and dropped connections are noticed at the next request: check often.
+    config.telegram.watchdog_seconds = 0.2;
     config.security.master_key_file = dir.path().join("tgwatch.key").display().to_string();
     config.presence.batch_delay_seconds = 5;
     config.presence.flush_interval_ms = 50;
@@ -294,4 +337,50 @@ pub async fn start_mtproto_app(
         server,
         dir,
     }
+}
+
+/// Creates the account `label` and logs it in as `account` of the sandbox by importing the
+/// account's pre-shared session as a Telethon string (the quickest real login). Returns its id.
+pub async fn add_logged_in_account(
+    app: &MtprotoApp,
+    sandbox: &tgwatch_sandbox::Sandbox,
+    account: tgwatch_sandbox::AccountId,
+    label: &str,
+    max_channels: i32,
+) -> String {
+    use base64::Engine;
+    let (status, body) = app
+        .post(
+            "/api/accounts",
+            &serde_json::json!({ "label": label, "max_channels": max_channels }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
+        panic!("the sandbox listens on IPv4");
+    };
+    let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
+    packed.extend_from_slice(&ip.octets());
+    packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
+    packed.extend_from_slice(&sandbox.auth_key(account).expect("auth key"));
+    let telethon = format!(
+        "1{}",
+        base64::engine::general_purpose::URL_SAFE.encode(&packed)
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/session/import"),
+            &serde_json::json!({ "telethon": telethon }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Connected: its chats can be read.
+    app.eventually(
+        &format!("/api/accounts/{id}/chats"),
+        Duration::from_secs(20),
+        |_| true,
+    )
+    .await;
+    id
 }

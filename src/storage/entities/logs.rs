@@ -14,6 +14,9 @@ pub struct Model {
     pub message: String,
     pub account_id: Option<Uuid>,
     pub tracked_user_id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+    /// Which part of the service wrote the line (supervisor, account, channels, webhooks, ...).
+    pub source: Option<String>,
     /// JSON text.
     #[sea_orm(column_type = "Text", nullable)]
     pub context: Option<String>,

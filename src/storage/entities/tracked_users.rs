@@ -18,6 +18,8 @@ pub struct Model {
     pub visible_online: bool,
     pub notify: bool,
     pub is_active: bool,
+    /// `config` (declared in config.toml) or `api`.
+    pub source: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

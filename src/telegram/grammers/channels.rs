@@ -286,6 +286,26 @@ pub(super) async fn join_channel(
     joined
 }
 
+pub(super) async fn leave_channel(
+    session: &GrammersSession,
+    channel: InputChannel,
+) -> Result<(), TelegramError> {
+    let request = tl::functions::channels::LeaveChannel {
+        channel: input_channel(channel),
+    };
+    match invoke(&session.client, session.call_timeout, request).await {
+        Ok(_) => {
+            tracing::info!(account = %session.account, channel_id = channel.id, "left channel");
+            Ok(())
+        }
+        Err(TelegramError::Rpc { name, .. }) if name == "USER_NOT_PARTICIPANT" => Ok(()),
+        Err(error) => {
+            tracing::warn!(account = %session.account, channel_id = channel.id, %error, "cannot leave channel");
+            Err(error)
+        }
+    }
+}
+
 async fn join_by_id(
     session: &GrammersSession,
     channel: InputChannel,
@@ -580,6 +600,7 @@ pub(super) async fn dialogs(
                 chat_id,
                 kind,
                 id,
+                access_hash: peer.map(|peer| peer.access_hash),
                 title: peer.map(|peer| peer.title.clone()).unwrap_or_default(),
                 username: peer.and_then(|peer| peer.username.clone()),
                 last_message_id: (dialog.top_message > 0).then_some(dialog.top_message),

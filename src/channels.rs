@@ -1,0 +1,598 @@
+//! Channel monitoring: adding, changing and removing channels, and keeping each one watched by
+//! a healthy account.
+//!
+//! A channel is joined by the least-loaded usable account under its `max_channels` (or the one
+//! asked for), through that account's live session. When an account is lost (banned, revoked,
+//! parked after too many restarts), each of its channels moves to another account, which joins
+//! and then reads the history after the last stored message id, so no post of the gap is lost;
+//! with no account left the channel waits as `unassigned` (and an alert says so) until an
+//! account becomes ready again. The same happens to the lost account's tracked users.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    actors::{
+        channels::{CatchUp, ChannelsActor, Unwatch, Watch},
+        messages::{Loss, ResolveError, SessionOf},
+        supervisor::FleetSupervisor,
+    },
+    assignment::{Candidate, least_loaded},
+    clock::Clock,
+    events::{Event, EventType},
+    storage::{
+        self, LogLevel, StorageError,
+        accounts::AccountStatus,
+        channels::{AssignmentEnd, ChannelPatch, ChannelStatus, NewChannel},
+        entities::channels,
+        logs::LogLine,
+    },
+    telegram::{
+        ChannelRef, ChannelRefError, ChatKind, InputChannel, TelegramChannel, TelegramError,
+        TelegramSession,
+    },
+    tracking::{Tracking, TrackingError},
+    webhooks::dispatcher::Wake,
+};
+
+/// Messages read per `channel_history` call while catching up.
+const CATCH_UP_PAGE: usize = 500;
+/// Dialogs searched for a channel given by numeric id.
+const DIALOGS_SEARCHED: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("{0}")]
+    BadReference(#[from] ChannelRefError),
+    #[error(
+        "`channel` must be \"@name\", \"https://t.me/name\", \"https://t.me/+invitehash\" or a numeric channel id"
+    )]
+    BadInput,
+    #[error(
+        "channel {0} is not in any account's chats: a numeric id works only for a channel an account is already in; use @username or an invite link"
+    )]
+    UnknownId(i64),
+    #[error("the channel is already monitored")]
+    AlreadyMonitored(Box<channels::Model>),
+    #[error(
+        "no account can take another channel: every usable account is at its max_channels (add an account or raise max_channels)"
+    )]
+    NoAccountAvailable,
+    #[error("account {0} does not exist")]
+    UnknownAccount(Uuid),
+    #[error("account `{0}` cannot take channels: it is {1}")]
+    AccountUnusable(String, String),
+    #[error("Telegram refused the join: {0}")]
+    JoinFailed(TelegramError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tracking(#[from] TrackingError),
+}
+
+/// `POST /api/channels` and `[[channels]]`.
+#[derive(Clone, Debug)]
+pub struct AddChannel {
+    pub channel: ChannelInput,
+    pub account_id: Option<Uuid>,
+    pub tags: Vec<String>,
+}
+
+/// How a user names a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelInput {
+    Reference(ChannelRef),
+    /// A bare channel id: found among an account's dialogs.
+    Id(i64),
+}
+
+impl ChannelInput {
+    /// A JSON string (`@name`, a t.me link, an invite link, or digits) or a JSON number.
+    pub fn from_json(value: &serde_json::Value) -> Result<ChannelInput, ChannelError> {
+        match value {
+            serde_json::Value::Number(number) => number
+                .as_i64()
+                .filter(|id| *id > 0)
+                .map(ChannelInput::Id)
+                .ok_or(ChannelError::BadInput),
+            serde_json::Value::String(text) => ChannelInput::parse(text),
+            _ => Err(ChannelError::BadInput),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<ChannelInput, ChannelError> {
+        let trimmed = text.trim();
+        // Bot API style ids (-100...) are accepted too.
+        let digits = trimmed.strip_prefix("-100").unwrap_or(trimmed);
+        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            return digits
+                .parse()
+                .map(ChannelInput::Id)
+                .map_err(|_| ChannelError::BadInput);
+        }
+        Ok(ChannelInput::Reference(ChannelRef::parse(trimmed)?))
+    }
+}
+
+/// The operations on channels; cheap to clone.
+#[derive(Clone)]
+pub struct Channels {
+    pub db: DatabaseConnection,
+    pub supervisor: Addr<FleetSupervisor>,
+    pub router: Addr<ChannelsActor>,
+    pub tracking: Tracking,
+    pub clock: Clock,
+    pub wake: Wake,
+}
+
+/// How a channel is named for a join by an account: its username or invite (access hashes are
+/// per account), else the stored id and access hash.
+fn reference_for(channel: &channels::Model) -> Option<ChannelRef> {
+    if let Some(username) = &channel.username
+        && let Ok(reference) = ChannelRef::parse(username)
+    {
+        return Some(reference);
+    }
+    if let Some(hash) = &channel.invite_hash
+        && let Ok(reference) = ChannelRef::parse(&format!("+{hash}"))
+    {
+        return Some(reference);
+    }
+    Some(ChannelRef::Id(InputChannel {
+        id: channel.telegram_channel_id?,
+        access_hash: channel.access_hash?,
+    }))
+}
+
+impl Channels {
+    async fn session(&self, account_id: Uuid) -> Result<Arc<dyn TelegramSession>, ChannelError> {
+        let answer = self
+            .supervisor
+            .send(SessionOf(account_id))
+            .await
+            .map_err(ResolveError::from)?;
+        Ok(answer?)
+    }
+
+    /// The given account if it can take a channel, else the least-loaded one that can (never
+    /// one of `excluded`).
+    async fn choose_account(
+        &self,
+        wanted: Option<Uuid>,
+        excluded: &[Uuid],
+    ) -> Result<Uuid, ChannelError> {
+        if let Some(id) = wanted {
+            let account = storage::accounts::get(&self.db, id)
+                .await?
+                .ok_or(ChannelError::UnknownAccount(id))?;
+            if !AccountStatus::is_usable(&account.status) {
+                return Err(ChannelError::AccountUnusable(account.label, account.status));
+            }
+            return Ok(id);
+        }
+        let accounts = storage::accounts::all(&self.db).await?;
+        let candidates: Vec<Candidate> = accounts
+            .iter()
+            .map(|account| Candidate {
+                account_id: account.id,
+                load: account.channels_count,
+                capacity: account.max_channels,
+                usable: AccountStatus::is_usable(&account.status)
+                    && !excluded.contains(&account.id),
+            })
+            .collect();
+        least_loaded(&candidates).ok_or(ChannelError::NoAccountAvailable)
+    }
+
+    /// Adds a channel: joins it with an account and starts storing its messages.
+    pub async fn add(
+        &self,
+        request: AddChannel,
+        source: &'static str,
+    ) -> Result<channels::Model, ChannelError> {
+        let now = self.clock.now();
+        let (username, invite_hash) = match &request.channel {
+            ChannelInput::Reference(ChannelRef::Username(name)) => {
+                (Some(name.as_str().to_owned()), None)
+            }
+            ChannelInput::Reference(ChannelRef::Invite(hash)) => {
+                (None, Some(hash.as_str().to_owned()))
+            }
+            _ => (None, None),
+        };
+        let telegram_id = match &request.channel {
+            ChannelInput::Id(id) => Some(*id),
+            ChannelInput::Reference(ChannelRef::Id(input)) => Some(input.id),
+            ChannelInput::Reference(_) => None,
+        };
+        if let Some(existing) = storage::channels::find_existing(
+            &self.db,
+            telegram_id,
+            username.as_deref(),
+            invite_hash.as_deref(),
+        )
+        .await?
+        {
+            return Err(ChannelError::AlreadyMonitored(Box::new(existing)));
+        }
+
+        let account_id = self.choose_account(request.account_id, &[]).await?;
+        let session = self.session(account_id).await?;
+        let reference = match request.channel {
+            ChannelInput::Reference(reference) => reference,
+            ChannelInput::Id(id) => find_in_dialogs(session.as_ref(), id).await?,
+        };
+        let joined = session
+            .join_channel(&reference)
+            .await
+            .map_err(ChannelError::JoinFailed)?;
+        // The same channel under another name (its username and an invite link, say).
+        if let Some(existing) =
+            storage::channels::find_existing(&self.db, Some(joined.id), None, None).await?
+        {
+            return Err(ChannelError::AlreadyMonitored(Box::new(existing)));
+        }
+        let joined = match session.channel_info(joined.input()).await {
+            Ok(full) => full,
+            Err(error) => {
+                tracing::warn!(%error, channel_id = joined.id, "cannot read the channel's details");
+                joined
+            }
+        };
+        // Messages from now on: the newest one marks where a later catch-up starts.
+        let newest = session
+            .chat_history(ChatKind::Channel.chat_id(joined.id), 0, 1)
+            .await
+            .ok()
+            .and_then(|messages| messages.first().map(|message| message.id))
+            .unwrap_or(0);
+        let channel = storage::channels::create_joined(
+            &self.db,
+            NewChannel {
+                username,
+                invite_hash,
+                tags: request.tags,
+                source,
+            },
+            &joined,
+            account_id,
+            newest,
+            now,
+        )
+        .await?;
+        self.router.do_send(Watch(channel.clone()));
+        storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        LogLine::new(
+            LogLevel::Info,
+            format!("channel {} is monitored", describe(&channel)),
+        )
+        .account(account_id)
+        .channel(channel.id)
+        .source("channels")
+        .write(&self.db, now)
+        .await;
+        Ok(channel)
+    }
+
+    /// Changes tags or the pause flag, or moves the channel to another account.
+    pub async fn update(
+        &self,
+        existing: channels::Model,
+        patch: ChannelPatch,
+    ) -> Result<channels::Model, ChannelError> {
+        let now = self.clock.now();
+        if let Some(account_id) = patch.account_id
+            && existing.account_id != Some(account_id)
+        {
+            let target = self.choose_account(Some(account_id), &[]).await?;
+            self.move_channel(&existing, target, AssignmentEnd::Left, "moved by an operator")
+                .await?;
+            if let Some(previous) = existing.account_id {
+                self.leave_quietly(previous, &existing).await;
+                storage::accounts::refresh_channels_count(&self.db, previous).await?;
+            }
+        }
+        let current = storage::channels::get(&self.db, existing.id)
+            .await?
+            .unwrap_or(existing);
+        let updated =
+            storage::channels::update_flags(&self.db, current, patch.tags, patch.is_active, now)
+                .await?;
+        self.router.do_send(Watch(updated.clone()));
+        Ok(updated)
+    }
+
+    /// Stops monitoring: the account leaves the channel; stored messages stay.
+    pub async fn remove(&self, existing: channels::Model) -> Result<(), ChannelError> {
+        if let Some(account_id) = existing.account_id {
+            self.leave_quietly(account_id, &existing).await;
+        }
+        storage::channels::set_unwatched(
+            &self.db,
+            existing.id,
+            ChannelStatus::Left,
+            AssignmentEnd::Left,
+            "removed from monitoring",
+            self.clock.now(),
+        )
+        .await?;
+        if let Some(telegram_channel_id) = existing.telegram_channel_id {
+            self.router.do_send(Unwatch {
+                telegram_channel_id,
+            });
+        }
+        if let Some(account_id) = existing.account_id {
+            storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn leave_quietly(&self, account_id: Uuid, channel: &channels::Model) {
+        let (Some(id), Some(access_hash)) = (channel.telegram_channel_id, channel.access_hash)
+        else {
+            return;
+        };
+        let left = match self.session(account_id).await {
+            Ok(session) => session
+                .leave_channel(InputChannel { id, access_hash })
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = left {
+            tracing::warn!(%account_id, channel_id = id, %error, "could not leave the channel; it stays joined");
+        }
+    }
+
+    /// Joins the channel with `account_id`, records the new assignment, and reads what was
+    /// posted since the last stored message.
+    async fn move_channel(
+        &self,
+        channel: &channels::Model,
+        account_id: Uuid,
+        end: AssignmentEnd,
+        reason: &str,
+    ) -> Result<usize, ChannelError> {
+        let session = self.session(account_id).await?;
+        let reference = reference_for(channel).ok_or(ChannelError::BadInput)?;
+        let joined = session
+            .join_channel(&reference)
+            .await
+            .map_err(ChannelError::JoinFailed)?;
+        storage::channels::reassign(
+            &self.db,
+            channel.id,
+            account_id,
+            &joined,
+            end,
+            reason,
+            self.clock.now(),
+        )
+        .await?;
+        storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        if let Some(updated) = storage::channels::get(&self.db, channel.id).await? {
+            self.router.do_send(Watch(updated));
+        }
+        self.catch_up(session.as_ref(), &joined, channel.last_message_id)
+            .await
+    }
+
+    /// Reads the history after `after_id` and hands it to the router (stored idempotently).
+    async fn catch_up(
+        &self,
+        session: &dyn TelegramSession,
+        channel: &TelegramChannel,
+        mut after_id: i32,
+    ) -> Result<usize, ChannelError> {
+        let mut total = 0;
+        loop {
+            let page = session
+                .channel_history(channel.input(), after_id, CATCH_UP_PAGE)
+                .await
+                .map_err(ChannelError::JoinFailed)?;
+            let count = page.len();
+            total += count;
+            if let Some(last) = page.last() {
+                after_id = last.id;
+            }
+            if !page.is_empty() {
+                self.router.do_send(CatchUp {
+                    telegram_channel_id: channel.id,
+                    messages: page,
+                });
+            }
+            if count < CATCH_UP_PAGE {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// An account can no longer be used: its channels and tracked users move to healthy
+    /// accounts, and an alert tells operators.
+    pub async fn on_account_lost(
+        &self,
+        account_id: Uuid,
+        loss: Loss,
+        reason: &str,
+    ) -> Result<(), ChannelError> {
+        let now = self.clock.now();
+        let label = storage::accounts::get(&self.db, account_id)
+            .await?
+            .map(|account| account.label)
+            .unwrap_or_else(|| account_id.to_string());
+        let (event_type, kind) = match loss {
+            Loss::Banned => (EventType::AccountBanned, "account_banned"),
+            Loss::Parked => (EventType::Alert, "restart_storm"),
+        };
+        self.alert(
+            event_type,
+            &format!("account {label} is lost: {reason}"),
+            json!({ "kind": kind, "account_id": account_id, "label": label, "reason": reason }),
+            Some(account_id),
+            None,
+        )
+        .await?;
+        for channel in storage::channels::of_account(&self.db, account_id).await? {
+            self.reassign(&channel, &[account_id], &format!("account {label} lost: {reason}"))
+                .await?;
+        }
+        storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        self.tracking.reassign_from(account_id, now).await?;
+        Ok(())
+    }
+
+    /// Moves one channel to the least-loaded healthy account, or parks it as unassigned.
+    async fn reassign(
+        &self,
+        channel: &channels::Model,
+        excluded: &[Uuid],
+        reason: &str,
+    ) -> Result<(), ChannelError> {
+        let now = self.clock.now();
+        let mut excluded = excluded.to_vec();
+        loop {
+            let account_id = match self.choose_account(None, &excluded).await {
+                Ok(account_id) => account_id,
+                Err(ChannelError::NoAccountAvailable) => {
+                    storage::channels::set_unwatched(
+                        &self.db,
+                        channel.id,
+                        ChannelStatus::Unassigned,
+                        AssignmentEnd::Reassigned,
+                        "no healthy account with room",
+                        now,
+                    )
+                    .await?;
+                    self.alert(
+                        EventType::Alert,
+                        &format!(
+                            "channel {} has no account: it waits until one is available",
+                            describe(channel)
+                        ),
+                        json!({ "kind": "channel_unassigned", "channel_id": channel.id }),
+                        None,
+                        Some(channel.id),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            };
+            match self
+                .move_channel(channel, account_id, AssignmentEnd::Reassigned, reason)
+                .await
+            {
+                Ok(caught_up) => {
+                    LogLine::new(
+                        LogLevel::Warning,
+                        format!(
+                            "channel {} reassigned ({reason}); {caught_up} messages read back",
+                            describe(channel)
+                        ),
+                    )
+                    .account(account_id)
+                    .channel(channel.id)
+                    .source("supervisor")
+                    .write(&self.db, now)
+                    .await;
+                    return Ok(());
+                }
+                Err(error @ (ChannelError::JoinFailed(_) | ChannelError::Resolve(_))) => {
+                    self.alert(
+                        EventType::Alert,
+                        &format!(
+                            "account could not join channel {}: {error}",
+                            describe(channel)
+                        ),
+                        json!({ "kind": "join_failed", "channel_id": channel.id, "account_id": account_id, "error": error.to_string() }),
+                        Some(account_id),
+                        Some(channel.id),
+                    )
+                    .await?;
+                    excluded.push(account_id);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// An account is connected and usable: unassigned channels and tracked users without an
+    /// account are given out again.
+    pub async fn on_account_ready(&self, _account_id: Uuid) -> Result<(), ChannelError> {
+        for channel in storage::channels::unassigned(&self.db).await? {
+            self.reassign(&channel, &[], "an account is available again")
+                .await?;
+        }
+        self.tracking.adopt_orphans(self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// A critical log line and an event (webhooks and the bot deliver it).
+    async fn alert(
+        &self,
+        event_type: EventType,
+        message: &str,
+        data: serde_json::Value,
+        account_id: Option<Uuid>,
+        channel_id: Option<Uuid>,
+    ) -> Result<(), StorageError> {
+        let now = self.clock.now();
+        tracing::error!(message, "alert");
+        let mut line = LogLine::new(LogLevel::Critical, message)
+            .source("supervisor")
+            .context(data.clone());
+        line.account_id = account_id;
+        line.channel_id = channel_id;
+        line.write(&self.db, now).await;
+        let mut data = data;
+        data["message"] = json!(message);
+        let mut event = Event::new(event_type, now, data);
+        event.channel_id = channel_id;
+        storage::webhooks::insert_events(&self.db, &[event]).await?;
+        self.wake.wake();
+        Ok(())
+    }
+}
+
+/// A numeric id is joined through the account's dialogs, where its access hash is.
+async fn find_in_dialogs(
+    session: &dyn TelegramSession,
+    channel_id: i64,
+) -> Result<ChannelRef, ChannelError> {
+    let dialogs = session
+        .dialogs(DIALOGS_SEARCHED)
+        .await
+        .map_err(ChannelError::JoinFailed)?;
+    dialogs
+        .iter()
+        .find(|dialog| dialog.kind == ChatKind::Channel && dialog.id == channel_id)
+        .and_then(|dialog| {
+            Some(ChannelRef::Id(InputChannel {
+                id: channel_id,
+                access_hash: dialog.access_hash?,
+            }))
+        })
+        .ok_or(ChannelError::UnknownId(channel_id))
+}
+
+/// How a channel is named in logs and alerts.
+pub fn describe(channel: &channels::Model) -> String {
+    match (&channel.username, &channel.title, channel.telegram_channel_id) {
+        (Some(username), _, _) => format!("@{username}"),
+        (None, Some(title), _) => format!("\"{title}\""),
+        (None, None, Some(id)) => format!("{id}"),
+        (None, None, None) => channel.id.to_string(),
+    }
+}
+
+/// When a channel was last heard of, for health.
+pub fn last_event(channel: &channels::Model) -> Option<DateTime<Utc>> {
+    channel.last_event_at
+}

@@ -1,0 +1,211 @@
+//! `/api/telegram-users`: the people who talk to the bot, their roles and permissions (seed 002
+//! `TelegramUser`). `{id}` is the row's id or the Telegram user id.
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{error::ApiError, params};
+use crate::{
+    app::AppState,
+    bot::roles::{PermissionsError, Role, effective_role, normalize_permissions},
+    storage::{
+        self,
+        entities::telegram_users,
+        telegram_users::{NewTelegramUser, TelegramUserFilter, TelegramUserPatch},
+    },
+};
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/telegram-users", web::get().to(list))
+        .route("/telegram-users", web::post().to(create))
+        .route("/telegram-users/{id}", web::get().to(get))
+        .route("/telegram-users/{id}", web::patch().to(update))
+        .route("/telegram-users/{id}", web::delete().to(delete));
+}
+
+#[derive(Serialize)]
+struct TelegramUserView {
+    id: Uuid,
+    telegram_user_id: i64,
+    username: Option<String>,
+    first_name: Option<String>,
+    /// As stored.
+    role: String,
+    /// What applies: `admin` for the ids in `bot.admin_ids`, whatever is stored.
+    effective_role: Role,
+    permissions: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TelegramUserView {
+    fn new(row: telegram_users::Model, admin_ids: &[i64]) -> TelegramUserView {
+        TelegramUserView {
+            id: row.id,
+            telegram_user_id: row.telegram_user_id,
+            effective_role: effective_role(row.telegram_user_id, Some(&row.role), admin_ids),
+            permissions: storage::telegram_users::permissions(&row),
+            username: row.username,
+            first_name: row.first_name,
+            role: row.role,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+fn role(value: &str) -> Result<Role, ApiError> {
+    Role::parse(value).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("`role`: `{value}` is not one of banned, user, vip, moderator, admin"),
+        )
+        .with_details(json!({ "field": "role" }))
+    })
+}
+
+fn permissions(values: Vec<String>) -> Result<Vec<String>, ApiError> {
+    normalize_permissions(values).map_err(|error: PermissionsError| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("`permissions`: {error}"),
+        )
+        .with_details(json!({ "field": "permissions" }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    role: Option<String>,
+    telegram_user_id: Option<i64>,
+    limit: Option<u64>,
+    cursor: Option<Uuid>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let filter = TelegramUserFilter {
+        role: query.role.as_deref().map(role).transpose()?,
+        telegram_user_id: query.telegram_user_id,
+    };
+    let page = storage::telegram_users::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page.map(|row| TelegramUserView::new(row, &state.bot_admin_ids))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBody {
+    telegram_user_id: i64,
+    username: Option<String>,
+    first_name: Option<String>,
+    role: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    body: web::Json<NewBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if body.telegram_user_id <= 0 {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`telegram_user_id` must be a positive number",
+        ));
+    }
+    let new = NewTelegramUser {
+        telegram_user_id: body.telegram_user_id,
+        username: body.username,
+        first_name: body.first_name,
+        role: body.role.as_deref().map(role).transpose()?.unwrap_or(Role::User),
+        permissions: permissions(body.permissions)?,
+    };
+    if let Some(existing) = storage::telegram_users::find(&state.db, new.telegram_user_id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("telegram user {} exists already", new.telegram_user_id),
+        )
+        .with_details(json!({ "existing": TelegramUserView::new(existing, &state.bot_admin_ids) })));
+    }
+    let row = storage::telegram_users::create(&state.db, new, state.clock.now()).await?;
+    Ok(HttpResponse::Created().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+/// The row named by `{id}`: a UUID, or a Telegram user id (as seed 002's API takes it).
+async fn find(state: &AppState, id: &str) -> Result<telegram_users::Model, ApiError> {
+    let found = match (Uuid::parse_str(id), id.parse::<i64>()) {
+        (Ok(uuid), _) => storage::telegram_users::get(&state.db, uuid).await?,
+        (_, Ok(telegram_user_id)) => {
+            storage::telegram_users::find(&state.db, telegram_user_id).await?
+        }
+        _ => None,
+    };
+    found.ok_or_else(|| ApiError::not_found("telegram user", id))
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let row = find(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default, deserialize_with = "present")]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    first_name: Option<Option<String>>,
+    role: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+/// Tells `"field": null` (clear it) from a missing field (leave it).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    let body = body.into_inner();
+    let patch = TelegramUserPatch {
+        username: body.username,
+        first_name: body.first_name,
+        role: body.role.as_deref().map(role).transpose()?,
+        permissions: body.permissions.map(permissions).transpose()?,
+    };
+    let row =
+        storage::telegram_users::update(&state.db, existing, patch, state.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    storage::telegram_users::delete(&state.db, existing.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,40 @@
+//! `channels`: the monitored channels.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "channels")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub telegram_channel_id: Option<i64>,
+    pub access_hash: Option<i64>,
+    pub username: Option<String>,
+    pub invite_hash: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub title: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub about: Option<String>,
+    pub member_count: Option<i32>,
+    /// JSON array of strings.
+    #[sea_orm(column_type = "Text")]
+    pub tags: String,
+    pub is_active: bool,
+    /// active / unassigned / failed / left
+    pub status: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub status_reason: Option<String>,
+    pub account_id: Option<Uuid>,
+    /// The newest message id stored: a catch-up reads history after it.
+    pub last_message_id: i32,
+    pub last_event_at: Option<DateTimeUtc>,
+    /// api / config
+    pub source: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,360 @@
+//! Channel monitoring end to end: the service over MTProto (the real grammers client) against
+//! the sandbox, driven over HTTP; SQLite, or PostgreSQL with TGWATCH_TEST_DATABASE_URL.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{MtprotoApp, add_logged_in_account, spawn_mtproto_app};
+use serde_json::{Value, json};
+use tgwatch_sandbox::{AccountId, Ban, Sandbox};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A sandbox with `accounts` accounts and three public channels (one also by invite).
+async fn sandbox(accounts: usize) -> (Sandbox, Vec<AccountId>) {
+    let sandbox = Sandbox::start().await.unwrap();
+    let accounts = (0..accounts)
+        .map(|index| {
+            sandbox
+                .add_account(5000 + index as i64, 50 + index as i64, None, "Watcher")
+                .unwrap()
+        })
+        .collect();
+    sandbox
+        .add_channel(101, 1001, Some("daily_news"), "Daily news", "News every day")
+        .unwrap();
+    sandbox.set_channel_subscribers(101, 1234).unwrap();
+    sandbox
+        .add_channel(102, 1002, None, "Private club", "Members only")
+        .unwrap();
+    sandbox.add_invite(102, "AbCdEf123").unwrap();
+    sandbox
+        .add_channel(103, 1003, Some("tech_feed"), "Tech feed", "Gadgets")
+        .unwrap();
+    (sandbox, accounts)
+}
+
+async fn add_channel(app: &MtprotoApp, channel: Value) -> (u16, Value) {
+    app.post("/api/channels", &json!({ "channel": channel })).await
+}
+
+/// The channel's stored messages (all of them, newest first as the API gives them).
+async fn messages(app: &MtprotoApp, channel: &str) -> Vec<Value> {
+    let (status, body) = app
+        .get(&format!("/api/channels/{channel}/messages?limit=1000"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().unwrap().clone()
+}
+
+async fn wait_for_messages(
+    app: &MtprotoApp,
+    channel: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let found = messages(app, channel).await;
+        if done(&found) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "messages never matched: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn message_ids(messages: &[Value]) -> Vec<i64> {
+    let mut ids: Vec<i64> = messages
+        .iter()
+        .map(|message| message["message_id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[actix_rt::test]
+async fn channels_are_added_by_username_and_invite_once_and_within_account_limits() {
+    let (sandbox, accounts) = sandbox(2).await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let first = add_logged_in_account(&app, &sandbox, accounts[0], "first", 1).await;
+    let second = add_logged_in_account(&app, &sandbox, accounts[1], "second", 1).await;
+
+    let (status, news) = add_channel(&app, json!("@daily_news")).await;
+    assert_eq!(status, 201, "{news}");
+    assert_eq!(news["username"], "daily_news");
+    assert_eq!(news["title"], "Daily news");
+    assert_eq!(news["about"], "News every day");
+    assert!(news["member_count"].as_i64().unwrap() >= 1234);
+    assert_eq!(news["status"], "active");
+    let news_account = news["account_id"].as_str().unwrap().to_owned();
+    assert!([&first, &second].contains(&&news_account));
+
+    // The same channel again, by another spelling: 409 with the existing record.
+    let (status, body) = add_channel(&app, json!("https://t.me/daily_news")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["details"]["existing"]["id"], news["id"]);
+
+    // By invite link: the other account (each may watch one channel).
+    let (status, club) = add_channel(&app, json!("https://t.me/+AbCdEf123")).await;
+    assert_eq!(status, 201, "{club}");
+    assert_eq!(club["title"], "Private club");
+    assert_eq!(club["by_invite"], true);
+    assert_ne!(club["account_id"], news["account_id"]);
+    assert!(sandbox.joined(accounts[0], 101) || sandbox.joined(accounts[1], 101));
+
+    // Every account is full now.
+    let (status, body) = add_channel(&app, json!("@tech_feed")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "no_account_available");
+
+    // Bad input of every kind.
+    for bad in [json!("not a channel!"), json!(true), json!(-5), json!("@ab")] {
+        let (status, body) = add_channel(&app, bad.clone()).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    let (status, body) = add_channel(&app, json!("@no_such_channel")).await;
+    assert!(status == 422 || status == 409, "{status} {body}");
+
+    // Filters.
+    let (_, listed) = app
+        .get(&format!("/api/channels?account_id={news_account}"))
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (_, listed) = app.get("/api/channels?username=@daily_news").await;
+    assert_eq!(listed["items"][0]["id"], news["id"]);
+
+    // DELETE leaves the channel; the record stays as `left`.
+    let id = news["id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/api/channels/{id}")).await, 204);
+    let (_, left) = app.get(&format!("/api/channels/{id}")).await;
+    assert_eq!(left["status"], "left");
+    assert!(!sandbox.joined(accounts[0], 101) && !sandbox.joined(accounts[1], 101));
+    // Its room is free again.
+    let (status, body) = add_channel(&app, json!("@tech_feed")).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[actix_rt::test]
+async fn new_edited_and_deleted_messages_are_stored_with_their_history() {
+    let (sandbox, accounts) = sandbox(1).await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    add_logged_in_account(&app, &sandbox, accounts[0], "main", 10).await;
+    let (status, channel) = add_channel(&app, json!("@daily_news")).await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["id"].as_str().unwrap().to_owned();
+
+    let first = sandbox.post(101, "hello world").unwrap().id;
+    let second = sandbox.post(101, "second post").unwrap().id;
+    wait_for_messages(&app, &id, |found| found.len() == 2).await;
+
+    sandbox.edit(101, first, "hello, world (edited)").unwrap();
+    sandbox.delete(101, &[second]).unwrap();
+    wait_for_messages(&app, &id, |found| {
+        found.iter().any(|m| m["is_deleted"] == true) && found.iter().any(|m| m["version"] == 2)
+    })
+    .await;
+
+    // A post made while the channel is paused is never seen; its deletion still is recorded.
+    let (status, _) = app
+        .patch(&format!("/api/channels/{id}"), &json!({ "is_active": false }))
+        .await;
+    assert_eq!(status, 200);
+    let unseen = sandbox.post(101, "never seen").unwrap().id;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = app
+        .patch(
+            &format!("/api/channels/{id}"),
+            &json!({ "is_active": true, "tags": ["news"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tags"], json!(["news"]));
+    sandbox.delete(101, &[unseen]).unwrap();
+
+    let found = wait_for_messages(&app, &id, |found| {
+        found.iter().filter(|m| m["is_deleted"] == true).count() == 2
+            && found.iter().any(|m| m["version"] == 2)
+    })
+    .await;
+    let never_seen = found.iter().find(|m| m["message_id"] == unseen).unwrap();
+    assert_eq!(never_seen["text"], "");
+    assert!(found.iter().all(|m| m["text"] != "never seen"));
+    let edited = found
+        .iter()
+        .find(|m| m["message_id"] == first)
+        .unwrap();
+    assert_eq!(edited["text"], "hello, world (edited)");
+    let (status, detail) = app
+        .get(&format!("/api/channels/{id}/messages/{first}"))
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["versions"][0]["text"], "hello world");
+
+    let (_, deleted) = app
+        .get(&format!("/api/channels/{id}/messages?deleted=true"))
+        .await;
+    let mut deleted_ids: Vec<i64> = deleted["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_id"].as_i64().unwrap())
+        .collect();
+    deleted_ids.sort_unstable();
+    assert_eq!(deleted_ids, [i64::from(second), i64::from(unseen)]);
+    let (_, found) = app
+        .get(&format!("/api/channels/{id}/messages?text=EDITED"))
+        .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+
+    // Every change became an event for webhooks and the live feed.
+    let (_, logs) = app.get("/api/logs?source=channels").await;
+    assert!(!logs["items"].as_array().unwrap().is_empty(), "{logs}");
+}
+
+/// The watching account is banned in the middle of a stream of posts: its channels move to the
+/// other account, which catches up from history, and no post is missing.
+#[actix_rt::test]
+async fn a_ban_moves_every_channel_and_no_post_is_lost() {
+    let (sandbox, accounts) = sandbox(2).await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let first = add_logged_in_account(&app, &sandbox, accounts[0], "first", 10).await;
+    // Both channels on the first account.
+    let mut channel_ids = Vec::new();
+    for name in ["@daily_news", "@tech_feed"] {
+        let (status, body) = app
+            .post(
+                "/api/channels",
+                &json!({ "channel": name, "account_id": first }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        channel_ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let second = add_logged_in_account(&app, &sandbox, accounts[1], "second", 10).await;
+
+    let mut posted = vec![Vec::new(), Vec::new()];
+    for round in 0..30 {
+        for (index, channel) in [101, 103].into_iter().enumerate() {
+            posted[index].push(i64::from(
+                sandbox.post(channel, &format!("post {round}")).unwrap().id,
+            ));
+        }
+        if round == 10 {
+            sandbox.ban(accounts[0], Ban::UserDeactivatedBan).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    for (index, id) in channel_ids.iter().enumerate() {
+        let found = wait_for_messages(&app, id, |found| found.len() >= posted[index].len()).await;
+        assert_eq!(message_ids(&found), posted[index], "channel {id}");
+        let (_, channel) = app.get(&format!("/api/channels/{id}")).await;
+        assert_eq!(channel["account_id"], second.as_str(), "{channel}");
+        assert_eq!(channel["status"], "active");
+        let (_, history) = app.get(&format!("/api/channels/{id}/assignments")).await;
+        let statuses: Vec<&str> = history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["reassigned", "active"]);
+    }
+    let (_, account) = app.get(&format!("/api/accounts/{first}")).await;
+    assert_eq!(account["status"], "banned");
+    let (_, logs) = app.get("/api/logs?level=critical").await;
+    assert!(
+        logs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line["message"].as_str().unwrap().contains("lost")),
+        "{logs}"
+    );
+}
+
+/// With no healthy account left, a channel waits as unassigned, and an account coming back
+/// picks it up.
+#[actix_rt::test]
+async fn an_orphaned_channel_waits_and_is_picked_up_when_an_account_returns() {
+    let (sandbox, accounts) = sandbox(2).await;
+    let app = spawn_mtproto_app(&sandbox, |config| {
+        config.telegram.reconnect_min_seconds = 1;
+    })
+    .await;
+    let first = add_logged_in_account(&app, &sandbox, accounts[0], "first", 10).await;
+    let (_, channel) = add_channel(&app, json!("@daily_news")).await;
+    let id = channel["id"].as_str().unwrap().to_owned();
+
+    sandbox.ban(accounts[0], Ban::SessionRevoked).unwrap();
+    sandbox.post(101, "while nobody watches").unwrap();
+    app.eventually(&format!("/api/channels/{id}"), WAIT, |body| {
+        body["status"] == "unassigned"
+    })
+    .await;
+    let (_, account) = app.get(&format!("/api/accounts/{first}")).await;
+    assert_eq!(account["status"], "banned");
+
+    add_logged_in_account(&app, &sandbox, accounts[1], "second", 10).await;
+    app.eventually(&format!("/api/channels/{id}"), WAIT, |body| {
+        body["status"] == "active"
+    })
+    .await;
+    wait_for_messages(&app, &id, |found| {
+        found.iter().any(|m| m["text"] == "while nobody watches")
+    })
+    .await;
+}
+
+/// Connections that keep failing hit the restart intensity limit: the account is parked, an
+/// alert is raised, and its channel moves on.
+#[actix_rt::test]
+async fn a_restart_storm_parks_the_account() {
+    let (sandbox, accounts) = sandbox(2).await;
+    let app = spawn_mtproto_app(&sandbox, |config| {
+        config.telegram.restart_limit = 2;
+        config.telegram.restart_window_seconds = 100_000;
+        config.telegram.reconnect_min_seconds = 1;
+    })
+    .await;
+    let first = add_logged_in_account(&app, &sandbox, accounts[0], "first", 10).await;
+    let (_, channel) = app
+        .post(
+            "/api/channels",
+            &json!({ "channel": "@daily_news", "account_id": first }),
+        )
+        .await;
+    let id = channel["id"].as_str().unwrap().to_owned();
+    let second = add_logged_in_account(&app, &sandbox, accounts[1], "second", 10).await;
+
+    // Every reconnection attempt of the first account now fails.
+    sandbox.set_unreachable(accounts[0], true).unwrap();
+    let account = app
+        .eventually(&format!("/api/accounts/{first}"), WAIT, |account| {
+            account["status"] == "inactive"
+        })
+        .await;
+    assert!(
+        account["status_reason"].as_str().unwrap().contains("parked"),
+        "{account}"
+    );
+    app.eventually(&format!("/api/channels/{id}"), WAIT, |body| {
+        body["account_id"] == second.as_str()
+    })
+    .await;
+    let (_, logs) = app.get("/api/logs?level=critical&source=supervisor").await;
+    assert!(
+        logs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line["context"]["kind"] == "restart_storm"),
+        "{logs}"
+    );
+}
