@@ -52,6 +52,8 @@ pub enum StartupError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Bot(#[from] bot::BotError),
+    #[error(transparent)]
+    Live(#[from] crate::live::LiveError),
     #[error("`http.admin_token` is not set (use TGWATCH_HTTP__ADMIN_TOKEN)")]
     NoAdminToken,
     #[error("cannot listen on {address}: {source}")]
@@ -87,6 +89,8 @@ pub struct AppState {
     pub metrics_public: bool,
     /// The configuration file's status for `GET /api/health`.
     pub config: Arc<ConfigState>,
+    /// The live WebSocket's hub (`/ws`, the dashboard and the Mini App).
+    pub live: crate::live::Live,
 }
 
 impl AppState {
@@ -103,6 +107,7 @@ pub struct Application {
     server: Server,
     storage: Addr<StorageActor>,
     tracking: Tracking,
+    channels: Channels,
     reloader: Reloader,
 }
 
@@ -193,6 +198,7 @@ impl Application {
 
         let wake = Wake::default();
         let metrics = Arc::new(Metrics::default());
+        let feed = Feed::default();
         let storage = StorageActor::new(
             db.clone(),
             config.presence.gap(),
@@ -200,8 +206,8 @@ impl Application {
             wake.clone(),
         )
         .with_metrics(Arc::clone(&metrics))
+        .with_feed(feed.clone())
         .start();
-        let feed = Feed::default();
         let channel_router = ChannelsActor::new(
             db.clone(),
             clock,
@@ -210,6 +216,7 @@ impl Application {
             feed.clone(),
             storage::channels::monitored(&db).await?,
         )
+        .with_metrics(Arc::clone(&metrics))
         .start();
         let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
         let supervisor = FleetSupervisor::new(
@@ -234,6 +241,7 @@ impl Application {
             tracking: tracking.clone(),
             clock,
             wake: wake.clone(),
+            feed: feed.clone(),
         };
         tokio::spawn(look_after_accounts(channels.clone(), health_rx));
         let logins = mtproto.map(|(grammers, vault, fresh_session)| {
@@ -256,6 +264,7 @@ impl Application {
         let reconcile = ReconcileContext {
             db: db.clone(),
             tracking: tracking.clone(),
+            channels: channels.clone(),
             clock,
             live: false,
         };
@@ -316,6 +325,16 @@ impl Application {
                 source,
             })?
             .port();
+        let channels_for_callers = channels.clone();
+        let live = crate::live::Live::start(crate::live::LiveDeps {
+            config: config.live.clone(),
+            bot: config.bot.clone(),
+            admin_token: admin_token.clone(),
+            db: db.clone(),
+            clock,
+            feed: feed.clone(),
+            metrics: Arc::clone(&metrics),
+        })?;
         let state = web::Data::new(AppState {
             db,
             supervisor,
@@ -332,6 +351,7 @@ impl Application {
             metrics,
             metrics_public: config.http.metrics_public,
             config: reloader.state(),
+            live,
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
@@ -349,6 +369,7 @@ impl Application {
             server,
             storage,
             tracking,
+            channels: channels_for_callers,
             reloader,
         })
     }
@@ -372,6 +393,11 @@ impl Application {
     /// The operations on the fleet, for callers inside the process (the benchmark).
     pub fn tracking(&self) -> Tracking {
         self.tracking.clone()
+    }
+
+    /// The operations on channels, for callers inside the process (the benchmark).
+    pub fn channels(&self) -> Channels {
+        self.channels.clone()
     }
 
     /// Serves until Ctrl-C (or the server stops), then writes what is still buffered.

@@ -43,6 +43,12 @@ pub enum BenchError {
     Db(#[from] sea_orm::DbErr),
     #[error(transparent)]
     Fleet(#[from] DemoError),
+    #[error(transparent)]
+    Channel(#[from] crate::channels::ChannelError),
+    #[error("only {stored} of {expected} messages were stored within the time limit")]
+    Incomplete { expected: u64, stored: u64 },
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] tgwatch_sandbox::SandboxError),
     #[error("temporary directory: {0}")]
     TempDir(#[from] std::io::Error),
 }
@@ -536,4 +542,191 @@ pub async fn webhooks(
         latency_ms_p50: percentile(0.5),
         latency_ms_p99: percentile(0.99),
     })
+}
+
+/// Channel monitoring through real MTProto: posts made in the sandbox, pushed to the accounts
+/// over TCP, stored by the service.
+pub struct ChannelsReport {
+    pub database: String,
+    pub channels: usize,
+    pub accounts: usize,
+    pub posts: usize,
+    pub store_seconds: f64,
+    pub banned_channels: usize,
+    pub posts_during_ban: usize,
+    pub ban_to_caught_up_seconds: f64,
+}
+
+impl fmt::Display for ChannelsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "channels benchmark ({}): {} channels on {} accounts, grammers against the sandbox over TCP",
+            self.database, self.channels, self.accounts
+        )?;
+        writeln!(
+            f,
+            "  {} posts stored in {:.2} s: {:.0} message events per second (goal >= 20000 on SQLite)",
+            self.posts,
+            self.store_seconds,
+            self.posts as f64 / self.store_seconds
+        )?;
+        write!(
+            f,
+            "  ban of an account watching {} channels, {} posts made meanwhile: every channel reassigned and caught up {:.2} s after the ban",
+            self.banned_channels, self.posts_during_ban, self.ban_to_caught_up_seconds
+        )
+    }
+}
+
+async fn stored_messages(db: &sea_orm::DatabaseConnection) -> Result<u64, BenchError> {
+    Ok(crate::storage::entities::messages::Entity::find()
+        .count(db)
+        .await?)
+}
+
+/// Waits until `expected` messages are stored; returns false after `timeout`.
+async fn wait_for_messages(
+    db: &sea_orm::DatabaseConnection,
+    expected: u64,
+    timeout: Duration,
+) -> Result<bool, BenchError> {
+    let deadline = std::time::Instant::now() + timeout;
+    while stored_messages(db).await? < expected {
+        if std::time::Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(true)
+}
+
+pub async fn channels(
+    database_url: Option<String>,
+    channel_count: usize,
+    accounts: usize,
+    posts: usize,
+) -> Result<ChannelsReport, BenchError> {
+    let dir = tempfile_dir()?;
+    let clock = Clock::real();
+    let mut config = Config::default();
+    config.database.url = database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    config.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.admin_token = Some(Secret::new(Uuid::new_v4().simple().to_string()));
+    config.telegram.api_id = Some(1);
+    config.telegram.api_hash = Some(Secret::new("bench-api-hash"));
+    config.telegram.watchdog_seconds = 0.5;
+    config.security.master_key_file = dir.join("bench.key").display().to_string();
+    config.presence.flush_interval_ms = 100;
+    let accounts = accounts.max(2);
+    config.accounts = (0..accounts)
+        .map(|index| AccountConfig {
+            label: format!("bench-{index}"),
+            phone: None,
+            api_id: None,
+            max_targets: 1000,
+            max_channels: channel_count as i32,
+        })
+        .collect();
+    let fleet = SandboxFleet::start(&config, &Scenario::default(), clock).await?;
+    for index in 0..channel_count {
+        let id = 10_000 + index as i64;
+        fleet.sandbox.add_channel(
+            id,
+            id * 7,
+            Some(&format!("bench_channel_{index}")),
+            &format!("Bench channel {index}"),
+            "",
+        )?;
+    }
+    let app = fleet.build_app(config, clock).await?;
+    let channels = app.channels();
+    // Spread evenly: the least-loaded account takes each next channel.
+    for index in 0..channel_count {
+        let input = crate::channels::ChannelInput::parse(&format!("@bench_channel_{index}"))?;
+        channels
+            .add(
+                crate::channels::AddChannel {
+                    channel: input,
+                    account_id: None,
+                    tags: Vec::new(),
+                },
+                "api",
+            )
+            .await?;
+    }
+
+    // Throughput: posts round-robin over every channel, as fast as the sandbox makes them.
+    let started = std::time::Instant::now();
+    for post in 0..posts {
+        let channel = 10_000 + (post % channel_count) as i64;
+        fleet.sandbox.post(channel, &format!("post {post}"))?;
+    }
+    if !wait_for_messages(&fleet.db, posts as u64, Duration::from_secs(120)).await? {
+        return Err(BenchError::Incomplete {
+            expected: posts as u64,
+            stored: stored_messages(&fleet.db).await?,
+        });
+    }
+    let store_seconds = started.elapsed().as_secs_f64();
+
+    // A ban in the middle of posting: time until every channel of the banned account is
+    // watched by another account and the posts of the gap are stored.
+    let banned_account = storage::accounts::find_by_label(&fleet.db, "bench-0")
+        .await?
+        .ok_or_else(|| StorageError::Corrupt("bench-0 is missing".into()))?;
+    let watched: Vec<i64> = storage::channels::of_account(&fleet.db, banned_account.id)
+        .await?
+        .iter()
+        .filter_map(|channel| channel.telegram_channel_id)
+        .collect();
+    let sandbox_account = fleet.sandbox_accounts[0];
+    let ban_started = std::time::Instant::now();
+    fleet
+        .sandbox
+        .ban(sandbox_account, tgwatch_sandbox::Ban::UserDeactivatedBan)?;
+    for channel in &watched {
+        fleet.sandbox.post(*channel, "posted during the ban")?;
+    }
+    let expected = (posts + watched.len()) as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let still_there = storage::channels::of_account(&fleet.db, banned_account.id)
+            .await?
+            .len();
+        if still_there == 0 && stored_messages(&fleet.db).await? >= expected {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(ChannelsReport {
+        database: if database_url.is_some() {
+            "PostgreSQL".into()
+        } else {
+            "SQLite".into()
+        },
+        channels: channel_count,
+        accounts,
+        posts,
+        store_seconds,
+        banned_channels: watched.len(),
+        posts_during_ban: watched.len(),
+        ban_to_caught_up_seconds: ban_started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `tgwatch bench websocket`: `clients` WebSocket clients on `/ws` of a service running as a
+/// child process, the status tick every `interval_ms`, measured for `seconds` (see
+/// [`crate::live::loadtest`]).
+pub async fn websocket(
+    clients: usize,
+    seconds: u64,
+    interval_ms: u64,
+) -> Result<crate::live::loadtest::LoadReport, crate::live::loadtest::LoadError> {
+    crate::live::loadtest::run(clients, seconds, interval_ms).await
 }

@@ -130,6 +130,8 @@ pub struct Channels {
     pub tracking: Tracking,
     pub clock: Clock,
     pub wake: Wake,
+    /// Alerts go to the live feed too (the dashboard's WebSocket).
+    pub feed: crate::feed::Feed,
 }
 
 /// How a channel is named for a join by an account: its username or invite (access hashes are
@@ -555,8 +557,9 @@ impl Channels {
         data["message"] = json!(message);
         let mut event = Event::new(event_type, now, data);
         event.channel_id = channel_id;
-        storage::webhooks::insert_events(&self.db, &[event]).await?;
+        storage::webhooks::insert_events(&self.db, &[event.clone()]).await?;
         self.wake.wake();
+        self.feed.publish(&event);
         Ok(())
     }
 }
@@ -595,4 +598,197 @@ pub fn describe(channel: &channels::Model) -> String {
 /// When a channel was last heard of, for health.
 pub fn last_event(channel: &channels::Model) -> Option<DateTime<Utc>> {
     channel.last_event_at
+}
+
+/// What `[[channels]]` asks for, compared with the channels monitored: which to add, and which
+/// channels the file declared before but names no more (to remove). Pure.
+pub fn plan_channels<'a>(
+    declared: &'a [crate::config::ChannelConfig],
+    monitored: &[channels::Model],
+) -> (Vec<&'a crate::config::ChannelConfig>, Vec<Uuid>) {
+    use crate::config::ChannelTarget;
+    let names = |channel: &channels::Model, target: &ChannelTarget| match target {
+        ChannelTarget::Id(id) => channel.telegram_channel_id == Some(*id),
+        ChannelTarget::Link(ChannelRef::Username(name)) => {
+            channel.username.as_deref() == Some(name.as_str())
+        }
+        ChannelTarget::Link(ChannelRef::Invite(hash)) => {
+            channel.invite_hash.as_deref() == Some(hash.as_str())
+        }
+        ChannelTarget::Link(ChannelRef::Id(input)) => {
+            channel.telegram_channel_id == Some(input.id)
+        }
+    };
+    let targets: Vec<(&crate::config::ChannelConfig, ChannelTarget)> = declared
+        .iter()
+        .filter_map(|entry| entry.channel.target().ok().map(|target| (entry, target)))
+        .collect();
+    let to_add = targets
+        .iter()
+        .filter(|(_, target)| !monitored.iter().any(|channel| names(channel, target)))
+        .map(|(entry, _)| *entry)
+        .collect();
+    let to_remove = monitored
+        .iter()
+        .filter(|channel| channel.source == crate::reload::reconcile::FROM_CONFIG)
+        .filter(|channel| !targets.iter().any(|(_, target)| names(channel, target)))
+        .map(|channel| channel.id)
+        .collect();
+    (to_add, to_remove)
+}
+
+/// `[[channels]]` as desired state (see `reload::reconcile`): declared channels are joined,
+/// channels the file declared and no longer names are left; channels added through the API
+/// are never touched.
+pub struct ChannelsReconciler;
+
+/// How long a declared channel waits for an account to be connected (at start-up the accounts
+/// connect while the file is applied).
+const RECONCILE_JOIN_TRIES: u32 = 10;
+
+#[async_trait::async_trait(?Send)]
+impl crate::reload::reconcile::ConfigReconciler for ChannelsReconciler {
+    fn section(&self) -> &'static str {
+        "channels"
+    }
+
+    async fn reconcile(
+        &self,
+        ctx: &crate::reload::reconcile::ReconcileContext,
+        config: &crate::config::Config,
+    ) -> Result<(), StorageError> {
+        if !ctx.live {
+            return Ok(());
+        }
+        let monitored: Vec<channels::Model> = storage::channels::monitored(&ctx.db)
+            .await?
+            .into_iter()
+            .filter(|channel| channel.status != ChannelStatus::Left.as_str())
+            .collect();
+        let (to_add, to_remove) = plan_channels(&config.channels, &monitored);
+        for entry in to_add {
+            let account_id = match &entry.account {
+                Some(label) => match storage::accounts::find_by_label(&ctx.db, label).await? {
+                    Some(account) => Some(account.id),
+                    None => {
+                        ctx.problem(&format!("config channel: no account labelled `{label}`"))
+                            .await;
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let channel = match entry.channel.target() {
+                Ok(crate::config::ChannelTarget::Link(reference)) => {
+                    ChannelInput::Reference(reference)
+                }
+                Ok(crate::config::ChannelTarget::Id(id)) => ChannelInput::Id(id),
+                Err(error) => {
+                    ctx.problem(&format!("config channel: {error}")).await;
+                    continue;
+                }
+            };
+            let request = AddChannel {
+                channel,
+                account_id,
+                tags: entry.tags.clone(),
+            };
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match ctx.channels.add(request.clone(), "config").await {
+                    Ok(added) => {
+                        tracing::info!(channel = %describe(&added), "monitoring a channel from config.toml");
+                        break;
+                    }
+                    // Accounts are still connecting (start-up): wait a little.
+                    Err(ChannelError::Resolve(_) | ChannelError::NoAccountAvailable)
+                        if tries < RECONCILE_JOIN_TRIES =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(error) => {
+                        ctx.problem(&format!("config channel: {error}")).await;
+                        break;
+                    }
+                }
+            }
+        }
+        for id in to_remove {
+            if let Some(channel) = storage::channels::get(&ctx.db, id).await?
+                && let Err(error) = ctx.channels.remove(channel).await
+            {
+                ctx.problem(&format!("config channel removal: {error}")).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ChannelConfig, ChannelName};
+
+    fn declared(name: &str) -> ChannelConfig {
+        ChannelConfig {
+            channel: ChannelName::Text(name.to_owned()),
+            account: None,
+            tags: Vec::new(),
+        }
+    }
+
+    fn monitored(username: Option<&str>, telegram_id: i64, source: &str) -> channels::Model {
+        let now = chrono::DateTime::<Utc>::UNIX_EPOCH;
+        channels::Model {
+            id: Uuid::from_u128(telegram_id as u128),
+            telegram_channel_id: Some(telegram_id),
+            access_hash: Some(1),
+            username: username.map(str::to_owned),
+            invite_hash: None,
+            title: None,
+            about: None,
+            member_count: None,
+            tags: "[]".into(),
+            is_active: true,
+            status: "active".into(),
+            status_reason: None,
+            account_id: None,
+            last_message_id: 0,
+            last_event_at: None,
+            source: source.into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn declared_channels_not_monitored_are_added_and_file_channels_gone_from_it_are_removed() {
+        let file = [declared("@news_room"), declared("https://t.me/tech_feed")];
+        let rows = [
+            monitored(Some("tech_feed"), 2, "config"),
+            monitored(Some("old_one"), 3, "config"),
+            monitored(Some("by_hand"), 4, "api"),
+        ];
+        let (add, remove) = plan_channels(&file, &rows);
+        assert_eq!(add.len(), 1);
+        assert_eq!(add[0].channel, ChannelName::Text("@news_room".into()));
+        assert_eq!(remove, [Uuid::from_u128(3)], "the API channel is never removed");
+    }
+
+    #[test]
+    fn channel_input_accepts_names_links_and_ids() {
+        assert_eq!(
+            ChannelInput::parse("-1001234").ok(),
+            Some(ChannelInput::Id(1234))
+        );
+        assert_eq!(ChannelInput::parse("987").ok(), Some(ChannelInput::Id(987)));
+        assert!(matches!(
+            ChannelInput::parse("https://t.me/+AbC_12"),
+            Ok(ChannelInput::Reference(ChannelRef::Invite(_)))
+        ));
+        assert!(ChannelInput::parse("no spaces allowed").is_err());
+        assert!(ChannelInput::from_json(&serde_json::json!(-3)).is_err());
+        assert!(ChannelInput::from_json(&serde_json::json!(null)).is_err());
+    }
 }

@@ -46,6 +46,7 @@ pub struct Config {
     pub reload: ReloadConfig,
     pub jobs: JobsConfig,
     pub logs: LogsConfig,
+    pub live: LiveConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -590,6 +591,96 @@ impl BotConfig {
     }
 }
 
+/// The live WebSocket `/ws` and the dashboard (`[live]`, src/live/). The bot token that checks
+/// Mini App sign-ins and sends broadcasts is `bot.token`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// How often every client gets the `status` message (ms, real time).
+    pub status_interval_ms: u64,
+    /// Mini App sign-ins (`init_data`) older than this are refused (seconds since `auth_date`).
+    pub init_data_max_age_seconds: u64,
+    /// The chat broadcasts go to (a supergroup: `-100...`); without it broadcasting is off.
+    pub broadcast_chat_id: Option<i64>,
+    /// The forum topic (`message_thread_id`) of a broadcast that names none.
+    pub broadcast_thread_id: Option<i64>,
+    /// Broadcasts (and send-and-pins) one person may send per minute.
+    pub broadcasts_per_minute: u32,
+    /// Seed 004's `"all"` permission lets its holder broadcast and pin like an admin.
+    pub allow_all_broadcast: bool,
+    /// Connections held at once; more are answered 503.
+    pub max_clients: usize,
+    /// How often the server pings each client (seconds, real time)...
+    pub heartbeat_seconds: u64,
+    /// ...and how long a client may stay silent before it is dropped.
+    pub client_timeout_seconds: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            status_interval_ms: 1000,
+            init_data_max_age_seconds: 86_400,
+            broadcast_chat_id: None,
+            broadcast_thread_id: None,
+            broadcasts_per_minute: 5,
+            allow_all_broadcast: true,
+            max_clients: 20_000,
+            heartbeat_seconds: 10,
+            client_timeout_seconds: 30,
+        }
+    }
+}
+
+impl LiveConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(10..=600_000).contains(&self.status_interval_ms) {
+            return Err(invalid(
+                "live.status_interval_ms",
+                "must be between 10 and 600000",
+            ));
+        }
+        if self.init_data_max_age_seconds == 0 {
+            return Err(invalid("live.init_data_max_age_seconds", "must be at least 1"));
+        }
+        if self.broadcast_chat_id == Some(0) {
+            return Err(invalid(
+                "live.broadcast_chat_id",
+                "is not a chat id (a supergroup's is -100...)",
+            ));
+        }
+        if self.broadcast_thread_id.is_some_and(|id| id <= 0) {
+            return Err(invalid(
+                "live.broadcast_thread_id",
+                "must be a positive forum topic id",
+            ));
+        }
+        for (key, value) in [
+            ("live.broadcasts_per_minute", u64::from(self.broadcasts_per_minute)),
+            ("live.max_clients", self.max_clients as u64),
+            ("live.heartbeat_seconds", self.heartbeat_seconds),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.client_timeout_seconds <= self.heartbeat_seconds {
+            return Err(invalid(
+                "live.client_timeout_seconds",
+                format!(
+                    "must be above live.heartbeat_seconds ({})",
+                    self.heartbeat_seconds
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn status_interval(&self) -> Duration {
+        Duration::from_millis(self.status_interval_ms)
+    }
+}
+
 /// A secret string that never shows in logs or debug output.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -757,6 +848,7 @@ impl Config {
             }
         }
         self.bot.validate()?;
+        self.live.validate()?;
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             if account.label.trim().is_empty() {
@@ -952,8 +1044,14 @@ mod tests {
             ]
         ));
         for (text, key) in [
-            ("[[channels]]\nchannel = \"no spaces\"\n", "channels[0].channel"),
-            ("[[channels]]\nchannel = \"https://t.me/+\"\n", "channels[0].channel"),
+            (
+                "[[channels]]\nchannel = \"no spaces\"\n",
+                "channels[0].channel",
+            ),
+            (
+                "[[channels]]\nchannel = \"https://t.me/+\"\n",
+                "channels[0].channel",
+            ),
             ("[[channels]]\nchannel = 0\n", "channels[0].channel"),
             (
                 "[[channels]]\nchannel = \"durov\"\n[[channels]]\nchannel = \"t.me/Durov\"\n",
@@ -983,5 +1081,30 @@ mod tests {
     fn secrets_do_not_print() {
         let secret = Secret::new("super-secret-token-123");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn bot_settings_are_checked_without_showing_the_token() {
+        let config = Config::from_toml("[bot]\ntoken = \"123456:AAbb-cc_DD\"\nadmin_ids = [7]\n")
+            .expect("a valid bot section");
+        assert_eq!(config.bot.admin_ids, vec![7]);
+        let error = Config::from_toml("[bot]\ntoken = \"not a token/secret\"\n")
+            .expect_err("a malformed token must fail")
+            .to_string();
+        assert!(error.contains("bot.token"), "{error}");
+        assert!(!error.contains("secret"), "the value is not echoed: {error}");
+        for (toml, key) in [
+            ("[bot]\ndefault_role = \"admin\"\n", "bot.default_role"),
+            ("[bot]\ndefault_role = \"root\"\n", "bot.default_role"),
+            ("[bot]\ndigest_hour = 24\n", "bot.digest_hour"),
+            ("[bot]\npolling_timeout_seconds = 0\n", "bot.polling_timeout_seconds"),
+            ("[bot]\napi_url = \"ftp://x\"\n", "bot.api_url"),
+            ("[bot]\nadmin_ids = [-5]\n", "bot.admin_ids"),
+            ("[bot]\nretry_schedule_seconds = []\n", "bot.retry_schedule_seconds"),
+            ("[bot]\nmessages_per_second = 0\n", "bot.messages_per_second"),
+        ] {
+            let error = Config::from_toml(toml).expect_err(toml).to_string();
+            assert!(error.contains(key), "{toml}: {error}");
+        }
     }
 }

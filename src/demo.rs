@@ -112,6 +112,8 @@ pub async fn start(demo: Demo, clock: Clock) -> Result<(Application, Sandbox), D
 /// `bench mtproto` run the service over it.
 pub struct SandboxFleet {
     pub sandbox: Sandbox,
+    /// The sandbox accounts, in the order of the configuration's accounts.
+    pub sandbox_accounts: Vec<tgwatch_sandbox::AccountId>,
     pub vault: Arc<Vault>,
     pub db: DatabaseConnection,
 }
@@ -169,7 +171,12 @@ impl SandboxFleet {
             .await?;
         }
         sandbox_player::populate(&sandbox, scenario, &sandbox_accounts, clock.now())?;
-        Ok(SandboxFleet { sandbox, vault, db })
+        Ok(SandboxFleet {
+            sandbox,
+            sandbox_accounts,
+            vault,
+            db,
+        })
     }
 
     /// The service over MTProto against this sandbox; new logins get sandbox keys.

@@ -71,8 +71,7 @@ impl Jobs {
         tracker: &mut HealthTracker,
     ) -> Result<Assessment, storage::StorageError> {
         let threshold = chrono::Duration::seconds(
-            i64::try_from(self.settings().jobs.account_unhealthy_after_seconds)
-                .unwrap_or(i64::MAX),
+            i64::try_from(self.settings().jobs.account_unhealthy_after_seconds).unwrap_or(i64::MAX),
         );
         let accounts = storage::accounts::all(&self.db).await?;
         let links = self

@@ -20,6 +20,8 @@
 //! - [`bot`]: the Telegram bot: commands, notifications from the event outbox, roles, charts.
 //! - [`reload`]: config.toml as desired state, applied at start and on every edit of the file;
 //!   [`jobs`]: scheduled jobs (account health, log retention); [`metrics`]: `GET /metrics`.
+//! - [`live`]: the WebSocket `/ws` of the dashboard and the Telegram Mini App (status ticks,
+//!   live events, broadcasts through the Bot API); the dashboard's page is `http::dashboard`.
 
 pub mod actors;
 pub mod app;
@@ -36,6 +38,7 @@ pub mod events;
 pub mod feed;
 pub mod http;
 pub mod jobs;
+pub mod live;
 pub mod logins;
 pub mod metrics;
 pub mod presence;

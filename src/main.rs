@@ -126,6 +126,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 60.0)]
         speed: f64,
     },
+    /// Channel posts through real MTProto into the database, and the time from a ban to every
+    /// channel reassigned and caught up.
+    Channels {
+        /// A PostgreSQL URL to measure on instead of a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        channels: usize,
+        #[arg(long, default_value_t = 10)]
+        accounts: usize,
+        #[arg(long, default_value_t = 100_000)]
+        posts: usize,
+    },
     /// Webhook delivery to a receiver on 127.0.0.1: deliveries per second, latency percentiles.
     Webhooks {
         /// A PostgreSQL URL to measure on instead of a temporary SQLite file.
@@ -139,6 +152,18 @@ enum BenchCommand {
         rate: u32,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// WebSocket clients on /ws with the status tick: clients held, broadcast latency, memory
+    /// per client (the service runs as a child process).
+    Websocket {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// Real seconds to measure for, once every client is connected.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The status interval (`live.status_interval_ms`).
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
     },
 }
 
@@ -174,7 +199,8 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config: path } => {
-            let config = load_located(&path).with_context(|| format!("loading {}", path.display()))?;
+            let config =
+                load_located(&path).with_context(|| format!("loading {}", path.display()))?;
             let app = Application::build(config).await?;
             // config.toml is desired state: edits apply while the service runs.
             app.watch_config(&path);
@@ -286,6 +312,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Bench {
             what:
+                BenchCommand::Channels {
+                    database_url,
+                    channels,
+                    accounts,
+                    posts,
+                },
+        } => {
+            let report = bench::channels(database_url, channels, accounts, posts).await?;
+            println!("{report}");
+        }
+        Command::Bench {
+            what:
                 BenchCommand::Webhooks {
                     database_url,
                     burst,
@@ -294,6 +332,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
         } => {
             let report = bench::webhooks(database_url, burst, rate, seconds).await?;
+            println!("{report}");
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Websocket {
+                    clients,
+                    seconds,
+                    interval_ms,
+                },
+        } => {
+            let report = bench::websocket(clients, seconds, interval_ms).await?;
             println!("{report}");
         }
     }

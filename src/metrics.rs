@@ -51,7 +51,10 @@ impl LabeledCounter {
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -187,8 +190,7 @@ impl Metrics {
     /// One `users.getUsers` poll of `users` users.
     pub fn poll(&self, users: usize) {
         self.telegram_calls.inc(GET_USERS);
-        self.users_polled
-            .fetch_add(users as u64, Ordering::Relaxed);
+        self.users_polled.fetch_add(users as u64, Ordering::Relaxed);
     }
 
     pub fn flood_wait(&self, account: &str, seconds: u32) {
@@ -476,12 +478,7 @@ mod tests {
         values.insert("a\"b\\c\nd".to_owned(), 3);
         values.insert("plain".to_owned(), 0);
         let families = vec![
-            Family::counter(
-                "x_total",
-                "Help with \\ and\nnewline.",
-                "account",
-                &values,
-            ),
+            Family::counter("x_total", "Help with \\ and\nnewline.", "account", &values),
             Family::single("up", "Up.", Kind::Gauge, 1.0),
         ];
         assert_eq!(
@@ -555,8 +552,14 @@ mod tests {
         metrics.flood_wait("main", 30);
         metrics.flood_wait("main", 12);
         let text = render(&metrics.families(&Gauges::default()));
-        assert!(text.contains("tgwatch_events_total{type=\"user_online\"} 2\n"), "{text}");
-        assert!(text.contains("tgwatch_events_total{type=\"new_message\"} 0\n"), "{text}");
+        assert!(
+            text.contains("tgwatch_events_total{type=\"user_online\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tgwatch_events_total{type=\"new_message\"} 0\n"),
+            "{text}"
+        );
         assert!(text.contains("tgwatch_telegram_calls_total{method=\"users.getUsers\"} 2\n"));
         assert!(text.contains("tgwatch_users_polled_total 200\n"));
         assert!(text.contains("tgwatch_flood_waits_total{account=\"main\"} 2\n"));

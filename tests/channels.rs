@@ -238,7 +238,7 @@ async fn a_ban_moves_every_channel_and_no_post_is_lost() {
     }
     let second = add_logged_in_account(&app, &sandbox, accounts[1], "second", 10).await;
 
-    let mut posted = vec![Vec::new(), Vec::new()];
+    let mut posted = [Vec::new(), Vec::new()];
     for round in 0..30 {
         for (index, channel) in [101, 103].into_iter().enumerate() {
             posted[index].push(i64::from(
@@ -357,4 +357,60 @@ async fn a_restart_storm_parks_the_account() {
             .any(|line| line["context"]["kind"] == "restart_storm"),
         "{logs}"
     );
+}
+
+/// `[[channels]]` is desired state: an edit adds a channel live, removing it from the file
+/// leaves it, a broken edit changes nothing, and a channel added through the API is never
+/// touched.
+#[actix_rt::test]
+async fn config_edits_add_and_remove_channels_live() {
+    let (sandbox, accounts) = sandbox(1).await;
+    let (app, path) = common::spawn_mtproto_app_watching(&sandbox, "").await;
+    add_logged_in_account(&app, &sandbox, accounts[0], "main", 10).await;
+    let (status, api_channel) = add_channel(&app, json!("@tech_feed")).await;
+    assert_eq!(status, 201, "{api_channel}");
+    let text = std::fs::read_to_string(&path).unwrap();
+
+    std::fs::write(
+        &path,
+        format!("{text}\n[[channels]]\nchannel = \"@daily_news\"\ntags = [\"from-file\"]\n"),
+    )
+    .unwrap();
+    let listed = app
+        .eventually("/api/channels?tag=from-file", WAIT, |body| {
+            body["items"].as_array().unwrap().len() == 1
+        })
+        .await;
+    let from_file = listed["items"][0].clone();
+    assert_eq!(from_file["username"], "daily_news");
+    assert_eq!(from_file["source"], "config");
+    assert!(sandbox.joined(accounts[0], 101));
+
+    // A broken edit: refused, nothing changes, health names the line.
+    std::fs::write(&path, format!("{text}\n[[channels]]\nchannel = \n")).unwrap();
+    let health = app
+        .eventually("/api/health", WAIT, |body| {
+            !body["config"]["last_error"].is_null()
+        })
+        .await;
+    assert!(
+        health["config"]["last_error"].to_string().contains("line"),
+        "{health}"
+    );
+    let (_, still) = app.get(&format!("/api/channels/{}", from_file["id"].as_str().unwrap())).await;
+    assert_eq!(still["status"], "active");
+
+    // Removed from the file: left. The API-made channel stays.
+    std::fs::write(&path, &text).unwrap();
+    app.eventually(
+        &format!("/api/channels/{}", from_file["id"].as_str().unwrap()),
+        WAIT,
+        |body| body["status"] == "left",
+    )
+    .await;
+    assert!(!sandbox.joined(accounts[0], 101));
+    let (_, kept) = app
+        .get(&format!("/api/channels/{}", api_channel["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(kept["status"], "active");
 }

@@ -68,18 +68,21 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
             let (name, help) = rest.split_once(' ').expect("HELP name text");
             assert!(is_name(name), "{line}");
             assert!(!help.is_empty(), "{line}");
-            assert!(helps.insert(name.to_owned(), help.to_owned()).is_none(), "one HELP: {line}");
+            assert!(
+                helps.insert(name.to_owned(), help.to_owned()).is_none(),
+                "one HELP: {line}"
+            );
             continue;
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
             assert!(is_name(name), "{line}");
-            assert!(
-                ["counter", "gauge", "histogram"].contains(&kind),
-                "{line}"
-            );
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
             assert!(helps.contains_key(name), "HELP before TYPE: {line}");
-            assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "one TYPE: {line}");
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "one TYPE: {line}"
+            );
             continue;
         }
         assert!(!line.starts_with('#'), "no other comments: {line}");
@@ -107,7 +110,10 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
                     .filter(|base| types.get(*base).is_some_and(|t| t == "histogram"))
             })
             .unwrap_or(name);
-        assert!(types.contains_key(family), "sample of a declared family: {line}");
+        assert!(
+            types.contains_key(family),
+            "sample of a declared family: {line}"
+        );
         samples.push(Sample {
             name: name.to_owned(),
             labels,
@@ -124,7 +130,10 @@ fn parse_labels(mut body: &str, line: &str) -> BTreeMap<String, String> {
         let mut value = String::new();
         let mut chars = rest.char_indices();
         let end = loop {
-            match chars.next().unwrap_or_else(|| panic!("unterminated label value: {line}")) {
+            match chars
+                .next()
+                .unwrap_or_else(|| panic!("unterminated label value: {line}"))
+            {
                 (_, '\\') => match chars.next().expect("escape") {
                     (_, '\\') => value.push('\\'),
                     (_, '"') => value.push('"'),
@@ -188,8 +197,12 @@ async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
     assert_eq!(types["tgwatch_db_write_duration_seconds"], "histogram");
 
     let counted = &app.telegram.counts();
-    let calls = value_of(&samples, "tgwatch_telegram_calls_total", &[("method", "users.getUsers")])
-        .expect("getUsers calls");
+    let calls = value_of(
+        &samples,
+        "tgwatch_telegram_calls_total",
+        &[("method", "users.getUsers")],
+    )
+    .expect("getUsers calls");
     let polled = value_of(&samples, "tgwatch_users_polled_total", &[]).expect("users polled");
     // Calls refused by the FLOOD_WAIT are counted by the service, not by Telegram's answers.
     assert!(calls >= 3.0, "several poll rounds: {calls}");
@@ -198,18 +211,36 @@ async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
         "{calls} vs Telegram's {counted:?}"
     );
     assert!(polled >= calls, "each call asks about at least one user");
-    assert!(polled <= calls * 3.0, "at most the three tracked users per call");
+    assert!(
+        polled <= calls * 3.0,
+        "at most the three tracked users per call"
+    );
     assert_eq!(
-        value_of(&samples, "tgwatch_telegram_calls_total", &[("method", "contacts.resolveUsername")]),
+        value_of(
+            &samples,
+            "tgwatch_telegram_calls_total",
+            &[("method", "contacts.resolveUsername")]
+        ),
         Some(3.0),
         "one resolution per tracked user"
     );
-    let flood_waits = value_of(&samples, "tgwatch_flood_waits_total", &[("account", "main")])
-        .expect("flood wait of main");
+    let flood_waits = value_of(
+        &samples,
+        "tgwatch_flood_waits_total",
+        &[("account", "main")],
+    )
+    .expect("flood wait of main");
     assert!(flood_waits >= 1.0);
-    let flood_seconds = value_of(&samples, "tgwatch_flood_wait_seconds_total", &[("account", "main")])
-        .expect("flood wait seconds");
-    assert!((1.0..=60.0 * flood_waits).contains(&flood_seconds), "{flood_seconds}");
+    let flood_seconds = value_of(
+        &samples,
+        "tgwatch_flood_wait_seconds_total",
+        &[("account", "main")],
+    )
+    .expect("flood wait seconds");
+    assert!(
+        (1.0..=60.0 * flood_waits).contains(&flood_seconds),
+        "{flood_seconds}"
+    );
 
     let online = value_of(&samples, "tgwatch_events_total", &[("type", "user_online")])
         .expect("user_online counted");
@@ -219,8 +250,14 @@ async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
         Some(0.0),
         "every event type is listed"
     );
-    assert_eq!(value_of(&samples, "tgwatch_accounts", &[("status", "active")]), Some(1.0));
-    assert_eq!(value_of(&samples, "tgwatch_actors_running", &[("kind", "target")]), Some(3.0));
+    assert_eq!(
+        value_of(&samples, "tgwatch_accounts", &[("status", "active")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value_of(&samples, "tgwatch_actors_running", &[("kind", "target")]),
+        Some(3.0)
+    );
     assert_eq!(value_of(&samples, "tgwatch_database_up", &[]), Some(1.0));
 
     // The histogram: cumulative buckets ending in +Inf, which equals _count.
@@ -229,19 +266,31 @@ async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
         .filter(|s| s.name == "tgwatch_db_write_duration_seconds_bucket")
         .map(|s| {
             let le = s.labels["le"].as_str();
-            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().expect("le") };
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().expect("le")
+            };
             (bound, s.value)
         })
         .collect();
     assert!(buckets.len() >= 2);
-    assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{buckets:?}");
+    assert!(
+        buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "{buckets:?}"
+    );
     let (last_bound, last_count) = *buckets.last().expect("+Inf");
     assert!(last_bound.is_infinite());
     let count = value_of(&samples, "tgwatch_db_write_duration_seconds_count", &[]).expect("count");
     let sum = value_of(&samples, "tgwatch_db_write_duration_seconds_sum", &[]).expect("sum");
     assert_eq!(last_count, count);
     assert!(count >= 3.0, "several batches written: {count}");
-    assert!(sum > 0.0 && sum < count * 10.0, "plausible write times: {sum} s for {count}");
+    assert!(
+        sum > 0.0 && sum < count * 10.0,
+        "plausible write times: {sum} s for {count}"
+    );
 
     // With http.metrics_public = false the admin token is needed.
     let private = spawn_app(USERS, |config| config.http.metrics_public = false).await;
@@ -310,7 +359,10 @@ async fn config_edits_apply_live_and_broken_edits_change_nothing() {
     // Made through the API: the file never touches them.
     let carol = app.track("carol_api").await;
     let (status, api_hook) = app
-        .post("/api/webhooks", &json!({"url": receiver.url, "name": "api-hook"}))
+        .post(
+            "/api/webhooks",
+            &json!({"url": receiver.url, "name": "api-hook"}),
+        )
         .await;
     assert_eq!(status, 201, "{api_hook}");
 
@@ -335,11 +387,15 @@ secret = "{secret}"
     );
     write(&added);
     let listed = app
-        .eventually("/api/tracked-users?username=alice_w", Duration::from_secs(10), |b| {
-            items(b)
-                .first()
-                .is_some_and(|u| u["is_active"] == true && u["source"] == "config")
-        })
+        .eventually(
+            "/api/tracked-users?username=alice_w",
+            Duration::from_secs(10),
+            |b| {
+                items(b)
+                    .first()
+                    .is_some_and(|u| u["is_active"] == true && u["source"] == "config")
+            },
+        )
         .await;
     let alice = items(&listed)[0].clone();
     let hooks = app
@@ -383,17 +439,23 @@ secret = "{secret}"
     let expected_line = line_of(&config_file(&database_url, &broken), "[[tracked_users]");
     assert_eq!(error["line"], json!(expected_line), "{error}");
     assert!(
-        error["text"].as_str().unwrap().contains(&format!("line {expected_line}")),
+        error["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("line {expected_line}")),
         "{error}"
     );
     let (_, logs) = app.get("/api/logs?level=error").await;
     assert!(
-        items(&logs).iter().any(|l| l["message"].as_str().unwrap().contains("edit refused")),
+        items(&logs)
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().contains("edit refused")),
         "{logs}"
     );
 
     // An unknown account label: refused with the line of the entry's `account`.
-    let unknown = format!("{added}\n[[tracked_users]]\nusername = \"bob_smith\"\naccount = \"ghost\"\n");
+    let unknown =
+        format!("{added}\n[[tracked_users]]\nusername = \"bob_smith\"\naccount = \"ghost\"\n");
     write(&unknown);
     let health = app
         .eventually("/api/health", Duration::from_secs(10), |h| {
@@ -403,21 +465,30 @@ secret = "{secret}"
     let error = &health["config"]["last_error"];
     let ghost_line = line_of(&config_file(&database_url, &unknown), "account = \"ghost\"");
     assert_eq!(error["line"], json!(ghost_line), "{error}");
-    assert!(error["message"].as_str().unwrap().contains("ghost"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("ghost"),
+        "{error}"
+    );
     let (_, bob) = app.get("/api/tracked-users?username=bob_smith").await;
     assert!(items(&bob).is_empty(), "a refused file adds nobody: {bob}");
 
     // Remove everything the file added, and change a key that needs a restart: the error
     // clears, the file's items stop, the API's stay.
     let mut file = config_file(&database_url, "");
-    file = file.replace("flush_interval_ms = 50", "flush_interval_ms = 50\ngap_seconds = 120");
+    file = file.replace(
+        "flush_interval_ms = 50",
+        "flush_interval_ms = 50\ngap_seconds = 120",
+    );
     std::fs::write(&path, file).unwrap();
     let health = app
         .eventually("/api/health", Duration::from_secs(10), |h| {
             h["config"]["last_error"].is_null()
         })
         .await;
-    assert_eq!(health["config"]["restart_required"], json!(["presence.gap_seconds"]));
+    assert_eq!(
+        health["config"]["restart_required"],
+        json!(["presence.gap_seconds"])
+    );
     let alice_id = alice["id"].as_str().unwrap();
     app.eventually(
         &format!("/api/tracked-users/{alice_id}"),
@@ -431,7 +502,11 @@ secret = "{secret}"
         })
         .await;
     assert_eq!(items(&hooks).len(), 1);
-    assert_eq!(items(&hooks)[0]["id"], api_hook["id"], "the API's endpoint stays");
+    assert_eq!(
+        items(&hooks)[0]["id"],
+        api_hook["id"],
+        "the API's endpoint stays"
+    );
     let (_, carol) = app.get(&format!("/api/tracked-users/{carol}")).await;
     assert_eq!(carol["is_active"], true, "the API's user stays: {carol}");
     assert_eq!(carol["source"], "api");
@@ -447,11 +522,19 @@ secret = "{secret}"
     assert_eq!(items(&main).len(), 1, "main stays: {main}");
 
     let (status, text) = {
-        let response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+        let response = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     };
     assert_eq!(status, 200);
-    assert!(text.contains("tgwatch_config_reloads_total{result=\"rejected\"} 2\n"), "{text}");
+    assert!(
+        text.contains("tgwatch_config_reloads_total{result=\"rejected\"} 2\n"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]
@@ -509,10 +592,18 @@ async fn old_log_rows_are_deleted_in_batches_and_new_ones_kept() {
             assert_eq!(recent, 3, "new rows are kept: {messages:?}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "old rows never deleted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "old rows never deleted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
     let text = response.text().await.unwrap();
     assert!(text.contains("tgwatch_logs_deleted_total 250\n"), "{text}");
 }

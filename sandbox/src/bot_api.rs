@@ -70,6 +70,16 @@ pub struct Sent {
     pub message_id: i64,
 }
 
+/// One request the fake answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// In the Bot API's spelling (`sendMessage`), however the client wrote it.
+    pub method: String,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    pub at: std::time::Instant,
+}
+
 #[derive(Clone, Debug)]
 struct Fault {
     code: u16,
@@ -85,6 +95,7 @@ struct State {
     updates: VecDeque<Value>,
     sent: Vec<Sent>,
     calls: HashMap<String, usize>,
+    log: Vec<Call>,
     /// Faults to answer, per method (lowercase).
     faults: HashMap<String, VecDeque<Fault>>,
     commands: Vec<(String, String)>,
@@ -95,7 +106,7 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes long polls when an update arrives.
     updates: Notify,
-    /// Wakes tests waiting for the bot to send something.
+    /// Wakes tests waiting for the bot to send something (or set its commands).
     sent: Notify,
 }
 
@@ -237,6 +248,11 @@ impl BotApi {
             .unwrap_or(0)
     }
 
+    /// Every request answered so far, in order, with its status.
+    pub fn log(&self) -> Vec<Call> {
+        self.shared.state().log.clone()
+    }
+
     /// Updates the bot has not confirmed yet (by asking for a higher offset).
     pub fn pending_updates(&self) -> usize {
         self.shared.state().updates.len()
@@ -375,7 +391,28 @@ impl Params {
     }
 }
 
+/// Answers a request and logs the call with the status it got.
 async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    // Method names are case-insensitive (teloxide sends `SendMessage`): log the Bot API's own
+    // spelling, `sendMessage`.
+    let sent_as = request.uri().path().rsplit('/').next().unwrap_or_default();
+    let mut letters = sent_as.chars();
+    let method: String = letters
+        .next()
+        .map(|first| first.to_ascii_lowercase())
+        .into_iter()
+        .chain(letters)
+        .collect();
+    let response = route(shared, request).await;
+    shared.state().log.push(Call {
+        method,
+        status: response.status().as_u16(),
+        at: std::time::Instant::now(),
+    });
+    response
+}
+
+async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let (Some(bot), Some(method)) = (segments.next(), segments.next()) else {
@@ -432,6 +469,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
                 })
                 .collect();
             shared.state().commands = commands;
+            shared.sent.notify_waiters();
             ok(json!(true))
         }
         "getmycommands" => {
@@ -444,7 +482,9 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
             ok(json!(commands))
         }
         "deletewebhook" => ok(json!(true)),
-        "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),
+        "getwebhookinfo" => {
+            ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}))
+        }
         _ => error(404, "Not Found: method not found", None),
     }
 }
@@ -452,7 +492,8 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
 async fn get_updates(shared: &Shared, params: &Params) -> Response<Full<Bytes>> {
     let offset = params.i64("offset").unwrap_or(0);
     let limit = params.i64("limit").unwrap_or(100).clamp(1, 100) as usize;
-    let timeout = Duration::from_secs(params.i64("timeout").unwrap_or(0).max(0) as u64).min(MAX_POLL);
+    let timeout =
+        Duration::from_secs(params.i64("timeout").unwrap_or(0).max(0) as u64).min(MAX_POLL);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let notified = shared.updates.notified();
@@ -635,7 +676,10 @@ fn parse_multipart(boundary: &str, body: &[u8]) -> Option<Params> {
         } else {
             let text = String::from_utf8_lossy(content).to_string();
             let value = match serde_json::from_str::<Value>(&text) {
-                Ok(value @ (Value::Number(_) | Value::Object(_) | Value::Array(_) | Value::Bool(_))) => value,
+                Ok(
+                    value
+                    @ (Value::Number(_) | Value::Object(_) | Value::Array(_) | Value::Bool(_)),
+                ) => value,
                 _ => Value::String(text),
             };
             fields.insert(name, value);
@@ -670,7 +714,13 @@ mod tests {
     const TOKEN: &str = "123456:test-token";
 
     /// One HTTP/1.1 request by hand, as the fake is meant to be spoken to by any client.
-    async fn call(api: &BotApi, token: &str, method: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    async fn call(
+        api: &BotApi,
+        token: &str,
+        method: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
         let mut stream = tokio::net::TcpStream::connect(api.address).await.unwrap();
         let head = format!(
             "POST /bot{token}/{method} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -687,7 +737,14 @@ mod tests {
     }
 
     async fn json_call(api: &BotApi, method: &str, body: Value) -> (u16, Value) {
-        call(api, TOKEN, method, "application/json", body.to_string().as_bytes()).await
+        call(
+            api,
+            TOKEN,
+            method,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -701,14 +758,28 @@ mod tests {
         let (status, _) = json_call(&api, "sendDice", json!({})).await;
         assert_eq!(status, 404);
 
-        let (status, sent) =
-            json_call(&api, "sendMessage", json!({"chat_id": 42, "text": "hi", "message_thread_id": 7})).await;
+        let (status, sent) = json_call(
+            &api,
+            "sendMessage",
+            json!({"chat_id": 42, "text": "hi", "message_thread_id": 7}),
+        )
+        .await;
         assert_eq!(status, 200, "{sent}");
         assert_eq!(sent["result"]["chat"]["type"], "private");
         let id = sent["result"]["message_id"].as_i64().unwrap();
-        let (status, _) = json_call(&api, "pinChatMessage", json!({"chat_id": 42, "message_id": id})).await;
+        let (status, _) = json_call(
+            &api,
+            "pinChatMessage",
+            json!({"chat_id": 42, "message_id": id}),
+        )
+        .await;
         assert_eq!(status, 200);
-        let (status, _) = json_call(&api, "pinChatMessage", json!({"chat_id": 42, "message_id": 999})).await;
+        let (status, _) = json_call(
+            &api,
+            "pinChatMessage",
+            json!({"chat_id": 42, "message_id": 999}),
+        )
+        .await;
         assert_eq!(status, 400);
         let sent = api.sent();
         assert_eq!(sent.len(), 2);
@@ -722,7 +793,10 @@ mod tests {
             json!({"commands": [{"command": "start", "description": "register"}]}),
         )
         .await;
-        assert_eq!(api.commands(), vec![("start".to_owned(), "register".to_owned())]);
+        assert_eq!(
+            api.commands(),
+            vec![("start".to_owned(), "register".to_owned())]
+        );
     }
 
     #[tokio::test]
@@ -735,7 +809,10 @@ mod tests {
         let mut body = Vec::new();
         for (name, value) in [("chat_id", "-100"), ("caption", "a chart")] {
             body.extend_from_slice(
-                format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+                format!(
+                    "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
             );
         }
         body.extend_from_slice(
@@ -743,8 +820,14 @@ mod tests {
         );
         body.extend_from_slice(&png);
         body.extend_from_slice(b"\r\n--XyZ--\r\n");
-        let (status, sent) =
-            call(&api, TOKEN, "sendPhoto", "multipart/form-data; boundary=XyZ", &body).await;
+        let (status, sent) = call(
+            &api,
+            TOKEN,
+            "sendPhoto",
+            "multipart/form-data; boundary=XyZ",
+            &body,
+        )
+        .await;
         assert_eq!(status, 200, "{sent}");
         assert_eq!(sent["result"]["photo"][0]["width"], 640);
         assert_eq!(sent["result"]["chat"]["type"], "group");
@@ -785,11 +868,13 @@ mod tests {
         api.fail_next("sendMessage", 2);
         api.rate_limit_next("sendmessage", 3);
         for _ in 0..2 {
-            let (status, body) = json_call(&api, "sendMessage", json!({"chat_id": 1, "text": "x"})).await;
+            let (status, body) =
+                json_call(&api, "sendMessage", json!({"chat_id": 1, "text": "x"})).await;
             assert_eq!(status, 400);
             assert_eq!(body["description"], "Bad Request: injected failure");
         }
-        let (status, body) = json_call(&api, "sendMessage", json!({"chat_id": 1, "text": "x"})).await;
+        let (status, body) =
+            json_call(&api, "sendMessage", json!({"chat_id": 1, "text": "x"})).await;
         assert_eq!(status, 429);
         assert_eq!(body["parameters"]["retry_after"], 3);
         let (status, _) = json_call(&api, "sendMessage", json!({"chat_id": 1, "text": "x"})).await;

@@ -80,6 +80,7 @@ pub struct ChannelsActor {
     feed: Feed,
     routes: HashMap<i64, Route>,
     buffer: Vec<ChannelChange>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl ChannelsActor {
@@ -99,11 +100,18 @@ impl ChannelsActor {
             feed,
             routes: HashMap::new(),
             buffer: Vec::new(),
+            metrics: std::sync::Arc::default(),
         };
         for channel in monitored {
             actor.watch(&channel);
         }
         actor
+    }
+
+    /// Where committed message events and batch write times are counted (`/metrics`).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn watch(&mut self, channel: &channels::Model) {
@@ -147,12 +155,14 @@ impl ChannelsActor {
             self.wake.clone(),
             self.feed.clone(),
         );
+        let metrics = self.metrics.clone();
         async move {
             if batch.is_empty() {
                 return (batch, Ok(()));
             }
             let result = storage::messages::write_batch(&db, &batch, now).await;
             let result = result.map(|outcome| {
+                metrics.events_written(outcome.events.iter().map(|event| event.event_type));
                 if !outcome.events.is_empty() {
                     wake.wake();
                     for event in &outcome.events {

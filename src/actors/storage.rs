@@ -33,6 +33,8 @@ pub struct StorageActor {
     wake: Wake,
     event_flush_scheduled: bool,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Committed events go to the live feed too.
+    feed: crate::feed::Feed,
 }
 
 impl StorageActor {
@@ -50,12 +52,19 @@ impl StorageActor {
             wake,
             event_flush_scheduled: false,
             metrics: std::sync::Arc::default(),
+            feed: crate::feed::Feed::default(),
         }
     }
 
     /// Where batch write times and written events are counted.
     pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Where committed presence events are published live (the dashboard's WebSocket).
+    pub fn with_feed(mut self, feed: crate::feed::Feed) -> Self {
+        self.feed = feed;
         self
     }
 
@@ -67,6 +76,7 @@ impl StorageActor {
         let db = self.db.clone();
         let wake = self.wake.clone();
         let metrics = self.metrics.clone();
+        let feed = self.feed.clone();
         async move {
             let started = std::time::Instant::now();
             let result = match writes.is_empty() {
@@ -79,6 +89,9 @@ impl StorageActor {
             if result.is_ok() && writes.has_events() {
                 metrics.events_written(writes.event_types());
                 wake.wake();
+                for event in writes.events() {
+                    feed.publish(event);
+                }
             }
             (writes, result)
         }

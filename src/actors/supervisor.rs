@@ -260,7 +260,11 @@ impl Handler<super::messages::SetPresence> for FleetSupervisor {
 impl Handler<super::messages::AccountLinks> for FleetSupervisor {
     type Result = ResponseFuture<HashMap<Uuid, super::messages::AccountLink>>;
 
-    fn handle(&mut self, _: super::messages::AccountLinks, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        _: super::messages::AccountLinks,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
         // An account busy in a Telegram call answers after it: wait a little, not for the call.
         const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
         let accounts: Vec<(Uuid, Addr<AccountActor>)> = self
@@ -281,7 +285,10 @@ impl Handler<super::messages::AccountLinks> for FleetSupervisor {
                 };
                 (id, super::messages::AccountLink { running, connected })
             });
-            futures_util::future::join_all(asks).await.into_iter().collect()
+            futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .collect()
         })
     }
 }

@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use plotters::{
     coord::ranged1d::SegmentValue,
     prelude::*,
-    style::{FontStyle, register_font},
+    style::{
+        FontStyle, register_font,
+        text_anchor::{HPos, Pos, VPos},
+    },
 };
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
@@ -113,67 +116,73 @@ pub fn render_png(chart: &Chart) -> Result<Vec<u8>, ChartError> {
 }
 
 fn draw(chart: &Chart, pixels: &mut [u8], size: (u32, u32)) -> Result<(), ChartError> {
-    let root = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_error)?;
-    let root = root
+    let canvas = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
+    canvas.fill(&WHITE).map_err(draw_error)?;
+    let root = canvas
         .titled(&chart.title, (FAMILY, 22).into_font().color(&BLACK))
         .map_err(draw_error)?;
     let lanes: Vec<&Lane> = chart.lanes.iter().take(MAX_LANES).collect();
     let timeline_height = TIMELINE_EXTRA + LANE_HEIGHT * lanes.len().max(1) as u32;
     let (upper, lower) = root.split_vertically(timeline_height);
 
-    // The timeline: x in seconds since the window's start, one segment per lane.
-    let span = (chart.to - chart.from).num_seconds().max(1);
-    let lane_count = lanes.len().max(1) as i32;
+    // The timeline: time across (plotters picks whole hours or days for the ticks), one lane
+    // per user down, the first user on top.
+    let lane_count = lanes.len().max(1) as f64;
+    let (from, to) = (
+        chart.from,
+        chart.to.max(chart.from + chrono::Duration::seconds(1)),
+    );
+    let span = (to - from).num_seconds();
+    let caption = if chart.lanes.len() > lanes.len() {
+        format!(
+            "Online sessions (the first {} of {} users)",
+            lanes.len(),
+            chart.lanes.len()
+        )
+    } else {
+        "Online sessions".to_owned()
+    };
     let mut timeline = ChartBuilder::on(&upper)
-        .caption("Online sessions", (FAMILY, 16))
+        .caption(caption, (FAMILY, 16))
         .margin(12)
         .x_label_area_size(28)
         .y_label_area_size(150)
-        // An i32 range includes its end as a key point: 0..n-1 makes n segments.
-        .build_cartesian_2d(0_i64..span, (0..lane_count - 1).into_segmented())
+        .build_cartesian_2d(from..to, 0.0..lane_count)
         .map_err(draw_error)?;
-    let from = chart.from;
-    let x_label = |seconds: &i64| time_label(from + chrono::Duration::seconds(*seconds), span);
-    // The first user on top.
-    let row = |index: usize| lane_count - 1 - index as i32;
-    let y_label = |value: &SegmentValue<i32>| match value {
-        SegmentValue::CenterOf(row) => usize::try_from(lane_count - 1 - row)
-            .ok()
-            .and_then(|index| lanes.get(index))
-            .map(|lane| shorten(&lane.label, 18))
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
     timeline
         .configure_mesh()
         .light_line_style(WHITE)
         .bold_line_style(GRID)
         .x_labels(7)
-        .x_label_formatter(&x_label)
-        .y_labels(lanes.len().max(1))
-        .y_label_formatter(&y_label)
+        .x_label_formatter(&|at: &DateTime<Utc>| time_label(*at, span))
+        .y_labels(0)
         .label_style((FAMILY, 13))
         .draw()
         .map_err(draw_error)?;
+    let top = |index: usize| lane_count - index as f64;
+    // At least about a pixel wide, so a short visit still shows on a long window.
+    let least = chrono::Duration::seconds((span / 800).max(60));
     let bars = lanes.iter().enumerate().flat_map(|(index, lane)| {
-        let index = row(index);
         lane.spans.iter().map(move |(start, end)| {
-            let x0 = (*start - from).num_seconds().clamp(0, span);
-            // At least one second, so a short visit is not lost to rounding.
-            let x1 = (*end - from).num_seconds().clamp(x0 + 1, span);
-            let mut bar = Rectangle::new(
-                [
-                    (x0, SegmentValue::Exact(index)),
-                    (x1, SegmentValue::Exact(index + 1)),
-                ],
+            let start = (*start).clamp(from, to);
+            let end = (*end).max(start + least).min(to).max(start);
+            Rectangle::new(
+                [(start, top(index) - 0.2), (end, top(index) - 0.8)],
                 ONLINE.filled(),
-            );
-            bar.set_margin(5, 5, 0, 0);
-            bar
+            )
         })
     });
     timeline.draw_series(bars).map_err(draw_error)?;
+    // Lane names left of the axis (a segmented axis cannot hold a single lane).
+    let name_style = TextStyle::from((FAMILY, 13).into_font())
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    for (index, lane) in lanes.iter().enumerate() {
+        let (x, y) = timeline.backend_coord(&(from, top(index) - 0.5));
+        canvas
+            .draw_text(&shorten(&lane.label, 18), &name_style, (x - 8, y))
+            .map_err(draw_error)?;
+    }
 
     // Minutes online per hour of the day.
     let minutes: Vec<f64> = chart
@@ -181,7 +190,8 @@ fn draw(chart: &Chart, pixels: &mut [u8], size: (u32, u32)) -> Result<(), ChartE
         .iter()
         .map(|s| *s as f64 / 60.0)
         .collect();
-    let top = minutes.iter().copied().fold(0.0_f64, f64::max).max(1.0) * 1.1;
+    // At least five minutes high, so an empty chart still has a readable scale.
+    let top = (minutes.iter().copied().fold(0.0_f64, f64::max) * 1.1).max(5.0);
     let mut hourly = ChartBuilder::on(&lower)
         .caption("Minutes online by hour of the day (UTC)", (FAMILY, 16))
         .margin(12)
@@ -219,7 +229,7 @@ fn draw(chart: &Chart, pixels: &mut [u8], size: (u32, u32)) -> Result<(), ChartE
             bar
         }))
         .map_err(draw_error)?;
-    root.present().map_err(draw_error)?;
+    canvas.present().map_err(draw_error)?;
     Ok(())
 }
 
@@ -263,7 +273,6 @@ mod tests {
     fn renders_a_png_of_the_announced_size() {
         let chart = chart(1, 24);
         let png = render_png(&chart).expect("chart renders");
-        std::fs::write("/tmp/chart1.png", &png).ok();
         assert_eq!(ihdr_size(&png), (WIDTH, chart.height()));
         // Not a blank image: the green of the online bars is in it.
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
@@ -284,7 +293,6 @@ mod tests {
                 chart.hourly_seconds = [0; 24];
             }
             let png = render_png(&chart).expect("chart renders");
-            std::fs::write(format!("/tmp/chart_{lanes}.png"), &png).ok();
             assert_eq!(ihdr_size(&png), (WIDTH, chart.height()));
         }
     }

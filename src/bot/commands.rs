@@ -222,7 +222,10 @@ fn switch(command: &str, word: &str) -> Result<bool, ArgError> {
     match word.to_ascii_lowercase().as_str() {
         "on" | "yes" | "true" | "1" | "enable" => Ok(true),
         "off" | "no" | "false" | "0" | "disable" => Ok(false),
-        _ => Err(arg_error(command, format!("`{word}` is neither on nor off."))),
+        _ => Err(arg_error(
+            command,
+            format!("`{word}` is neither on nor off."),
+        )),
     }
 }
 
@@ -285,7 +288,11 @@ mod tests {
         assert_eq!(all.len(), 11);
         for (command, description) in &all {
             assert!(!description.is_empty(), "{command}");
-            assert_ne!(usage(command), usage("no_such_command"), "{command} has its own usage");
+            assert_ne!(
+                usage(command),
+                usage("no_such_command"),
+                "{command} has its own usage"
+            );
         }
         let users: Vec<String> = commands_for(Role::User)
             .into_iter()

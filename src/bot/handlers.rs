@@ -14,8 +14,7 @@ use tokio::sync::Notify;
 use super::{
     TelegramBot, charts,
     commands::{self, Command, Parsed},
-    lanes_and_stats, outbox,
-    replies,
+    lanes_and_stats, outbox, replies,
     roles::{Role, effective_role},
     who,
 };
@@ -114,7 +113,11 @@ async fn send_reply(
             Ok(()) => return,
             Err(error) => match outbox::classify(&error, token) {
                 outbox::Failure::RetryAfter(wait) => {
-                    tracing::warn!(chat_id = chat.0, retry_after_seconds = wait.as_secs(), "reply rate-limited; waiting");
+                    tracing::warn!(
+                        chat_id = chat.0,
+                        retry_after_seconds = wait.as_secs(),
+                        "reply rate-limited; waiting"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 outbox::Failure::Migrated(_)
@@ -277,11 +280,13 @@ impl Run<'_> {
     async fn chat(&self) -> Result<bot_chats::Model, HandlerError> {
         match storage::bot::chat(self.db(), self.message.chat.id.0).await? {
             Some(chat) if chat.is_active => Ok(chat),
-            _ => Ok(
-                storage::bot::register_chat(self.db(), self.chat_info(), self.person, self.now)
-                    .await?
-                    .0,
-            ),
+            _ => {
+                Ok(
+                    storage::bot::register_chat(self.db(), self.chat_info(), self.person, self.now)
+                        .await?
+                        .0,
+                )
+            }
         }
     }
 
@@ -340,11 +345,7 @@ impl Run<'_> {
         Ok(replies::status(&lines, self.now))
     }
 
-    async fn stats(
-        &self,
-        hours: i64,
-        user: Option<Username>,
-    ) -> Result<Vec<Reply>, HandlerError> {
+    async fn stats(&self, hours: i64, user: Option<Username>) -> Result<Vec<Reply>, HandlerError> {
         let users = match self.users(user).await? {
             Ok(users) if users.is_empty() => {
                 return Ok(text_reply(replies::status(&[], self.now)));
@@ -485,11 +486,15 @@ impl Run<'_> {
 
     async fn digest(&self, on: bool) -> Result<String, HandlerError> {
         let chat = self.chat().await?;
+        let hour = self.context.config.digest_hour;
+        let due = outbox::digest_due(self.now, hour);
+        // The notifier sends the latest digest to a chat that has not had it.
+        let due_now = chat.last_digest_at.is_none_or(|last| last < due);
         storage::bot::set_chat_digest(self.db(), chat, on, self.now).await?;
-        if on {
+        if on && due_now {
             self.context.notifier.notify_one();
         }
-        Ok(replies::digest_switched(on, self.context.config.digest_hour))
+        Ok(replies::digest_switched(on, hour, due_now))
     }
 
     async fn channels(&self) -> Result<String, HandlerError> {
@@ -501,13 +506,17 @@ impl Run<'_> {
                     .username
                     .as_ref()
                     .map(|name| format!("@{name}"))
-                    .or_else(|| channel.telegram_channel_id.map(|id| format!("channel {id}")))
+                    .or_else(|| {
+                        channel
+                            .telegram_channel_id
+                            .map(|id| format!("channel {id}"))
+                    })
                     .unwrap_or_else(|| "a private channel".to_owned()),
                 title: channel.title,
                 status: channel.status,
             })
             .collect();
-        Ok(replies::channels(Some(&lines)))
+        Ok(replies::channels(&lines))
     }
 
     async fn accounts(&self) -> Result<String, HandlerError> {

@@ -165,7 +165,9 @@ async fn listen(
         tracing::warn!(%error, "cannot set the bot's command menu");
     }
     let listener = Polling::builder(bot.clone())
-        .timeout(Duration::from_secs(u64::from(config.polling_timeout_seconds)))
+        .timeout(Duration::from_secs(u64::from(
+            config.polling_timeout_seconds,
+        )))
         .build();
     let handler = Update::filter_message().endpoint(handlers::on_message);
     let listener_token = token.clone();

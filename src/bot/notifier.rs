@@ -275,7 +275,8 @@ impl Notifier {
                 let outcome = self.send(&message).await;
                 match &outcome {
                     SendOutcome::Retry { at, error, .. } => {
-                        held_back = Some((*at, format!("waiting behind an earlier message: {error}")));
+                        held_back =
+                            Some((*at, format!("waiting behind an earlier message: {error}")));
                     }
                     SendOutcome::Failed { error } => refused = Some(error.clone()),
                     SendOutcome::Sent { .. } => {}
@@ -302,7 +303,12 @@ impl Notifier {
             }
             Err(error) => match outbox::classify(&error, self.token.expose()) {
                 Failure::RetryAfter(wait) => {
-                    tracing::warn!(chat_id = message.chat_id, attempt, retry_after_seconds = wait.as_secs(), "Telegram asked the bot to slow down");
+                    tracing::warn!(
+                        chat_id = message.chat_id,
+                        attempt,
+                        retry_after_seconds = wait.as_secs(),
+                        "Telegram asked the bot to slow down"
+                    );
                     SendOutcome::Retry {
                         at: now + self.clock_span(wait),
                         error: format!("429: retry after {} s", wait.as_secs()),
@@ -348,8 +354,7 @@ impl Notifier {
     /// is lost would be sent again when its lease ends.
     async fn record(&self, message: &bot_messages::Model, outcome: SendOutcome) {
         for attempt in 1.. {
-            match storage::bot::record(&self.db, message, outcome.clone(), self.clock.now()).await
-            {
+            match storage::bot::record(&self.db, message, outcome.clone(), self.clock.now()).await {
                 Ok(()) => return,
                 Err(error) if attempt < 20 => {
                     tracing::error!(%error, attempt, "cannot record a notification's outcome; retrying");

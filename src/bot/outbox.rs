@@ -291,6 +291,9 @@ mod tests {
         assert_eq!(digest_due(at(26, 10, 0), 9), at(26, 9, 0));
         assert_eq!(digest_due(at(26, 9, 0), 9), at(26, 9, 0));
         assert_eq!(digest_due(at(26, 8, 59), 9), at(25, 9, 0));
-        assert_eq!(digest_due(at(1, 0, 30), 23), at(1, 0, 30) - chrono::Duration::minutes(90));
+        assert_eq!(
+            digest_due(at(1, 0, 30), 23),
+            at(1, 0, 30) - chrono::Duration::minutes(90)
+        );
     }
 }

@@ -365,13 +365,17 @@ pub fn user_notify(who: &Who, on: bool, chat_notify: bool) -> String {
     text
 }
 
-pub fn digest_switched(on: bool, hour: u32) -> String {
-    if on {
-        format!(
+/// `/digest on|off`; `due_now` when the chat has not had the latest digest yet (it is sent at
+/// once).
+pub fn digest_switched(on: bool, hour: u32, due_now: bool) -> String {
+    match (on, due_now) {
+        (true, true) => format!(
             "Daily digest in this chat: on, every day at {hour:02}:00 UTC. Today's comes right away."
-        )
-    } else {
-        "Daily digest in this chat: off.".to_owned()
+        ),
+        (true, false) => {
+            format!("Daily digest in this chat: on, every day at {hour:02}:00 UTC.")
+        }
+        (false, _) => "Daily digest in this chat: off.".to_owned(),
     }
 }
 
@@ -382,11 +386,10 @@ pub struct ChannelLine {
     pub status: String,
 }
 
-pub fn channels(lines: Option<&[ChannelLine]>) -> String {
+pub fn channels(lines: &[ChannelLine]) -> String {
     match lines {
-        None => "Channel monitoring is not configured in this tgwatch yet.".to_owned(),
-        Some([]) => "No channels are monitored yet.".to_owned(),
-        Some(lines) => {
+        [] => "No channels are monitored yet.".to_owned(),
+        lines => {
             let mut text = format!("Monitored channels ({}):\n", lines.len());
             for line in lines {
                 let title = line
@@ -457,24 +460,26 @@ fn time_field(value: &Value) -> Option<DateTime<Utc>> {
 pub fn notification(kind: EventType, body: &str) -> Option<String> {
     let body: Value = serde_json::from_str(body).ok()?;
     let data = &body["data"];
-    let reference = time_field(&body["timestamp"]).unwrap_or_else(Utc::now);
+    // Times are written relative to the event's own (dates only when another day).
+    let event_time = time_field(&body["timestamp"]);
+    let reference = |time: DateTime<Utc>| event_time.unwrap_or(time);
     match kind {
         EventType::UserOnline => {
-            let since = time_field(&data["session"]["started_at"]).unwrap_or(reference);
+            let since = time_field(&data["session"]["started_at"]).or(event_time)?;
             Some(format!(
                 "🟢 {} is online (since {})",
                 event_user(data),
-                at(since, reference)
+                at(since, reference(since))
             ))
         }
         EventType::UserOffline => {
             let seen = time_field(&data["was_online"])
                 .or_else(|| time_field(&data["observed_at"]))
-                .unwrap_or(reference);
+                .or(event_time)?;
             Some(format!(
                 "⚪ {} went offline (last seen {})",
                 event_user(data),
-                at(seen, reference)
+                at(seen, reference(seen))
             ))
         }
         EventType::SessionClosed => {
@@ -485,8 +490,8 @@ pub fn notification(kind: EventType, body: &str) -> Option<String> {
             Some(format!(
                 "⏹ {} was online {}–{} ({})",
                 event_user(data),
-                at(started, reference).trim_end_matches(" UTC"),
-                at(ended, reference),
+                at(started, reference(started)).trim_end_matches(" UTC"),
+                at(ended, reference(ended)),
                 duration((ended - started).num_seconds())
             ))
         }
@@ -550,7 +555,10 @@ mod tests {
     #[test]
     fn times_and_durations_read_naturally() {
         assert_eq!(at(t(14, 3), t(20, 0)), "14:03 UTC");
-        assert_eq!(at(t(14, 3), t(14, 3) + Duration::days(1)), "Nov 26, 14:03 UTC");
+        assert_eq!(
+            at(t(14, 3), t(14, 3) + Duration::days(1)),
+            "Nov 26, 14:03 UTC"
+        );
         assert_eq!(
             at(t(14, 3), t(14, 3) + Duration::days(400)),
             "2026-11-26 14:03 UTC"
@@ -659,7 +667,8 @@ mod tests {
         assert!(stats(Some(&alice()), 24, &empty, now).ends_with("Not seen online in this time."));
         let digest_text = digest(&[(alice(), figures)], now);
         assert!(
-            digest_text.contains("• @alice_w: online 1 h 30 min in 2 sessions (longest 1 h 00 min)"),
+            digest_text
+                .contains("• @alice_w: online 1 h 30 min in 2 sessions (longest 1 h 00 min)"),
             "{digest_text}"
         );
     }
@@ -699,9 +708,42 @@ mod tests {
         })
         .to_string();
         let text = notification(EventType::Alert, &alert).expect("alert text");
-        assert!(text.starts_with("⚠️ Webhook http://x was disabled: 410 Gone."), "{text}");
+        assert!(
+            text.starts_with("⚠️ Webhook http://x was disabled: 410 Gone."),
+            "{text}"
+        );
         assert_eq!(notification(EventType::NewMessage, &alert), None);
         assert_eq!(notification(EventType::UserOnline, "not json"), None);
+    }
+
+    #[test]
+    fn channel_and_account_lists() {
+        assert_eq!(channels(&[]), "No channels are monitored yet.");
+        let listed = channels(&[ChannelLine {
+            name: "@news".into(),
+            title: Some("All the news".into()),
+            status: "active".into(),
+        }]);
+        assert_eq!(
+            listed,
+            "Monitored channels (1):\n• @news “All the news”: active\n"
+        );
+        let now = t(12, 0);
+        let text = accounts(
+            &[AccountLine {
+                label: "main".into(),
+                status: "limited".into(),
+                authorized: true,
+                targets: 3,
+                max_targets: 1000,
+                last_active: Some(t(11, 58)),
+            }],
+            now,
+        );
+        assert_eq!(
+            text,
+            "Accounts (1):\n• main: limited, 3/1000 users, last active 11:58 UTC\n"
+        );
     }
 
     #[test]

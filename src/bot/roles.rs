@@ -83,7 +83,9 @@ pub fn normalize_permissions(names: Vec<String>) -> Result<Vec<String>, Permissi
         name.is_empty()
             || name.len() > 64
             || !name.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'.' | b':' | b'-')
             })
     }) {
         return Err(PermissionsError::BadName(bad.clone()));

@@ -12,11 +12,37 @@ use actix_web::{
 use super::error::ApiError;
 use crate::{app::AppState, constant_time};
 
-/// Lets the request through only with `Authorization: Bearer <http.admin_token>`.
+/// Lets the request through only with `Authorization: Bearer <http.admin_token>`, or with
+/// `Authorization: tma <initData>` of a Telegram Mini App user whose role is admin (the dashboard
+/// opened in Telegram).
 pub async fn require_admin_token(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let mini_app = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("tma "))
+        .map(str::to_owned);
+    if let Some(init_data) = mini_app {
+        let live = request
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.live.clone());
+        let who = match live {
+            Some(live) => live.mini_app(&init_data, None).await.map_err(ApiError::from)?,
+            None => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no state").into()),
+        };
+        if who.role != crate::bot::roles::Role::Admin {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the admin API needs the admin role",
+            )
+            .into());
+        }
+        return next.call(request).await;
+    }
     let expected = request
         .app_data::<web::Data<AppState>>()
         .map(|state| state.admin_token.expose().as_bytes().to_vec())

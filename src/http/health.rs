@@ -15,7 +15,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let fleet = state.supervisor.send(Snapshot).await;
     let accounts = storage::accounts::count_by_status(&state.db).await;
     let account_rows = storage::accounts::all(&state.db).await;
-    let links = state.supervisor.send(AccountLinks).await.unwrap_or_default();
+    let links = state
+        .supervisor
+        .send(AccountLinks)
+        .await
+        .unwrap_or_default();
     let channels = storage::gauges::channel_activity(&state.db).await;
     let healthy = database.is_ok() && fleet.is_ok();
     let body = json!({

@@ -6,6 +6,7 @@ mod auth;
 mod channel_messages;
 mod channels;
 mod chats;
+pub mod dashboard;
 pub mod error;
 mod health;
 mod login;
@@ -45,6 +46,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         }))
         .route("/api/health", web::get().to(health::health))
         .route("/metrics", web::get().to(metrics::metrics))
+        .configure(dashboard::routes)
         .service(
             web::scope("/api")
                 .wrap(middleware::from_fn(auth::require_admin_token))
@@ -57,7 +59,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .configure(telegram_users::routes)
                 .configure(online_statuses::routes)
                 .configure(logs::routes)
-                .configure(webhooks::routes),
+                .configure(webhooks::routes)
+                .configure(dashboard::api_routes),
         )
         .default_service(web::to(not_found));
 }

@@ -98,13 +98,9 @@ async fn list(
         role: query.role.as_deref().map(role).transpose()?,
         telegram_user_id: query.telegram_user_id,
     };
-    let page = storage::telegram_users::list(
-        &state.db,
-        filter,
-        params::limit(query.limit)?,
-        query.cursor,
-    )
-    .await?;
+    let page =
+        storage::telegram_users::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
+            .await?;
     Ok(HttpResponse::Ok().json(page.map(|row| TelegramUserView::new(row, &state.bot_admin_ids))))
 }
 
@@ -134,7 +130,12 @@ async fn create(
         telegram_user_id: body.telegram_user_id,
         username: body.username,
         first_name: body.first_name,
-        role: body.role.as_deref().map(role).transpose()?.unwrap_or(Role::User),
+        role: body
+            .role
+            .as_deref()
+            .map(role)
+            .transpose()?
+            .unwrap_or(Role::User),
         permissions: permissions(body.permissions)?,
     };
     if let Some(existing) = storage::telegram_users::find(&state.db, new.telegram_user_id).await? {
@@ -143,7 +144,9 @@ async fn create(
             "already_exists",
             format!("telegram user {} exists already", new.telegram_user_id),
         )
-        .with_details(json!({ "existing": TelegramUserView::new(existing, &state.bot_admin_ids) })));
+        .with_details(
+            json!({ "existing": TelegramUserView::new(existing, &state.bot_admin_ids) }),
+        ));
     }
     let row = storage::telegram_users::create(&state.db, new, state.clock.now()).await?;
     Ok(HttpResponse::Created().json(TelegramUserView::new(row, &state.bot_admin_ids)))
@@ -204,7 +207,10 @@ async fn update(
     Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
 }
 
-async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &id).await?;
     storage::telegram_users::delete(&state.db, existing.id).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -141,7 +141,10 @@ mod tests {
         let text = "[presence]\ngap_seconds = 180\n[[tracked_users]\nusername = \"x\"\n";
         let problem = load_text(text).expect_err("unclosed header");
         assert_eq!(problem.line, Some(3), "{problem:?}");
-        assert!(problem.to_string().starts_with("line 3, column"), "{problem}");
+        assert!(
+            problem.to_string().starts_with("line 3, column"),
+            "{problem}"
+        );
     }
 
     #[test]
@@ -175,8 +178,14 @@ mod tests {
     fn keys_are_found_in_nested_arrays_of_tables() {
         let text = "[webhooks]\njitter = 0.1\n\n[[webhooks.endpoints]]\nname = \"a\"\n\n\
                     [[webhooks.endpoints]]\nname = \"b\"\nurl = \"x\"\n";
-        assert_eq!(key_position(text, "webhooks.endpoints[1].url"), Some((9, 7)));
-        assert_eq!(key_position(text, "webhooks.endpoints[1]").map(|p| p.0), Some(7));
+        assert_eq!(
+            key_position(text, "webhooks.endpoints[1].url"),
+            Some((9, 7))
+        );
+        assert_eq!(
+            key_position(text, "webhooks.endpoints[1]").map(|p| p.0),
+            Some(7)
+        );
         assert_eq!(key_position(text, "webhooks.jitter"), Some((2, 10)));
         // A key the file does not hold (a default) has no position.
         assert_eq!(key_position(text, "presence.gap_seconds"), None);

@@ -73,7 +73,10 @@ impl ConfigState {
     }
 
     pub fn snapshot(&self) -> ConfigStatus {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn update(&self, change: impl FnOnce(&mut ConfigStatus)) {
@@ -163,6 +166,11 @@ impl Reloader {
         // writing in place; an empty file is valid TOML) never applies.
         let mut settled: Option<Seen> = None;
         let mut candidate: Option<Seen> = None;
+        // The file the service was just built from needs no second application.
+        let first = look(&path);
+        if self.is_boot_file(&path) {
+            settled = Some(first);
+        }
         loop {
             let seen = look(&path);
             if settled.as_ref() == Some(&seen) {
@@ -177,6 +185,20 @@ impl Reloader {
             let interval = self.running.borrow().reload.interval_ms;
             tokio::time::sleep(Duration::from_millis(interval.max(10))).await;
         }
+    }
+
+    /// Whether the file holds exactly the configuration the service started with.
+    fn is_boot_file(&self, path: &Path) -> bool {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return false;
+        };
+        let Ok(file) = locate::load_text(&text) else {
+            return false;
+        };
+        matches!(
+            (serde_json::to_value(&file), serde_json::to_value(self.boot.as_ref())),
+            (Ok(a), Ok(b)) if a == b
+        )
     }
 
     /// Loads and applies the file. Returns true when it should be tried again (a part of it
@@ -222,7 +244,11 @@ impl Reloader {
         let message = format!("{text} (edit refused; the running configuration stays)");
         storage::logs::write(&self.ctx.db, LogLevel::Error, &message, None, None, now).await;
         self.state.update(|status| {
-            status.last_error = Some(RejectedEdit { problem, text, at: now });
+            status.last_error = Some(RejectedEdit {
+                problem,
+                text,
+                at: now,
+            });
         });
     }
 
@@ -244,7 +270,8 @@ impl Reloader {
         let failed = reconcile::reconcile_all(&self.ctx, &next, &self.reconcilers).await;
         self.running.send_replace(Arc::new(next));
         let now = self.ctx.now();
-        if !restart_required.is_empty() && restart_required != self.state.snapshot().restart_required
+        if !restart_required.is_empty()
+            && restart_required != self.state.snapshot().restart_required
         {
             let message = format!(
                 "{}: changed settings that apply only after a restart: {}",

@@ -44,6 +44,8 @@ pub const REMOVED_FROM_CONFIG: &str = "removed from config.toml";
 pub struct ReconcileContext {
     pub db: DatabaseConnection,
     pub tracking: Tracking,
+    /// The operations on channels (join, move, leave), for the `[[channels]]` reconciler.
+    pub channels: crate::channels::Channels,
     pub clock: Clock,
     /// Whether the fleet's actors run: start and stop them along with the rows. False only for
     /// the accounts applied at start-up, before the fleet starts.
@@ -71,11 +73,10 @@ impl ReconcileContext {
 /// with [`ReconcileContext::problem`] and go on. Return `Err` only when the whole part cannot be
 /// applied (the database is away): the reloader then tries the file again a second later.
 #[async_trait::async_trait(?Send)]
-pub trait ConfigReconciler {
+pub trait ConfigReconciler: Send + Sync {
     /// The section it owns, for logs (`accounts`, `channels`).
     fn section(&self) -> &'static str;
-    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config)
-    -> Result<(), StorageError>;
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError>;
 }
 
 /// Every part of the file that is desired state, in the order they apply: accounts before the
@@ -85,7 +86,7 @@ pub fn reconcilers() -> Vec<Box<dyn ConfigReconciler>> {
         Box::new(AccountsReconciler),
         Box::new(TrackedUsersReconciler),
         Box::new(WebhooksReconciler),
-        // Channels plug in here: Box::new(crate::channels::ChannelsReconciler),
+        Box::new(crate::channels::ChannelsReconciler),
     ]
 }
 
@@ -150,7 +151,10 @@ pub fn plan_accounts<'a>(
             continue;
         };
         let changes = AccountChanges {
-            phone: account.phone.clone().filter(|p| Some(p) != row.phone.as_ref()),
+            phone: account
+                .phone
+                .clone()
+                .filter(|p| Some(p) != row.phone.as_ref()),
             api_id: account.api_id.filter(|id| Some(*id) != row.api_id),
             max_targets: (account.max_targets != row.max_targets).then_some(account.max_targets),
             max_channels: (account.max_channels != row.max_channels)
@@ -261,11 +265,7 @@ impl ConfigReconciler for AccountsReconciler {
         "accounts"
     }
 
-    async fn reconcile(
-        &self,
-        ctx: &ReconcileContext,
-        config: &Config,
-    ) -> Result<(), StorageError> {
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError> {
         let existing = storage::accounts::all(&ctx.db).await?;
         for action in plan_accounts(&config.accounts, &existing) {
             let label = match &action {
@@ -372,11 +372,7 @@ impl ConfigReconciler for TrackedUsersReconciler {
         "tracked_users"
     }
 
-    async fn reconcile(
-        &self,
-        ctx: &ReconcileContext,
-        config: &Config,
-    ) -> Result<(), StorageError> {
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError> {
         if !ctx.live {
             return Ok(());
         }
@@ -464,11 +460,7 @@ impl ConfigReconciler for WebhooksReconciler {
         "webhooks.endpoints"
     }
 
-    async fn reconcile(
-        &self,
-        ctx: &ReconcileContext,
-        config: &Config,
-    ) -> Result<(), StorageError> {
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError> {
         crate::webhooks::endpoints::reconcile(&ctx.db, &config.webhooks, ctx.now()).await
     }
 }

@@ -298,7 +298,11 @@ pub async fn count_by_status(
 }
 
 /// Records where an account comes from (`config` or `api`).
-pub async fn set_source(db: &DatabaseConnection, id: Uuid, source: &str) -> Result<(), StorageError> {
+pub async fn set_source(
+    db: &DatabaseConnection,
+    id: Uuid,
+    source: &str,
+) -> Result<(), StorageError> {
     accounts::Entity::update_many()
         .col_expr(accounts::Column::Source, Expr::value(source))
         .filter(accounts::Column::Id.eq(id))

@@ -10,7 +10,7 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
     prelude::Expr,
-    sea_query::{Alias, ExprTrait, LockBehavior, LockType},
+    sea_query::{Alias, ExprTrait, LockBehavior, LockType, Query},
 };
 use uuid::Uuid;
 
@@ -102,7 +102,9 @@ pub async fn set_chat_notify(
     let mut row: bot_chats::ActiveModel = chat.into();
     row.notify = Set(notify);
     row.updated_at = Set(now);
-    row.update(db).await.doing("switching a chat's notifications")
+    row.update(db)
+        .await
+        .doing("switching a chat's notifications")
 }
 
 /// Turns the daily digest on or off. The last digest time stays, so switching off and on again
@@ -343,7 +345,7 @@ pub async fn queue_event_messages(
     let txn = super::begin_write(db, "starting the bot fan-out").await?;
     insert_messages(&txn, messages, now).await?;
     for chunk in handled_events.chunks(500) {
-        let mark = sea_orm::sea_query::Query::update()
+        let mark = Query::update()
             .table(events::Entity)
             .value(Alias::new("bot_fanned_out"), true)
             .and_where(Expr::col(events::Column::Id).is_in(chunk.iter().cloned()))
@@ -355,10 +357,11 @@ pub async fn queue_event_messages(
     txn.commit().await.doing("committing the bot fan-out")
 }
 
-/// Claims due messages until `lease_until`, at most `limit`, none for a chat in `busy` (a chat
-/// gets one sender at a time, which keeps its messages in order). Oldest first. On PostgreSQL
-/// the rows are locked with SKIP LOCKED, so several instances share the work without sending a
-/// message twice.
+/// Claims due messages until `lease_until`, at most `limit`, oldest first. A chat's messages go
+/// out in the order they were queued: none is claimed for a chat in `busy` (this instance's
+/// sender is at work there), nor for a chat with a pending message that waits for its retry or
+/// is leased (perhaps to another instance). On PostgreSQL the rows are locked with SKIP LOCKED,
+/// so several instances share the work without sending a message twice.
 pub async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
@@ -367,9 +370,20 @@ pub async fn claim(
     busy: &HashSet<i64>,
 ) -> Result<Vec<bot_messages::Model>, StorageError> {
     let txn = super::begin_write(db, "starting a bot claim").await?;
+    let held_back = Query::select()
+        .column(bot_messages::Column::ChatId)
+        .from(bot_messages::Entity)
+        .and_where(Expr::col(bot_messages::Column::Status).eq(PENDING))
+        .cond_where(
+            Condition::any()
+                .add(Expr::col(bot_messages::Column::NextAttemptAt).gt(now))
+                .add(Expr::col(bot_messages::Column::ClaimedUntil).gte(now)),
+        )
+        .to_owned();
     let mut select = bot_messages::Entity::find()
         .filter(bot_messages::Column::Status.eq(PENDING))
         .filter(bot_messages::Column::NextAttemptAt.lte(now))
+        .filter(bot_messages::Column::ChatId.not_in_subquery(held_back))
         .filter(
             Condition::any()
                 .add(bot_messages::Column::ClaimedUntil.is_null())
@@ -384,10 +398,7 @@ pub async fn claim(
     if txn.get_database_backend() == DbBackend::Postgres {
         select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let claimed = select
-        .all(&txn)
-        .await
-        .doing("finding due bot messages")?;
+    let claimed = select.all(&txn).await.doing("finding due bot messages")?;
     if claimed.is_empty() {
         return Ok(claimed);
     }
@@ -404,7 +415,9 @@ pub async fn claim(
 /// What became of one try to send a message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SendOutcome {
-    Sent { telegram_message_id: i32 },
+    Sent {
+        telegram_message_id: i32,
+    },
     /// Try again at `at`. `attempted` is false for a message that was not sent at all (held
     /// back behind an earlier one of its chat), so it does not count as a try.
     Retry {
@@ -413,7 +426,9 @@ pub enum SendOutcome {
         attempted: bool,
     },
     /// Telegram will never take it (the bot was blocked, the chat is gone).
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 pub async fn record(
@@ -450,7 +465,9 @@ pub async fn record(
             row.last_error = Set(Some(error));
         }
     }
-    row.update(db).await.doing("recording a bot message's outcome")?;
+    row.update(db)
+        .await
+        .doing("recording a bot message's outcome")?;
     Ok(())
 }
 
@@ -502,19 +519,4 @@ pub async fn latest_session_of(
         .one(db)
         .await
         .doing("loading the latest session")
-}
-
-/// Messages queued for a chat, newest first (for the API and tests of the outbox).
-pub async fn messages_for_chat(
-    db: &DatabaseConnection,
-    chat_id: i64,
-    limit: u64,
-) -> Result<Vec<bot_messages::Model>, StorageError> {
-    bot_messages::Entity::find()
-        .filter(bot_messages::Column::ChatId.eq(chat_id))
-        .order_by_desc(bot_messages::Column::CreatedAt)
-        .limit(limit)
-        .all(db)
-        .await
-        .doing("loading a chat's bot messages")
 }

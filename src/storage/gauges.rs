@@ -37,7 +37,9 @@ pub async fn channels_by_status(
         .await
         .doing("counting channels by status")?
     {
-        let status: String = row.try_get("", "status").doing("reading a channel status")?;
+        let status: String = row
+            .try_get("", "status")
+            .doing("reading a channel status")?;
         let count: i64 = row.try_get("", "n").doing("reading a channel count")?;
         counts.insert(status, u64::try_from(count).unwrap_or(0));
     }

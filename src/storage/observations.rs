@@ -60,6 +60,11 @@ impl PendingWrites {
         !self.events.is_empty()
     }
 
+    /// The events of this batch (for the live feed, once committed).
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
     /// The types of the events in this batch, for counting once committed.
     pub fn event_types(&self) -> impl Iterator<Item = crate::events::EventType> + '_ {
         self.events.iter().map(|event| event.event_type)

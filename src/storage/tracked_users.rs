@@ -222,7 +222,11 @@ pub async fn purge(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageError
 }
 
 /// Records where a tracked user comes from (`config` or `api`).
-pub async fn set_source(db: &DatabaseConnection, id: Uuid, source: &str) -> Result<(), StorageError> {
+pub async fn set_source(
+    db: &DatabaseConnection,
+    id: Uuid,
+    source: &str,
+) -> Result<(), StorageError> {
     tracked_users::Entity::update_many()
         .col_expr(
             tracked_users::Column::Source,

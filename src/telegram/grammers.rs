@@ -63,6 +63,11 @@ const UPDATES_CAPACITY: usize = 1024;
 /// A failure or two is normal: a getDifference racing a connection close fails, and the next
 /// call on the stream reconnects.
 const MAX_STREAM_FAILURES: u32 = 8;
+/// grammers' own buffer of received updates; see `connect`.
+const UPDATES_BUFFER: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(100_000) {
+    Some(capacity) => capacity,
+    None => std::num::NonZeroUsize::MIN,
+};
 /// A 420 without a number still means "slow down"; wait a minute rather than hammer on.
 const FLOOD_WAIT_WITHOUT_SECONDS: u32 = 60;
 /// 401 names Telegram uses for an account that cannot be used until someone acts. Any 401 is
@@ -208,6 +213,9 @@ impl TelegramConnector for GrammersConnector {
             // FLOOD_WAIT and dropped connections must reach the account actor, which pauses or
             // reconnects; grammers' default would sleep inside the call.
             retry_policy: Box::new(NoRetries),
+            // grammers DROPS updates when this buffer is full (default 100): a burst of channel
+            // posts would be lost. The forwarder drains it at once, so it only fills in bursts.
+            updates_channel_capacity: UPDATES_BUFFER,
             ..defaults
         };
         let SenderPool {

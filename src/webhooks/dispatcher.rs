@@ -312,7 +312,8 @@ async fn write_attempts(
                     metrics
                         .webhook_attempts
                         .add("failed", batch.len() as u64 - delivered);
-                    metrics.events_written(disabled.iter().map(|_| crate::events::EventType::Alert));
+                    metrics
+                        .events_written(disabled.iter().map(|_| crate::events::EventType::Alert));
                     for endpoint in disabled {
                         let message = format!(
                             "webhook {} ({}) disabled: {}",

@@ -308,6 +308,44 @@ pub async fn start_mtproto_app(
     config: Config,
     dir: Arc<tempfile::TempDir>,
 ) -> MtprotoApp {
+    start_mtproto_app_watching(sandbox, config, dir, None).await
+}
+
+/// The service over MTProto configured by a file it watches, as `tgwatch run` does. The file
+/// holds the test settings and then `extra` (TOML); rewrite it with [`mtproto_config_text`].
+pub async fn spawn_mtproto_app_watching(
+    sandbox: &tgwatch_sandbox::Sandbox,
+    extra: &str,
+) -> (MtprotoApp, std::path::PathBuf) {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let database_url = fresh_database(dir.path()).await;
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, mtproto_config_text(&database_url, dir.path(), extra))
+        .expect("write config file");
+    let config = Config::load(&path).expect("test config file is valid");
+    let app = start_mtproto_app_watching(sandbox, config, dir, Some(path.clone())).await;
+    (app, path)
+}
+
+/// The settings of a watched MTProto test service, then `extra`.
+pub fn mtproto_config_text(database_url: &str, dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        "[database]\nurl = \"{database_url}\"\n\
+         [http]\nbind = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n\
+         [telegram]\nclock_speed = {SPEED}\napi_id = 1\napi_hash = \"test-api-hash\"\nwatchdog_seconds = 0.2\n\
+         [security]\nmaster_key_file = \"{key}\"\n\
+         [reload]\ninterval_ms = 100\n\
+         {extra}\n",
+        key = dir.join("tgwatch.key").display(),
+    )
+}
+
+async fn start_mtproto_app_watching(
+    sandbox: &tgwatch_sandbox::Sandbox,
+    config: Config,
+    dir: Arc<tempfile::TempDir>,
+    watch: Option<std::path::PathBuf>,
+) -> MtprotoApp {
     let vault = Arc::new(tgwatch::app::load_vault(&config).expect("master key"));
     let issued_keys = Arc::new(std::sync::Mutex::new(Vec::new()));
     let fresh = {
@@ -324,6 +362,9 @@ pub async fn start_mtproto_app(
     let app = Application::build_mtproto(config.clone(), Clock::fast(SPEED), vault, fresh)
         .await
         .expect("service starts");
+    if let Some(path) = watch {
+        app.watch_config(path);
+    }
     let base = format!("http://127.0.0.1:{}", app.port());
     let server = app.server_handle();
     actix_rt::spawn(app.run_until_stopped());
