@@ -1092,16 +1092,28 @@ mod tests {
             .expect_err("a malformed token must fail")
             .to_string();
         assert!(error.contains("bot.token"), "{error}");
-        assert!(!error.contains("secret"), "the value is not echoed: {error}");
+        assert!(
+            !error.contains("secret"),
+            "the value is not echoed: {error}"
+        );
         for (toml, key) in [
             ("[bot]\ndefault_role = \"admin\"\n", "bot.default_role"),
             ("[bot]\ndefault_role = \"root\"\n", "bot.default_role"),
             ("[bot]\ndigest_hour = 24\n", "bot.digest_hour"),
-            ("[bot]\npolling_timeout_seconds = 0\n", "bot.polling_timeout_seconds"),
+            (
+                "[bot]\npolling_timeout_seconds = 0\n",
+                "bot.polling_timeout_seconds",
+            ),
             ("[bot]\napi_url = \"ftp://x\"\n", "bot.api_url"),
             ("[bot]\nadmin_ids = [-5]\n", "bot.admin_ids"),
-            ("[bot]\nretry_schedule_seconds = []\n", "bot.retry_schedule_seconds"),
-            ("[bot]\nmessages_per_second = 0\n", "bot.messages_per_second"),
+            (
+                "[bot]\nretry_schedule_seconds = []\n",
+                "bot.retry_schedule_seconds",
+            ),
+            (
+                "[bot]\nmessages_per_second = 0\n",
+                "bot.messages_per_second",
+            ),
         ] {
             let error = Config::from_toml(toml).expect_err(toml).to_string();
             assert!(error.contains(key), "{toml}: {error}");

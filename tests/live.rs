@@ -16,7 +16,14 @@ use tgwatch_sandbox::bot_api::{BotApi, Sent};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{self, Message, client::IntoClientRequest},
+    tungstenite::{
+        self, Message,
+        client::IntoClientRequest,
+        protocol::frame::{
+            Frame,
+            coding::{Data, OpCode},
+        },
+    },
 };
 
 const BOT_TOKEN: &str = "123456:test-token_ABC-def";
@@ -324,6 +331,18 @@ async fn status_ticks_and_presence_arrive_live() {
     assert_eq!(data["running"], true);
     assert_eq!(data["accounts_active"], 1);
     assert_eq!(data["clients"], 1);
+    // Another client comes and goes: counted while connected, not after.
+    let mut other = app.admin().await;
+    other.next("hello").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while client.next("status").await["data"]["clients"] != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never counted 2 clients");
+    }
+    other.ws.close(None).await.expect("close");
+    drop(other);
+    while client.next("status").await["data"]["clients"] != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the client that left is still counted");
+    }
 
     // Ping / pong.
     client.send(json!({"type": "ping"})).await;
@@ -500,6 +519,18 @@ async fn malformed_messages_get_an_error_and_the_connection_stays_up() {
     }
     client.ws.send(Message::binary(vec![1, 2, 3])).await.expect("send");
     assert_eq!(client.answer().await["code"], "invalid_message");
+    // A message in two fragments is put together.
+    for (part, fin) in [(&br#"{"type":"#[..], false), (&br#""ping"}"#[..], true)] {
+        let opcode = if fin {
+            OpCode::Data(Data::Continue)
+        } else {
+            OpCode::Data(Data::Text)
+        };
+        let mut frame = Frame::message(part.to_vec(), opcode, fin);
+        frame.header_mut().is_final = fin;
+        client.ws.send(Message::Frame(frame)).await.expect("send");
+    }
+    client.next("pong").await;
     // Still connected, still served.
     client.send(json!({"type": "ping"})).await;
     client.next("pong").await;

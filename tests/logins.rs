@@ -429,17 +429,7 @@ async fn a_telethon_session_imports_and_connects() {
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
     let id = add_account(&app).await;
 
-    let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
-        panic!("the sandbox listens on IPv4");
-    };
-    let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
-    packed.extend_from_slice(&ip.octets());
-    packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
-    packed.extend_from_slice(&sandbox.auth_key(account).unwrap());
-    let telethon = format!(
-        "1{}",
-        base64::engine::general_purpose::URL_SAFE.encode(&packed)
-    );
+    let telethon = common::telethon_string(&sandbox, account);
 
     let (status, body) = app
         .post(
@@ -471,19 +461,7 @@ async fn an_accounts_chats_and_messages_are_read_through_its_session() {
     }
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
     let id = add_account(&app).await;
-    let telethon = {
-        let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
-            panic!("IPv4")
-        };
-        let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
-        packed.extend_from_slice(&ip.octets());
-        packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
-        packed.extend_from_slice(&sandbox.auth_key(account).unwrap());
-        format!(
-            "1{}",
-            base64::engine::general_purpose::URL_SAFE.encode(&packed)
-        )
-    };
+    let telethon = common::telethon_string(&sandbox, account);
     let (status, body) = app
         .post(
             &format!("/api/accounts/{id}/session/import"),

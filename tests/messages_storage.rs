@@ -737,22 +737,6 @@ async fn http_lists_a_channels_messages_and_shows_one_with_its_versions() {
 #[ignore = "a measurement, not a check: run it in release mode"]
 async fn measure_write_throughput() {
     let Db { db, _dir } = database().await;
-    let db = if let Ok(pragmas) = std::env::var("PRAGMAS") {
-        let url = format!("sqlite://{}?mode=rwc", _dir.path().join("test.db").display());
-        let mut options = sea_orm::ConnectOptions::new(url);
-        options.max_connections(2).sqlx_logging(false).map_sqlx_sqlite_opts(move |mut sqlite| {
-            sqlite = sqlite
-                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                .foreign_keys(true);
-            for pair in pragmas.split(',') {
-                let (k, v) = pair.split_once('=').unwrap();
-                sqlite = sqlite.pragma(k.to_owned(), v.to_owned());
-            }
-            sqlite
-        });
-        sea_orm::Database::connect(options).await.unwrap()
-    } else { db };
     let channels: usize = env_or("MEASURE_CHANNELS", 1000);
     let total: usize = env_or("MEASURE_MESSAGES", 200_000);
     let batch: usize = env_or("MEASURE_BATCH", 2000);

@@ -8,7 +8,6 @@ mod common;
 
 use std::{io::Write, process::Stdio, time::Duration};
 
-use base64::Engine;
 use common::{MtprotoApp, TOKEN, spawn_mtproto_app};
 use serde_json::json;
 use tgwatch::{
@@ -93,20 +92,6 @@ async fn tgwatch_login_asks_for_the_code_and_password_and_logs_in() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no account labelled `nobody`"));
 }
 
-fn telethon_string(sandbox: &Sandbox, account: AccountId) -> String {
-    let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
-        panic!("the sandbox listens on IPv4");
-    };
-    let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
-    packed.extend_from_slice(&ip.octets());
-    packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
-    packed.extend_from_slice(&sandbox.auth_key(account).unwrap());
-    format!(
-        "1{}",
-        base64::engine::general_purpose::URL_SAFE.encode(&packed)
-    )
-}
-
 fn dc_key(session: &PersistedSession) -> Option<[u8; 256]> {
     session
         .dc_options
@@ -125,7 +110,7 @@ async fn sessions_export_import_and_survive_a_key_rotation() {
     cli::import(
         &config,
         "main",
-        Some(telethon_string(&sandbox, account)),
+        Some(common::telethon_string(&sandbox, account)),
         None,
         None,
     )

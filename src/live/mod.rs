@@ -12,11 +12,13 @@
 //! # Design
 //!
 //! One hub ([`Live`]) owns a single broadcast channel of ready frames. Every status tick is
-//! serialised once and shared by all sessions (`ByteString` clones are reference counts); every
-//! event of the [`Feed`] becomes one frame the same way. A session holds a receiver of that
-//! channel, its actix-ws handles and who it is: nothing per client is built on a tick. The same
-//! channel carries the heartbeat, so sessions need no timer of their own. A session that falls
-//! behind loses frames and is told (`error` with code `lagged`).
+//! serialised and encoded as a WebSocket frame once, and the same bytes go to every connection
+//! (`Bytes` clones are reference counts; server frames are not masked, so they are equal for all
+//! clients); every event of the [`Feed`] becomes one frame the same way. A connection is one
+//! response-body stream (no task, no channel of its own): the HTTP dispatcher polls it, and it
+//! hands over the hub's frames and reads the client's. The same channel carries the heartbeat,
+//! so connections need no timer of their own. A connection that falls behind loses frames and
+//! is told (`error` with code `lagged`).
 
 pub mod init_data;
 pub mod limit;
@@ -33,7 +35,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytestring::ByteString;
+use actix_web::web::Bytes;
 use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use tokio::sync::broadcast;
@@ -82,10 +84,11 @@ pub enum ConnectError {
     Storage(#[from] StorageError),
 }
 
-/// What the hub sends to every session.
+/// What the hub sends to every connection.
 #[derive(Clone, Debug)]
 pub enum Outgoing {
-    Frame(ByteString, Audience),
+    /// A whole WebSocket text frame, encoded once.
+    Frame(Bytes, Audience),
     /// Time to ping the client and to check that it answered the last pings.
     Heartbeat,
 }
@@ -119,7 +122,7 @@ struct Inner {
     started: Instant,
     out: broadcast::Sender<Outgoing>,
     /// The newest status frame, for clients that connect between ticks.
-    latest_status: RwLock<Option<ByteString>>,
+    latest_status: RwLock<Option<Bytes>>,
     clients: AtomicUsize,
     messages_processed: AtomicU64,
     alerts_sent: AtomicU64,
@@ -184,7 +187,7 @@ impl Live {
     }
 
     /// The newest status frame (none before the first tick with a client).
-    pub fn latest_status(&self) -> Option<ByteString> {
+    pub fn latest_status(&self) -> Option<Bytes> {
         self.inner
             .latest_status
             .read()
@@ -355,16 +358,8 @@ impl Live {
             let _ = self
                 .inner
                 .out
-                .send(Outgoing::Frame(ByteString::from(frame), audience));
+                .send(Outgoing::Frame(session::text_frame(frame), audience));
         }
-    }
-
-    /// Sends a frame to every session now (the benchmark's probe; tests).
-    pub fn publish_frame(&self, frame: String, audience: Audience) {
-        let _ = self
-            .inner
-            .out
-            .send(Outgoing::Frame(ByteString::from(frame), audience));
     }
 }
 
@@ -416,7 +411,7 @@ async fn tick(live: Live) {
                     figures_at = Some(Instant::now());
                 }
                 let status = Status::assemble(&figures, &live.counters());
-                let frame = ByteString::from(protocol::status_frame(&status, Utc::now()));
+                let frame = session::text_frame(protocol::status_frame(&status, Utc::now()));
                 *live.inner.latest_status.write().unwrap_or_else(PoisonError::into_inner) =
                     Some(frame.clone());
                 let _ = live.inner.out.send(Outgoing::Frame(frame, Audience::Everyone));

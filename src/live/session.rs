@@ -1,24 +1,43 @@
-//! `GET /ws` (alias `/telegram/ws`): the handshake's checks, then one task per connection.
+//! `GET /ws` (alias `/telegram/ws`): the handshake's checks, then the connection.
 //!
 //! Handshake answers: `user_id` missing or not a number: 400; wrong admin token, invalid or stale
 //! init data, init data of another user: 401; a person without access (banned): 403; more than
 //! `live.max_clients`: 503; a request that is not a WebSocket upgrade: 500 (seed 004).
+//!
+//! A connection is the response body of the upgrade ([`Connection`], a stream the HTTP dispatcher
+//! polls): it yields the hub's frames, already encoded, and reads and answers the client's frames
+//! in the same poll. No task and no channel per connection; a client's broadcast or pin runs in a
+//! task of its own while the Bot API answers, and its reply comes back through the connection's
+//! small queue.
 
 use std::{
-    collections::HashMap,
+    cell::{Cell, RefCell},
+    collections::{HashMap, VecDeque},
+    future::Future,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_codec::{Decoder, Encoder};
+use actix_http::ws::{self, CloseCode, CloseReason, Frame, Item, Message};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    body::{BodyStream, MessageBody},
+    dev::Payload,
+    http::StatusCode,
+    web::{self, Bytes, BytesMut},
+};
+use futures_util::Stream;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{
-    ConnectError, Live, Outgoing,
+    ClientSlot, ConnectError, Live, Outgoing,
     protocol::{self, Action, Audience, ClientMessage, Principal},
 };
-use crate::{app::AppState, http::error::ApiError};
+use crate::{app::AppState, bot::roles::Role, http::error::ApiError};
 
 /// The largest message a client may send (a broadcast is at most 4096 characters).
 const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -51,7 +70,25 @@ impl From<ConnectError> for ApiError {
     }
 }
 
-/// The handshake: who is it, is there room, then the upgrade and the session's task.
+/// `text` as one WebSocket text frame from the server (unmasked: the same bytes for every
+/// client).
+pub fn text_frame(text: String) -> Bytes {
+    encode(Message::Text(text.into()))
+}
+
+fn encode(message: Message) -> Bytes {
+    let mut buffer = BytesMut::new();
+    // The server codec only fails on frames it cannot size, which ours never are.
+    match ws::Codec::new().encode(message, &mut buffer) {
+        Ok(()) => buffer.freeze(),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode a WebSocket frame");
+            Bytes::new()
+        }
+    }
+}
+
+/// The handshake: who is it, is there room, then the upgrade with the connection as its body.
 pub async fn connect(
     request: HttpRequest,
     body: web::Payload,
@@ -77,152 +114,299 @@ pub async fn connect(
         .inspect_err(|error| {
             tracing::info!(reason = %error, status = error.status().as_u16(), "live connection refused");
         })?;
-    let slot = live.reserve()?;
-    let (response, session, stream) = actix_ws::handle(&request, body).map_err(|error| {
+    let upgrade_failed = |error: &dyn std::fmt::Display| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "upgrade_failed",
             format!("the WebSocket upgrade failed: {error}"),
         )
-    })?;
-    let stream = stream
-        .max_frame_size(MAX_FRAME_BYTES)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_FRAME_BYTES);
+    };
+    let mut response = ws::handshake(request.head()).map_err(|e| upgrade_failed(&e))?;
+    let slot = live.reserve()?;
     tracing::debug!(
         user_id = who.user_id,
         username = query.get("username").map(String::as_str).unwrap_or_default(),
         role = who.role.as_str(),
         "live client connected"
     );
-    actix_web::rt::spawn(run(live.clone(), who, session, stream, slot));
-    Ok(response)
+    let connection = Connection::new(live.clone(), who, body.into_inner(), slot);
+    let response = response
+        .message_body(BodyStream::new(connection).boxed())
+        .map_err(|e| upgrade_failed(&e))?;
+    Ok(response.into())
 }
 
-/// One connection: frames from the hub out, client messages in, until either side goes.
-async fn run(
+/// Frames for one connection besides the hub's (hello, pong, toasts, errors), and the waker of
+/// its dispatcher. Shared with the connection's action tasks, on the same worker thread.
+#[derive(Default)]
+struct Replies {
+    frames: RefCell<VecDeque<Bytes>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Replies {
+    fn push(&self, frame: Bytes) {
+        self.frames.borrow_mut().push_back(frame);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    fn pop(&self) -> Option<Bytes> {
+        self.frames.borrow_mut().pop_front()
+    }
+}
+
+type HubWait = Pin<
+    Box<dyn Future<Output = (Result<Outgoing, RecvError>, broadcast::Receiver<Outgoing>)>>,
+>;
+
+fn wait_for_hub(mut receiver: broadcast::Receiver<Outgoing>) -> HubWait {
+    Box::pin(async move {
+        let next = receiver.recv().await;
+        (next, receiver)
+    })
+}
+
+enum Phase {
+    Open,
+    /// Send the close frame, then end.
+    Closing(Option<CloseReason>),
+    Done,
+}
+
+/// One WebSocket connection, as the response body of its upgrade.
+struct Connection {
     live: Live,
-    who: Principal,
-    mut session: Session,
-    mut stream: AggregatedMessageStream,
-    _slot: super::ClientSlot,
-) {
-    let mut outgoing = live.subscribe();
-    let timeout = Duration::from_secs(live.config().client_timeout_seconds);
-    let allow_all = live.config().allow_all_broadcast;
-    let hello = protocol::hello_frame(&who, allow_all, live.announcer().is_some());
-    if session.text(hello).await.is_err() {
-        return;
+    who: Rc<Principal>,
+    sees_alerts: bool,
+    timeout: Duration,
+    payload: Payload,
+    incoming: BytesMut,
+    codec: ws::Codec,
+    /// A fragmented message being put together: whether it is text, and its bytes so far.
+    fragments: Option<(bool, BytesMut)>,
+    hub: HubWait,
+    replies: Rc<Replies>,
+    last_heard: Instant,
+    phase: Phase,
+    _slot: ClientSlot,
+}
+
+impl Connection {
+    fn new(live: Live, who: Principal, payload: Payload, slot: ClientSlot) -> Connection {
+        let replies = Rc::new(Replies::default());
+        let config = live.config();
+        replies.push(text_frame(protocol::hello_frame(
+            &who,
+            config.allow_all_broadcast,
+            live.announcer().is_some(),
+        )));
+        if let Some(status) = live.latest_status() {
+            replies.push(status);
+        }
+        Connection {
+            timeout: Duration::from_secs(config.client_timeout_seconds),
+            sees_alerts: who.admin_token || who.role == Role::Admin,
+            hub: wait_for_hub(live.subscribe()),
+            live,
+            who: Rc::new(who),
+            payload,
+            incoming: BytesMut::new(),
+            codec: ws::Codec::new().max_size(MAX_FRAME_BYTES),
+            fragments: None,
+            replies,
+            last_heard: Instant::now(),
+            phase: Phase::Open,
+            _slot: slot,
+        }
     }
-    if let Some(status) = live.latest_status()
-        && session.text(status).await.is_err()
-    {
-        return;
+
+    fn close(&mut self, code: CloseCode, description: impl Into<String>) {
+        if matches!(self.phase, Phase::Open) {
+            self.phase = Phase::Closing(Some(CloseReason {
+                code,
+                description: Some(description.into()),
+            }));
+        }
     }
-    let is_admin = who.admin_token || who.role == crate::bot::roles::Role::Admin;
-    let mut last_heard = Instant::now();
-    let close = loop {
-        tokio::select! {
-            incoming = stream.recv() => match incoming {
-                Some(Ok(AggregatedMessage::Text(text))) => {
-                    last_heard = Instant::now();
-                    if on_text(&live, &who, &mut session, &text).await.is_err() {
-                        return;
-                    }
+
+    /// Reads what the client sent and handles every whole frame.
+    fn read(&mut self, cx: &mut Context<'_>) {
+        loop {
+            match Pin::new(&mut self.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => self.incoming.extend_from_slice(&bytes),
+                Poll::Ready(Some(Err(error))) => {
+                    tracing::debug!(%error, "live client read failed");
+                    self.phase = Phase::Done;
+                    return;
                 }
-                Some(Ok(AggregatedMessage::Binary(_))) => {
-                    last_heard = Instant::now();
-                    let error = protocol::error_frame("invalid_message", "send JSON text frames");
-                    if session.text(error).await.is_err() {
-                        return;
-                    }
+                // The client closed its side.
+                Poll::Ready(None) => {
+                    self.phase = Phase::Done;
+                    return;
                 }
-                Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    last_heard = Instant::now();
-                    if session.pong(&bytes).await.is_err() {
-                        return;
-                    }
+                Poll::Pending => break,
+            }
+        }
+        while matches!(self.phase, Phase::Open) {
+            match self.codec.decode(&mut self.incoming) {
+                Ok(Some(frame)) => self.on_frame(frame),
+                Ok(None) => break,
+                Err(error) => {
+                    let code = match error {
+                        ws::ProtocolError::Overflow => CloseCode::Size,
+                        _ => CloseCode::Protocol,
+                    };
+                    self.close(code, error.to_string());
                 }
-                Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
-                Some(Ok(AggregatedMessage::Close(_))) | None => break None,
-                Some(Err(error)) => {
-                    tracing::debug!(%error, user_id = who.user_id, "live client broke the protocol");
-                    break Some(CloseReason {
-                        code: CloseCode::Protocol,
-                        description: Some(error.to_string()),
-                    });
+            }
+        }
+        // Nothing half-read: give the buffer back (client messages are rare and small).
+        if self.incoming.is_empty() && self.incoming.capacity() > 0 {
+            self.incoming = BytesMut::new();
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) {
+        self.last_heard = Instant::now();
+        match frame {
+            Frame::Text(bytes) => self.on_message(true, bytes),
+            Frame::Binary(bytes) => self.on_message(false, bytes),
+            Frame::Ping(bytes) => self.replies.push(encode(Message::Pong(bytes))),
+            Frame::Pong(_) => {}
+            Frame::Close(_) => self.phase = Phase::Closing(None),
+            Frame::Continuation(item) => {
+                let (start, last, bytes) = match item {
+                    Item::FirstText(bytes) => (Some(true), false, bytes),
+                    Item::FirstBinary(bytes) => (Some(false), false, bytes),
+                    Item::Continue(bytes) => (None, false, bytes),
+                    Item::Last(bytes) => (None, true, bytes),
+                };
+                if let Some(text) = start {
+                    self.fragments = Some((text, BytesMut::new()));
                 }
-            },
-            frame = outgoing.recv() => match frame {
-                Ok(Outgoing::Frame(text, audience)) => {
-                    if (audience == Audience::Everyone || is_admin) && session.text(text).await.is_err() {
-                        return;
+                let Some((_, collected)) = self.fragments.as_mut() else {
+                    return self.close(CloseCode::Protocol, "a continuation without a start");
+                };
+                if collected.len() + bytes.len() > MAX_FRAME_BYTES {
+                    return self.close(CloseCode::Size, "the message is too large");
+                }
+                collected.extend_from_slice(&bytes);
+                if last && let Some((text, collected)) = self.fragments.take() {
+                    self.on_message(text, collected.freeze());
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, text: bool, bytes: Bytes) {
+        let reply = |code: &str, message: &str| text_frame(protocol::error_frame(code, message));
+        if !text {
+            return self
+                .replies
+                .push(reply("invalid_message", "send JSON text frames"));
+        }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return self.close(CloseCode::Invalid, "text frames must be UTF-8");
+        };
+        let message = match protocol::parse(text) {
+            Ok(message) => message,
+            Err(error) => {
+                return self
+                    .replies
+                    .push(reply("invalid_message", &error.to_string()));
+            }
+        };
+        if message == ClientMessage::Ping {
+            return self.replies.push(text_frame(protocol::pong_frame().to_owned()));
+        }
+        // Permissions (read again now), the rate limit and the Bot API: in a task of its own.
+        let (live, who, replies) = (self.live.clone(), Rc::clone(&self.who), Rc::clone(&self.replies));
+        actix_web::rt::spawn(async move {
+            let frame = act(&live, &who, message).await;
+            replies.push(text_frame(frame));
+        });
+    }
+
+    /// The next frame from the hub this client should get, if one is ready.
+    fn poll_hub(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        loop {
+            let (next, receiver) = match self.hub.as_mut().poll(cx) {
+                Poll::Ready(ready) => ready,
+                Poll::Pending => return Poll::Pending,
+            };
+            self.hub = wait_for_hub(receiver);
+            match next {
+                Ok(Outgoing::Frame(frame, audience)) => {
+                    if audience == Audience::Everyone || self.sees_alerts {
+                        return Poll::Ready(Some(frame));
                     }
                 }
                 Ok(Outgoing::Heartbeat) => {
-                    if last_heard.elapsed() > timeout {
-                        break Some(CloseReason {
-                            code: CloseCode::Away,
-                            description: Some("no answer to pings".to_owned()),
-                        });
+                    if self.last_heard.elapsed() > self.timeout {
+                        self.close(CloseCode::Away, "no answer to pings");
+                        return Poll::Ready(None);
                     }
-                    if session.ping(b"").await.is_err() {
-                        return;
-                    }
+                    return Poll::Ready(Some(encode(Message::Ping(Bytes::new()))));
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    let error = protocol::error_frame(
+                    return Poll::Ready(Some(text_frame(protocol::error_frame(
                         "lagged",
                         &format!("{missed} updates were dropped: the connection is too slow"),
-                    );
-                    if session.text(error).await.is_err() {
-                        return;
-                    }
+                    ))));
                 }
-                Err(RecvError::Closed) => break None,
-            },
+                Err(RecvError::Closed) => {
+                    self.close(CloseCode::Away, "the service is stopping");
+                    return Poll::Ready(None);
+                }
+            }
         }
-    };
-    let _ = session.close(close).await;
+    }
 }
 
-/// A client's text frame. `Err` only when the session is gone.
-async fn on_text(
-    live: &Live,
-    who: &Principal,
-    session: &mut Session,
-    text: &str,
-) -> Result<(), actix_ws::Closed> {
-    let message = match protocol::parse(text) {
-        Ok(message) => message,
-        Err(error) => {
-            return session
-                .text(protocol::error_frame(
-                    "invalid_message",
-                    &error.to_string(),
-                ))
-                .await;
+impl Stream for Connection {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.replies.waker.set(Some(cx.waker().clone()));
+        if matches!(this.phase, Phase::Open) {
+            this.read(cx);
         }
-    };
-    let (action, needs) = match &message {
-        ClientMessage::Ping => return session.text(protocol::pong_frame()).await,
-        ClientMessage::Broadcast { pin: false, .. } => (Action::Broadcast, &[Action::Broadcast][..]),
-        ClientMessage::Broadcast { pin: true, .. } => {
-            (Action::Broadcast, &[Action::Broadcast, Action::Pin][..])
+        if let Some(frame) = this.replies.pop() {
+            return Poll::Ready(Some(Ok(frame)));
         }
-        ClientMessage::Pin { .. } => (Action::Pin, &[Action::Pin][..]),
+        if matches!(this.phase, Phase::Open)
+            && let Poll::Ready(Some(frame)) = this.poll_hub(cx)
+        {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match std::mem::replace(&mut this.phase, Phase::Done) {
+            Phase::Open => {
+                this.phase = Phase::Open;
+                Poll::Pending
+            }
+            Phase::Closing(reason) => Poll::Ready(Some(Ok(encode(Message::Close(reason))))),
+            Phase::Done => Poll::Ready(None),
+        }
+    }
+}
+
+/// A client's action: checked, limited, done through the Bot API; the toast or error frame.
+async fn act(live: &Live, who: &Principal, message: ClientMessage) -> String {
+    let refused = |code: &str, message: &str| protocol::error_frame(code, message);
+    let needs: &[Action] = match &message {
+        ClientMessage::Ping => return protocol::pong_frame().to_owned(),
+        ClientMessage::Broadcast { pin: false, .. } => &[Action::Broadcast],
+        ClientMessage::Broadcast { pin: true, .. } => &[Action::Broadcast, Action::Pin],
+        ClientMessage::Pin { .. } => &[Action::Pin],
     };
-    let refused = |code: &str, message: String| protocol::error_frame(code, &message);
     let current = match live.refresh(who).await {
         Ok(current) => current,
         Err(error) => {
             tracing::warn!(%error, "live: cannot read a client's role");
-            return session
-                .text(refused(
-                    "unavailable",
-                    "cannot check your permissions now; try again".to_owned(),
-                ))
-                .await;
+            return refused("unavailable", "cannot check your permissions now; try again");
         }
     };
     let allow_all = live.config().allow_all_broadcast;
@@ -236,59 +420,36 @@ async fn on_text(
             action = missing.permission(),
             "live: permission denied"
         );
-        return session
-            .text(refused(
-                "permission_denied",
-                format!(
-                    "Permission denied: `{}` needs the admin role or the `{}` permission",
-                    missing.permission(),
-                    missing.permission()
-                ),
-            ))
-            .await;
+        return refused(
+            "permission_denied",
+            &format!(
+                "Permission denied: `{0}` needs the admin role or the `{0}` permission",
+                missing.permission()
+            ),
+        );
     }
-    if live.announcer().is_none() {
-        return session
-            .text(refused(
-                "not_configured",
-                "broadcasting is off: the server needs `bot.token` and `live.broadcast_chat_id`"
-                    .to_owned(),
-            ))
-            .await;
-    }
-    if action == Action::Broadcast
+    let Some(announcer) = live.announcer() else {
+        return refused(
+            "not_configured",
+            "broadcasting is off: the server needs `bot.token` and `live.broadcast_chat_id`",
+        );
+    };
+    if matches!(message, ClientMessage::Broadcast { .. })
         && let Err(wait) = live.take_broadcast(who.user_id)
     {
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        return session
-            .text(
-                json!({
-                    "type": "error",
-                    "code": "rate_limited",
-                    "message": format!(
-                        "Rate limited: at most {} broadcasts a minute; try again in {seconds} s",
-                        live.config().broadcasts_per_minute
-                    ),
-                    "retry_after": seconds,
-                })
-                .to_string(),
-            )
-            .await;
+        return json!({
+            "type": "error",
+            "code": "rate_limited",
+            "message": format!(
+                "Rate limited: at most {} broadcasts a minute; try again in {seconds} s",
+                live.config().broadcasts_per_minute
+            ),
+            "retry_after": seconds,
+        })
+        .to_string();
     }
-    // The Bot API call runs beside the session, which keeps serving frames meanwhile.
-    let (live, mut reply_to, user_id) = (live.clone(), session.clone(), who.user_id);
-    actix_web::rt::spawn(async move {
-        let frame = perform(&live, message, user_id).await;
-        let _ = reply_to.text(frame).await;
-    });
-    Ok(())
-}
-
-/// Sends or pins; the toast or error frame for the client.
-async fn perform(live: &Live, message: ClientMessage, user_id: i64) -> String {
-    let Some(announcer) = live.announcer() else {
-        return protocol::error_frame("not_configured", "broadcasting is off");
-    };
+    let user_id = who.user_id;
     let failed = |error: super::AnnounceError| {
         tracing::warn!(%error, user_id, "live: a broadcast failed");
         protocol::error_frame("telegram_error", &error.to_string())

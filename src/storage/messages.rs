@@ -379,7 +379,6 @@ pub async fn write_batch(
     }
     let now = now.trunc_subsecs(6);
     let backend = db.get_database_backend();
-    let t0 = Instant::now();
     let txn = super::begin_write(db, "starting a message batch").await?;
     let channels = load_channels(&txn, batch).await?;
     let mut state = BatchState {
@@ -439,9 +438,7 @@ pub async fn write_batch(
             _ => None,
         })
         .collect();
-    let t1 = Instant::now();
     let inserted = insert_new(&txn, backend, &fresh).await?;
-    let t2 = Instant::now();
     for (at, mut row) in first_new.iter().zip(fresh) {
         let key = (row.channel_id, row.message_id);
         if inserted.contains(&key) {
@@ -483,7 +480,6 @@ pub async fn write_batch(
         }
     }
 
-    let t3 = Instant::now();
     let dirty: Vec<&Row> = state.rows.values().filter(|row| row.dirty).collect();
     upsert_rows(&txn, backend, &dirty, now).await?;
     insert_versions(&txn, backend, &state.versions).await?;
@@ -497,16 +493,9 @@ pub async fn write_batch(
             event
         })
         .collect();
-    let t4 = Instant::now();
     super::webhooks::insert_events(&txn, &events).await?;
-    let t5 = Instant::now();
     update_channels(&txn, backend, &state.progress, now).await?;
-    let t6 = Instant::now();
     txn.commit().await.doing("committing a message batch")?;
-    let t7 = Instant::now();
-    if std::env::var_os("TIMING").is_some() {
-        eprintln!("begin+channels {:?} insert {:?} rest {:?} events-build {:?} events-insert {:?} channels {:?} commit {:?}", t1-t0, t2-t1, t3-t2, t4-t3, t5-t4, t6-t5, t7-t6);
-    }
     let mut outcome = state.outcome;
     outcome.events = events;
     Ok(outcome)

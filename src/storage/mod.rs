@@ -6,8 +6,8 @@
 pub mod account_sessions;
 pub mod accounts;
 pub mod auth_attempts;
-pub mod channels;
 pub mod bot;
+pub mod channels;
 pub mod entities;
 pub mod gauges;
 pub mod logs;

@@ -389,7 +389,6 @@ pub async fn add_logged_in_account(
     label: &str,
     max_channels: i32,
 ) -> String {
-    use base64::Engine;
     let (status, body) = app
         .post(
             "/api/accounts",
@@ -398,17 +397,7 @@ pub async fn add_logged_in_account(
         .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().expect("id").to_owned();
-    let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
-        panic!("the sandbox listens on IPv4");
-    };
-    let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
-    packed.extend_from_slice(&ip.octets());
-    packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
-    packed.extend_from_slice(&sandbox.auth_key(account).expect("auth key"));
-    let telethon = format!(
-        "1{}",
-        base64::engine::general_purpose::URL_SAFE.encode(&packed)
-    );
+    let telethon = telethon_string(sandbox, account);
     let (status, body) = app
         .post(
             &format!("/api/accounts/{id}/session/import"),
@@ -424,4 +413,24 @@ pub async fn add_logged_in_account(
     )
     .await;
     id
+}
+
+/// The sandbox account's pre-shared session as a Telethon StringSession, packed byte by byte as
+/// Telethon's `StringSession.save` does: `1` + base64url(dc id, IPv4, port, auth key).
+pub fn telethon_string(
+    sandbox: &tgwatch_sandbox::Sandbox,
+    account: tgwatch_sandbox::AccountId,
+) -> String {
+    use base64::Engine;
+    let std::net::IpAddr::V4(ip) = sandbox.addr().ip() else {
+        panic!("the sandbox listens on IPv4");
+    };
+    let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
+    packed.extend_from_slice(&ip.octets());
+    packed.extend_from_slice(&sandbox.addr().port().to_be_bytes());
+    packed.extend_from_slice(&sandbox.auth_key(account).expect("auth key"));
+    format!(
+        "1{}",
+        base64::engine::general_purpose::URL_SAFE.encode(&packed)
+    )
 }
