@@ -15,9 +15,9 @@ use crate::{
     },
     bot,
     channels::Channels,
-    feed::Feed,
     clock::Clock,
     config::{Config, Secret, WebhooksConfig},
+    feed::Feed,
     http,
     jobs::Jobs,
     logins::{FreshSession, Logins},
@@ -184,9 +184,11 @@ impl Application {
                         config.telegram.api_id.unwrap_or(0),
                         std::collections::HashMap::new(),
                     )
-                    .with_watchdog_interval(std::time::Duration::from_secs_f64(
-                        config.telegram.watchdog_seconds.max(0.01),
-                    )),
+                    .with_watchdog_interval(
+                        std::time::Duration::from_secs_f64(
+                            config.telegram.watchdog_seconds.max(0.01),
+                        ),
+                    ),
                 );
                 register_stored_sessions(&db, &vault, clock, &grammers).await?;
                 (

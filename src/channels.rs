@@ -294,8 +294,13 @@ impl Channels {
             && existing.account_id != Some(account_id)
         {
             let target = self.choose_account(Some(account_id), &[]).await?;
-            self.move_channel(&existing, target, AssignmentEnd::Left, "moved by an operator")
-                .await?;
+            self.move_channel(
+                &existing,
+                target,
+                AssignmentEnd::Left,
+                "moved by an operator",
+            )
+            .await?;
             if let Some(previous) = existing.account_id {
                 self.leave_quietly(previous, &existing).await;
                 storage::accounts::refresh_channels_count(&self.db, previous).await?;
@@ -442,8 +447,12 @@ impl Channels {
         )
         .await?;
         for channel in storage::channels::of_account(&self.db, account_id).await? {
-            self.reassign(&channel, &[account_id], &format!("account {label} lost: {reason}"))
-                .await?;
+            self.reassign(
+                &channel,
+                &[account_id],
+                &format!("account {label} lost: {reason}"),
+            )
+            .await?;
         }
         storage::accounts::refresh_channels_count(&self.db, account_id).await?;
         self.tracking.reassign_from(account_id, now).await?;
@@ -587,7 +596,11 @@ async fn find_in_dialogs(
 
 /// How a channel is named in logs and alerts.
 pub fn describe(channel: &channels::Model) -> String {
-    match (&channel.username, &channel.title, channel.telegram_channel_id) {
+    match (
+        &channel.username,
+        &channel.title,
+        channel.telegram_channel_id,
+    ) {
         (Some(username), _, _) => format!("@{username}"),
         (None, Some(title), _) => format!("\"{title}\""),
         (None, None, Some(id)) => format!("{id}"),
@@ -615,9 +628,7 @@ pub fn plan_channels<'a>(
         ChannelTarget::Link(ChannelRef::Invite(hash)) => {
             channel.invite_hash.as_deref() == Some(hash.as_str())
         }
-        ChannelTarget::Link(ChannelRef::Id(input)) => {
-            channel.telegram_channel_id == Some(input.id)
-        }
+        ChannelTarget::Link(ChannelRef::Id(input)) => channel.telegram_channel_id == Some(input.id),
     };
     let targets: Vec<(&crate::config::ChannelConfig, ChannelTarget)> = declared
         .iter()
@@ -718,7 +729,8 @@ impl crate::reload::reconcile::ConfigReconciler for ChannelsReconciler {
             if let Some(channel) = storage::channels::get(&ctx.db, id).await?
                 && let Err(error) = ctx.channels.remove(channel).await
             {
-                ctx.problem(&format!("config channel removal: {error}")).await;
+                ctx.problem(&format!("config channel removal: {error}"))
+                    .await;
             }
         }
         Ok(())
@@ -773,7 +785,11 @@ mod tests {
         let (add, remove) = plan_channels(&file, &rows);
         assert_eq!(add.len(), 1);
         assert_eq!(add[0].channel, ChannelName::Text("@news_room".into()));
-        assert_eq!(remove, [Uuid::from_u128(3)], "the API channel is never removed");
+        assert_eq!(
+            remove,
+            [Uuid::from_u128(3)],
+            "the API channel is never removed"
+        );
     }
 
     #[test]

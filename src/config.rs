@@ -641,7 +641,10 @@ impl LiveConfig {
             ));
         }
         if self.init_data_max_age_seconds == 0 {
-            return Err(invalid("live.init_data_max_age_seconds", "must be at least 1"));
+            return Err(invalid(
+                "live.init_data_max_age_seconds",
+                "must be at least 1",
+            ));
         }
         if self.broadcast_chat_id == Some(0) {
             return Err(invalid(
@@ -656,7 +659,10 @@ impl LiveConfig {
             ));
         }
         for (key, value) in [
-            ("live.broadcasts_per_minute", u64::from(self.broadcasts_per_minute)),
+            (
+                "live.broadcasts_per_minute",
+                u64::from(self.broadcasts_per_minute),
+            ),
             ("live.max_clients", self.max_clients as u64),
             ("live.heartbeat_seconds", self.heartbeat_seconds),
         ] {

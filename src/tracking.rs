@@ -155,7 +155,8 @@ impl Tracking {
             };
             if let Err(error) = moved {
                 tracing::warn!(tracked_user = %user, %error, "tracked user waits for an account");
-                let orphan = storage::tracked_users::set_account(&self.db, user.id, None, now).await?;
+                let orphan =
+                    storage::tracked_users::set_account(&self.db, user.id, None, now).await?;
                 self.supervisor.do_send(StartTarget(orphan));
             }
         }
@@ -172,7 +173,10 @@ impl Tracking {
             let Ok(account) = self.least_loaded(&[]).await else {
                 return Ok(());
             };
-            if let Err(error) = self.update(user.clone(), None, None, Some(account.id), now).await {
+            if let Err(error) = self
+                .update(user.clone(), None, None, Some(account.id), now)
+                .await
+            {
                 tracing::warn!(tracked_user = %user, %error, "tracked user still waits for an account");
             }
         }

@@ -24,7 +24,13 @@ async fn sandbox(accounts: usize) -> (Sandbox, Vec<AccountId>) {
         })
         .collect();
     sandbox
-        .add_channel(101, 1001, Some("daily_news"), "Daily news", "News every day")
+        .add_channel(
+            101,
+            1001,
+            Some("daily_news"),
+            "Daily news",
+            "News every day",
+        )
         .unwrap();
     sandbox.set_channel_subscribers(101, 1234).unwrap();
     sandbox
@@ -38,7 +44,8 @@ async fn sandbox(accounts: usize) -> (Sandbox, Vec<AccountId>) {
 }
 
 async fn add_channel(app: &MtprotoApp, channel: Value) -> (u16, Value) {
-    app.post("/api/channels", &json!({ "channel": channel })).await
+    app.post("/api/channels", &json!({ "channel": channel }))
+        .await
 }
 
 /// The channel's stored messages (all of them, newest first as the API gives them).
@@ -114,7 +121,12 @@ async fn channels_are_added_by_username_and_invite_once_and_within_account_limit
     assert_eq!(body["error"]["code"], "no_account_available");
 
     // Bad input of every kind.
-    for bad in [json!("not a channel!"), json!(true), json!(-5), json!("@ab")] {
+    for bad in [
+        json!("not a channel!"),
+        json!(true),
+        json!(-5),
+        json!("@ab"),
+    ] {
         let (status, body) = add_channel(&app, bad.clone()).await;
         assert_eq!(status, 422, "{bad}: {body}");
     }
@@ -162,7 +174,10 @@ async fn new_edited_and_deleted_messages_are_stored_with_their_history() {
 
     // A post made while the channel is paused is never seen; its deletion still is recorded.
     let (status, _) = app
-        .patch(&format!("/api/channels/{id}"), &json!({ "is_active": false }))
+        .patch(
+            &format!("/api/channels/{id}"),
+            &json!({ "is_active": false }),
+        )
         .await;
     assert_eq!(status, 200);
     let unseen = sandbox.post(101, "never seen").unwrap().id;
@@ -185,10 +200,7 @@ async fn new_edited_and_deleted_messages_are_stored_with_their_history() {
     let never_seen = found.iter().find(|m| m["message_id"] == unseen).unwrap();
     assert_eq!(never_seen["text"], "");
     assert!(found.iter().all(|m| m["text"] != "never seen"));
-    let edited = found
-        .iter()
-        .find(|m| m["message_id"] == first)
-        .unwrap();
+    let edited = found.iter().find(|m| m["message_id"] == first).unwrap();
     assert_eq!(edited["text"], "hello, world (edited)");
     let (status, detail) = app
         .get(&format!("/api/channels/{id}/messages/{first}"))
@@ -341,7 +353,10 @@ async fn a_restart_storm_parks_the_account() {
         })
         .await;
     assert!(
-        account["status_reason"].as_str().unwrap().contains("parked"),
+        account["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("parked"),
         "{account}"
     );
     app.eventually(&format!("/api/channels/{id}"), WAIT, |body| {
@@ -397,7 +412,12 @@ async fn config_edits_add_and_remove_channels_live() {
         health["config"]["last_error"].to_string().contains("line"),
         "{health}"
     );
-    let (_, still) = app.get(&format!("/api/channels/{}", from_file["id"].as_str().unwrap())).await;
+    let (_, still) = app
+        .get(&format!(
+            "/api/channels/{}",
+            from_file["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(still["status"], "active");
 
     // Removed from the file: left. The API-made channel stays.
@@ -410,7 +430,10 @@ async fn config_edits_add_and_remove_channels_live() {
     .await;
     assert!(!sandbox.joined(accounts[0], 101));
     let (_, kept) = app
-        .get(&format!("/api/channels/{}", api_channel["id"].as_str().unwrap()))
+        .get(&format!(
+            "/api/channels/{}",
+            api_channel["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(kept["status"], "active");
 }

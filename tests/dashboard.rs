@@ -144,10 +144,11 @@ impl Browser {
     async fn page(&self) -> Page {
         let deadline = tokio::time::Instant::now() + WAIT;
         let url = loop {
-            let targets: Value = match reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port)).await {
-                Ok(response) => response.json().await.unwrap_or(Value::Null),
-                Err(_) => Value::Null,
-            };
+            let targets: Value =
+                match reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port)).await {
+                    Ok(response) => response.json().await.unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                };
             let page = targets.as_array().and_then(|targets| {
                 targets
                     .iter()
@@ -212,7 +213,12 @@ impl Page {
     }
 
     /// Polls `expression` until `done` holds for its value.
-    async fn until(&mut self, what: &str, expression: &str, done: impl Fn(&Value) -> bool) -> Value {
+    async fn until(
+        &mut self,
+        what: &str,
+        expression: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let value = self.eval(expression).await;
@@ -308,9 +314,12 @@ async fn the_dashboard_shows_a_person_going_online_live() {
         json!({"url": format!("{}/#token={TOKEN}", app.base)}),
     )
     .await;
-    let row = |id: &str| format!("document.querySelector('[data-user=\"{id}\"]')?.dataset.state ?? null");
-    page.until("Alice offline on the board", &row(&alice), |v| v == "offline")
-        .await;
+    let row =
+        |id: &str| format!("document.querySelector('[data-user=\"{id}\"]')?.dataset.state ?? null");
+    page.until("Alice offline on the board", &row(&alice), |v| {
+        v == "offline"
+    })
+    .await;
     page.until("Bob online on the board", &row(&bob), |v| v == "online")
         .await;
     page.until(

@@ -311,7 +311,10 @@ async fn status_ticks_and_presence_arrive_live() {
         common::timestamp(&second["at"]),
     );
     let gap = (b - a).num_milliseconds();
-    assert!((50..=400).contains(&gap), "status every ~100 ms, got {gap} ms");
+    assert!(
+        (50..=400).contains(&gap),
+        "status every ~100 ms, got {gap} ms"
+    );
     let data = &second["data"];
     for key in [
         "running",
@@ -336,12 +339,18 @@ async fn status_ticks_and_presence_arrive_live() {
     other.next("hello").await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while client.next("status").await["data"]["clients"] != 2 {
-        assert!(tokio::time::Instant::now() < deadline, "never counted 2 clients");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never counted 2 clients"
+        );
     }
     other.ws.close(None).await.expect("close");
     drop(other);
     while client.next("status").await["data"]["clients"] != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the client that left is still counted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the client that left is still counted"
+        );
     }
 
     // Ping / pong.
@@ -505,7 +514,10 @@ async fn malformed_messages_get_an_error_and_the_connection_stays_up() {
         ("[1, 2]", "type"),
         (r#"{"type": "dance"}"#, "unknown message type"),
         (r#"{"action": "broadcast"}"#, "`text`"),
-        (r#"{"action": "broadcast", "text": "x", "thread_id": "47"}"#, "thread_id"),
+        (
+            r#"{"action": "broadcast", "text": "x", "thread_id": "47"}"#,
+            "thread_id",
+        ),
         (r#"{"action": "pin", "data": {}}"#, "messageId"),
     ] {
         client.send_text(text).await;
@@ -513,11 +525,18 @@ async fn malformed_messages_get_an_error_and_the_connection_stays_up() {
         assert_eq!(error["type"], "error", "{text}");
         assert_eq!(error["code"], "invalid_message", "{text}");
         assert!(
-            error["message"].as_str().expect("message").contains(fragment),
+            error["message"]
+                .as_str()
+                .expect("message")
+                .contains(fragment),
             "{text}: {error}"
         );
     }
-    client.ws.send(Message::binary(vec![1, 2, 3])).await.expect("send");
+    client
+        .ws
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .expect("send");
     assert_eq!(client.answer().await["code"], "invalid_message");
     // A message in two fragments is put together.
     for (part, fin) in [(&br#"{"type":"#[..], false), (&br#""ping"}"#[..], true)] {
@@ -563,5 +582,8 @@ async fn broadcasts_are_rate_limited_per_person() {
     assert_eq!(other.answer().await["type"], "toast");
     let sent = app.sent_to_chat(3).await;
     assert_eq!(sent.len(), 3);
-    assert!(sent.iter().all(|s| s.text.as_deref() != Some("one too many")));
+    assert!(
+        sent.iter()
+            .all(|s| s.text.as_deref() != Some("one too many"))
+    );
 }

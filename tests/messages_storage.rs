@@ -547,6 +547,51 @@ async fn last_message_id_only_goes_up_and_unknown_channels_are_ignored() {
 }
 
 #[tokio::test]
+async fn large_batches_span_several_statements() {
+    let Db { db, _dir } = database().await;
+    let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
+    let other = add_channel(&db, 7_654_321, "other_channel").await;
+    // More rows than one INSERT takes (32,000 bound values / 14 columns).
+    let batch: Vec<ChannelChange> = (1..=5000)
+        .map(|id| {
+            new(
+                if id % 2 == 0 { channel_id } else { other },
+                message(id, "text"),
+            )
+        })
+        .collect();
+    assert_eq!(counts(&write(&db, &batch).await), (5000, 0, 0, 0));
+
+    // The same again, one in fifty with new contents: every stored row is read back.
+    let again: Vec<ChannelChange> = (1..=5000)
+        .map(|id| {
+            let channel = if id % 2 == 0 { channel_id } else { other };
+            if id % 50 == 0 {
+                new(channel, edited(id, "changed", 9000))
+            } else {
+                new(channel, message(id, "text"))
+            }
+        })
+        .collect();
+    assert_eq!(counts(&write(&db, &again).await), (0, 100, 0, 4900));
+    assert_eq!(stored(&db, channel_id, 4950).await.version, 2);
+    assert_eq!(channel(&db, channel_id).await.last_message_id, 5000);
+    assert_eq!(channel(&db, other).await.last_message_id, 4999);
+    assert_eq!(outbox(&db).await.len(), 5100);
+}
+
+#[tokio::test]
+async fn text_with_a_nul_is_stored_and_its_repeat_recognised() {
+    let Db { db, _dir } = database().await;
+    let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
+    let outcome = write(&db, &[new(channel_id, message(1, "a\0b"))]).await;
+    assert_eq!(counts(&outcome), (1, 0, 0, 0));
+    assert_eq!(stored(&db, channel_id, 1).await.text, "a\u{FFFD}b");
+    let again = write(&db, &[new(channel_id, message(1, "a\0b"))]).await;
+    assert_eq!(counts(&again), (0, 0, 0, 1));
+}
+
+#[tokio::test]
 async fn list_filters_and_pages_newest_first() {
     let Db { db, _dir } = database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;

@@ -82,19 +82,29 @@ impl MigrationTrait for Migration {
                     .col(uuid(AccountChannelAssignments::AccountId))
                     .col(string(AccountChannelAssignments::Status))
                     .col(text_null(AccountChannelAssignments::Reason))
-                    .col(timestamp_with_time_zone(AccountChannelAssignments::AssignedAt))
-                    .col(timestamp_with_time_zone_null(AccountChannelAssignments::EndedAt))
+                    .col(timestamp_with_time_zone(
+                        AccountChannelAssignments::AssignedAt,
+                    ))
+                    .col(timestamp_with_time_zone_null(
+                        AccountChannelAssignments::EndedAt,
+                    ))
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_assignments_channel_id")
-                            .from(AccountChannelAssignments::Table, AccountChannelAssignments::ChannelId)
+                            .from(
+                                AccountChannelAssignments::Table,
+                                AccountChannelAssignments::ChannelId,
+                            )
                             .to(Channels::Table, Channels::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_assignments_account_id")
-                            .from(AccountChannelAssignments::Table, AccountChannelAssignments::AccountId)
+                            .from(
+                                AccountChannelAssignments::Table,
+                                AccountChannelAssignments::AccountId,
+                            )
                             .to(Accounts::Table, Accounts::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
@@ -216,10 +226,20 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         manager
-            .alter_table(Table::alter().table(Logs::Table).drop_column(Logs::Source).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table(Logs::Table)
+                    .drop_column(Logs::Source)
+                    .to_owned(),
+            )
             .await?;
         manager
-            .alter_table(Table::alter().table(Logs::Table).drop_column(Logs::ChannelId).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table(Logs::Table)
+                    .drop_column(Logs::ChannelId)
+                    .to_owned(),
+            )
             .await
     }
 }

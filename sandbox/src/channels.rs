@@ -807,13 +807,17 @@ fn leave_channel(
     if channel.members.remove(&account).is_none() {
         return Ok(Answer::error(400, "USER_NOT_PARTICIPANT"));
     }
-    Ok(Answer::ok(&tl::enums::Updates::Updates(tl::types::Updates {
-        updates: vec![tl::enums::Update::Channel(tl::types::UpdateChannel { channel_id })],
-        users: Vec::new(),
-        chats: Vec::new(),
-        date: unix_now(),
-        seq: 0,
-    })))
+    Ok(Answer::ok(&tl::enums::Updates::Updates(
+        tl::types::Updates {
+            updates: vec![tl::enums::Update::Channel(tl::types::UpdateChannel {
+                channel_id,
+            })],
+            users: Vec::new(),
+            chats: Vec::new(),
+            date: unix_now(),
+            seq: 0,
+        },
+    )))
 }
 
 fn invited_channel<'w>(world: &'w World, hash: &str) -> Option<&'w ChannelRecord> {

@@ -251,7 +251,11 @@ impl Sandbox {
     /// Cuts the account off the network (or reconnects it): its connections close and new ones
     /// are closed at their first packet, so every connection attempt fails, as in an outage of
     /// that account's network. Nothing is pushed to it meanwhile.
-    pub fn set_unreachable(&self, account: AccountId, unreachable: bool) -> Result<(), SandboxError> {
+    pub fn set_unreachable(
+        &self,
+        account: AccountId,
+        unreachable: bool,
+    ) -> Result<(), SandboxError> {
         let mut world = self.shared.world();
         world.account(account)?;
         if unreachable {

@@ -14,11 +14,11 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::{
-    messages::{
-        AccountHealth, AttachTarget, ConnectionLost, DetachTarget, GetSession, Loss, Lookup, Observed, PollDue, Pushed,
-        Resolve,
-    },
     channels::ChannelUpdate,
+    messages::{
+        AccountHealth, AttachTarget, ConnectionLost, DetachTarget, GetSession, Lookup, Loss,
+        Observed, PollDue, Pushed, Resolve,
+    },
     target::TargetActor,
 };
 use crate::{

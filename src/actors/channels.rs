@@ -224,7 +224,11 @@ impl Handler<CatchUp> for ChannelsActor {
 
     fn handle(&mut self, catch_up: CatchUp, ctx: &mut Self::Context) {
         for message in catch_up.messages {
-            self.push(ctx, catch_up.telegram_channel_id, MessageChange::New(message));
+            self.push(
+                ctx,
+                catch_up.telegram_channel_id,
+                MessageChange::New(message),
+            );
         }
         self.flush(ctx);
     }

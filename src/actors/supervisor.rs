@@ -14,9 +14,9 @@ use super::{
     account::AccountActor,
     channels::ChannelUpdate,
     messages::{
-        AccountHealth, FleetSnapshot, GetSession, LookUpUser, ManualObservation, ManualObservationError, Observed,
-        Resolve, ResolveError, SessionOf, Snapshot, StartAccount, StartTarget, StopAccount,
-        StopActor, StopTarget,
+        AccountHealth, FleetSnapshot, GetSession, LookUpUser, ManualObservation,
+        ManualObservationError, Observed, Resolve, ResolveError, SessionOf, Snapshot, StartAccount,
+        StartTarget, StopAccount, StopActor, StopTarget,
     },
     storage::StorageActor,
     target::TargetActor,

@@ -30,8 +30,15 @@ pub async fn require_admin_token(
             .app_data::<web::Data<AppState>>()
             .map(|state| state.live.clone());
         let who = match live {
-            Some(live) => live.mini_app(&init_data, None).await.map_err(ApiError::from)?,
-            None => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no state").into()),
+            Some(live) => live
+                .mini_app(&init_data, None)
+                .await
+                .map_err(ApiError::from)?,
+            None => {
+                return Err(
+                    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no state").into(),
+                );
+            }
         };
         if who.role != crate::bot::roles::Role::Admin {
             return Err(ApiError::new(

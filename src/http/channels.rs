@@ -85,7 +85,11 @@ struct NewChannelBody {
 }
 
 fn check_tags(tags: &[String]) -> Result<(), ApiError> {
-    if tags.len() > 50 || tags.iter().any(|tag| tag.trim().is_empty() || tag.len() > 64) {
+    if tags.len() > 50
+        || tags
+            .iter()
+            .any(|tag| tag.trim().is_empty() || tag.len() > 64)
+    {
         return Err(ApiError::bad_request(
             "invalid_tags",
             "`tags` is a list of at most 50 non-empty tags of up to 64 characters",
@@ -225,9 +229,11 @@ impl From<ChannelError> for ApiError {
             ChannelError::BadReference(_) | ChannelError::BadInput => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_channel", message)
             }
-            ChannelError::UnknownId(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_channel_id", message)
-            }
+            ChannelError::UnknownId(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_channel_id",
+                message,
+            ),
             ChannelError::AlreadyMonitored(existing) => {
                 ApiError::new(StatusCode::CONFLICT, "already_monitored", message)
                     .with_details(json!({ "existing": ChannelView::from(*existing) }))
@@ -238,9 +244,11 @@ impl From<ChannelError> for ApiError {
             ChannelError::UnknownAccount(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_account", message)
             }
-            ChannelError::JoinFailed(telegram) if telegram.is_not_found() => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "channel_not_found", message)
-            }
+            ChannelError::JoinFailed(telegram) if telegram.is_not_found() => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "channel_not_found",
+                message,
+            ),
             ChannelError::JoinFailed(telegram) => telegram.into(),
             ChannelError::Resolve(error) => error.into(),
             ChannelError::Storage(error) => error.into(),

@@ -57,9 +57,10 @@ async fn index() -> HttpResponse {
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, value);
     }
-    response
-        .headers_mut()
-        .insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 

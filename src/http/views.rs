@@ -174,7 +174,9 @@ impl From<logs::Model> for LogView {
             tracked_user_id: row.tracked_user_id,
             channel_id: row.channel_id,
             source: row.source,
-            context: row.context.and_then(|text| serde_json::from_str(&text).ok()),
+            context: row
+                .context
+                .and_then(|text| serde_json::from_str(&text).ok()),
         }
     }
 }

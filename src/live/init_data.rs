@@ -52,7 +52,9 @@ pub enum InitDataError {
     BadHash,
     #[error("init_data's auth_date is not a unix time")]
     BadAuthDate,
-    #[error("init_data is too old ({age_seconds} s; at most {max_age_seconds} s): open the Mini App again")]
+    #[error(
+        "init_data is too old ({age_seconds} s; at most {max_age_seconds} s): open the Mini App again"
+    )]
     Stale {
         age_seconds: i64,
         max_age_seconds: i64,
@@ -224,7 +226,10 @@ mod tests {
         let checked = validate(&data, TOKEN, now(), 86_400, Some(279058397)).expect("valid");
         assert_eq!(checked.user.id, 279058397);
         assert_eq!(checked.user.username.as_deref(), Some("vdkfrost"));
-        assert_eq!(checked.query_id.as_deref(), Some("AAHdF6IQAAAAAN0XohDhrOrc"));
+        assert_eq!(
+            checked.query_id.as_deref(),
+            Some("AAHdF6IQAAAAAN0XohDhrOrc")
+        );
         assert_eq!(checked.auth_date.timestamp(), now().timestamp() - 60);
         // No claimed id: any signed user.
         assert!(validate(&data, TOKEN, now(), 86_400, None).is_ok());
@@ -269,7 +274,10 @@ mod tests {
         );
         // Signed with another bot's token.
         let other = sign_fields(
-            &[("user", ALICE), ("auth_date", &now().timestamp().to_string())],
+            &[
+                ("user", ALICE),
+                ("auth_date", &now().timestamp().to_string()),
+            ],
             "654321:other-token",
         );
         assert_eq!(

@@ -92,7 +92,11 @@ mod tests {
             .expect_err("limited");
         assert!((9.9..=10.1).contains(&wait.as_secs_f64()), "{wait:?}");
         assert_eq!(limiter.try_take(1, start + Duration::from_secs(20)), Ok(()));
-        assert!(limiter.try_take(1, start + Duration::from_secs(21)).is_err());
+        assert!(
+            limiter
+                .try_take(1, start + Duration::from_secs(21))
+                .is_err()
+        );
         // A quiet minute refills the whole burst, no more.
         let later = start + Duration::from_secs(600);
         for _ in 0..3 {
@@ -109,7 +113,10 @@ mod tests {
             assert_eq!(limiter.try_take(user, start), Ok(()));
         }
         assert_eq!(limiter.tracked(), PRUNE_AT);
-        assert_eq!(limiter.try_take(-1, start + Duration::from_secs(61)), Ok(()));
+        assert_eq!(
+            limiter.try_take(-1, start + Duration::from_secs(61)),
+            Ok(())
+        );
         assert_eq!(limiter.tracked(), 1);
     }
 }

@@ -168,7 +168,10 @@ fn free_port() -> Result<u16, LoadError> {
 }
 
 fn start_service(clients: usize, interval_ms: u64) -> Result<(Service, SocketAddr), LoadError> {
-    let dir = std::env::temp_dir().join(format!("tgwatch-bench-ws-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "tgwatch-bench-ws-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| LoadError::Io("creating a directory", e))?;
     let port = free_port()?;
     let address = SocketAddr::from(([127, 0, 0, 1], port));
@@ -181,10 +184,13 @@ fn start_service(clients: usize, interval_ms: u64) -> Result<(Service, SocketAdd
             n * 60,
             n * 60 + 900
         ));
-        tracked.push_str(&format!("[[tracked_users]]\nusername = \"bench_user{n}\"\n\n"));
+        tracked.push_str(&format!(
+            "[[tracked_users]]\nusername = \"bench_user{n}\"\n\n"
+        ));
     }
     let scenario_path = dir.join("scenario.toml");
-    std::fs::write(&scenario_path, scenario).map_err(|e| LoadError::Io("writing the scenario", e))?;
+    std::fs::write(&scenario_path, scenario)
+        .map_err(|e| LoadError::Io("writing the scenario", e))?;
     let config = format!(
         "[database]\nurl = \"sqlite://{db}?mode=rwc\"\n\n[http]\nbind = \"{address}\"\nadmin_token = \"{TOKEN}\"\n\n\
          [telegram]\nscenario = \"{scenario}\"\nclock_speed = 60.0\n\n\
@@ -220,13 +226,18 @@ async fn wait_ready(service: &mut Service, address: SocketAddr) -> Result<(), Lo
             let log = std::fs::read_to_string(service.dir.join("service.log")).unwrap_or_default();
             return Err(LoadError::NotReady(format!("it exited ({status}):\n{log}")));
         }
-        if let Ok(response) = client.get(format!("http://{address}/api/health")).send().await
+        if let Ok(response) = client
+            .get(format!("http://{address}/api/health"))
+            .send()
+            .await
             && response.status().is_success()
         {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(LoadError::NotReady("no answer from /api/health in 60 s".to_owned()));
+            return Err(LoadError::NotReady(
+                "no answer from /api/health in 60 s".to_owned(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -280,7 +291,11 @@ impl Shared {
     }
 
     fn percentile_ms(&self, fraction: f64) -> f64 {
-        let total: u64 = self.histogram.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        let total: u64 = self
+            .histogram
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum();
         if total == 0 {
             return f64::NAN;
         }
@@ -551,7 +566,10 @@ mod tests {
         let rest = &stream[5..];
         assert_eq!(next_frame(rest), Some((1, 4, 204)));
         assert_eq!(next_frame(&rest[204..]), None);
-        assert_eq!(masked_frame(0xA, b"hi"), vec![0x8A, 0x82, 0, 0, 0, 0, b'h', b'i']);
+        assert_eq!(
+            masked_frame(0xA, b"hi"),
+            vec![0x8A, 0x82, 0, 0, 0, 0, b'h', b'i']
+        );
     }
 
     #[test]

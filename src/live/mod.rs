@@ -37,7 +37,9 @@ use std::{
 
 use actix_web::web::Bytes;
 use chrono::Utc;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 use tokio::sync::broadcast;
 
 use crate::{
@@ -177,6 +179,11 @@ impl Live {
         })
     }
 
+    /// Tells hubs apart (one per service; tests run several in one process).
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     pub fn config(&self) -> &LiveConfig {
         &self.inner.config
     }
@@ -274,7 +281,8 @@ impl Live {
                 "Mini App sign-in needs `bot.token` on the server".to_owned(),
             ));
         };
-        let max_age = i64::try_from(self.inner.config.init_data_max_age_seconds).unwrap_or(i64::MAX);
+        let max_age =
+            i64::try_from(self.inner.config.init_data_max_age_seconds).unwrap_or(i64::MAX);
         // Real time: init data carries Telegram's clock, not the service's (which may run fast).
         let checked = init_data::validate(
             init_data,
@@ -347,7 +355,9 @@ impl Live {
     fn publish_event(&self, event: &Event) {
         match event.event_type {
             EventType::NewMessage | EventType::EditedMessage | EventType::DeletedMessage => {
-                self.inner.messages_processed.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .messages_processed
+                    .fetch_add(1, Ordering::Relaxed);
             }
             EventType::Alert | EventType::AccountBanned => {
                 self.inner.alerts_sent.fetch_add(1, Ordering::Relaxed);
@@ -378,7 +388,10 @@ async fn forward_events(live: Live, mut events: broadcast::Receiver<Arc<Event>>)
         match events.recv().await {
             Ok(event) => live.publish_event(&event),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "the live feed fell behind; events were not shown live");
+                tracing::warn!(
+                    missed,
+                    "the live feed fell behind; events were not shown live"
+                );
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
@@ -469,24 +482,42 @@ broadcasts_per_minute = 2
         assert_eq!(config.live.broadcast_chat_id, Some(-1_001_234_567_890));
         assert_eq!(config.live.broadcast_thread_id, Some(47));
         for (text, key) in [
-            ("[live]
+            (
+                "[live]
 status_interval_ms = 0
-", "live.status_interval_ms"),
-            ("[live]
+",
+                "live.status_interval_ms",
+            ),
+            (
+                "[live]
 init_data_max_age_seconds = 0
-", "live.init_data_max_age_seconds"),
-            ("[live]
+",
+                "live.init_data_max_age_seconds",
+            ),
+            (
+                "[live]
 broadcast_chat_id = 0
-", "live.broadcast_chat_id"),
-            ("[live]
+",
+                "live.broadcast_chat_id",
+            ),
+            (
+                "[live]
 broadcast_thread_id = -1
-", "live.broadcast_thread_id"),
-            ("[live]
+",
+                "live.broadcast_thread_id",
+            ),
+            (
+                "[live]
 broadcasts_per_minute = 0
-", "live.broadcasts_per_minute"),
-            ("[live]
+",
+                "live.broadcasts_per_minute",
+            ),
+            (
+                "[live]
 max_clients = 0
-", "live.max_clients"),
+",
+                "live.max_clients",
+            ),
             (
                 "[live]
 heartbeat_seconds = 30
@@ -494,9 +525,12 @@ client_timeout_seconds = 30
 ",
                 "live.client_timeout_seconds",
             ),
-            ("[live]
+            (
+                "[live]
 status_interval = 5
-", "status_interval"),
+",
+                "status_interval",
+            ),
         ] {
             let error = Config::from_toml(text).expect_err(text).to_string();
             assert!(error.contains(key), "{text}: {error}");

@@ -277,10 +277,7 @@ pub fn event_frame(event: &Event) -> Option<(String, Audience)> {
     };
     let id = serde_json::to_string(&event.id).ok()?;
     Some((
-        format!(
-            r#"{{"type":"{kind}","id":{id},"event":{}}}"#,
-            event.body
-        ),
+        format!(r#"{{"type":"{kind}","id":{id},"event":{}}}"#, event.body),
         audience,
     ))
 }
@@ -437,9 +434,17 @@ mod tests {
         assert!(!may(&broadcaster, Action::Pin, false));
         // Roles alone grant nothing below admin; banned people nothing at all.
         for role in [Role::User, Role::Vip, Role::Moderator] {
-            assert!(!may(&person(role, &["mute", "warn"]), Action::Broadcast, true));
+            assert!(!may(
+                &person(role, &["mute", "warn"]),
+                Action::Broadcast,
+                true
+            ));
         }
-        assert!(!may(&person(Role::Banned, &["all", "broadcast"]), Action::Broadcast, true));
+        assert!(!may(
+            &person(Role::Banned, &["all", "broadcast"]),
+            Action::Broadcast,
+            true
+        ));
     }
 
     #[test]
@@ -489,7 +494,11 @@ mod tests {
     #[test]
     fn events_become_frames_for_their_audience() {
         let at = DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();
-        let online = Event::new(EventType::UserOnline, at, json!({"user": {"username": "a"}}));
+        let online = Event::new(
+            EventType::UserOnline,
+            at,
+            json!({"user": {"username": "a"}}),
+        );
         let (frame, audience) = event_frame(&online).expect("presence frame");
         assert_eq!(audience, Audience::Everyone);
         let frame: Value = serde_json::from_str(&frame).expect("json");
@@ -505,17 +514,17 @@ mod tests {
 
         let alert = Event::new(EventType::AccountBanned, at, json!({"label": "main"}));
         assert_eq!(event_frame(&alert).map(|f| f.1), Some(Audience::Admins));
-        assert_eq!(event_frame(&Event::new(EventType::Test, at, json!({}))), None);
+        assert_eq!(
+            event_frame(&Event::new(EventType::Test, at, json!({}))),
+            None
+        );
     }
 
     #[test]
     fn server_frames_are_json() {
-        let hello: Value = serde_json::from_str(&hello_frame(
-            &person(Role::Vip, &["all"]),
-            true,
-            true,
-        ))
-        .expect("json");
+        let hello: Value =
+            serde_json::from_str(&hello_frame(&person(Role::Vip, &["all"]), true, true))
+                .expect("json");
         assert_eq!(hello["role"], "vip");
         assert_eq!(hello["can"]["broadcast"], true);
         let hello: Value =
@@ -524,7 +533,10 @@ mod tests {
         assert_eq!(hello["can"]["broadcast"], false, "not configured");
         let toast: Value =
             serde_json::from_str(&toast_frame("Sent", json!({"message_id": 3}))).expect("json");
-        assert_eq!(toast, json!({"type": "toast", "title": "Sent", "message_id": 3}));
+        assert_eq!(
+            toast,
+            json!({"type": "toast", "title": "Sent", "message_id": 3})
+        );
         let error: Value =
             serde_json::from_str(&error_frame("denied", "no \"way\"")).expect("json");
         assert_eq!(error["message"], "no \"way\"");

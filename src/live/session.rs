@@ -125,7 +125,10 @@ pub async fn connect(
     let slot = live.reserve()?;
     tracing::debug!(
         user_id = who.user_id,
-        username = query.get("username").map(String::as_str).unwrap_or_default(),
+        username = query
+            .get("username")
+            .map(String::as_str)
+            .unwrap_or_default(),
         role = who.role.as_str(),
         "live client connected"
     );
@@ -157,15 +160,111 @@ impl Replies {
     }
 }
 
-type HubWait = Pin<
-    Box<dyn Future<Output = (Result<Outgoing, RecvError>, broadcast::Receiver<Outgoing>)>>,
->;
+/// Frames a connection may fall behind by before it loses some.
+const LOCAL_CAPACITY: usize = 256;
 
-fn wait_for_hub(mut receiver: broadcast::Receiver<Outgoing>) -> HubWait {
-    Box::pin(async move {
-        let next = receiver.recv().await;
-        (next, receiver)
+/// The hub's frames on one worker thread. The hub's broadcast channel has one receiver per
+/// worker (a relay task), not per connection: a tick wakes two relays across threads, and each
+/// relay wakes its own connections with local wakes, without locks.
+struct LocalHub {
+    /// The newest frames; `frames[0]` has sequence number `first`.
+    frames: RefCell<VecDeque<Outgoing>>,
+    first: Cell<u64>,
+    /// Bumped by every frame; a connection registers its waker once per epoch.
+    epoch: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+/// A frame at a sequence number, or how many were lost before the oldest kept one.
+enum Slot {
+    Frame(Outgoing),
+    NotYet,
+    Missed(u64),
+}
+
+impl LocalHub {
+    fn next(&self) -> u64 {
+        self.first.get() + self.frames.borrow().len() as u64
+    }
+
+    fn push(&self, frame: Outgoing) {
+        {
+            let mut frames = self.frames.borrow_mut();
+            frames.push_back(frame);
+            if frames.len() > LOCAL_CAPACITY {
+                frames.pop_front();
+                self.first.set(self.first.get() + 1);
+            }
+        }
+        self.epoch.set(self.epoch.get() + 1);
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+
+    fn get(&self, seq: u64) -> Slot {
+        let first = self.first.get();
+        if seq < first {
+            return Slot::Missed(first - seq);
+        }
+        let frames = self.frames.borrow();
+        match usize::try_from(seq - first)
+            .ok()
+            .and_then(|i| frames.get(i))
+        {
+            Some(frame) => Slot::Frame(frame.clone()),
+            None => Slot::NotYet,
+        }
+    }
+
+    fn register(&self, waker: &Waker) {
+        self.waiters.borrow_mut().push(waker.clone());
+    }
+}
+
+thread_local! {
+    /// This worker's relay of each hub (one per service; tests run several in a process).
+    static LOCAL_HUBS: RefCell<Vec<(usize, Rc<LocalHub>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The local hub of `live` on this worker thread, started (with its relay task) on first use.
+fn local_hub(live: &Live) -> Rc<LocalHub> {
+    let key = live.key();
+    LOCAL_HUBS.with(|hubs| {
+        if let Some((_, hub)) = hubs.borrow().iter().find(|(k, _)| *k == key) {
+            return Rc::clone(hub);
+        }
+        let hub = Rc::new(LocalHub {
+            frames: RefCell::new(VecDeque::with_capacity(LOCAL_CAPACITY + 1)),
+            first: Cell::new(0),
+            epoch: Cell::new(0),
+            waiters: RefCell::new(Vec::new()),
+        });
+        actix_web::rt::spawn(relay(Rc::clone(&hub), live.subscribe()));
+        hubs.borrow_mut().push((key, Rc::clone(&hub)));
+        hub
     })
+}
+
+/// Hands the hub's frames to this worker's connections.
+async fn relay(hub: Rc<LocalHub>, mut frames: broadcast::Receiver<Outgoing>) {
+    loop {
+        match frames.recv().await {
+            Ok(frame) => hub.push(frame),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "a live relay fell behind the hub");
+                hub.push(Outgoing::Frame(
+                    text_frame(protocol::error_frame(
+                        "lagged",
+                        &format!("{missed} updates were dropped: the server is overloaded"),
+                    )),
+                    Audience::Everyone,
+                ));
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 enum Phase {
@@ -186,7 +285,11 @@ struct Connection {
     codec: ws::Codec,
     /// A fragmented message being put together: whether it is text, and its bytes so far.
     fragments: Option<(bool, BytesMut)>,
-    hub: HubWait,
+    hub: Rc<LocalHub>,
+    /// The sequence number of the next hub frame for this client.
+    seq: u64,
+    /// The hub epoch this connection last registered its waker in.
+    registered: u64,
     replies: Rc<Replies>,
     last_heard: Instant,
     phase: Phase,
@@ -196,6 +299,7 @@ struct Connection {
 impl Connection {
     fn new(live: Live, who: Principal, payload: Payload, slot: ClientSlot) -> Connection {
         let replies = Rc::new(Replies::default());
+        let hub = local_hub(&live);
         let config = live.config();
         replies.push(text_frame(protocol::hello_frame(
             &who,
@@ -208,7 +312,9 @@ impl Connection {
         Connection {
             timeout: Duration::from_secs(config.client_timeout_seconds),
             sees_alerts: who.admin_token || who.role == Role::Admin,
-            hub: wait_for_hub(live.subscribe()),
+            seq: hub.next(),
+            registered: u64::MAX,
+            hub,
             live,
             who: Rc::new(who),
             payload,
@@ -319,10 +425,16 @@ impl Connection {
             }
         };
         if message == ClientMessage::Ping {
-            return self.replies.push(text_frame(protocol::pong_frame().to_owned()));
+            return self
+                .replies
+                .push(text_frame(protocol::pong_frame().to_owned()));
         }
         // Permissions (read again now), the rate limit and the Bot API: in a task of its own.
-        let (live, who, replies) = (self.live.clone(), Rc::clone(&self.who), Rc::clone(&self.replies));
+        let (live, who, replies) = (
+            self.live.clone(),
+            Rc::clone(&self.who),
+            Rc::clone(&self.replies),
+        );
         actix_web::rt::spawn(async move {
             let frame = act(&live, &who, message).await;
             replies.push(text_frame(frame));
@@ -332,11 +444,24 @@ impl Connection {
     /// The next frame from the hub this client should get, if one is ready.
     fn poll_hub(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
-            let (next, receiver) = match self.hub.as_mut().poll(cx) {
-                Poll::Ready(ready) => ready,
-                Poll::Pending => return Poll::Pending,
+            let next = match self.hub.get(self.seq) {
+                Slot::Frame(frame) => {
+                    self.seq += 1;
+                    Ok(frame)
+                }
+                Slot::Missed(missed) => {
+                    self.seq += missed;
+                    Err(RecvError::Lagged(missed))
+                }
+                Slot::NotYet => {
+                    let epoch = self.hub.epoch.get();
+                    if self.registered != epoch {
+                        self.hub.register(cx.waker());
+                        self.registered = epoch;
+                    }
+                    return Poll::Pending;
+                }
             };
-            self.hub = wait_for_hub(receiver);
             match next {
                 Ok(Outgoing::Frame(frame, audience)) => {
                     if audience == Audience::Everyone || self.sees_alerts {
@@ -356,10 +481,7 @@ impl Connection {
                         &format!("{missed} updates were dropped: the connection is too slow"),
                     ))));
                 }
-                Err(RecvError::Closed) => {
-                    self.close(CloseCode::Away, "the service is stopping");
-                    return Poll::Ready(None);
-                }
+                Err(RecvError::Closed) => return Poll::Pending,
             }
         }
     }
@@ -406,7 +528,10 @@ async fn act(live: &Live, who: &Principal, message: ClientMessage) -> String {
         Ok(current) => current,
         Err(error) => {
             tracing::warn!(%error, "live: cannot read a client's role");
-            return refused("unavailable", "cannot check your permissions now; try again");
+            return refused(
+                "unavailable",
+                "cannot check your permissions now; try again",
+            );
         }
     };
     let allow_all = live.config().allow_all_broadcast;
@@ -490,7 +615,12 @@ async fn act(live: &Live, who: &Principal, message: ClientMessage) -> String {
             thread_id,
         } => match announcer.pin(message_id).await {
             Ok(()) => {
-                tracing::info!(user_id, chat_id = announcer.chat_id, message_id, "live: message pinned");
+                tracing::info!(
+                    user_id,
+                    chat_id = announcer.chat_id,
+                    message_id,
+                    "live: message pinned"
+                );
                 protocol::toast_frame(
                     "Message pinned!",
                     json!({

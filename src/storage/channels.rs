@@ -79,7 +79,10 @@ pub struct ChannelFilter {
     pub status: Option<ChannelStatus>,
 }
 
-pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<channels::Model>, StorageError> {
+pub async fn get(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<channels::Model>, StorageError> {
     channels::Entity::find_by_id(id)
         .one(db)
         .await
@@ -211,15 +214,26 @@ pub async fn reassign(
     start_assignment(&txn, channel_id, account_id, now).await?;
     channels::Entity::update_many()
         .col_expr(channels::Column::AccountId, Expr::value(account_id))
-        .col_expr(channels::Column::AccessHash, Expr::value(joined.access_hash))
-        .col_expr(channels::Column::Status, Expr::value(ChannelStatus::Active.as_str()))
-        .col_expr(channels::Column::StatusReason, Expr::value(Option::<String>::None))
+        .col_expr(
+            channels::Column::AccessHash,
+            Expr::value(joined.access_hash),
+        )
+        .col_expr(
+            channels::Column::Status,
+            Expr::value(ChannelStatus::Active.as_str()),
+        )
+        .col_expr(
+            channels::Column::StatusReason,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(channels::Column::UpdatedAt, Expr::value(now))
         .filter(channels::Column::Id.eq(channel_id))
         .exec(&txn)
         .await
         .doing("moving a channel to another account")?;
-    txn.commit().await.doing("committing a channel reassignment")
+    txn.commit()
+        .await
+        .doing("committing a channel reassignment")
 }
 
 /// The channel has no account (none healthy with room) or cannot be joined: its assignment
@@ -239,7 +253,10 @@ pub async fn set_unwatched(
         .col_expr(channels::Column::StatusReason, Expr::value(reason))
         .col_expr(channels::Column::UpdatedAt, Expr::value(now));
     if status != ChannelStatus::Failed {
-        update = update.col_expr(channels::Column::AccountId, Expr::value(Option::<Uuid>::None));
+        update = update.col_expr(
+            channels::Column::AccountId,
+            Expr::value(Option::<Uuid>::None),
+        );
     }
     if status == ChannelStatus::Left {
         update = update.col_expr(channels::Column::IsActive, Expr::value(false));
@@ -291,7 +308,10 @@ pub async fn set_metadata(
     channels::Entity::update_many()
         .col_expr(channels::Column::Title, Expr::value(info.title.clone()))
         .col_expr(channels::Column::About, Expr::value(info.about.clone()))
-        .col_expr(channels::Column::MemberCount, Expr::value(info.participants_count))
+        .col_expr(
+            channels::Column::MemberCount,
+            Expr::value(info.participants_count),
+        )
         .col_expr(channels::Column::UpdatedAt, Expr::value(now))
         .filter(channels::Column::Id.eq(channel_id))
         .exec(db)
@@ -325,7 +345,15 @@ pub async fn list(
     if let Some(status) = filter.status {
         select = select.filter(channels::Column::Status.eq(status.as_str()));
     }
-    page::fetch(db, select, channels::Column::Id, |row| row.id, limit, cursor).await
+    page::fetch(
+        db,
+        select,
+        channels::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+    )
+    .await
 }
 
 /// Every channel that is monitored (not left), for the channel router at start.

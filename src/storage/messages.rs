@@ -12,6 +12,7 @@
 //! deletions and new messages whose INSERT conflicted, in one SELECT per 16,000 of them.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet, hash_map::Entry},
     time::Instant,
 };
@@ -111,7 +112,7 @@ impl Row {
             channel_id,
             message_id: message.id,
             date: message.date.trunc_subsecs(6),
-            text: message.text.clone(),
+            text: storable(&message.text).into_owned(),
             sender_id: message.sender_id,
             media_type: message.media.as_ref().map(|m| m.kind.as_str().to_owned()),
             media_ref: message.media.as_ref().map(|m| m.reference.clone()),
@@ -173,7 +174,7 @@ impl Row {
         let media_type = message.media.as_ref().map(|m| m.kind.as_str());
         let media_ref = message.media.as_ref().map(|m| m.reference.as_str());
         if edit_date == self.edit_date
-            && message.text == self.text
+            && storable(&message.text) == self.text.as_str()
             && media_type == self.media_type.as_deref()
             && media_ref == self.media_ref.as_deref()
         {
@@ -189,7 +190,7 @@ impl Row {
             id: Uuid::now_v7(),
             message_id: self.id,
             version: self.version,
-            text: std::mem::replace(&mut self.text, message.text.clone()),
+            text: std::mem::replace(&mut self.text, storable(&message.text).into_owned()),
             media_type: self.media_type.take(),
             media_ref: self.media_ref.take(),
             edit_date: self.edit_date,
@@ -204,6 +205,16 @@ impl Row {
         self.version += 1;
         self.dirty = true;
         previous
+    }
+}
+
+/// The text as stored: PostgreSQL refuses NUL in text, and a message carrying one would fail its
+/// batch on every retry.
+fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
     }
 }
 

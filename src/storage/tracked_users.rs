@@ -198,7 +198,9 @@ pub async fn set_account(
     let mut row = row.into_active_model();
     row.account_id = Set(account_id);
     row.updated_at = Set(now);
-    row.update(db).await.doing("changing a tracked user's account")
+    row.update(db)
+        .await
+        .doing("changing a tracked user's account")
 }
 
 pub async fn deactivate(
