@@ -13,7 +13,6 @@
 use std::{
     cell::{Cell, RefCell},
     collections::{HashMap, VecDeque},
-    future::Future,
     pin::Pin,
     rc::Rc,
     task::{Context, Poll, Waker},
@@ -441,17 +440,31 @@ impl Connection {
         });
     }
 
-    /// The next frame from the hub this client should get, if one is ready.
+    /// The next frame from the hub this client should get, if one is ready; `Ready(None)` when
+    /// the connection is to close.
     fn poll_hub(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
-            let next = match self.hub.get(self.seq) {
-                Slot::Frame(frame) => {
+            match self.hub.get(self.seq) {
+                Slot::Frame(Outgoing::Frame(frame, audience)) => {
                     self.seq += 1;
-                    Ok(frame)
+                    if audience == Audience::Everyone || self.sees_alerts {
+                        return Poll::Ready(Some(frame));
+                    }
+                }
+                Slot::Frame(Outgoing::Heartbeat) => {
+                    self.seq += 1;
+                    if self.last_heard.elapsed() > self.timeout {
+                        self.close(CloseCode::Away, "no answer to pings");
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(encode(Message::Ping(Bytes::new()))));
                 }
                 Slot::Missed(missed) => {
                     self.seq += missed;
-                    Err(RecvError::Lagged(missed))
+                    return Poll::Ready(Some(text_frame(protocol::error_frame(
+                        "lagged",
+                        &format!("{missed} updates were dropped: the connection is too slow"),
+                    ))));
                 }
                 Slot::NotYet => {
                     let epoch = self.hub.epoch.get();
@@ -461,27 +474,6 @@ impl Connection {
                     }
                     return Poll::Pending;
                 }
-            };
-            match next {
-                Ok(Outgoing::Frame(frame, audience)) => {
-                    if audience == Audience::Everyone || self.sees_alerts {
-                        return Poll::Ready(Some(frame));
-                    }
-                }
-                Ok(Outgoing::Heartbeat) => {
-                    if self.last_heard.elapsed() > self.timeout {
-                        self.close(CloseCode::Away, "no answer to pings");
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(encode(Message::Ping(Bytes::new()))));
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    return Poll::Ready(Some(text_frame(protocol::error_frame(
-                        "lagged",
-                        &format!("{missed} updates were dropped: the connection is too slow"),
-                    ))));
-                }
-                Err(RecvError::Closed) => return Poll::Pending,
             }
         }
     }
