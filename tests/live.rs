@@ -587,3 +587,43 @@ async fn broadcasts_are_rate_limited_per_person() {
             .all(|s| s.text.as_deref() != Some("one too many"))
     );
 }
+
+#[actix_web::test]
+async fn the_admin_api_takes_mini_app_admins_only() {
+    let app = spawn_live(|_| {}).await;
+    app.person(101, "moderator", &["all"]).await;
+    let board = |authorization: String| {
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/dashboard/board", app.base);
+        async move {
+            client
+                .get(url)
+                .header("authorization", authorization)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    let signed = |user_id: i64, token: &str| {
+        let user = json!({"id": user_id, "first_name": "X"}).to_string();
+        sign_fields(
+            &[
+                ("user", user.as_str()),
+                ("auth_date", &chrono::Utc::now().timestamp().to_string()),
+            ],
+            token,
+        )
+    };
+    assert_eq!(
+        board(format!("tma {}", signed(ADMIN, BOT_TOKEN))).await,
+        200
+    );
+    assert_eq!(board(format!("tma {}", signed(101, BOT_TOKEN))).await, 403);
+    assert_eq!(
+        board(format!("tma {}", signed(ADMIN, "654321:another-bot-token"))).await,
+        401
+    );
+    assert_eq!(board(format!("Bearer {TOKEN}")).await, 200);
+}

@@ -66,6 +66,8 @@ pub struct LoadReport {
     pub server_cpu_percent: f64,
     pub clients_cpu_percent: f64,
     pub fd_limit: u64,
+    /// The machine's 1-minute load average at the end (other work on the machine shows here).
+    pub load_average: f64,
 }
 
 impl LoadReport {
@@ -114,8 +116,11 @@ impl fmt::Display for LoadReport {
         )?;
         write!(
             f,
-            "  CPU over the window (of one core): server {:.0} %, clients {:.0} % (2 cores shared)",
-            self.server_cpu_percent, self.clients_cpu_percent
+            "  CPU over the window (of one core): server {:.0} %, clients {:.0} %; load average {:.2} on {} cores",
+            self.server_cpu_percent,
+            self.clients_cpu_percent,
+            self.load_average,
+            std::thread::available_parallelism().map_or(0, usize::from)
         )
     }
 }
@@ -408,6 +413,10 @@ pub async fn run(clients: usize, seconds: u64, interval_ms: u64) -> Result<LoadR
         server_cpu_percent,
         clients_cpu_percent,
         fd_limit,
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse().ok())
+            .unwrap_or(f64::NAN),
     })
 }
 
