@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use actix::Addr;
-use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use uuid::Uuid;
@@ -19,8 +18,8 @@ use uuid::Uuid;
 use crate::{
     actors::{
         channels::{CatchUp, ChannelsActor, Unwatch, Watch},
-        messages::{Loss, ResolveError, SessionOf},
-        supervisor::FleetSupervisor,
+        messages::{Loss, ResolveError},
+        supervisor::{self, FleetSupervisor},
     },
     assignment::{Candidate, least_loaded},
     clock::Clock,
@@ -155,12 +154,7 @@ fn reference_for(channel: &channels::Model) -> Option<ChannelRef> {
 
 impl Channels {
     async fn session(&self, account_id: Uuid) -> Result<Arc<dyn TelegramSession>, ChannelError> {
-        let answer = self
-            .supervisor
-            .send(SessionOf(account_id))
-            .await
-            .map_err(ResolveError::from)?;
-        Ok(answer?)
+        Ok(supervisor::account_session(&self.supervisor, account_id).await?)
     }
 
     /// The given account if it can take a channel, else the least-loaded one that can (never
@@ -608,11 +602,6 @@ pub fn describe(channel: &channels::Model) -> String {
     }
 }
 
-/// When a channel was last heard of, for health.
-pub fn last_event(channel: &channels::Model) -> Option<DateTime<Utc>> {
-    channel.last_event_at
-}
-
 /// What `[[channels]]` asks for, compared with the channels monitored: which to add, and which
 /// channels the file declared before but names no more (to remove). Pure.
 pub fn plan_channels<'a>(
@@ -751,7 +740,7 @@ mod tests {
     }
 
     fn monitored(username: Option<&str>, telegram_id: i64, source: &str) -> channels::Model {
-        let now = chrono::DateTime::<Utc>::UNIX_EPOCH;
+        let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         channels::Model {
             id: Uuid::from_u128(telegram_id as u128),
             telegram_channel_id: Some(telegram_id),

@@ -186,6 +186,14 @@ impl Handler<LookUpUser> for FleetSupervisor {
     }
 }
 
+/// The account's live Telegram session, through the supervisor, or why there is none.
+pub async fn account_session(
+    supervisor: &Addr<FleetSupervisor>,
+    account_id: Uuid,
+) -> Result<Arc<dyn TelegramSession>, ResolveError> {
+    supervisor.send(SessionOf(account_id)).await?
+}
+
 impl Handler<SessionOf> for FleetSupervisor {
     type Result = ResponseFuture<Result<Arc<dyn TelegramSession>, ResolveError>>;
 

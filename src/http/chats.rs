@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::{
-    actors::messages::{ResolveError, SessionOf},
+    actors::supervisor,
     app::AppState,
     telegram::{ChatKind, ChatMessage, Dialog, TelegramSession},
 };
@@ -72,12 +72,7 @@ pub(super) async fn account_session(
     crate::storage::accounts::get(&state.db, account_id)
         .await?
         .ok_or_else(|| ApiError::not_found("account", account_id))?;
-    let answer = state
-        .supervisor
-        .send(SessionOf(account_id))
-        .await
-        .map_err(ResolveError::from)?;
-    Ok(answer?)
+    Ok(supervisor::account_session(&state.supervisor, account_id).await?)
 }
 
 fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
