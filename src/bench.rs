@@ -269,24 +269,9 @@ pub async fn mtproto(
     let dir = tempfile_dir()?;
     let clock = Clock::fast(speed);
     let scenario = Scenario::generated(users, 11);
-    let mut config = Config::default();
-    config.database.url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    config.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.http.admin_token = Some(Secret::new(Uuid::new_v4().simple().to_string()));
+    let mut config = sandbox_bench_config(&dir, None, accounts.max(1), users as i32, 100);
     config.telegram.clock_speed = speed;
-    config.telegram.api_id = Some(1);
-    config.telegram.api_hash = Some(Secret::new("bench-api-hash"));
-    config.security.master_key_file = dir.join("bench.key").display().to_string();
     config.presence.flush_interval_ms = 500;
-    config.accounts = (0..accounts.max(1))
-        .map(|index| AccountConfig {
-            label: format!("bench-{index}"),
-            phone: None,
-            api_id: None,
-            max_targets: users as i32,
-            max_channels: 100,
-        })
-        .collect();
     let fleet = SandboxFleet::start(&config, &scenario, clock).await?;
     let users_in_scenario = scenario.users.clone();
     sandbox_player::play(fleet.sandbox.clone(), scenario, clock, clock.now());
@@ -318,6 +303,36 @@ pub async fn mtproto(
         polled,
         pushed,
     })
+}
+
+/// The service's configuration for a benchmark over the sandbox: a temporary SQLite file (or
+/// `database_url`), a random port and token, the sandbox's api_id/api_hash, a key file in `dir`,
+/// and `accounts` accounts `bench-0`, `bench-1`, ... with the given limits.
+fn sandbox_bench_config(
+    dir: &std::path::Path,
+    database_url: Option<String>,
+    accounts: usize,
+    max_targets: i32,
+    max_channels: i32,
+) -> Config {
+    let mut config = Config::default();
+    config.database.url = database_url
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    config.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.admin_token = Some(Secret::new(Uuid::new_v4().simple().to_string()));
+    config.telegram.api_id = Some(1);
+    config.telegram.api_hash = Some(Secret::new("bench-api-hash"));
+    config.security.master_key_file = dir.join("bench.key").display().to_string();
+    config.accounts = (0..accounts)
+        .map(|index| AccountConfig {
+            label: format!("bench-{index}"),
+            phone: None,
+            api_id: None,
+            max_targets,
+            max_channels,
+        })
+        .collect();
+    config
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, std::io::Error> {
@@ -609,27 +624,16 @@ pub async fn channels(
 ) -> Result<ChannelsReport, BenchError> {
     let dir = tempfile_dir()?;
     let clock = Clock::real();
-    let mut config = Config::default();
-    config.database.url = database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
-    config.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.http.admin_token = Some(Secret::new(Uuid::new_v4().simple().to_string()));
-    config.telegram.api_id = Some(1);
-    config.telegram.api_hash = Some(Secret::new("bench-api-hash"));
-    config.telegram.watchdog_seconds = 0.5;
-    config.security.master_key_file = dir.join("bench.key").display().to_string();
-    config.presence.flush_interval_ms = 100;
     let accounts = accounts.max(2);
-    config.accounts = (0..accounts)
-        .map(|index| AccountConfig {
-            label: format!("bench-{index}"),
-            phone: None,
-            api_id: None,
-            max_targets: 1000,
-            max_channels: channel_count as i32,
-        })
-        .collect();
+    let mut config = sandbox_bench_config(
+        &dir,
+        database_url.clone(),
+        accounts,
+        1000,
+        channel_count as i32,
+    );
+    config.telegram.watchdog_seconds = 0.5;
+    config.presence.flush_interval_ms = 100;
     let fleet = SandboxFleet::start(&config, &Scenario::default(), clock).await?;
     for index in 0..channel_count {
         let id = 10_000 + index as i64;
