@@ -566,18 +566,21 @@ async fn posts_made_while_disconnected_arrive_through_get_channel_difference() {
     sandbox.post(NEWS, "one").expect("post");
     assert_eq!(next_from(&mut seen).await, new(1, "one"));
 
-    assert_eq!(sandbox.drop_connections(account).expect("drop"), 1);
+    // Off the network while posting, so the stream cannot reconnect before the posts (it
+    // would then receive them live).
+    sandbox.set_unreachable(account, true).expect("unreachable");
     for text in ["two", "three"] {
         let posted = sandbox.post(NEWS, text).expect("post");
         // Not queued for the common getDifference: the channel's log has it.
         assert_eq!((posted.delivery.live, posted.delivery.queued), (0, 1));
     }
+    sandbox.set_unreachable(account, false).expect("reachable");
 
     // The stream reconnects by itself; updates.getDifference names the channel
     // (updateChannelTooLong) and grammers asks updates.getChannelDifference.
     assert_eq!(next_from(&mut seen).await, new(2, "two"));
     assert_eq!(next_from(&mut seen).await, new(3, "three"));
-    assert_eq!(sandbox.calls("updates.getDifference"), 1);
+    assert!(sandbox.calls("updates.getDifference") >= 1);
     assert_eq!(sandbox.calls("updates.getChannelDifference"), 1);
 
     // Live pushes flow again, without another difference.
@@ -603,10 +606,11 @@ async fn grammers_drops_edits_and_deletions_that_come_in_a_channel_difference() 
     assert_eq!(next_from(&mut seen).await, new(1, "one"));
     assert_eq!(next_from(&mut seen).await, new(2, "two"));
 
-    sandbox.drop_connections(account).expect("drop");
+    sandbox.set_unreachable(account, true).expect("unreachable");
     sandbox.edit(NEWS, 1, "one, edited").expect("edit");
     sandbox.delete(NEWS, &[2]).expect("delete");
     sandbox.post(NEWS, "three").expect("post");
+    sandbox.set_unreachable(account, false).expect("reachable");
 
     // The difference carries the edit and the deletion in other_updates, before the new post
     // (grammers applies other_updates first); only the new post comes out.

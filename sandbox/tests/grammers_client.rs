@@ -419,13 +419,16 @@ async fn after_drop_connections_the_update_stream_reconnects_and_pushes_keep_flo
         .expect("status");
     assert_eq!(next_from(&mut statuses).await.0, 2000);
 
-    assert_eq!(sandbox.drop_connections(account).expect("drop"), 1);
+    // The connection is dropped and the account kept off the network while a push is made, so
+    // the push must wait for the stream's getDifference. (A plain drop races the stream, which
+    // may reconnect before the push and then receive it live.)
+    sandbox.set_unreachable(account, true).expect("unreachable");
     assert_eq!(sandbox.connection_count(account).expect("count"), 0);
-    // Pushed while the client has no connection: kept for its getDifference.
     let delivery = sandbox
         .set_user_status(2000, UserStatus::Offline { was_online: 20 })
         .expect("status");
     assert_eq!((delivery.live, delivery.queued), (0, 1));
+    sandbox.set_unreachable(account, false).expect("reachable");
 
     // The stream reconnects by itself and gets the queued push from updates.getDifference.
     let (user, status) = next_from(&mut statuses).await;
@@ -434,15 +437,16 @@ async fn after_drop_connections_the_update_stream_reconnects_and_pushes_keep_flo
         status,
         tl::enums::UserStatus::Offline(tl::types::UserStatusOffline { was_online: 20 })
     );
-    assert_eq!(sandbox.calls("updates.getDifference"), 1);
-    assert_eq!(sandbox.connections_accepted(), 2);
+    assert!(sandbox.calls("updates.getDifference") >= 1);
+    let accepted_after_reconnect = sandbox.connections_accepted();
+    assert!(accepted_after_reconnect >= 2);
 
-    // The next request succeeds, on the new connection...
+    // The next request succeeds, on the same new connection...
     let me = within("get_me after drop", tc.client.get_me())
         .await
         .expect("get_me after the reconnect");
     assert_eq!(me.id().bare_id(), Some(1000));
-    assert_eq!(sandbox.connections_accepted(), 2);
+    assert_eq!(sandbox.connections_accepted(), accepted_after_reconnect);
 
     // ...and live pushes flow over it.
     let delivery = sandbox
