@@ -80,6 +80,17 @@ async fn tgwatch_login_asks_for_the_code_and_password_and_logs_in() {
     assert!(stdout.contains("logged in"), "{stdout}");
     let (_, account) = app.get(&format!("/api/accounts/{id}")).await;
     assert_eq!(account["is_authorized"], true);
+
+    // An unknown account is named.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tgwatch"))
+        .args(["login", "nobody", "--url", &app.base, "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no account labelled `nobody`"), "{stderr}");
 }
 
 fn dc_key(session: &PersistedSession) -> Option<[u8; 256]> {

@@ -10,10 +10,20 @@
 //!
 //! Writes go one at a time, each with a snapshot taken when its turn comes, so an older state
 //! can never overwrite a newer one.
+//!
+//! The update state is the exception to writing through: it changes with every update (a
+//! channel post moves the channel's pts), and a write per update capped channel monitoring at
+//! the database's write rate. It is written at most once per [`UPDATE_STATE_WRITE_DELAY`]
+//! instead. What a crash loses is harmless: grammers starts from the older state and
+//! `getDifference` hands the updates over again, which storage keeps only once.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -207,19 +217,30 @@ pub struct SessionStore {
     pub clock: Clock,
 }
 
+/// How long an update-state change may wait before it is written (see the module
+/// documentation).
+pub const UPDATE_STATE_WRITE_DELAY: Duration = Duration::from_secs(1);
+
 /// One account's session, in memory and written through to `account_sessions`.
 pub struct StoredSession {
+    inner: Arc<SessionCell>,
+}
+
+/// The session's state, shared with the delayed update-state write.
+struct SessionCell {
     account_id: Uuid,
     data: Mutex<SessionData>,
     store: SessionStore,
     /// Serialises writes (see the module documentation).
     write_turn: tokio::sync::Mutex<()>,
+    /// Whether a delayed update-state write is waiting.
+    state_write_pending: AtomicBool,
 }
 
 impl std::fmt::Debug for StoredSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredSession")
-            .field("account_id", &self.account_id)
+            .field("account_id", &self.inner.account_id)
             .finish_non_exhaustive()
     }
 }
@@ -227,10 +248,13 @@ impl std::fmt::Debug for StoredSession {
 impl StoredSession {
     pub fn new(account_id: Uuid, data: SessionData, store: SessionStore) -> StoredSession {
         StoredSession {
-            account_id,
-            data: Mutex::new(data),
-            store,
-            write_turn: tokio::sync::Mutex::new(()),
+            inner: Arc::new(SessionCell {
+                account_id,
+                data: Mutex::new(data),
+                store,
+                write_turn: tokio::sync::Mutex::new(()),
+                state_write_pending: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -249,20 +273,58 @@ impl StoredSession {
     }
 
     pub fn account_id(&self) -> Uuid {
-        self.account_id
+        self.inner.account_id
     }
 
+    fn data(&self) -> MutexGuard<'_, SessionData> {
+        self.inner.data()
+    }
+
+    pub fn snapshot(&self) -> PersistedSession {
+        self.inner.snapshot()
+    }
+
+    /// Writes the current state.
+    pub async fn persist(&self) -> Result<(), SessionError> {
+        self.inner.persist().await
+    }
+
+    /// Writes the update state after [`UPDATE_STATE_WRITE_DELAY`], unless a write is already
+    /// waiting (it will take this change too, as it snapshots when it runs). Nothing is written
+    /// once the session is dropped: a session reset must not be undone by a late write.
+    fn schedule_state_write(&self) {
+        if self.inner.state_write_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let cell = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            tokio::time::sleep(UPDATE_STATE_WRITE_DELAY).await;
+            let Some(cell) = cell.upgrade() else {
+                return;
+            };
+            cell.state_write_pending.store(false, Ordering::Release);
+            if let Err(error) = cell.persist().await {
+                tracing::warn!(
+                    account_id = %cell.account_id,
+                    %error,
+                    "writing the update state failed; the next change writes it again"
+                );
+            }
+        });
+    }
+}
+
+impl SessionCell {
     fn data(&self) -> MutexGuard<'_, SessionData> {
         // Every change is a single map or field assignment: a panic cannot leave it half done.
         self.data.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn snapshot(&self) -> PersistedSession {
+    fn snapshot(&self) -> PersistedSession {
         PersistedSession::from_data(&self.data())
     }
 
-    /// Writes the current state.
-    pub async fn persist(&self) -> Result<(), SessionError> {
+    async fn persist(&self) -> Result<(), SessionError> {
         let _turn = self.write_turn.lock().await;
         let snapshot = self.snapshot();
         storage::account_sessions::save_session(
@@ -310,18 +372,28 @@ impl Session for StoredSession {
 
     fn cache_peer(&self, peer: PeerInfo) -> BoxFuture<'_, Result<(), SessionError>> {
         Box::pin(async move {
-            let persisted = is_persisted(&peer);
-            {
+            // Every update carries its peers again: only news is worth a write.
+            let changed = {
                 let mut data = self.data();
+                let mut changed = false;
                 if is_self(&peer) {
+                    changed |= data.peer_infos.get(&PeerId::self_user()) != Some(&peer);
                     data.peer_infos.insert(PeerId::self_user(), peer.clone());
                 }
-                data.peer_infos
-                    .entry(peer.id())
-                    .or_insert_with(|| peer.clone())
-                    .extend_info(&peer);
-            }
-            if persisted {
+                match data.peer_infos.get_mut(&peer.id()) {
+                    Some(cached) => {
+                        let before = cached.clone();
+                        cached.extend_info(&peer);
+                        changed |= *cached != before;
+                    }
+                    None => {
+                        data.peer_infos.insert(peer.id(), peer.clone());
+                        changed = true;
+                    }
+                }
+                changed
+            };
+            if changed && is_persisted(&peer) {
                 self.persist().await?;
             }
             Ok(())
@@ -355,7 +427,8 @@ impl Session for StoredSession {
                     }
                 }
             }
-            self.persist().await
+            self.schedule_state_write();
+            Ok(())
         })
     }
 }

@@ -50,6 +50,19 @@ impl std::ops::Deref for TestApp {
     }
 }
 
+/// Sends the service's logs to the test's output, which nextest shows when the test fails.
+/// `RUST_LOG` overrides the level.
+fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tgwatch=info"));
+    // Every test of a binary calls this; the first one installs the subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+}
+
 /// A fresh database URL: a new PostgreSQL database if TGWATCH_TEST_DATABASE_URL is set, else a
 /// SQLite file in `dir`.
 pub async fn fresh_database(dir: &std::path::Path) -> String {
@@ -72,6 +85,7 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
 
 /// Starts the service with `scenario` (TOML) and the given tweaks to the configuration.
 pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    capture_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.database.url = fresh_database(dir.path()).await;
@@ -125,6 +139,7 @@ pub async fn spawn_app_watching(
     scenario: &str,
     file: impl FnOnce(&str) -> String,
 ) -> (TestApp, std::path::PathBuf) {
+    capture_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = fresh_database(dir.path()).await;
     let path = dir.path().join("config.toml");
@@ -346,6 +361,7 @@ async fn start_mtproto_app_watching(
     dir: Arc<tempfile::TempDir>,
     watch: Option<std::path::PathBuf>,
 ) -> MtprotoApp {
+    capture_logs();
     let vault = Arc::new(tgwatch::app::load_vault(&config).expect("master key"));
     let issued_keys = Arc::new(std::sync::Mutex::new(Vec::new()));
     let fresh = {

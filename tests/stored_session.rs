@@ -1,0 +1,179 @@
+//! The grammers session kept in `account_sessions` (SQLite, or PostgreSQL with
+//! TGWATCH_TEST_DATABASE_URL): what is written through at once, what waits, and what is never
+//! written again.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
+
+mod common;
+
+use std::sync::Arc;
+
+use grammers_session::{
+    Session, SessionData,
+    types::{PeerAuth, PeerInfo, UpdateState},
+};
+use sea_orm::DatabaseConnection;
+use tgwatch::{
+    clock::Clock,
+    storage::{self, accounts::NewAccount},
+    telegram::stored_session::{SessionStore, StoredSession, UPDATE_STATE_WRITE_DELAY},
+    vault::{MasterKey, Vault},
+};
+use uuid::Uuid;
+
+struct Fixture {
+    store: SessionStore,
+    account_id: Uuid,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database(dir.path()).await;
+    let db = storage::connect(&url, 4).await.expect("connect");
+    storage::migrate(&db).await.expect("migrate");
+    let account = storage::accounts::create(
+        &db,
+        NewAccount {
+            label: "main".into(),
+            phone: None,
+            username: None,
+            telegram_user_id: None,
+            api_id: None,
+            max_targets: None,
+            max_channels: None,
+            status: None,
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("account");
+    let store = SessionStore {
+        db,
+        vault: Arc::new(Vault::new(MasterKey::generate())),
+        clock: Clock::real(),
+    };
+    Fixture {
+        store,
+        account_id: account.id,
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    async fn stored(&self) -> storage::account_sessions::StoredSessionRow {
+        storage::account_sessions::load(&self.store.db, &self.store.vault, self.account_id)
+            .await
+            .expect("load")
+            .expect("a stored session")
+    }
+
+    async fn stored_channel_pts(&self) -> Option<i32> {
+        let session = StoredSession::load(self.account_id, self.store.clone())
+            .await
+            .expect("load")
+            .expect("a stored session");
+        session
+            .snapshot()
+            .updates_state
+            .channels
+            .iter()
+            .find(|channel| channel.id == CHANNEL)
+            .map(|channel| channel.pts)
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        &self.store.db
+    }
+}
+
+const CHANNEL: i64 = 777;
+
+fn channel_peer(hash: i64) -> PeerInfo {
+    PeerInfo::Channel {
+        id: CHANNEL,
+        auth: Some(PeerAuth::from_hash(hash)),
+        kind: None,
+    }
+}
+
+#[tokio::test]
+async fn update_state_is_written_once_after_a_burst_and_not_after_the_session_is_gone() {
+    let fixture = fixture().await;
+    let session = StoredSession::new(
+        fixture.account_id,
+        SessionData::default(),
+        fixture.store.clone(),
+    );
+    session.persist().await.expect("first write");
+    assert_eq!(fixture.stored_channel_pts().await, None);
+
+    // A burst of channel updates, as a busy channel makes: none is written at once...
+    for pts in 1..=200 {
+        session
+            .set_update_state(UpdateState::Channel { id: CHANNEL, pts })
+            .await
+            .expect("update state");
+    }
+    assert_eq!(fixture.stored_channel_pts().await, None);
+    // ...and the last one is written after the delay.
+    tokio::time::sleep(UPDATE_STATE_WRITE_DELAY * 2).await;
+    assert_eq!(fixture.stored_channel_pts().await, Some(200));
+
+    // A change made just before the session is dropped (a reset) is never written.
+    session
+        .set_update_state(UpdateState::Channel {
+            id: CHANNEL,
+            pts: 300,
+        })
+        .await
+        .expect("update state");
+    drop(session);
+    tokio::time::sleep(UPDATE_STATE_WRITE_DELAY * 2).await;
+    assert_eq!(fixture.stored_channel_pts().await, Some(200));
+    assert!(storage::ping(fixture.db()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_channel_peer_is_written_when_it_is_new_or_changed_not_when_it_comes_again() {
+    let fixture = fixture().await;
+    let session = StoredSession::new(
+        fixture.account_id,
+        SessionData::default(),
+        fixture.store.clone(),
+    );
+    session.cache_peer(channel_peer(1)).await.expect("cache");
+    let first = fixture.stored().await.updated_at;
+    let stored = StoredSession::load(fixture.account_id, fixture.store.clone())
+        .await
+        .expect("load")
+        .expect("stored");
+    assert!(
+        stored
+            .snapshot()
+            .peers
+            .iter()
+            .any(|peer| *peer == channel_peer(1))
+    );
+
+    // Every post of the channel carries it again: no write.
+    for _ in 0..20 {
+        session.cache_peer(channel_peer(1)).await.expect("cache");
+    }
+    assert_eq!(fixture.stored().await.updated_at, first);
+
+    // A new access hash is news.
+    session.cache_peer(channel_peer(2)).await.expect("cache");
+    let stored = StoredSession::load(fixture.account_id, fixture.store.clone())
+        .await
+        .expect("load")
+        .expect("stored");
+    assert!(
+        stored
+            .snapshot()
+            .peers
+            .iter()
+            .any(|peer| *peer == channel_peer(2))
+    );
+    assert!(fixture.stored().await.updated_at > first);
+}
