@@ -306,7 +306,14 @@ async fn a_ban_is_unauthorized_with_its_name_and_ends_the_updates() {
             reason: "USER_DEACTIVATED_BAN".into()
         }
     );
-    // The watchdog notices too, and closes the updates: the actor reconnects and finds out.
+    // The watchdog notices too, and ends the updates with the reason, so the actor gives the
+    // account up without a reconnect.
+    assert_eq!(
+        within("updates end", connection.updates.recv()).await,
+        Some(Update::Unauthorized {
+            reason: "USER_DEACTIVATED_BAN".into()
+        })
+    );
     assert_eq!(within("updates end", connection.updates.recv()).await, None);
     drop(connection);
 

@@ -428,7 +428,7 @@ impl Handler<DetachTarget> for AccountActor {
 
 impl Handler<Pushed> for AccountActor {
     type Result = ();
-    fn handle(&mut self, Pushed(update): Pushed, _ctx: &mut Self::Context) {
+    fn handle(&mut self, Pushed(update): Pushed, ctx: &mut Self::Context) {
         match update {
             Update::UserStatus { user_id, status } => {
                 if let Some(target) = self.targets_by_telegram_id.get(&user_id) {
@@ -450,6 +450,11 @@ impl Handler<Pushed> for AccountActor {
                         account_id: self.account_id,
                         update,
                     });
+                }
+            }
+            Update::Unauthorized { reason } => {
+                if self.session.is_some() && !self.unusable {
+                    self.connection_failed(ctx, &TelegramError::Unauthorized { reason });
                 }
             }
         }

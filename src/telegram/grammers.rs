@@ -268,6 +268,7 @@ impl TelegramConnector for GrammersConnector {
         };
 
         let (updates_tx, updates_rx) = mpsc::channel(UPDATES_CAPACITY);
+        let watchdog_updates = updates_tx.downgrade();
         let forwarder = tokio::spawn(forward_updates(
             stream,
             updates_tx,
@@ -280,6 +281,7 @@ impl TelegramConnector for GrammersConnector {
             self.watchdog_interval,
             self.call_timeout,
             forwarder.clone(),
+            watchdog_updates,
             label.to_owned(),
         ))
         .abort_handle();
@@ -629,8 +631,9 @@ async fn forward_updates(
                     tracing::warn!(account = %account, %error, "update stream ended: the sender pool stopped");
                     return;
                 }
-                if let TelegramError::Unauthorized { reason } = &mapped {
+                if let TelegramError::Unauthorized { reason } = mapped {
                     tracing::warn!(account = %account, reason, "update stream ended: account unauthorized");
+                    let _ = updates.send(Update::Unauthorized { reason }).await;
                     return;
                 }
                 failures += 1;
@@ -654,6 +657,8 @@ async fn watchdog(
     interval: Duration,
     timeout: Duration,
     forwarder: AbortHandle,
+    // Weak: the updates end when the forwarder ends, which is how the actor learns of it.
+    updates: mpsc::WeakSender<Update>,
     account: String,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -665,10 +670,13 @@ async fn watchdog(
         match invoke(&client, timeout, tl::functions::updates::GetState {}).await {
             Ok(_) => tracing::trace!(account = %account, "watchdog: connection alive"),
             Err(TelegramError::Unauthorized { reason }) => {
-                // Closing the updates makes the actor reconnect, which reports the account as
-                // unusable.
                 tracing::warn!(account = %account, reason, "watchdog: account unauthorized");
-                forwarder.abort();
+                // The updates end with the reason, so the actor gives the account up at once
+                // (the strong sender is taken first: the forwarder's goes with it).
+                if let Some(updates) = updates.upgrade() {
+                    forwarder.abort();
+                    let _ = updates.send(Update::Unauthorized { reason }).await;
+                }
                 return;
             }
             // grammers reconnects on the next request; the next tick is that request.

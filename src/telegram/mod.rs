@@ -115,6 +115,9 @@ pub enum Update {
     ChannelMessageEdited(ChannelMessage),
     /// Posts were deleted (`updateDeleteChannelMessages`).
     ChannelMessagesDeleted { channel_id: i64, ids: Vec<i32> },
+    /// The last update of a connection that Telegram refused (a 401: ban, revoked session):
+    /// reconnecting cannot help, so the account is lost now rather than after a reconnect.
+    Unauthorized { reason: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
