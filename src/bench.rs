@@ -109,14 +109,6 @@ impl fmt::Display for PresenceReport {
     }
 }
 
-/// Resident set size of this process, from /proc (Linux).
-fn resident_bytes() -> i64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<i64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
 pub async fn presence(
     users: usize,
     accounts: usize,
@@ -150,11 +142,11 @@ pub async fn presence(
 
     insert_tracked_users(&db, &users_in_scenario).await?;
 
-    let rss_before = resident_bytes();
+    let rss_before = crate::procstat::resident_bytes("self") as i64;
     tracking.start_targets().await?;
     // Let every target load its state and settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_growth_bytes = resident_bytes() - rss_before;
+    let rss_growth_bytes = crate::procstat::resident_bytes("self") as i64 - rss_before;
 
     let started = clock.now();
     let calls_before = telegram.counts().get_users_calls.load(Ordering::Relaxed);
@@ -566,7 +558,11 @@ pub struct ChannelsReport {
     pub channels: usize,
     pub accounts: usize,
     pub posts: usize,
+    /// How long the sandbox took to make the posts (they are stored meanwhile).
+    pub post_seconds: f64,
     pub store_seconds: f64,
+    /// CPU used while storing (sandbox and service together), in cores.
+    pub cpu_cores: f64,
     pub banned_channels: usize,
     pub posts_during_ban: usize,
     pub ban_to_caught_up_seconds: f64,
@@ -585,6 +581,11 @@ impl fmt::Display for ChannelsReport {
             self.posts,
             self.store_seconds,
             self.posts as f64 / self.store_seconds
+        )?;
+        writeln!(
+            f,
+            "  the sandbox made the posts in {:.2} s; CPU meanwhile {:.2} cores (sandbox and service share the process)",
+            self.post_seconds, self.cpu_cores
         )?;
         write!(
             f,
@@ -664,10 +665,12 @@ pub async fn channels(
 
     // Throughput: posts round-robin over every channel, as fast as the sandbox makes them.
     let started = std::time::Instant::now();
+    let ticks_before = crate::procstat::cpu_ticks("self");
     for post in 0..posts {
         let channel = 10_000 + (post % channel_count) as i64;
         fleet.sandbox.post(channel, &format!("post {post}"))?;
     }
+    let post_seconds = started.elapsed().as_secs_f64();
     if !wait_for_messages(&fleet.db, posts as u64, Duration::from_secs(120)).await? {
         return Err(BenchError::Incomplete {
             expected: posts as u64,
@@ -675,6 +678,9 @@ pub async fn channels(
         });
     }
     let store_seconds = started.elapsed().as_secs_f64();
+    let cpu_cores = crate::procstat::cpu_ticks("self").saturating_sub(ticks_before) as f64
+        / crate::procstat::TICKS_PER_SECOND
+        / store_seconds;
 
     // A ban in the middle of posting: time until every channel of the banned account is
     // watched by another account and the posts of the gap are stored.
@@ -704,7 +710,10 @@ pub async fn channels(
             break;
         }
         if std::time::Instant::now() > deadline {
-            break;
+            return Err(BenchError::Incomplete {
+                expected,
+                stored: stored_messages(&fleet.db).await?,
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -717,7 +726,9 @@ pub async fn channels(
         channels: channel_count,
         accounts,
         posts,
+        post_seconds,
         store_seconds,
+        cpu_cores,
         banned_channels: watched.len(),
         posts_during_ban: watched.len(),
         ban_to_caught_up_seconds: ban_started.elapsed().as_secs_f64(),

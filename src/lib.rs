@@ -42,6 +42,7 @@ pub mod live;
 pub mod logins;
 pub mod metrics;
 pub mod presence;
+pub mod procstat;
 pub mod reload;
 pub mod storage;
 pub mod telegram;

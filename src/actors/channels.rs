@@ -11,9 +11,10 @@
 //! A failed batch is kept and tried again with the next one. Each written batch wakes the
 //! webhook dispatcher and goes to the live feed.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use actix::prelude::*;
+use futures_util::FutureExt;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -30,7 +31,7 @@ use crate::{
 };
 
 /// Write at once when this many changes wait (else at the flush interval).
-const FLUSH_AT: usize = 2_000;
+const FLUSH_AT: usize = 5_000;
 
 /// A channel update received by an account.
 #[derive(Message)]
@@ -80,7 +81,7 @@ pub struct ChannelsActor {
     feed: Feed,
     routes: HashMap<i64, Route>,
     buffer: Vec<ChannelChange>,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ChannelsActor {
@@ -100,7 +101,7 @@ impl ChannelsActor {
             feed,
             routes: HashMap::new(),
             buffer: Vec::new(),
-            metrics: std::sync::Arc::default(),
+            metrics: Arc::default(),
         };
         for channel in monitored {
             actor.watch(&channel);
@@ -109,7 +110,7 @@ impl ChannelsActor {
     }
 
     /// Where committed message events and batch write times are counted (`/metrics`).
-    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = metrics;
         self
     }
@@ -148,7 +149,7 @@ impl ChannelsActor {
     fn write_buffer(
         &mut self,
     ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
-        let batch = std::mem::take(&mut self.buffer);
+        let batch = std::mem::replace(&mut self.buffer, Vec::with_capacity(FLUSH_AT));
         let (db, now, wake, feed) = (
             self.db.clone(),
             self.clock.now(),
@@ -156,30 +157,50 @@ impl ChannelsActor {
             self.feed.clone(),
         );
         let metrics = self.metrics.clone();
-        async move {
+        // Built, written and dropped on the runtime's worker threads: every actor of the service
+        // shares one thread, and a batch's statements and allocations are most of its CPU.
+        let writer = tokio::spawn(async move {
             if batch.is_empty() {
-                return (batch, Ok(()));
+                return Ok(());
             }
-            let result = storage::messages::write_batch(&db, &batch, now).await;
-            let result = result.map(|outcome| {
-                metrics.events_written(outcome.events.iter().map(|event| event.event_type));
-                if !outcome.events.is_empty() {
-                    wake.wake();
-                    for event in &outcome.events {
-                        feed.publish(event);
+            let written = AssertUnwindSafe(storage::messages::write_batch(&db, &batch, now))
+                .catch_unwind()
+                .await;
+            match written {
+                Ok(Ok(outcome)) => {
+                    metrics.events_written(outcome.events.iter().map(|event| event.event_type));
+                    if !outcome.events.is_empty() {
+                        wake.wake();
+                        for event in &outcome.events {
+                            feed.publish(event);
+                        }
                     }
+                    Ok(())
                 }
-            });
-            (batch, result)
+                Ok(Err(error)) => Err((error, batch)),
+                Err(_panic) => Err((
+                    StorageError::TaskFailed("writing a message batch panicked".into()),
+                    batch,
+                )),
+            }
+        });
+        async move {
+            writer.await.unwrap_or_else(|join_error| {
+                // Only when the runtime shuts down: nothing is left to write to.
+                Err((
+                    StorageError::TaskFailed(format!("writing a message batch: {join_error}")),
+                    Vec::new(),
+                ))
+            })
         }
         .into_actor(self)
-        .map(|(batch, result), act: &mut ChannelsActor, _ctx| {
-            if let Err(error) = &result {
+        .map(|result, act: &mut ChannelsActor, _ctx| {
+            result.map_err(|(error, batch)| {
                 tracing::error!(%error, changes = batch.len(), "message write failed; keeping the batch for the next try");
                 let newer = std::mem::replace(&mut act.buffer, batch);
                 act.buffer.extend(newer);
-            }
-            result
+                error
+            })
         })
     }
 

@@ -28,14 +28,14 @@ use tokio::{
     sync::Semaphore,
 };
 
+use crate::procstat;
+
 const TOKEN: &str = "bench-admin-token-0123456789";
 /// Handshakes in flight at once while connecting.
 const CONNECTING_AT_ONCE: usize = 200;
 /// Latency histogram: 0.1 ms buckets up to 10 s.
 const BUCKET_MICROS: u64 = 100;
 const BUCKETS: usize = 100_000;
-/// Linux reports process CPU time in these ticks per second (USER_HZ).
-const TICKS_PER_SECOND: f64 = 100.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -248,29 +248,6 @@ async fn wait_ready(service: &mut Service, address: SocketAddr) -> Result<(), Lo
     }
 }
 
-/// Resident memory of a process, from /proc.
-fn rss_of(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
-/// User plus system CPU ticks of a process so far.
-fn cpu_ticks_of(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // The command name (field 2) may hold spaces: count fields after its `)`.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let user = fields.get(11)?.parse::<u64>().ok()?;
-            let system = fields.get(12)?.parse::<u64>().ok()?;
-            Some(user + system)
-        })
-        .unwrap_or(0)
-}
-
 /// What every client reports into.
 struct Shared {
     measuring: AtomicBool,
@@ -336,7 +313,7 @@ pub async fn run(clients: usize, seconds: u64, interval_ms: u64) -> Result<LoadR
     let pid = service.pid().to_string();
     // Let start-up settle (tracked users resolved, first polls written).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let server_rss_idle = rss_of(&pid);
+    let server_rss_idle = procstat::resident_bytes(&pid);
 
     let shared = Arc::new(Shared {
         measuring: AtomicBool::new(false),
@@ -374,18 +351,22 @@ pub async fn run(clients: usize, seconds: u64, interval_ms: u64) -> Result<LoadR
     }
     // Two ticks to settle, then the window.
     tokio::time::sleep(Duration::from_millis(interval_ms * 2 + 500)).await;
-    let server_ticks = cpu_ticks_of(&pid);
-    let own_ticks = cpu_ticks_of("self");
+    let server_ticks = procstat::cpu_ticks(&pid);
+    let own_ticks = procstat::cpu_ticks("self");
     let window_started = Instant::now();
     shared.measuring.store(true, Ordering::Release);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     shared.measuring.store(false, Ordering::Release);
     let window = window_started.elapsed().as_secs_f64();
-    let server_cpu_percent =
-        cpu_ticks_of(&pid).saturating_sub(server_ticks) as f64 / TICKS_PER_SECOND / window * 100.0;
-    let clients_cpu_percent =
-        cpu_ticks_of("self").saturating_sub(own_ticks) as f64 / TICKS_PER_SECOND / window * 100.0;
-    let server_rss_loaded = rss_of(&pid);
+    let server_cpu_percent = procstat::cpu_ticks(&pid).saturating_sub(server_ticks) as f64
+        / procstat::TICKS_PER_SECOND
+        / window
+        * 100.0;
+    let clients_cpu_percent = procstat::cpu_ticks("self").saturating_sub(own_ticks) as f64
+        / procstat::TICKS_PER_SECOND
+        / window
+        * 100.0;
+    let server_rss_loaded = procstat::resident_bytes(&pid);
     tasks.abort_all();
     drop(service);
 

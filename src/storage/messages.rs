@@ -21,7 +21,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    QueryFilter, QueryOrder, QuerySelect, Value,
     sea_query::{Expr, LikeExpr},
 };
 use serde_json::json;
@@ -31,6 +31,7 @@ use super::{
     Doing, StorageError,
     entities::{channels, message_versions, messages},
     page::Page,
+    sql::{MAX_BOUND_VALUES, Sql},
 };
 use crate::{
     events::{Event, EventType},
@@ -75,8 +76,6 @@ pub struct BatchOutcome {
     pub events: Vec<Event>,
 }
 
-/// Bound values per statement: SQLite allows 32,766 (PostgreSQL 65,535).
-const MAX_BOUND_VALUES: usize = 32_000;
 /// Columns of `messages`, in the order of [`MESSAGE_COLUMNS`].
 const MESSAGE_COLUMN_COUNT: usize = 14;
 const MESSAGE_COLUMNS: &str = "id, channel_id, telegram_message_id, date, text, sender_id, \
@@ -548,54 +547,6 @@ async fn load_channels(
         }));
     }
     Ok(found)
-}
-
-/// SQL text with bound values, numbered the way the backend wants them.
-struct Sql {
-    backend: DbBackend,
-    text: String,
-    values: Vec<Value>,
-}
-
-impl Sql {
-    fn new(backend: DbBackend, text: &str) -> Sql {
-        Sql {
-            backend,
-            text: text.to_owned(),
-            values: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-
-    fn bind(&mut self, value: impl Into<Value>) {
-        self.values.push(value.into());
-        match self.backend {
-            DbBackend::Postgres => {
-                self.text.push('$');
-                self.text.push_str(&self.values.len().to_string());
-            }
-            _ => self.text.push('?'),
-        }
-    }
-
-    /// `(v1, v2, ...)` for one row.
-    fn tuple(&mut self, values: impl IntoIterator<Item = Value>) {
-        self.text.push('(');
-        for (index, value) in values.into_iter().enumerate() {
-            if index > 0 {
-                self.text.push_str(", ");
-            }
-            self.bind(value);
-        }
-        self.text.push(')');
-    }
-
-    fn statement(self) -> Statement {
-        Statement::from_sql_and_values(self.backend, self.text, self.values)
-    }
 }
 
 fn row_values(row: &Row, now: DateTime<Utc>) -> [Value; MESSAGE_COLUMN_COUNT] {

@@ -15,6 +15,7 @@ pub mod messages;
 pub mod observations;
 pub mod page;
 pub mod sessions;
+mod sql;
 pub mod telegram_users;
 pub mod tracked_users;
 pub mod webhooks;
@@ -42,6 +43,9 @@ pub enum StorageError {
     Unavailable,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A write handed to another task ended without an answer (it panicked).
+    #[error("a storage task failed: {0}")]
+    TaskFailed(String),
 }
 
 /// Adds what was being done to a database error.

@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, Value,
     prelude::Expr,
     sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
 };
@@ -18,6 +18,7 @@ use super::{
     Doing, StorageError,
     entities::{events, webhook_deliveries, webhook_messages, webhooks},
     page::{self, Page},
+    sql::{MAX_BOUND_VALUES, Sql},
 };
 use crate::events::{Event, EventType};
 
@@ -29,18 +30,30 @@ pub async fn insert_events(
     db: &impl ConnectionTrait,
     events: &[Event],
 ) -> Result<(), StorageError> {
-    for chunk in events.chunks(500) {
-        let rows = chunk.iter().map(|event| events::ActiveModel {
-            id: Set(event.id.clone()),
-            event_type: Set(event.event_type.as_str().to_owned()),
-            body: Set(event.body.clone()),
-            tracked_user_id: Set(event.tracked_user_id),
-            channel_id: Set(event.channel_id),
-            fanned_out: Set(false),
-            created_at: Set(event.timestamp),
-        });
-        events::Entity::insert_many(rows)
-            .exec_without_returning(db)
+    const COLUMNS: usize = 7;
+    let backend = db.get_database_backend();
+    for chunk in events.chunks(MAX_BOUND_VALUES / COLUMNS) {
+        let mut sql = Sql::new(
+            backend,
+            "INSERT INTO events \
+             (id, event_type, body, tracked_user_id, channel_id, fanned_out, created_at) VALUES ",
+        );
+        for (index, event) in chunk.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            let row: [Value; COLUMNS] = [
+                event.id.clone().into(),
+                event.event_type.as_str().into(),
+                event.body.clone().into(),
+                event.tracked_user_id.into(),
+                event.channel_id.into(),
+                false.into(),
+                event.timestamp.into(),
+            ];
+            sql.tuple(row);
+        }
+        db.execute_raw(sql.statement())
             .await
             .doing("writing events to the outbox")?;
     }
