@@ -81,12 +81,16 @@ async fn tgwatch_login_asks_for_the_code_and_password_and_logs_in() {
     let (_, account) = app.get(&format!("/api/accounts/{id}")).await;
     assert_eq!(account["is_authorized"], true);
 
-    // An unknown account is named.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tgwatch"))
+    // An unknown account is named. (Waited for off this thread, as above: the test's runtime
+    // has one thread, which also runs the service the command talks to.)
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tgwatch"));
+    command
         .args(["login", "nobody", "--url", &app.base, "--config"])
         .arg(&config)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
