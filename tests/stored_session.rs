@@ -16,7 +16,9 @@ use sea_orm::DatabaseConnection;
 use tgwatch::{
     clock::Clock,
     storage::{self, accounts::NewAccount},
-    telegram::stored_session::{SessionStore, StoredSession, UPDATE_STATE_WRITE_DELAY},
+    telegram::stored_session::{
+        PersistedSession, SessionStore, StoredSession, UPDATE_STATE_WRITE_DELAY,
+    },
     vault::{MasterKey, Vault},
 };
 use uuid::Uuid;
@@ -61,6 +63,11 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// A session that has never been written, as a login starts one.
+    fn new_session(&self) -> StoredSession {
+        StoredSession::new(self.account_id, SessionData::default(), self.store.clone())
+    }
+
     async fn stored(&self) -> storage::account_sessions::StoredSessionRow {
         storage::account_sessions::load(&self.store.db, &self.store.vault, self.account_id)
             .await
@@ -68,13 +75,22 @@ impl Fixture {
             .expect("a stored session")
     }
 
-    async fn stored_channel_pts(&self) -> Option<i32> {
-        let session = StoredSession::load(self.account_id, self.store.clone())
+    /// The session as a restart would load it.
+    async fn reloaded(&self) -> PersistedSession {
+        StoredSession::load(self.account_id, self.store.clone())
             .await
             .expect("load")
-            .expect("a stored session");
-        session
+            .expect("a stored session")
             .snapshot()
+    }
+
+    async fn stored_peers(&self) -> Vec<PeerInfo> {
+        self.reloaded().await.peers
+    }
+
+    async fn stored_channel_pts(&self) -> Option<i32> {
+        self.reloaded()
+            .await
             .updates_state
             .channels
             .iter()
@@ -100,11 +116,7 @@ fn channel_peer(hash: i64) -> PeerInfo {
 #[tokio::test]
 async fn update_state_is_written_once_after_a_burst_and_not_after_the_session_is_gone() {
     let fixture = fixture().await;
-    let session = StoredSession::new(
-        fixture.account_id,
-        SessionData::default(),
-        fixture.store.clone(),
-    );
+    let session = fixture.new_session();
     session.persist().await.expect("first write");
     assert_eq!(fixture.stored_channel_pts().await, None);
 
@@ -137,24 +149,10 @@ async fn update_state_is_written_once_after_a_burst_and_not_after_the_session_is
 #[tokio::test]
 async fn a_channel_peer_is_written_when_it_is_new_or_changed_not_when_it_comes_again() {
     let fixture = fixture().await;
-    let session = StoredSession::new(
-        fixture.account_id,
-        SessionData::default(),
-        fixture.store.clone(),
-    );
+    let session = fixture.new_session();
     session.cache_peer(channel_peer(1)).await.expect("cache");
     let first = fixture.stored().await.updated_at;
-    let stored = StoredSession::load(fixture.account_id, fixture.store.clone())
-        .await
-        .expect("load")
-        .expect("stored");
-    assert!(
-        stored
-            .snapshot()
-            .peers
-            .iter()
-            .any(|peer| *peer == channel_peer(1))
-    );
+    assert!(fixture.stored_peers().await.contains(&channel_peer(1)));
 
     // Every post of the channel carries it again: no write.
     for _ in 0..20 {
@@ -164,16 +162,6 @@ async fn a_channel_peer_is_written_when_it_is_new_or_changed_not_when_it_comes_a
 
     // A new access hash is news.
     session.cache_peer(channel_peer(2)).await.expect("cache");
-    let stored = StoredSession::load(fixture.account_id, fixture.store.clone())
-        .await
-        .expect("load")
-        .expect("stored");
-    assert!(
-        stored
-            .snapshot()
-            .peers
-            .iter()
-            .any(|peer| *peer == channel_peer(2))
-    );
+    assert!(fixture.stored_peers().await.contains(&channel_peer(2)));
     assert!(fixture.stored().await.updated_at > first);
 }
