@@ -12,10 +12,11 @@ use tgwatch_sandbox::{Sandbox, SandboxError};
 use crate::{
     app::{Application, StartupError, load_vault},
     clock::Clock,
-    config::{AccountConfig, Config, Secret, TrackedUserConfig},
+    config::{AccountConfig, ChannelConfig, ChannelName, Config, Secret, TrackedUserConfig},
     logins::{FreshSession, LoginsError, import_session},
     storage::{self, StorageError, accounts::NewAccount},
     telegram::{
+        sandbox_newsroom::{self, DEMO_CHANNELS},
         sandbox_player,
         scripted::Scenario,
         stored_session::{PersistedSession, SessionStore},
@@ -43,11 +44,16 @@ pub enum DemoError {
 /// How many simulated people the demo tracks.
 pub const DEMO_USERS: usize = 24;
 
+/// How often something happens in the demo's channels (real time).
+const NEWSROOM_BEAT: Duration = Duration::from_secs(3);
+
 /// The demo's configuration, its scenario, and where its database lives.
 pub struct Demo {
     pub config: Config,
     pub scenario: Scenario,
     pub database_path: PathBuf,
+    /// How often the demo's channels get a post, an edit or a deletion.
+    pub newsroom_beat: Duration,
 }
 
 /// Builds the demo: three accounts, a generated day of activity for [`DEMO_USERS`] people, a
@@ -91,18 +97,30 @@ pub fn demo(dir: &std::path::Path, bind: std::net::SocketAddr, clock_speed: f64)
             notify: user.push,
         })
         .collect();
+    config.channels = DEMO_CHANNELS
+        .iter()
+        .map(|channel| ChannelConfig {
+            channel: ChannelName::Text(format!("@{}", channel.username)),
+            account: None,
+            tags: vec!["demo".into()],
+        })
+        .collect();
     Demo {
         config,
         scenario,
         database_path,
+        newsroom_beat: NEWSROOM_BEAT,
     }
 }
 
 /// Starts the sandbox with the demo's accounts and people, imports each account's session into
-/// the database (sealed), plays the scenario, and builds the service over MTProto.
+/// the database (sealed), plays the scenario, keeps the demo channels busy, and builds the
+/// service over MTProto.
 pub async fn start(demo: Demo, clock: Clock) -> Result<(Application, Sandbox), DemoError> {
     let fleet = SandboxFleet::start(&demo.config, &demo.scenario, clock).await?;
+    sandbox_newsroom::add_channels(&fleet.sandbox)?;
     sandbox_player::play(fleet.sandbox.clone(), demo.scenario, clock, clock.now());
+    sandbox_newsroom::run(fleet.sandbox.clone(), demo.newsroom_beat);
     let app = fleet.build_app(demo.config, clock).await?;
     Ok((app, fleet.sandbox))
 }

@@ -230,7 +230,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                  try:\n  curl {base}/api/health\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users\n  \
                  curl -H 'Authorization: Bearer {token}' '{base}/api/online-statuses?is_online=true'\n  \
-                 curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n",
+                 curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n  \
+                 curl -H 'Authorization: Bearer {token}' {base}/api/channels\n  \
+                 curl -H 'Authorization: Bearer {token}' {base}/api/channels/<id>/messages\n",
                 users = tgwatch::demo::DEMO_USERS,
                 db = database_path.display(),
                 sandbox = sandbox.addr(),

@@ -7,6 +7,7 @@
 mod channels;
 pub mod grammers;
 pub mod login;
+pub mod sandbox_newsroom;
 pub mod sandbox_player;
 pub mod scripted;
 pub mod stored_session;
