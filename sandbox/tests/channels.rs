@@ -7,75 +7,28 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::future::Future;
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use grammers_client::client::UpdateStream;
 use grammers_client::media::Media;
 use grammers_client::peer::Peer;
-use grammers_client::sender::{ConnectionParams, NoRetries, RpcError, UpdatesConfiguration};
+use grammers_client::sender::RpcError;
 use grammers_client::session::types::{PeerAuth, PeerId, PeerRef};
-use grammers_client::session::updates::UpdatesLike;
 use grammers_client::update::Update;
-use grammers_client::{Client, InvocationError, SenderPool, tl};
+use grammers_client::{InvocationError, tl};
+use support::{TestClient, within};
 use tgwatch_sandbox::{AccountId, MediaKind, Sandbox};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-const API_ID: i32 = 1;
-/// Generous for a loopback round trip, short enough that a hang fails fast.
-const STEP: Duration = Duration::from_secs(5);
 
 const NEWS: i64 = 1_111_111_111;
 const NEWS_HASH: i64 = 4242;
 const SECRET: i64 = 1_222_222_222;
 const SECRET_HASH: i64 = 5353;
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-/// A grammers client logged in as `account`, with tgwatch's retry policy (NoRetries).
-struct TestClient {
-    client: Client,
-    updates: Option<mpsc::Receiver<UpdatesLike>>,
-    runner: JoinHandle<()>,
-}
-
+/// Calls that must succeed, and calls that must fail with an RPC error.
 impl TestClient {
-    fn connect(sandbox: &Sandbox, account: AccountId) -> Self {
-        let session = Arc::new(sandbox.session_for(account).expect("session"));
-        let params = ConnectionParams {
-            retry_policy: Box::new(NoRetries),
-            ..Default::default()
-        };
-        let SenderPool {
-            runner,
-            handle,
-            updates,
-        } = SenderPool::with_configuration(session, API_ID, params);
-        let runner = tokio::spawn(runner.run());
-        TestClient {
-            client: Client::new(handle),
-            updates: Some(updates),
-            runner,
-        }
-    }
-
-    async fn stream(&mut self) -> UpdateStream {
-        let updates = self.updates.take().expect("updates taken once");
-        within(
-            "stream_updates",
-            self.client
-                .stream_updates(updates, UpdatesConfiguration { catch_up: false }),
-        )
-        .await
-        .expect("stream")
-    }
-
     async fn invoke<R: tl::RemoteCall>(&self, what: &str, request: &R) -> R::Return {
         within(what, self.client.invoke(request))
             .await
@@ -90,12 +43,6 @@ impl TestClient {
             Err(InvocationError::Rpc(RpcError { code, name, .. })) => (code, name),
             other => panic!("{what}: expected an RPC error, got {other:?}"),
         }
-    }
-}
-
-impl Drop for TestClient {
-    fn drop(&mut self) {
-        self.runner.abort();
     }
 }
 

@@ -4,87 +4,23 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::future::Future;
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use grammers_client::client::UpdateStream;
-use grammers_client::sender::{ConnectionParams, NoRetries, RpcError, UpdatesConfiguration};
-use grammers_client::session::updates::UpdatesLike;
+use grammers_client::session::storages::MemorySession;
 use grammers_client::update::Update;
-use grammers_client::{Client, InvocationError, SenderPool, tl};
+use grammers_client::{InvocationError, tl};
+use support::{TestClient, rpc_error, within};
 use tgwatch_sandbox::{AccountId, Ban, Sandbox, UserStatus};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-const API_ID: i32 = 1;
-/// Generous for a loopback round trip, short enough that a hang fails fast.
-const STEP: Duration = Duration::from_secs(5);
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-/// A grammers client logged in as `account`, with the retry policy tgwatch uses (NoRetries: the
-/// caller, not the library, decides what to do about a FLOOD_WAIT).
-struct TestClient {
-    client: Client,
-    updates: Option<mpsc::Receiver<UpdatesLike>>,
-    runner: JoinHandle<()>,
-}
-
-impl TestClient {
-    fn connect(sandbox: &Sandbox, account: AccountId) -> Self {
-        let session = Arc::new(sandbox.session_for(account).expect("session"));
-        let params = ConnectionParams {
-            retry_policy: Box::new(NoRetries),
-            ..Default::default()
-        };
-        let SenderPool {
-            runner,
-            handle,
-            updates,
-        } = SenderPool::with_configuration(session, API_ID, params);
-        let runner = tokio::spawn(runner.run());
-        TestClient {
-            client: Client::new(handle),
-            updates: Some(updates),
-            runner,
-        }
-    }
-
-    async fn stream(&mut self) -> UpdateStream {
-        let updates = self.updates.take().expect("updates taken once");
-        within(
-            "stream_updates",
-            self.client
-                .stream_updates(updates, UpdatesConfiguration { catch_up: false }),
-        )
-        .await
-        .expect("stream")
-    }
-}
-
-impl Drop for TestClient {
-    fn drop(&mut self) {
-        self.runner.abort();
-    }
-}
 
 fn input_user(id: i64, access_hash: i64) -> tl::enums::InputUser {
     tl::enums::InputUser::User(tl::types::InputUser {
         user_id: id,
         access_hash,
     })
-}
-
-fn rpc_error(result: Result<impl std::fmt::Debug, InvocationError>) -> RpcError {
-    match result {
-        Err(InvocationError::Rpc(error)) => error,
-        other => panic!("expected an RPC error, got {other:?}"),
-    }
 }
 
 /// Waits for the next `updateUserStatus` on the stream.
@@ -583,23 +519,10 @@ async fn an_unknown_auth_key_fails_the_request_instead_of_hanging() {
     for option in data.dc_options.values_mut() {
         option.auth_key = Some([7; 256]);
     }
-    let session = Arc::new(grammers_client::session::storages::MemorySession::from(
-        data,
-    ));
-    let SenderPool { runner, handle, .. } = SenderPool::with_configuration(
-        session,
-        API_ID,
-        ConnectionParams {
-            retry_policy: Box::new(NoRetries),
-            ..Default::default()
-        },
-    );
-    let runner = tokio::spawn(runner.run());
-    let client = Client::new(handle);
+    let tc = TestClient::on_session(MemorySession::from(data));
 
     // The sandbox answers transport error -404; grammers then tries a key exchange, which the
     // sandbox refuses the same way, so the call fails.
-    let result = within("get_me with an unknown key", client.get_me()).await;
+    let result = within("get_me with an unknown key", tc.client.get_me()).await;
     assert!(result.is_err(), "{result:?}");
-    runner.abort();
 }

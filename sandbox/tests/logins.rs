@@ -7,81 +7,25 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::future::Future;
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use grammers_client::client::{PasswordToken, UpdateStream};
-use grammers_client::sender::{ConnectionParams, NoRetries, RpcError, UpdatesConfiguration};
+use grammers_client::client::PasswordToken;
 use grammers_client::session::Session;
-use grammers_client::session::storages::MemorySession;
 use grammers_client::session::types::{PeerId, PeerInfo};
-use grammers_client::session::updates::UpdatesLike;
 use grammers_client::update::Update;
-use grammers_client::{Client, InvocationError, SenderPool, SignInError, tl};
+use grammers_client::{InvocationError, SignInError, tl};
+use support::{API_ID, TestClient, rpc_error, within, within_for};
 use tgwatch_sandbox::{AccountId, Ban, Sandbox, SandboxError, UserStatus};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-const API_ID: i32 = 1;
 const API_HASH: &str = "0123456789abcdef0123456789abcdef";
 const PHONE: &str = "+1 415 555 0132";
-/// Generous for a loopback round trip, short enough that a hang fails fast.
-const STEP: Duration = Duration::from_secs(5);
 /// For steps that run the 2FA key derivation (see the module docs).
 const KDF_STEP: Duration = Duration::from_secs(60);
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    within_for(STEP, what, future).await
-}
-
-async fn within_for<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-/// A grammers client on a fresh session (a new key, logged in to nobody), with the retry
-/// policy tgwatch uses (NoRetries: FLOOD_WAITs reach the caller).
-struct FreshClient {
-    client: Client,
-    session: Arc<MemorySession>,
-    updates: Option<mpsc::Receiver<UpdatesLike>>,
-    runner: JoinHandle<()>,
-}
-
-impl FreshClient {
-    fn connect(sandbox: &Sandbox) -> Self {
-        let session = Arc::new(MemorySession::from(sandbox.fresh_session_data()));
-        let params = ConnectionParams {
-            retry_policy: Box::new(NoRetries),
-            ..Default::default()
-        };
-        let SenderPool {
-            runner,
-            handle,
-            updates,
-        } = SenderPool::with_configuration(Arc::clone(&session) as _, API_ID, params);
-        let runner = tokio::spawn(runner.run());
-        FreshClient {
-            client: Client::new(handle),
-            session,
-            updates: Some(updates),
-            runner,
-        }
-    }
-
-    async fn stream(&mut self) -> UpdateStream {
-        let updates = self.updates.take().expect("updates taken once");
-        within(
-            "stream_updates",
-            self.client
-                .stream_updates(updates, UpdatesConfiguration { catch_up: false }),
-        )
-        .await
-        .expect("stream")
-    }
-
+/// The login steps, on a client of a fresh session ([`TestClient::fresh`]).
+impl TestClient {
     async fn is_authorized(&self) -> bool {
         within("is_authorized", self.client.is_authorized())
             .await
@@ -198,19 +142,6 @@ impl FreshClient {
     }
 }
 
-impl Drop for FreshClient {
-    fn drop(&mut self) {
-        self.runner.abort();
-    }
-}
-
-fn rpc_error(result: Result<impl std::fmt::Debug, InvocationError>) -> RpcError {
-    match result {
-        Err(InvocationError::Rpc(error)) => error,
-        other => panic!("expected an RPC error, got {other:?}"),
-    }
-}
-
 fn assert_rpc_error(result: Result<impl std::fmt::Debug, InvocationError>, code: i32, name: &str) {
     let error = rpc_error(result);
     assert_eq!((error.code, error.name.as_str()), (code, name), "{error:?}");
@@ -243,7 +174,7 @@ async fn start_with_account() -> (Sandbox, AccountId) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_by_code() {
     let (sandbox, account) = start_with_account().await;
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     assert!(!fresh.is_authorized().await);
     // Everything but the login methods is refused before the login.
@@ -301,16 +232,9 @@ async fn login_by_code() {
 
     // The login key is the account's now; its original pre-shared key still works too.
     assert_eq!(sandbox.connection_count(account).expect("count"), 1);
-    let original = sandbox.session_for(account).expect("original session");
-    let SenderPool { runner, handle, .. } = SenderPool::new(Arc::new(original), API_ID);
-    let runner = tokio::spawn(runner.run());
-    let original = Client::new(handle);
-    assert!(
-        within("original is_authorized", original.is_authorized())
-            .await
-            .expect("is_authorized")
-    );
-    runner.abort();
+    let original = TestClient::connect(&sandbox, account);
+    assert!(original.is_authorized().await);
+    drop(original);
 
     // The code is used up.
     let again = within("sign_in again", fresh.client.sign_in(&token, &code)).await;
@@ -325,7 +249,7 @@ async fn login_by_code_with_2fa() {
     sandbox
         .set_password(account, Some("hunter2"), Some("the usual"))
         .expect("password");
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     let token = within(
         "request_login_code",
@@ -357,7 +281,7 @@ async fn login_by_code_with_2fa() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_code_is_refused_and_the_right_one_still_works() {
     let (sandbox, _account) = start_with_account().await;
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
     let token = within(
         "request_login_code",
         fresh.client.request_login_code(PHONE, API_HASH),
@@ -383,7 +307,7 @@ async fn a_wrong_code_is_refused_and_the_right_one_still_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_errors_carry_telegrams_names() {
     let (sandbox, account) = start_with_account().await;
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     assert_rpc_error(
         fresh.send_code("+999 000").await,
@@ -456,14 +380,14 @@ async fn sign_in_errors_carry_telegrams_names() {
 
     // A banned phone cannot get a code.
     sandbox.ban(account, Ban::UserDeactivatedBan).expect("ban");
-    let other = FreshClient::connect(&sandbox);
+    let other = TestClient::fresh(&sandbox);
     assert_rpc_error(other.send_code(PHONE).await, 400, "PHONE_NUMBER_BANNED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_code_is_refused() {
     let (sandbox, _account) = start_with_account().await;
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     let token = within(
         "request_login_code",
@@ -512,7 +436,7 @@ async fn a_wrong_password_is_refused_and_the_token_can_be_retried() {
     sandbox
         .set_password(account, Some("hunter2"), None)
         .expect("password");
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     // Without the code step there is nothing to check a password for.
     let password = fresh.get_password().await;
@@ -576,7 +500,7 @@ async fn a_wrong_password_is_refused_and_the_token_can_be_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_by_qr_code() {
     let (sandbox, account) = start_with_account().await;
-    let mut fresh = FreshClient::connect(&sandbox);
+    let mut fresh = TestClient::fresh(&sandbox);
     let mut stream = fresh.stream().await;
     assert!(!fresh.is_authorized().await);
 
@@ -629,7 +553,7 @@ async fn login_by_qr_code_with_2fa() {
     sandbox
         .set_password(account, Some("correct horse"), Some("horse"))
         .expect("password");
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     let (token, _) = fresh.qr_token().await;
     sandbox.accept_login_token(&token, account).expect("accept");
@@ -676,7 +600,7 @@ async fn login_by_qr_code_with_2fa() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_tokens_expire_and_import_login_token_finishes_a_login() {
     let (sandbox, account) = start_with_account().await;
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     assert!(matches!(
         sandbox.accept_login_token(b"never exported", account),
@@ -743,7 +667,7 @@ async fn qr_tokens_expire_and_import_login_token_finishes_a_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_wait_on_send_code_reaches_the_caller() {
     let (sandbox, _account) = start_with_account().await;
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
 
     sandbox.inject_method_flood_wait("auth.sendCode", 300, 1);
     let error = rpc_error(
@@ -780,7 +704,7 @@ async fn flood_wait_on_send_code_reaches_the_caller() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_out_makes_the_key_unauthorized_again() {
     let (sandbox, account) = start_with_account().await;
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
     let token = within(
         "request_login_code",
         fresh.client.request_login_code(PHONE, API_HASH),
@@ -822,7 +746,7 @@ async fn a_logged_in_key_gets_the_accounts_pushes_and_bans() {
     let (sandbox, account) = start_with_account().await;
     sandbox.add_user(2000, 1, None, "Alice").expect("user");
     sandbox.add_contact(account, 2000).expect("contact");
-    let mut fresh = FreshClient::connect(&sandbox);
+    let mut fresh = TestClient::fresh(&sandbox);
     let mut stream = fresh.stream().await;
 
     let token = within(
@@ -891,7 +815,7 @@ async fn phones_are_unique_and_need_digits() {
         .set_phone(other, PHONE)
         .expect("the old phone is free");
 
-    let fresh = FreshClient::connect(&sandbox);
+    let fresh = TestClient::fresh(&sandbox);
     let token = within(
         "request_login_code",
         fresh.client.request_login_code(PHONE, API_HASH),
