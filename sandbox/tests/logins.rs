@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use grammers_client::client::PasswordToken;
+use grammers_client::client::{LoginToken, PasswordToken};
 use grammers_client::session::Session;
 use grammers_client::session::types::{PeerId, PeerInfo};
 use grammers_client::update::Update;
@@ -26,6 +26,18 @@ const KDF_STEP: Duration = Duration::from_secs(60);
 
 /// The login steps, on a client of a fresh session ([`TestClient::fresh`]).
 impl TestClient {
+    /// Asks for a login code for [`PHONE`] and reads the code the sandbox sent.
+    async fn request_code(&self, sandbox: &Sandbox) -> (LoginToken, String) {
+        let token = within(
+            "request_login_code",
+            self.client.request_login_code(PHONE, API_HASH),
+        )
+        .await
+        .expect("request_login_code");
+        let code = sandbox.login_code(PHONE).expect("code");
+        (token, code)
+    }
+
     async fn is_authorized(&self) -> bool {
         within("is_authorized", self.client.is_authorized())
             .await
@@ -251,13 +263,7 @@ async fn login_by_code_with_2fa() {
         .expect("password");
     let fresh = TestClient::fresh(&sandbox);
 
-    let token = within(
-        "request_login_code",
-        fresh.client.request_login_code(PHONE, API_HASH),
-    )
-    .await
-    .expect("request_login_code");
-    let code = sandbox.login_code(PHONE).expect("code");
+    let (token, code) = fresh.request_code(&sandbox).await;
     let password_token = match within("sign_in", fresh.client.sign_in(&token, &code)).await {
         Err(SignInError::PasswordRequired(password_token)) => password_token,
         other => panic!("expected PasswordRequired, got {other:?}"),
@@ -282,13 +288,7 @@ async fn login_by_code_with_2fa() {
 async fn a_wrong_code_is_refused_and_the_right_one_still_works() {
     let (sandbox, _account) = start_with_account().await;
     let fresh = TestClient::fresh(&sandbox);
-    let token = within(
-        "request_login_code",
-        fresh.client.request_login_code(PHONE, API_HASH),
-    )
-    .await
-    .expect("request_login_code");
-    let code = sandbox.login_code(PHONE).expect("code");
+    let (token, code) = fresh.request_code(&sandbox).await;
 
     let wrong = within(
         "sign_in wrong",
@@ -389,13 +389,7 @@ async fn an_expired_code_is_refused() {
     let (sandbox, _account) = start_with_account().await;
     let fresh = TestClient::fresh(&sandbox);
 
-    let token = within(
-        "request_login_code",
-        fresh.client.request_login_code(PHONE, API_HASH),
-    )
-    .await
-    .expect("request_login_code");
-    let code = sandbox.login_code(PHONE).expect("code");
+    let (token, code) = fresh.request_code(&sandbox).await;
     sandbox.expire_login_codes();
     // grammers folds every PHONE_CODE_* error into InvalidCode...
     let expired = within("sign_in expired", fresh.client.sign_in(&token, &code)).await;
@@ -460,13 +454,7 @@ async fn a_wrong_password_is_refused_and_the_token_can_be_retried() {
         "AUTH_KEY_UNREGISTERED",
     );
 
-    let token = within(
-        "request_login_code",
-        fresh.client.request_login_code(PHONE, API_HASH),
-    )
-    .await
-    .expect("request_login_code");
-    let code = sandbox.login_code(PHONE).expect("code");
+    let (token, code) = fresh.request_code(&sandbox).await;
     let password_token = match within("sign_in", fresh.client.sign_in(&token, &code)).await {
         Err(SignInError::PasswordRequired(password_token)) => password_token,
         other => panic!("expected PasswordRequired, got {other:?}"),
@@ -705,13 +693,7 @@ async fn flood_wait_on_send_code_reaches_the_caller() {
 async fn log_out_makes_the_key_unauthorized_again() {
     let (sandbox, account) = start_with_account().await;
     let fresh = TestClient::fresh(&sandbox);
-    let token = within(
-        "request_login_code",
-        fresh.client.request_login_code(PHONE, API_HASH),
-    )
-    .await
-    .expect("request_login_code");
-    let code = sandbox.login_code(PHONE).expect("code");
+    let (token, code) = fresh.request_code(&sandbox).await;
     within("sign_in", fresh.client.sign_in(&token, &code))
         .await
         .expect("sign_in");
@@ -749,13 +731,7 @@ async fn a_logged_in_key_gets_the_accounts_pushes_and_bans() {
     let mut fresh = TestClient::fresh(&sandbox);
     let mut stream = fresh.stream().await;
 
-    let token = within(
-        "request_login_code",
-        fresh.client.request_login_code(PHONE, API_HASH),
-    )
-    .await
-    .expect("request_login_code");
-    let code = sandbox.login_code(PHONE).expect("code");
+    let (token, code) = fresh.request_code(&sandbox).await;
     within("sign_in", fresh.client.sign_in(&token, &code))
         .await
         .expect("sign_in");
@@ -816,13 +792,7 @@ async fn phones_are_unique_and_need_digits() {
         .expect("the old phone is free");
 
     let fresh = TestClient::fresh(&sandbox);
-    let token = within(
-        "request_login_code",
-        fresh.client.request_login_code(PHONE, API_HASH),
-    )
-    .await
-    .expect("request_login_code");
-    let code = sandbox.login_code(PHONE).expect("code");
+    let (token, code) = fresh.request_code(&sandbox).await;
     let user = within("sign_in", fresh.client.sign_in(&token, &code))
         .await
         .expect("sign_in");
