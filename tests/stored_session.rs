@@ -121,13 +121,19 @@ async fn update_state_is_written_once_after_a_burst_and_not_after_the_session_is
     assert_eq!(fixture.stored_channel_pts().await, None);
 
     // A burst of channel updates, as a busy channel makes: none is written at once...
+    let burst_started = std::time::Instant::now();
     for pts in 1..=200 {
         session
             .set_update_state(UpdateState::Channel { id: CHANNEL, pts })
             .await
             .expect("update state");
     }
-    assert_eq!(fixture.stored_channel_pts().await, None);
+    let stored_right_after = fixture.stored_channel_pts().await;
+    // (Only conclusive if this machine was quicker than the delay, as it is by far unless
+    // badly overloaded.)
+    if burst_started.elapsed() < UPDATE_STATE_WRITE_DELAY {
+        assert_eq!(stored_right_after, None);
+    }
     // ...and the last one is written after the delay.
     tokio::time::sleep(UPDATE_STATE_WRITE_DELAY * 2).await;
     assert_eq!(fixture.stored_channel_pts().await, Some(200));
