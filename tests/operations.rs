@@ -521,15 +521,7 @@ secret = "{secret}"
     let (_, main) = app.get("/api/accounts?status=active").await;
     assert_eq!(items(&main).len(), 1, "main stays: {main}");
 
-    let (status, text) = {
-        let response = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    };
+    let (status, _, text) = scrape(&app, None).await;
     assert_eq!(status, 200);
     assert!(
         text.contains("tgwatch_config_reloads_total{result=\"rejected\"} 2\n"),
@@ -598,12 +590,6 @@ async fn old_log_rows_are_deleted_in_batches_and_new_ones_kept() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
-    let text = response.text().await.unwrap();
+    let (_, _, text) = scrape(&app, None).await;
     assert!(text.contains("tgwatch_logs_deleted_total 250\n"), "{text}");
 }
