@@ -149,7 +149,7 @@ impl ChannelsActor {
     fn write_buffer(
         &mut self,
     ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
-        let batch = std::mem::replace(&mut self.buffer, Vec::with_capacity(FLUSH_AT));
+        let batch = std::mem::take(&mut self.buffer);
         let (db, now, wake, feed) = (
             self.db.clone(),
             self.clock.now(),
