@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     actors::{
-        channels::ChannelsActor,
+        channels::{ChannelsActor, FlushChannels},
         messages::{AccountHealth, Flush},
         storage::StorageActor,
         supervisor::FleetSupervisor,
@@ -402,22 +402,72 @@ impl Application {
         self.channels.clone()
     }
 
-    /// Serves until Ctrl-C (or the server stops), then writes what is still buffered.
+    /// Serves until SIGTERM or SIGINT (or the server stops), then stops cleanly (see
+    /// [`Application::run_until`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes (or the server stops), then stops in order: no new HTTP or
+    /// WebSocket work (requests in flight finish), the observations and channel changes the
+    /// actors still buffer are written, and the database pool is closed on this runtime (a pool
+    /// dropped after the runtime has gone cannot close its connections).
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = self.server;
         tokio::select! {
             result = server => result?,
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("shutting down");
+            () = stop => {
+                tracing::info!("shutting down: refusing new requests");
                 handle.stop(true).await;
             }
         }
-        if let Ok(Err(error)) = self.storage.send(Flush).await {
-            tracing::error!(%error, "could not write the last observations");
+        tracing::info!("shutting down: writing buffered observations and channel changes");
+        match self.storage.send(Flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "could not write the last observations"),
+            Err(error) => {
+                tracing::error!(%error, "the storage actor is gone: observations it held are lost")
+            }
         }
+        match self.channels.router.send(FlushChannels).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "could not write the last channel changes"),
+            Err(error) => {
+                tracing::error!(%error, "the channels actor is gone: changes it held are lost")
+            }
+        }
+        if let Err(error) = self.channels.db.close_by_ref().await {
+            tracing::warn!(%error, "could not close the database pool");
+        }
+        tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Completes on the first SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut terminate, mut interrupt) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+        (Err(error), _) | (_, Err(error)) => {
+            // Without signal handlers the default action (exit without a flush) stays:
+            // serve on rather than stop at once.
+            tracing::error!(%error, "cannot listen for SIGTERM/SIGINT");
+            return std::future::pending().await;
+        }
+    };
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stop requested");
 }
 
 /// Acts on what account actors report: a lost account's work moves to healthy accounts, a

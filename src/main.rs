@@ -5,7 +5,14 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tgwatch::{app::Application, bench, cli, clock::Clock, config::Config, demo::demo, storage};
+use tgwatch::{
+    app::{Application, shutdown_signal},
+    bench, cli,
+    clock::Clock,
+    config::Config,
+    demo::demo,
+    storage,
+};
 
 #[derive(Parser)]
 #[command(
@@ -237,15 +244,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 db = database_path.display(),
                 sandbox = sandbox.addr(),
             );
-            match seconds {
-                Some(seconds) => {
-                    tokio::select! {
-                        result = app.run_until_stopped() => result?,
-                        _ = tokio::time::sleep(Duration::from_secs(seconds)) => {}
-                    }
+            // `--seconds` ends the demo by the same clean stop as a signal.
+            app.run_until(async {
+                match seconds {
+                    Some(seconds) => tokio::select! {
+                        () = shutdown_signal() => {}
+                        () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+                    },
+                    None => shutdown_signal().await,
                 }
-                None => app.run_until_stopped().await?,
-            }
+            })
+            .await?;
         }
         Command::Migrate { config } => {
             let config =
