@@ -1,6 +1,7 @@
 //! Commands around accounts' sessions: `login` (through the running service's API, which owns
 //! the account's connection and session), and `import-session`, `export-session` and
-//! `rotate-key` (on the database directly, with the service stopped).
+//! `rotate-key` (on the database directly, with the service stopped), and `backup` (an online
+//! copy of the SQLite database and the master key file).
 
 use std::{
     io::{BufRead, IsTerminal, Write},
@@ -11,7 +12,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use qrcode::{QrCode, render::unicode::Dense1x2};
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -353,5 +354,63 @@ pub async fn rotate_key(config: &Config) -> anyhow::Result<String> {
         } else {
             ""
         }
+    ))
+}
+
+/// `tgwatch backup --to DIR`: an online copy of the SQLite database (`VACUUM INTO`, consistent
+/// while the service writes) and of the master key file, into a new private directory. A
+/// PostgreSQL database is backed up with `pg_dump` instead (README, "Backup and restore").
+pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<String> {
+    let db = storage::connect(&config.database.url, 1).await?;
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        bail!(
+            "the database is PostgreSQL: back it up with `pg_dump --format=custom` and copy the \
+             master key ({}) beside the dump (README, \"Backup and restore\")",
+            config.security.master_key_file
+        );
+    }
+    if to.exists() && to.read_dir()?.next().is_some() {
+        bail!(
+            "{} is not empty: back up into a new directory",
+            to.display()
+        );
+    }
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(to)
+        .with_context(|| format!("creating {}", to.display()))?;
+
+    let database = to.join("tgwatch.db");
+    let target = database
+        .to_str()
+        .with_context(|| format!("{} is not valid UTF-8", database.display()))?;
+    db.execute_unprepared(&format!("VACUUM INTO '{}'", target.replace('\'', "''")))
+        .await
+        .context("copying the database")?;
+    db.close().await.context("closing the database")?;
+
+    let key = if std::env::var(MASTER_KEY_ENV).is_ok() {
+        format!("the master key is in {MASTER_KEY_ENV}: keep a copy of it with this backup")
+    } else {
+        let source = Path::new(&config.security.master_key_file);
+        let key = MasterKey::load_if_present(source)?.with_context(|| {
+            format!(
+                "no master key file at {}: nothing can open the sessions",
+                source.display()
+            )
+        })?;
+        key.write_new_file(&to.join("tgwatch.key"))?;
+        format!(
+            "tgwatch.key (key {}): it opens every stored session, keep it as secret as the accounts",
+            key.id_hex()
+        )
+    };
+    Ok(format!(
+        "backup written to {}:\n  tgwatch.db ({} bytes)\n  {key}\nRestore: stop the service, copy both \
+         files to where [database] url and [security] master_key_file point, start it.",
+        to.display(),
+        std::fs::metadata(&database)?.len(),
     ))
 }

@@ -93,6 +93,15 @@ enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Copy the SQLite database (online, while the service runs) and the master key file into
+    /// a new directory.
+    Backup {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// A new (or empty) directory for the copy; created readable by its owner only.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Re-seal every stored session with a new master key (service stopped).
     RotateKey {
         #[arg(long, default_value = "config.toml")]
@@ -287,6 +296,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::ExportSession { account, config } => {
             println!("{}", cli::export(&load(&config)?, &account).await?);
+        }
+        Command::Backup { config, to } => {
+            println!("{}", cli::backup(&load(&config)?, &to).await?);
         }
         Command::RotateKey { config } => {
             println!("{}", cli::rotate_key(&load(&config)?).await?);

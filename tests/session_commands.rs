@@ -172,3 +172,57 @@ async fn sessions_export_import_and_survive_a_key_rotation() {
         "{error}"
     );
 }
+
+/// `backup` copies the database while the service runs; a service started on the copy and its
+/// key in a fresh directory uses the account's session without a new login.
+#[actix_rt::test]
+async fn a_backup_restored_into_a_fresh_directory_keeps_the_session_usable() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let account = sandbox
+        .add_account(6100, 61, Some("backup_watcher"), "Watcher")
+        .unwrap();
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let id = common::add_logged_in_account(&app, &sandbox, account, "main", 10).await;
+    let backup = app.dir.path().join("backup");
+
+    let result = cli::backup(&app.config, &backup).await;
+    if app.config.database.url.starts_with("postgres") {
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains("pg_dump"), "{error}");
+        return;
+    }
+    let report = result.unwrap();
+    assert!(report.contains("tgwatch.key"), "{report}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the backup directory is private");
+    let again = cli::backup(&app.config, &backup).await.unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+    app.server.stop(true).await;
+
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::copy(backup.join("tgwatch.db"), fresh.path().join("restored.db")).unwrap();
+    std::fs::copy(backup.join("tgwatch.key"), fresh.path().join("tgwatch.key")).unwrap();
+    let mut config = app.config.clone();
+    config.database.url = format!(
+        "sqlite://{}?mode=rw",
+        fresh.path().join("restored.db").display()
+    );
+    config.security.master_key_file = fresh.path().join("tgwatch.key").display().to_string();
+    let logins = sandbox.calls("auth.signIn");
+    let restored = common::start_mtproto_app(&sandbox, config, std::sync::Arc::new(fresh)).await;
+    restored
+        .eventually(
+            &format!("/api/accounts/{id}"),
+            Duration::from_secs(20),
+            |account| account["status"] == "active",
+        )
+        .await;
+    let (status, chats) = restored.get(&format!("/api/accounts/{id}/chats")).await;
+    assert_eq!(
+        status, 200,
+        "the restored session reaches Telegram: {chats}"
+    );
+    assert_eq!(sandbox.calls("auth.signIn"), logins, "no new login");
+    assert!(restored.issued_keys.lock().unwrap().is_empty());
+}
