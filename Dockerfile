@@ -26,7 +26,7 @@ WORKDIR /var/lib/tgwatch
 USER tgwatch
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD curl --fail --silent --output /dev/null http://127.0.0.1:8080/api/health || exit 1
+  CMD curl --fail --silent --output /dev/null http://127.0.0.1:8080/livez || exit 1
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/tgwatch"]
 CMD ["run", "--config", "/etc/tgwatch/config.toml"]

@@ -1,6 +1,13 @@
 //! Wires the service together: database, actors, configuration items, HTTP server.
 
-use std::{net::TcpListener, sync::Arc, time::Instant};
+use std::{
+    net::TcpListener,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use actix::prelude::*;
 use actix_web::{App, HttpServer, dev::Server, web};
@@ -91,6 +98,8 @@ pub struct AppState {
     pub config: Arc<ConfigState>,
     /// The live WebSocket's hub (`/ws`, the dashboard and the Mini App).
     pub live: crate::live::Live,
+    /// Set when the clean stop begins: `GET /readyz` then answers 503.
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -105,6 +114,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    stopping: Arc<AtomicBool>,
     storage: Addr<StorageActor>,
     tracking: Tracking,
     channels: Channels,
@@ -337,6 +347,7 @@ impl Application {
             feed: feed.clone(),
             metrics: Arc::clone(&metrics),
         })?;
+        let stopping = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             db,
             supervisor,
@@ -354,6 +365,7 @@ impl Application {
             metrics_public: config.http.metrics_public,
             config: reloader.state(),
             live,
+            stopping: stopping.clone(),
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
@@ -369,6 +381,7 @@ impl Application {
         Ok(Application {
             port,
             server,
+            stopping,
             storage,
             tracking,
             channels: channels_for_callers,
@@ -421,6 +434,7 @@ impl Application {
         tokio::select! {
             result = server => result?,
             () = stop => {
+                self.stopping.store(true, Ordering::Relaxed);
                 tracing::info!("shutting down: refusing new requests");
                 handle.stop(true).await;
             }

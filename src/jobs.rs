@@ -129,12 +129,22 @@ impl Jobs {
         self.metrics
             .accounts_unhealthy
             .store(assessment.unhealthy.len() as u64, Ordering::Relaxed);
-        tracing::info!(
-            job = "account_health",
-            checked = observed.len(),
-            unhealthy = assessment.unhealthy.len(),
-            "account health checked"
-        );
+        // A run that found nothing new is routine: at debug, so it does not bury the log.
+        if assessment.newly_unhealthy.is_empty() && assessment.recovered.is_empty() {
+            tracing::debug!(
+                job = "account_health",
+                checked = observed.len(),
+                unhealthy = assessment.unhealthy.len(),
+                "account health checked"
+            );
+        } else {
+            tracing::info!(
+                job = "account_health",
+                checked = observed.len(),
+                unhealthy = assessment.unhealthy.len(),
+                "account health checked"
+            );
+        }
         Ok(assessment)
     }
 
@@ -163,7 +173,11 @@ impl Jobs {
         self.metrics
             .logs_deleted
             .fetch_add(deleted, Ordering::Relaxed);
-        tracing::info!(job = "log_cleanup", deleted, cutoff = %cutoff.to_rfc3339(), "old log rows deleted");
+        if deleted > 0 {
+            tracing::info!(job = "log_cleanup", deleted, cutoff = %cutoff.to_rfc3339(), "old log rows deleted");
+        } else {
+            tracing::debug!(job = "log_cleanup", cutoff = %cutoff.to_rfc3339(), "no old log rows");
+        }
         Ok(deleted)
     }
 }

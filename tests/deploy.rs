@@ -181,7 +181,7 @@ async fn wait_healthy(base: &str, child: &mut Child) {
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(answer) = client.get(format!("{base}/api/health")).send().await
+        if let Ok(answer) = client.get(format!("{base}/readyz")).send().await
             && answer.status().is_success()
         {
             return;
@@ -383,4 +383,40 @@ fn quoted_words_keep_their_spaces() {
         words(r#"A="x y" B=z"#),
         vec!["A=x y".to_owned(), "B=z".to_owned()]
     );
+}
+
+/// The probes answer without a token and without detail; `/readyz` is 503 while a migration of
+/// this build is not applied.
+#[actix_rt::test]
+async fn the_probes_answer_without_a_token_and_readyz_sees_a_pending_migration() {
+    let app = common::spawn_app("", |_| {}).await;
+    let client = reqwest::Client::new();
+    let probe = |path: &'static str| {
+        let request = client.get(format!("{}{path}", app.base));
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        probe("/livez").await,
+        (200, serde_json::json!({"status": "alive"}))
+    );
+    assert_eq!(
+        probe("/readyz").await,
+        (200, serde_json::json!({"status": "ready"}))
+    );
+
+    let db = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    db.execute_unprepared(
+        "DELETE FROM seaql_migrations WHERE version = (SELECT MAX(version) FROM seaql_migrations)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        probe("/readyz").await,
+        (503, serde_json::json!({"status": "not_ready"}))
+    );
+    assert_eq!(probe("/livez").await.0, 200, "alive all the same");
 }

@@ -1,5 +1,6 @@
 //! The admin HTTP API (actix-web, JSON). Everything under `/api` needs the bearer token except
-//! `/api/health`. Bad input of any kind is answered with a 4xx JSON error naming what to fix.
+//! `/api/health` and the probes `/livez` and `/readyz`. Bad input of any kind is answered with a
+//! 4xx JSON error naming what to fix.
 
 mod accounts;
 mod auth;
@@ -14,6 +15,7 @@ mod logs;
 mod metrics;
 mod online_statuses;
 mod params;
+mod probes;
 mod telegram_users;
 mod tracked_users;
 pub mod views;
@@ -45,6 +47,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .into()
         }))
         .route("/api/health", web::get().to(health::health))
+        .route("/livez", web::get().to(probes::livez))
+        .route("/readyz", web::get().to(probes::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .configure(dashboard::routes)
         .service(

@@ -106,3 +106,11 @@ pub async fn begin_write(
 pub async fn ping(db: &DatabaseConnection) -> Result<(), StorageError> {
     db.ping().await.doing("pinging the database")
 }
+
+/// Whether every migration this build knows has been applied.
+pub async fn migrations_applied(db: &DatabaseConnection) -> Result<bool, StorageError> {
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .doing("listing pending migrations")?;
+    Ok(pending.is_empty())
+}
