@@ -420,3 +420,57 @@ async fn the_probes_answer_without_a_token_and_readyz_sees_a_pending_migration()
     );
     assert_eq!(probe("/livez").await.0, 200, "alive all the same");
 }
+
+/// Runs `tgwatch run` on the scripted configuration with the account health job due every few
+/// milliseconds, for two seconds, and returns what it logged.
+async fn log_of_a_quiet_run(rust_log: Option<&str>) -> String {
+    let host = Host::new();
+    host.write_scripted_config();
+    let config = host.root.path().join("etc/config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("[telegram]\n", "[telegram]\nclock_speed = 600.0\n")
+        + "\n[jobs]\naccount_health_interval_seconds = 1\n";
+    std::fs::write(&config, text).unwrap();
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tgwatch"));
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .current_dir(host.state())
+        .env_remove("RUST_LOG")
+        .env("TGWATCH_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("TGWATCH_HTTP__ADMIN_TOKEN", TOKEN)
+        .env(
+            "TGWATCH_DATABASE__URL",
+            format!("sqlite://{}/tgwatch.db?mode=rwc", host.state().display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command.spawn().unwrap();
+    wait_healthy(&format!("http://127.0.0.1:{port}"), &mut child).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    terminate(&child);
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// A periodic job that finds nothing new logs at debug: the default log shows what changed.
+#[tokio::test]
+async fn routine_job_runs_stay_out_of_the_default_log() {
+    let debug = log_of_a_quiet_run(Some("info,tgwatch::jobs=debug")).await;
+    assert!(
+        debug.matches("account health checked").count() >= 2,
+        "the job ran: {debug}"
+    );
+    let default = log_of_a_quiet_run(None).await;
+    assert!(default.contains("admin API listening"), "{default}");
+    assert!(!default.contains("account health checked"), "{default}");
+}
