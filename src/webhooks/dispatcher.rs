@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use super::{
+    address::{self, GuardedResolver, SystemLookup},
     retry::{Outcome, RetryPolicy, classify},
     signing::{SigningSecret, signature_header},
 };
@@ -89,6 +90,11 @@ pub fn spawn_with_metrics(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<(), reqwest::Error> {
     let client = reqwest::Client::builder()
+        // Every name is resolved again at delivery, and private answers are dropped there.
+        .dns_resolver(Arc::new(GuardedResolver::new(
+            Arc::new(SystemLookup),
+            config.allow_private_addresses,
+        )))
         .timeout(Duration::from_secs_f64(config.timeout_seconds))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tgwatch/", env!("CARGO_PKG_VERSION")))
@@ -181,11 +187,12 @@ impl Dispatcher {
         let client = self.client.clone();
         let clock = self.clock;
         let policy = self.policy.clone();
+        let allow_private = self.config.allow_private_addresses;
         let in_flight = self.in_flight.clone();
         let attempts = self.attempts.clone();
         let wake = self.wake.clone();
         tokio::spawn(async move {
-            let record = attempt(&client, clock, &policy, claimed).await;
+            let record = attempt(&client, clock, &policy, allow_private, claimed).await;
             let mut counts = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(count) = counts.get_mut(&webhook_id) {
                 *count = count.saturating_sub(1);
@@ -204,6 +211,7 @@ async fn attempt(
     client: &reqwest::Client,
     clock: Clock,
     policy: &RetryPolicy,
+    allow_private: bool,
     claimed: Claimed,
 ) -> AttemptRecord {
     let Claimed {
@@ -227,7 +235,42 @@ async fn attempt(
         timestamp,
         &body,
     );
+    let record = |error: Option<String>,
+                  status_code: Option<i32>,
+                  response_body: Option<String>,
+                  outcome: Outcome,
+                  started: Instant| {
+        let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+        let completed_at = clock.now();
+        let next_attempt_at: Option<DateTime<Utc>> = policy
+            .next_delay(attempt_number as u32, outcome, &mut rand::rng())
+            .map(|delay| {
+                completed_at + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+            });
+        AttemptRecord {
+            message_id: message.id,
+            webhook_id: message.webhook_id,
+            event_id: message.event_id.clone(),
+            attempt: attempt_number,
+            request_body: body.clone(),
+            status_code,
+            response_body,
+            latency_ms,
+            error,
+            success: outcome == Outcome::Delivered,
+            triggered_at,
+            completed_at,
+            next_attempt_at,
+            gone: outcome == Outcome::Gone,
+        }
+    };
     let started = Instant::now();
+    if let Err(refused) = address::check_literal_host(&url, allow_private) {
+        // Refused before any connection: a failure like a refused connection, retried on the
+        // schedule (the configuration may allow the address again).
+        let outcome = classify(None, false, None);
+        return record(Some(refused.to_string()), None, None, outcome, started);
+    }
     let sent = client
         .post(&url)
         .header("content-type", "application/json")
@@ -260,29 +303,7 @@ async fn attempt(
             (None, None, Some(error.to_string()), outcome)
         }
     };
-    let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    let completed_at = clock.now();
-    let next_attempt_at: Option<DateTime<Utc>> = policy
-        .next_delay(attempt_number as u32, outcome, &mut rand::rng())
-        .map(|delay| {
-            completed_at + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
-        });
-    AttemptRecord {
-        message_id: message.id,
-        webhook_id: message.webhook_id,
-        event_id: message.event_id,
-        attempt: attempt_number,
-        request_body: body,
-        status_code,
-        response_body,
-        latency_ms,
-        error,
-        success: outcome == Outcome::Delivered,
-        triggered_at,
-        completed_at,
-        next_attempt_at,
-        gone: outcome == Outcome::Gone,
-    }
+    record(error, status_code, response_body, outcome, started)
 }
 
 /// Writes attempts in batches; a failed write is retried with the same batch, so no attempt's
