@@ -279,6 +279,7 @@ impl Application {
             channels: channels.clone(),
             clock,
             live: false,
+            problems: Default::default(),
         };
         AccountsReconciler.reconcile(&reconcile, &config).await?;
         // Endpoints first, so that no event is fanned out before its consumers exist.

@@ -27,6 +27,39 @@ pub fn least_loaded(candidates: &[Candidate]) -> Option<Uuid> {
         .map(|c| c.account_id)
 }
 
+/// Why no account can take new work, for an error an operator acts on: there are no accounts,
+/// or none can work (each named with its state: not logged in, banned, ...), or every usable
+/// one is full (`at_limit` tells, and `limit` names the setting to raise).
+pub fn why_no_account(
+    accounts: &[crate::storage::entities::accounts::Model],
+    at_limit: impl Fn(&crate::storage::entities::accounts::Model) -> bool,
+    limit: &str,
+) -> String {
+    use crate::storage::accounts::AccountStatus;
+    if accounts.is_empty() {
+        return "there is no account: add one to [[accounts]] or with POST /api/accounts".into();
+    }
+    let usable: Vec<_> = accounts
+        .iter()
+        .filter(|account| AccountStatus::is_usable(&account.status))
+        .collect();
+    if usable.is_empty() {
+        let states: Vec<String> = accounts
+            .iter()
+            .map(|account| match &account.status_reason {
+                Some(reason) => format!("`{}` is {} ({reason})", account.label, account.status),
+                None => format!("`{}` is {}", account.label, account.status),
+            })
+            .collect();
+        return format!("no account can work: {}", states.join(", "));
+    }
+    if usable.iter().all(|account| at_limit(account)) {
+        return format!("every usable account is at its {limit}: add an account or raise {limit}");
+    }
+    // Usable accounts with room exist; they were excluded (a move away from them).
+    "the only accounts with room are the ones the work is moving away from".into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

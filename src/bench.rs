@@ -196,7 +196,7 @@ async fn insert_tracked_users(
             visible_online: Set(true),
             notify: Set(false),
             is_active: Set(true),
-            source: sea_orm::ActiveValue::NotSet,
+            source: Set("api".to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
         })

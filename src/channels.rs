@@ -21,7 +21,7 @@ use crate::{
         messages::{Loss, ResolveError},
         supervisor::{self, FleetSupervisor},
     },
-    assignment::{Candidate, least_loaded},
+    assignment::{Candidate, least_loaded, why_no_account},
     clock::Clock,
     events::{Event, EventType},
     storage::{
@@ -58,10 +58,8 @@ pub enum ChannelError {
     UnknownId(i64),
     #[error("the channel is already monitored")]
     AlreadyMonitored(Box<channels::Model>),
-    #[error(
-        "no account can take another channel: every usable account is at its max_channels (add an account or raise max_channels)"
-    )]
-    NoAccountAvailable,
+    #[error("no account can take another channel: {0}")]
+    NoAccountAvailable(String),
     #[error("account {0} does not exist")]
     UnknownAccount(Uuid),
     #[error("account `{0}` cannot take channels: it is {1}")]
@@ -184,7 +182,13 @@ impl Channels {
                     && !excluded.contains(&account.id),
             })
             .collect();
-        least_loaded(&candidates).ok_or(ChannelError::NoAccountAvailable)
+        least_loaded(&candidates).ok_or_else(|| {
+            ChannelError::NoAccountAvailable(why_no_account(
+                &accounts,
+                |account| account.channels_count >= account.max_channels,
+                "max_channels",
+            ))
+        })
     }
 
     /// Adds a channel: joins it with an account and starts storing its messages.
@@ -465,7 +469,7 @@ impl Channels {
         loop {
             let account_id = match self.choose_account(None, &excluded).await {
                 Ok(account_id) => account_id,
-                Err(ChannelError::NoAccountAvailable) => {
+                Err(ChannelError::NoAccountAvailable(_)) => {
                     storage::channels::set_unwatched(
                         &self.db,
                         channel.id,
@@ -702,13 +706,14 @@ impl crate::reload::reconcile::ConfigReconciler for ChannelsReconciler {
                         break;
                     }
                     // Accounts are still connecting (start-up): wait a little.
-                    Err(ChannelError::Resolve(_) | ChannelError::NoAccountAvailable)
+                    Err(ChannelError::Resolve(_) | ChannelError::NoAccountAvailable(_))
                         if tries < RECONCILE_JOIN_TRIES =>
                     {
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                     Err(error) => {
-                        ctx.problem(&format!("config channel: {error}")).await;
+                        ctx.problem(&format!("config channel `{}`: {error}", entry.channel))
+                            .await;
                         break;
                     }
                 }

@@ -351,6 +351,15 @@ pub enum ChannelName {
     Text(String),
 }
 
+impl std::fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelName::Id(id) => write!(f, "{id}"),
+            ChannelName::Text(text) => f.write_str(text),
+        }
+    }
+}
+
 /// A channel name, checked: a username or an invite link, or a numeric id (which needs an
 /// account that already knows the channel).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -489,7 +498,7 @@ impl Default for BotConfig {
 }
 
 impl BotConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn collect_problems(&self, problems: &mut Vec<ConfigError>) {
         // The token goes into every request path: refuse anything that is not `<id>:<secret>`,
         // without ever echoing it.
         if let Some(token) = &self.token {
@@ -502,7 +511,7 @@ impl BotConfig {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             });
             if !well_formed {
-                return Err(invalid(
+                problems.push(invalid(
                     "bot.token",
                     "is not a bot token (`<digits>:<letters, digits, _ and ->` from @BotFather)",
                 ));
@@ -511,21 +520,21 @@ impl BotConfig {
         match reqwest::Url::parse(&self.api_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base() => {}
             _ => {
-                return Err(invalid(
+                problems.push(invalid(
                     "bot.api_url",
                     format!("`{}` is not an http(s) URL", self.api_url),
                 ));
             }
         }
         if let Some(id) = self.admin_ids.iter().find(|id| **id <= 0) {
-            return Err(invalid(
+            problems.push(invalid(
                 "bot.admin_ids",
                 format!("{id} is not a Telegram user id (they are positive)"),
             ));
         }
         match crate::bot::roles::Role::parse(&self.default_role) {
             None => {
-                return Err(invalid(
+                problems.push(invalid(
                     "bot.default_role",
                     format!(
                         "unknown role `{}` (banned, user, vip, moderator or admin)",
@@ -534,7 +543,7 @@ impl BotConfig {
                 ));
             }
             Some(crate::bot::roles::Role::Admin) => {
-                return Err(invalid(
+                problems.push(invalid(
                     "bot.default_role",
                     "`admin` would make every stranger an admin: list admins in bot.admin_ids",
                 ));
@@ -542,13 +551,13 @@ impl BotConfig {
             Some(_) => {}
         }
         if !(1..=15).contains(&self.polling_timeout_seconds) {
-            return Err(invalid(
+            problems.push(invalid(
                 "bot.polling_timeout_seconds",
                 "must be between 1 and 15 (the Bot API client gives up after 17 s)",
             ));
         }
         if self.digest_hour > 23 {
-            return Err(invalid("bot.digest_hour", "must be an hour from 0 to 23"));
+            problems.push(invalid("bot.digest_hour", "must be an hour from 0 to 23"));
         }
         if self.retry_schedule_seconds.is_empty()
             || self
@@ -556,13 +565,13 @@ impl BotConfig {
                 .iter()
                 .any(|s| !(s.is_finite() && *s > 0.0))
         {
-            return Err(invalid(
+            problems.push(invalid(
                 "bot.retry_schedule_seconds",
                 "needs at least one wait, each a positive number of seconds",
             ));
         }
         if self.poll_interval_ms == 0 {
-            return Err(invalid("bot.poll_interval_ms", "must be at least 1"));
+            problems.push(invalid("bot.poll_interval_ms", "must be at least 1"));
         }
         for (key, value) in [
             (
@@ -580,10 +589,9 @@ impl BotConfig {
             ("bot.messages_per_second", self.messages_per_second),
         ] {
             if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
+                problems.push(invalid(key, "must be at least 1"));
             }
         }
-        Ok(())
     }
 
     pub fn max_event_age(&self) -> chrono::Duration {
@@ -633,27 +641,27 @@ impl Default for LiveConfig {
 }
 
 impl LiveConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn collect_problems(&self, problems: &mut Vec<ConfigError>) {
         if !(10..=600_000).contains(&self.status_interval_ms) {
-            return Err(invalid(
+            problems.push(invalid(
                 "live.status_interval_ms",
                 "must be between 10 and 600000",
             ));
         }
         if self.init_data_max_age_seconds == 0 {
-            return Err(invalid(
+            problems.push(invalid(
                 "live.init_data_max_age_seconds",
                 "must be at least 1",
             ));
         }
         if self.broadcast_chat_id == Some(0) {
-            return Err(invalid(
+            problems.push(invalid(
                 "live.broadcast_chat_id",
                 "is not a chat id (a supergroup's is -100...)",
             ));
         }
         if self.broadcast_thread_id.is_some_and(|id| id <= 0) {
-            return Err(invalid(
+            problems.push(invalid(
                 "live.broadcast_thread_id",
                 "must be a positive forum topic id",
             ));
@@ -667,11 +675,11 @@ impl LiveConfig {
             ("live.heartbeat_seconds", self.heartbeat_seconds),
         ] {
             if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
+                problems.push(invalid(key, "must be at least 1"));
             }
         }
         if self.client_timeout_seconds <= self.heartbeat_seconds {
-            return Err(invalid(
+            problems.push(invalid(
                 "live.client_timeout_seconds",
                 format!(
                     "must be above live.heartbeat_seconds ({})",
@@ -679,7 +687,6 @@ impl LiveConfig {
                 ),
             ));
         }
-        Ok(())
     }
 
     pub fn status_interval(&self) -> Duration {
@@ -709,18 +716,17 @@ impl std::fmt::Debug for Secret {
 
 impl Config {
     /// Loads defaults, then the file at `path` if it exists, then the environment, and validates.
+    /// Relative paths resolve against the file's folder ([`Config::resolve_paths`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Config::layered(Toml::file_exact(path))
+        let mut config = Config::extract(Toml::file_exact(path)).map_err(ConfigError::Load)?;
+        config.resolve_paths(&config_folder(path));
+        config.validate()?;
+        Ok(config)
     }
 
-    /// Like [`Config::load`], with the file's text already read (the reloader reads it once and
-    /// locates errors in that text).
-    pub fn load_text(text: &str) -> Result<Config, ConfigError> {
-        Config::layered(Toml::string(text))
-    }
-
-    fn layered(file: figment::providers::Data<Toml>) -> Result<Config, ConfigError> {
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+    /// Defaults, then `file`, then the environment: no validation, no path resolution.
+    pub fn extract(file: figment::providers::Data<Toml>) -> Result<Config, Box<figment::Error>> {
+        Figment::from(Serialized::defaults(Config::default()))
             .merge(file)
             // Only TGWATCH_SECTION__KEY: other TGWATCH_ variables (TGWATCH_TEST_DATABASE_URL,
             // TGWATCH_MASTER_KEY) are not configuration keys.
@@ -730,9 +736,7 @@ impl Config {
                     .split("__"),
             )
             .extract()
-            .map_err(Box::new)?;
-        config.validate()?;
-        Ok(config)
+            .map_err(Box::new)
     }
 
     /// Parses a configuration from TOML text (no file, no environment) and validates it.
@@ -745,34 +749,92 @@ impl Config {
         Ok(config)
     }
 
+    /// Makes the relative paths of the configuration (the SQLite database, the master key file,
+    /// the scenario) relative to `folder`, the configuration file's: `--config /srv/x/config.toml`
+    /// means /srv/x/tgwatch.db wherever the command runs.
+    pub fn resolve_paths(&mut self, folder: &Path) {
+        if let Some(url) = resolve_sqlite_url(&self.database.url, folder) {
+            self.database.url = url;
+        }
+        self.security.master_key_file = resolve_path(&self.security.master_key_file, folder);
+        if let Some(scenario) = &self.telegram.scenario {
+            self.telegram.scenario = Some(resolve_path(scenario, folder));
+        }
+    }
+
+    /// The first problem of [`Config::problems`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every value that is wrong, key by key.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        self.collect_problems(false)
+    }
+
+    /// What `run` checks before it writes anything: [`Config::problems`], and an admin token.
+    pub fn service_problems(&self) -> Vec<ConfigError> {
+        self.collect_problems(true)
+    }
+
+    /// Settings that are valid but cannot work as written: an account that can never log in,
+    /// because neither it nor `[telegram]` has an `api_id`.
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        if self.telegram.api_id.is_some() {
+            return Vec::new();
+        }
+        self.accounts
+            .iter()
+            .enumerate()
+            .filter(|(_, account)| account.api_id.is_none())
+            .map(|(index, account)| {
+                invalid(
+                    &format!("accounts[{index}].api_id"),
+                    format!(
+                        "account `{}` can never log in: neither it nor [telegram] has an api_id \
+                         (from https://my.telegram.org)",
+                        account.label
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    fn collect_problems(&self, for_service: bool) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")
             || url.starts_with("postgresql:"))
         {
-            return Err(invalid(
+            problems.push(invalid(
                 "database.url",
                 format!("`{url}` is neither a sqlite: nor a postgres: URL"),
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(invalid("database.max_connections", "must be at least 1"));
+            problems.push(invalid("database.max_connections", "must be at least 1"));
         }
-        if let Some(token) = &self.http.admin_token
-            && token.expose().len() < 16
-        {
-            return Err(invalid(
+        match &self.http.admin_token {
+            Some(token) if token.expose().len() < 16 => problems.push(invalid(
                 "http.admin_token",
                 "must be at least 16 characters long",
-            ));
+            )),
+            None if for_service => problems.push(invalid(
+                "http.admin_token",
+                "is not set: the service needs it (here, or in TGWATCH_HTTP__ADMIN_TOKEN)",
+            )),
+            _ => {}
         }
         let presence = &self.presence;
         if presence.poll_min_seconds == 0 {
-            return Err(invalid("presence.poll_min_seconds", "must be at least 1"));
+            problems.push(invalid("presence.poll_min_seconds", "must be at least 1"));
         }
         if presence.poll_max_seconds < presence.poll_min_seconds {
-            return Err(invalid(
+            problems.push(invalid(
                 "presence.poll_max_seconds",
                 format!(
                     "must not be below presence.poll_min_seconds ({})",
@@ -781,25 +843,25 @@ impl Config {
             ));
         }
         if presence.gap_seconds == 0 {
-            return Err(invalid("presence.gap_seconds", "must be at least 1"));
+            problems.push(invalid("presence.gap_seconds", "must be at least 1"));
         }
         if !(1..=200).contains(&presence.batch_size) {
-            return Err(invalid(
+            problems.push(invalid(
                 "presence.batch_size",
                 "must be between 1 and 200 (Telegram's limit for users.getUsers)",
             ));
         }
         if presence.flush_interval_ms == 0 {
-            return Err(invalid("presence.flush_interval_ms", "must be at least 1"));
+            problems.push(invalid("presence.flush_interval_ms", "must be at least 1"));
         }
         let telegram = &self.telegram;
         if !(telegram.clock_speed.is_finite() && telegram.clock_speed > 0.0) {
-            return Err(invalid("telegram.clock_speed", "must be a positive number"));
+            problems.push(invalid("telegram.clock_speed", "must be a positive number"));
         }
         if telegram.reconnect_min_seconds == 0
             || telegram.reconnect_max_seconds < telegram.reconnect_min_seconds
         {
-            return Err(invalid(
+            problems.push(invalid(
                 "telegram.reconnect_min_seconds",
                 "must be at least 1 and not above telegram.reconnect_max_seconds",
             ));
@@ -810,19 +872,19 @@ impl Config {
             .iter()
             .any(|s| !(s.is_finite() && *s >= 0.0))
         {
-            return Err(invalid(
+            problems.push(invalid(
                 "webhooks.retry_schedule_seconds",
                 "every wait must be a non-negative number of seconds",
             ));
         }
         if !(0.0..1.0).contains(&webhooks.jitter) {
-            return Err(invalid("webhooks.jitter", "must be at least 0 and below 1"));
+            problems.push(invalid("webhooks.jitter", "must be at least 0 and below 1"));
         }
         if !(webhooks.timeout_seconds.is_finite() && webhooks.timeout_seconds > 0.0) {
-            return Err(invalid("webhooks.timeout_seconds", "must be positive"));
+            problems.push(invalid("webhooks.timeout_seconds", "must be positive"));
         }
         if webhooks.max_in_flight_per_endpoint == 0 {
-            return Err(invalid(
+            problems.push(invalid(
                 "webhooks.max_in_flight_per_endpoint",
                 "must be at least 1",
             ));
@@ -831,7 +893,7 @@ impl Config {
         for (index, endpoint) in webhooks.endpoints.iter().enumerate() {
             let key = format!("webhooks.endpoints[{index}]");
             if !names.insert(endpoint.name.as_str()) {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("{key}.name"),
                     format!("`{}` is used twice", endpoint.name),
                 ));
@@ -841,36 +903,39 @@ impl Config {
                 .iter()
                 .find(|e| e.as_str() != "all" && crate::events::EventType::parse(e).is_none())
             {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("{key}.events"),
                     format!("unknown event type `{unknown}`"),
                 ));
             }
-            crate::webhooks::signing::SigningSecret::parse(endpoint.secret.expose())
-                .map_err(|e| invalid(&format!("{key}.secret"), e.to_string()))?;
-            if let Some(username) = &endpoint.tracked_user {
-                Username::parse(username)
-                    .map_err(|e| invalid(&format!("{key}.tracked_user"), e.to_string()))?;
+            if let Err(e) = crate::webhooks::signing::SigningSecret::parse(endpoint.secret.expose())
+            {
+                problems.push(invalid(&format!("{key}.secret"), e.to_string()));
+            }
+            if let Some(username) = &endpoint.tracked_user
+                && let Err(e) = Username::parse(username)
+            {
+                problems.push(invalid(&format!("{key}.tracked_user"), e.to_string()));
             }
         }
-        self.bot.validate()?;
-        self.live.validate()?;
+        self.bot.collect_problems(&mut problems);
+        self.live.collect_problems(&mut problems);
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             if account.label.trim().is_empty() {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("accounts[{index}].label"),
                     "must not be empty",
                 ));
             }
             if !labels.insert(account.label.as_str()) {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("accounts[{index}].label"),
                     format!("`{}` is used by two accounts", account.label),
                 ));
             }
             if account.max_targets < 0 || account.max_channels < 0 {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("accounts[{index}]"),
                     "max_targets and max_channels must not be negative",
                 ));
@@ -880,14 +945,15 @@ impl Config {
             let key = format!("tracked_users[{index}]");
             match (&user.username, user.telegram_user_id) {
                 (None, None) => {
-                    return Err(invalid(&key, "needs a username or a telegram_user_id"));
+                    problems.push(invalid(&key, "needs a username or a telegram_user_id"));
                 }
                 (Some(username), _) => {
-                    Username::parse(username)
-                        .map_err(|error| invalid(&format!("{key}.username"), error.to_string()))?;
+                    if let Err(error) = Username::parse(username) {
+                        problems.push(invalid(&format!("{key}.username"), error.to_string()));
+                    }
                 }
                 (None, Some(id)) if id <= 0 => {
-                    return Err(invalid(
+                    problems.push(invalid(
                         &format!("{key}.telegram_user_id"),
                         "must be positive",
                     ));
@@ -897,15 +963,15 @@ impl Config {
             if let Some(label) = &user.account
                 && !labels.contains(label.as_str())
             {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("{key}.account"),
                     format!("no account labelled `{label}` in [[accounts]]"),
                 ));
             }
         }
-        self.validate_channels(&labels)?;
+        self.channel_problems(&labels, &mut problems);
         if self.reload.interval_ms < 10 {
-            return Err(invalid("reload.interval_ms", "must be at least 10"));
+            problems.push(invalid("reload.interval_ms", "must be at least 10"));
         }
         let jobs = &self.jobs;
         for (key, value) in [
@@ -919,40 +985,42 @@ impl Config {
             ),
         ] {
             if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
+                problems.push(invalid(key, "must be at least 1"));
             }
         }
         if !(1..=100_000).contains(&self.logs.cleanup_batch_size) {
-            return Err(invalid(
+            problems.push(invalid(
                 "logs.cleanup_batch_size",
                 "must be between 1 and 100000",
             ));
         }
-        Ok(())
+        problems
     }
 
     /// `[[channels]]`: each reference well formed and named once, accounts declared, tags short.
-    fn validate_channels(
+    fn channel_problems(
         &self,
         labels: &std::collections::HashSet<&str>,
-    ) -> Result<(), ConfigError> {
+        problems: &mut Vec<ConfigError>,
+    ) {
         let mut seen = std::collections::HashSet::new();
         for (index, channel) in self.channels.iter().enumerate() {
             let key = format!("channels[{index}]");
-            let target = channel
-                .channel
-                .target()
-                .map_err(|message| invalid(&format!("{key}.channel"), message))?;
-            if !seen.insert(target) {
-                return Err(invalid(
-                    &format!("{key}.channel"),
-                    "this channel is listed twice",
-                ));
+            match channel.channel.target() {
+                Err(message) => problems.push(invalid(&format!("{key}.channel"), message)),
+                Ok(target) => {
+                    if !seen.insert(target) {
+                        problems.push(invalid(
+                            &format!("{key}.channel"),
+                            "this channel is listed twice",
+                        ));
+                    }
+                }
             }
             if let Some(label) = &channel.account
                 && !labels.contains(label.as_str())
             {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("{key}.account"),
                     format!("no account labelled `{label}` in [[accounts]]"),
                 ));
@@ -962,14 +1030,47 @@ impl Config {
                 .iter()
                 .find(|tag| tag.trim().is_empty() || tag.chars().count() > 64)
             {
-                return Err(invalid(
+                problems.push(invalid(
                     &format!("{key}.tags"),
                     format!("`{tag}`: a tag is 1 to 64 characters"),
                 ));
             }
         }
-        Ok(())
     }
+}
+
+/// The folder relative paths in the file at `path` are relative to.
+pub fn config_folder(path: &Path) -> std::path::PathBuf {
+    let folder = path.parent().unwrap_or(Path::new(""));
+    std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf())
+}
+
+fn resolve_path(path: &str, folder: &Path) -> String {
+    if path.is_empty() || Path::new(path).is_absolute() {
+        path.to_owned()
+    } else {
+        folder.join(path).display().to_string()
+    }
+}
+
+/// `sqlite://PATH?QUERY` (or `sqlite:PATH`) with a relative PATH, made relative to `folder`;
+/// None for other URLs, absolute paths and in-memory databases.
+fn resolve_sqlite_url(url: &str, folder: &Path) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
+        return None;
+    }
+    Some(format!(
+        "sqlite://{}{}",
+        folder.join(path).display(),
+        query.map(|query| format!("?{query}")).unwrap_or_default()
+    ))
 }
 
 #[cfg(test)]
@@ -989,6 +1090,89 @@ mod tests {
         let text = include_str!("../config.toml");
         let config = Config::from_toml(text).expect("config.toml parses and validates");
         assert!(!config.accounts.is_empty());
+        // It describes a real deployment: the scripted Telegram is a testing aid.
+        assert_eq!(config.telegram.scenario, None);
+    }
+
+    #[test]
+    fn every_problem_is_listed_and_the_service_needs_an_admin_token() {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "[presence]\npoll_min_seconds = 0\n[logs]\ncleanup_batch_size = 0\n\
+                 [[accounts]]\nlabel = \"a\"\n[[accounts]]\nlabel = \"a\"\n",
+            ))
+            .extract()
+            .expect("well-typed");
+        let keys = |problems: Vec<ConfigError>| -> Vec<String> {
+            problems
+                .into_iter()
+                .map(|problem| match problem {
+                    ConfigError::Invalid { key, .. } => key,
+                    ConfigError::Load(error) => error.to_string(),
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys(config.problems()),
+            vec![
+                "presence.poll_min_seconds",
+                "accounts[1].label",
+                "logs.cleanup_batch_size"
+            ]
+        );
+        assert_eq!(
+            keys(config.service_problems()),
+            vec![
+                "http.admin_token",
+                "presence.poll_min_seconds",
+                "accounts[1].label",
+                "logs.cleanup_batch_size"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_account_that_can_never_log_in_is_a_warning() {
+        let config = Config::from_toml("[[accounts]]\nlabel = \"main\"\n").expect("valid");
+        let warnings: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("accounts[0].api_id"), "{warnings:?}");
+        assert!(warnings[0].contains("main"), "{warnings:?}");
+        for text in [
+            "[[accounts]]\nlabel = \"main\"\napi_id = 5\n",
+            "[telegram]\napi_id = 5\n[[accounts]]\nlabel = \"main\"\n",
+        ] {
+            let config = Config::from_toml(text).expect("valid");
+            assert!(config.warnings().is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_configuration_folder() {
+        let mut config = Config::from_toml(
+            "[telegram]\nscenario = \"scenarios/x.toml\"\n[security]\nmaster_key_file = \"keys/k\"\n",
+        )
+        .expect("valid");
+        config.resolve_paths(Path::new("/srv/tgwatch"));
+        assert_eq!(
+            config.database.url,
+            "sqlite:///srv/tgwatch/tgwatch.db?mode=rwc"
+        );
+        assert_eq!(config.security.master_key_file, "/srv/tgwatch/keys/k");
+        assert_eq!(
+            config.telegram.scenario.as_deref(),
+            Some("/srv/tgwatch/scenarios/x.toml")
+        );
+        for (url, resolved) in [
+            ("sqlite:data/t.db", "sqlite:///srv/tgwatch/data/t.db"),
+            ("sqlite:///var/t.db?mode=rwc", "sqlite:///var/t.db?mode=rwc"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+        ] {
+            config.database.url = url.to_owned();
+            config.resolve_paths(Path::new("/srv/tgwatch"));
+            assert_eq!(config.database.url, resolved, "{url}");
+        }
     }
 
     #[test]

@@ -56,6 +56,31 @@ pub struct Demo {
     pub newsroom_beat: Duration,
 }
 
+impl Demo {
+    /// Every file the demo may leave: the database with SQLite's companions (WAL, shared memory,
+    /// journal) and the master key file.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let database = self.database_path.display().to_string();
+        let mut files: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
+            .into_iter()
+            .map(|suffix| PathBuf::from(format!("{database}{suffix}")))
+            .collect();
+        files.push(PathBuf::from(&self.config.security.master_key_file));
+        files
+    }
+}
+
+/// Removes the demo's files (those that exist); one that cannot be removed is reported.
+pub fn remove_files(files: &[PathBuf]) {
+    for file in files {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => eprintln!("tgwatch demo: cannot remove {}: {error}", file.display()),
+        }
+    }
+}
+
 /// Builds the demo: three accounts, a generated day of activity for [`DEMO_USERS`] people, a
 /// clock 60 times faster than real time (a poll round every one or two seconds), a new admin
 /// token and a new database file under `dir`.

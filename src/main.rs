@@ -9,7 +9,7 @@ use tgwatch::{
     app::{Application, shutdown_signal},
     bench, cli,
     clock::Clock,
-    config::Config,
+    config::{Config, config_folder},
     demo::demo,
     storage,
 };
@@ -43,13 +43,18 @@ enum Command {
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
+        /// Keep the demo's database and key file on exit (their paths are printed); by default
+        /// they are removed.
+        #[arg(long)]
+        keep: bool,
     },
     /// Apply the database migrations and exit.
     Migrate {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
-    /// Check a configuration file and exit: prints what is wrong, key by key.
+    /// Check a configuration file as `run` would, and exit: prints every problem, key by key,
+    /// and warnings (an account that can never log in).
     CheckConfig {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
@@ -191,32 +196,78 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
         )
         .init();
+    let mut demo_files = None;
     // One runtime for everything: actors and actix-web on the System thread, Send tasks on the
     // worker threads (notes/actix-seaorm-and-friends.md).
-    actix_rt::System::with_tokio_rt(|| {
+    let outcome = actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap_or_else(|error| panic!("cannot start the async runtime: {error}"))
     })
-    .block_on(run(cli.command))
+    .block_on(run(cli.command, &mut demo_files));
+    // The runtime is gone now, and with it every connection to the demo's database: its files
+    // can go.
+    if let Some(DemoFiles { files, keep }) = demo_files {
+        if keep {
+            println!("tgwatch demo: kept its files:");
+            for file in files.iter().filter(|file| file.exists()) {
+                println!("  {}", file.display());
+            }
+        } else {
+            tgwatch::demo::remove_files(&files);
+        }
+    }
+    outcome
 }
 
-/// Loads a configuration file; an error names its line.
-fn load_located(path: &std::path::Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(tgwatch::reload::locate::load_text(&text)?)
+/// What `demo` leaves behind, and whether to keep it.
+struct DemoFiles {
+    files: Vec<PathBuf>,
+    keep: bool,
+}
+
+/// Checks a configuration file exactly as `run` does: every problem, each with its line, fails
+/// it; warnings are returned, located too.
+fn load_checked(path: &std::path::Path) -> anyhow::Result<(Config, Vec<String>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    match tgwatch::reload::locate::check_text(&text, &config_folder(path)) {
+        Ok(config) => {
+            let warnings = tgwatch::reload::locate::warnings(&text, &config)
+                .iter()
+                .map(|warning| format!("{}: {warning}", path.display()))
+                .collect();
+            Ok((config, warnings))
+        }
+        Err(problems) => {
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|problem| format!("  {}: {problem}", path.display()))
+                .collect();
+            anyhow::bail!(
+                "{} is not a valid configuration ({} problem{}):\n{}",
+                path.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                listed.join("\n")
+            )
+        }
+    }
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| format!("loading {}", path.display()))
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command, demo_files: &mut Option<DemoFiles>) -> anyhow::Result<()> {
     match command {
         Command::Run { config: path } => {
-            let config =
-                load_located(&path).with_context(|| format!("loading {}", path.display()))?;
+            // Nothing (database, key file) is written before the whole file is known good.
+            let (config, warnings) = load_checked(&path)?;
+            for warning in warnings {
+                tracing::warn!(%warning, "configuration warning");
+            }
             let app = Application::build(config).await?;
             // config.toml is desired state: edits apply while the service runs.
             app.watch_config(&path);
@@ -226,8 +277,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             bind,
             speed,
             seconds,
+            keep,
         } => {
             let demo = demo(&std::env::temp_dir(), bind, speed);
+            *demo_files = Some(DemoFiles {
+                files: demo.files(),
+                keep,
+            });
             let clock = Clock::fast(speed);
             let token = demo
                 .config
@@ -304,8 +360,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", cli::rotate_key(&load(&config)?).await?);
         }
         Command::CheckConfig { config } => {
-            load_located(&config).with_context(|| format!("checking {}", config.display()))?;
-            println!("{}: ok", config.display());
+            let (_, warnings) = load_checked(&config)?;
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "{}: ok{}",
+                config.display(),
+                if warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} warning(s))", warnings.len())
+                }
+            );
         }
         Command::Bench {
             what:

@@ -13,7 +13,7 @@ use crate::{
         },
         supervisor::FleetSupervisor,
     },
-    assignment::{Candidate, least_loaded},
+    assignment::{Candidate, least_loaded, why_no_account},
     storage::{
         self, StorageError,
         accounts::{AccountPatch, AccountStatus, NewAccount},
@@ -31,8 +31,8 @@ pub enum TrackingError {
     UnknownAccount(Uuid),
     #[error("account `{0}` cannot take work: it is {1}")]
     AccountUnusable(String, String),
-    #[error("no account can take another tracked user: add an account or raise max_targets")]
-    NoAccountAvailable,
+    #[error("no account can take another tracked user: {0}")]
+    NoAccountAvailable(String),
     #[error("an account labelled `{0}` exists already")]
     DuplicateLabel(String),
     #[error("give a username or a telegram_user_id")]
@@ -213,11 +213,19 @@ impl Tracking {
                     && !excluded.contains(&account.id),
             })
             .collect();
-        let chosen = least_loaded(&candidates).ok_or(TrackingError::NoAccountAvailable)?;
+        let no_account = || {
+            TrackingError::NoAccountAvailable(why_no_account(
+                &accounts,
+                |account| account.targets_count >= account.max_targets,
+                "max_targets",
+            ))
+        };
+        let chosen = least_loaded(&candidates).ok_or_else(no_account)?;
         accounts
-            .into_iter()
+            .iter()
             .find(|account| account.id == chosen)
-            .ok_or(TrackingError::NoAccountAvailable)
+            .cloned()
+            .ok_or_else(no_account)
     }
 
     /// Changes flags, or moves the user to another account (resolved again through it: access

@@ -62,3 +62,57 @@ async fn the_demo_tracks_people_and_stores_its_channels_posts_edits_and_deletion
         .await;
     }
 }
+
+/// `tgwatch demo --seconds N` in a temporary folder of its own: what it leaves there.
+fn run_demo(extra: &[&str]) -> (tempfile::TempDir, std::process::Output) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tgwatch"))
+        .args(["demo", "--seconds", "3", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("run tgwatch demo");
+    (tmp, output)
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|entry| entry.expect("entry").path())
+        .collect()
+}
+
+#[test]
+fn the_demo_exits_cleanly_and_removes_its_files_unless_kept() {
+    let (tmp, output) = run_demo(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("tgwatch demo:"), "it ran: {stdout}");
+    assert_eq!(
+        files_in(tmp.path()),
+        Vec::<std::path::PathBuf>::new(),
+        "{stdout}"
+    );
+
+    let (tmp, output) = run_demo(&["--keep"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let kept = files_in(tmp.path());
+    assert!(
+        kept.iter()
+            .any(|file| file.extension().is_some_and(|e| e == "db")),
+        "{kept:?}"
+    );
+    assert!(
+        kept.iter()
+            .any(|file| file.extension().is_some_and(|e| e == "key")),
+        "{kept:?}"
+    );
+    for file in &kept {
+        assert!(
+            stdout.contains(&file.display().to_string()),
+            "{file:?}: {stdout}"
+        );
+    }
+}

@@ -530,6 +530,117 @@ secret = "{secret}"
 }
 
 #[actix_web::test]
+async fn an_emptied_file_is_refused_and_a_problem_names_its_cause_once() {
+    let (app, path) = spawn_app_watching(USERS, |url| config_file(url, "")).await;
+    let database_url = app.database_url.clone();
+    let write = |extra: &str| std::fs::write(&path, config_file(&database_url, extra)).unwrap();
+    let accounts = app
+        .eventually("/api/accounts", Duration::from_secs(10), |b| {
+            items(b).len() == 1
+        })
+        .await;
+    let main = items(&accounts)[0]["id"].as_str().unwrap().to_owned();
+    let (status, health) = app.get("/api/health").await;
+    assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
+
+    // A truncated file, then one of comments only: refused, said in health (200: the service
+    // still serves), and nothing the file declared stops.
+    for text in ["", "# tgwatch\n\n   \n# (deploy in progress)\n"] {
+        std::fs::write(&path, text).unwrap();
+        let health = app
+            .eventually("/api/health", Duration::from_secs(10), |h| {
+                !h["config"]["last_error"].is_null()
+            })
+            .await;
+        assert_eq!(health["status"], "degraded", "{health}");
+        let error = health["config"]["last_error"]["message"].as_str().unwrap();
+        assert!(error.contains("empty or holds only comments"), "{error}");
+        assert!(
+            health["reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("configuration file was refused"),
+            "{health}"
+        );
+        let (_, account) = app.get(&format!("/api/accounts/{main}")).await;
+        assert_eq!(account["status"], "active", "{account}");
+        write("");
+        app.eventually("/api/health", Duration::from_secs(10), |h| {
+            h["config"]["last_error"].is_null() && h["status"] == "ok"
+        })
+        .await;
+    }
+
+    // The only account cannot work: a user the file adds cannot be tracked, and the problem
+    // says why and names the user.
+    let (status, body) = app
+        .patch(
+            &format!("/api/accounts/{main}"),
+            &json!({"status": "inactive"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let alice = "\n[[tracked_users]]\nusername = \"alice_w\"\n";
+    write(alice);
+    let about_alice = |body: &Value| -> Vec<String> {
+        items(body)
+            .iter()
+            .filter_map(|line| line["message"].as_str())
+            .filter(|message| message.contains("@alice_w"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let logs = app
+        .eventually("/api/logs?level=error", Duration::from_secs(10), |b| {
+            !about_alice(b).is_empty()
+        })
+        .await;
+    let problem = &about_alice(&logs)[0];
+    assert!(problem.contains("`main` is inactive"), "{problem}");
+    assert!(!problem.contains("max_targets"), "{problem}");
+
+    // An unrelated edit applies the file again: the same problem is not logged twice.
+    let (_, before) = app.get("/api/health").await;
+    write(&format!("{alice}\n[logs]\nretention_days = 20\n"));
+    app.eventually("/api/health", Duration::from_secs(10), |h| {
+        h["config"]["loaded_at"] != before["config"]["loaded_at"]
+    })
+    .await;
+    let (_, logs) = app.get("/api/logs?level=error").await;
+    assert_eq!(about_alice(&logs).len(), 1, "{logs}");
+}
+
+#[actix_web::test]
+async fn health_shows_an_account_that_is_not_logged_in_as_not_running() {
+    let sandbox = tgwatch_sandbox::Sandbox::start().await.expect("sandbox");
+    let app = common::spawn_mtproto_app(&sandbox, |config| {
+        config.accounts = vec![tgwatch::config::AccountConfig {
+            label: "main".into(),
+            phone: None,
+            api_id: None,
+            max_targets: 1000,
+            max_channels: 100,
+        }];
+    })
+    .await;
+    let health = app
+        .eventually("/api/health", Duration::from_secs(20), |h| {
+            h["account_states"][0]["status"] == "inactive"
+        })
+        .await;
+    let account = &health["account_states"][0];
+    assert_eq!(account["running"], false, "{health}");
+    assert_eq!(account["logged_in"], false, "{health}");
+    assert!(
+        account["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not logged in"),
+        "{health}"
+    );
+}
+
+#[actix_web::test]
 async fn old_log_rows_are_deleted_in_batches_and_new_ones_kept() {
     let app = spawn_app(USERS, |config| {
         config.logs.retention_days = 30;

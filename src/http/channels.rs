@@ -238,7 +238,7 @@ impl From<ChannelError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "already_monitored", message)
                     .with_details(json!({ "existing": ChannelView::from(*existing) }))
             }
-            ChannelError::NoAccountAvailable | ChannelError::AccountUnusable(..) => {
+            ChannelError::NoAccountAvailable(_) | ChannelError::AccountUnusable(..) => {
                 ApiError::new(StatusCode::CONFLICT, "no_account_available", message)
             }
             ChannelError::UnknownAccount(_) => {

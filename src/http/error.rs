@@ -148,7 +148,7 @@ impl From<TrackingError> for ApiError {
             TrackingError::UnknownAccount(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_account", message)
             }
-            TrackingError::AccountUnusable(..) | TrackingError::NoAccountAvailable => {
+            TrackingError::AccountUnusable(..) | TrackingError::NoAccountAvailable(_) => {
                 ApiError::new(StatusCode::CONFLICT, "no_account_available", message)
             }
             TrackingError::NothingToTrack => ApiError::bad_request("missing_field", message),

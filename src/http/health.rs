@@ -1,5 +1,9 @@
 //! `GET /api/health`: is the database reachable, are the actors running, how are the accounts
 //! and channels, and how did the last edit of the configuration file go.
+//!
+//! `status` is `ok`; `degraded` with HTTP 200 when the service serves but something needs the
+//! operator (a refused edit of the configuration file); `degraded` with HTTP 503 when the
+//! database or the fleet is down. `reasons` says why.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -22,8 +26,23 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         .unwrap_or_default();
     let channels = storage::gauges::channel_activity(&state.db).await;
     let healthy = database.is_ok() && fleet.is_ok();
+    let config = state.config.snapshot();
+    let mut reasons = Vec::new();
+    if let Err(error) = &database {
+        reasons.push(format!("database: {error}"));
+    }
+    if let Err(error) = &fleet {
+        reasons.push(format!("fleet: {error}"));
+    }
+    if let Some(rejected) = &config.last_error {
+        reasons.push(format!(
+            "the last edit of the configuration file was refused: {}",
+            rejected.text
+        ));
+    }
     let body = json!({
-        "status": if healthy { "ok" } else { "degraded" },
+        "status": if reasons.is_empty() { "ok" } else { "degraded" },
+        "reasons": reasons,
         "uptime_seconds": state.started.elapsed().as_secs(),
         "database": match &database {
             Ok(()) => "ok".to_owned(),
@@ -46,7 +65,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                     "status": row.status,
                     "status_reason": row.status_reason,
                     "last_active": row.last_active,
-                    "running": link.is_some_and(|link| link.running),
+                    // Working for the fleet: an account that is not logged in (or banned, or
+                    // deactivated) keeps an idle actor, which does not count.
+                    "running": link.is_some_and(|link| link.running)
+                        && storage::accounts::AccountStatus::is_usable(&row.status),
+                    "logged_in": row.is_authorized,
                     "connected": link.and_then(|link| link.connected),
                 })
             }).collect::<Vec<_>>()),
@@ -56,7 +79,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             Ok(channels) => json!(channels),
             Err(error) => json!({ "error": error.to_string() }),
         },
-        "config": state.config.snapshot(),
+        "config": config,
         "service_time": state.clock.now(),
     });
     if healthy {

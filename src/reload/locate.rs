@@ -5,6 +5,12 @@
 //! position), and the key of a validation error is looked up in the file's syntax tree
 //! (`toml_edit` keeps the position of every item).
 
+use std::path::Path;
+
+use figment::{
+    error::Kind,
+    providers::{Format, Toml},
+};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
@@ -38,42 +44,159 @@ impl std::fmt::Display for ConfigProblem {
 
 impl std::error::Error for ConfigProblem {}
 
-/// Loads `text` as the configuration file (defaults, then the text, then the environment, then
-/// validation: the same pipeline as [`Config::load`]) and locates any error in `text`.
-pub fn load_text(text: &str) -> Result<Config, ConfigProblem> {
-    match Config::load_text(text) {
-        Ok(config) => Ok(config),
-        Err(ConfigError::Invalid { key, message }) => {
-            let position = key_position(text, &key);
-            Err(ConfigProblem {
-                message,
+/// Loads `text` as the configuration file in `folder` the way `run` does (defaults, then the
+/// text, then the environment, relative paths resolved against `folder`, then every check of
+/// [`Config::service_problems`]) and lists every problem, each located in `text`.
+///
+/// serde stops at the first key it cannot take, so a key that fails is taken out of the file
+/// and the rest is read again: every unknown key and wrong type is listed, not just the first.
+pub fn check_text(text: &str, folder: &Path) -> Result<Config, Vec<ConfigProblem>> {
+    let table: toml::Table = match toml::from_str(text) {
+        Ok(table) => table,
+        Err(error) => {
+            let position = error.span().map(|span| position_of(text, span.start));
+            return Err(vec![ConfigProblem {
+                message: error.message().trim().to_owned(),
+                key: None,
                 line: position.map(|(line, _)| line),
                 column: position.map(|(_, column)| column),
-                key: Some(key),
-            })
+            }]);
         }
-        Err(ConfigError::Load(error)) => {
-            let key = (!error.path.is_empty()).then(|| error.path.join("."));
-            // The file alone, parsed by `toml`, tells where a syntax error, an unknown key or a
-            // wrong type is. If the file alone is fine, the environment is at fault.
-            match toml::from_str::<Config>(text) {
-                Err(toml_error) => {
-                    let position = toml_error.span().map(|span| position_of(text, span.start));
-                    Err(ConfigProblem {
-                        message: toml_error.message().trim().to_owned(),
-                        key,
-                        line: position.map(|(line, _)| line),
-                        column: position.map(|(_, column)| column),
-                    })
-                }
-                Ok(_) => Err(ConfigProblem {
+    };
+    let mut file = toml::Value::Table(table);
+    let mut problems = Vec::new();
+    let loaded = loop {
+        let error = match toml::to_string(&file) {
+            Ok(remaining) => match Config::extract(Toml::string(&remaining)) {
+                Ok(config) => break Some(config),
+                Err(error) => error,
+            },
+            Err(error) => {
+                problems.push(ConfigProblem {
                     message: error.to_string(),
-                    key,
+                    key: None,
                     line: None,
                     column: None,
-                }),
+                });
+                break None;
             }
+        };
+        let mut key_path = error.path.clone();
+        let mut bad_item = error.path.clone();
+        match &error.kind {
+            Kind::UnknownField(field, _) if key_path.last() != Some(field) => {
+                key_path.push(field.clone());
+                bad_item.push(field.clone());
+            }
+            // The entry lacks the field: the entry goes.
+            Kind::MissingField(field) => key_path.push(field.to_string()),
+            _ => {}
         }
+        let key = dotted(&key_path);
+        // What the file does not hold (the environment's values) cannot be taken out.
+        let in_file = problems.len() < MAX_PROBLEMS && remove(&mut file, &bad_item);
+        problems.push(locate(
+            text,
+            key,
+            if in_file {
+                error.kind.to_string()
+            } else {
+                error.to_string()
+            },
+        ));
+        if !in_file {
+            break None;
+        }
+    };
+    if let Some(mut config) = loaded {
+        config.resolve_paths(folder);
+        problems.extend(
+            config
+                .service_problems()
+                .into_iter()
+                .map(|problem| located(text, problem)),
+        );
+        if problems.is_empty() {
+            return Ok(config);
+        }
+    }
+    // In the order of the file; problems with no place in it (defaults, the environment) last.
+    problems.sort_by_key(|problem| (problem.line.is_none(), problem.line, problem.column));
+    Err(problems)
+}
+
+/// [`Config::warnings`], located in `text`.
+pub fn warnings(text: &str, config: &Config) -> Vec<ConfigProblem> {
+    config
+        .warnings()
+        .into_iter()
+        .map(|warning| located(text, warning))
+        .collect()
+}
+
+/// Enough for any real file; a bound so that a pathological one cannot loop for long.
+const MAX_PROBLEMS: usize = 100;
+
+fn located(text: &str, problem: ConfigError) -> ConfigProblem {
+    match problem {
+        ConfigError::Invalid { key, message } => locate(text, key, message),
+        ConfigError::Load(error) => ConfigProblem {
+            message: error.to_string(),
+            key: None,
+            line: None,
+            column: None,
+        },
+    }
+}
+
+fn locate(text: &str, key: String, message: String) -> ConfigProblem {
+    let position = key_position(text, &key);
+    ConfigProblem {
+        message,
+        line: position.map(|(line, _)| line),
+        column: position.map(|(_, column)| column),
+        key: (!key.is_empty()).then_some(key),
+    }
+}
+
+/// figment's path (`["tracked_users", "1", "account"]`) as a dotted key
+/// (`tracked_users[1].account`).
+fn dotted(path: &[String]) -> String {
+    let mut key = String::new();
+    for part in path {
+        if part.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(part);
+        }
+    }
+    key
+}
+
+/// Takes the item at `path` out of `value`; false when it is not there.
+fn remove(value: &mut toml::Value, path: &[String]) -> bool {
+    match (value, path) {
+        (_, []) => false,
+        (toml::Value::Table(table), [last]) => table.remove(last).is_some(),
+        (toml::Value::Array(array), [last]) => match last.parse::<usize>() {
+            Ok(index) if index < array.len() => {
+                array.remove(index);
+                true
+            }
+            _ => false,
+        },
+        (toml::Value::Table(table), [first, rest @ ..]) => {
+            table.get_mut(first).is_some_and(|next| remove(next, rest))
+        }
+        (toml::Value::Array(array), [first, rest @ ..]) => first
+            .parse::<usize>()
+            .ok()
+            .and_then(|index| array.get_mut(index))
+            .is_some_and(|next| remove(next, rest)),
+        _ => false,
     }
 }
 
@@ -136,10 +259,45 @@ fn key_parts(key: &str) -> Vec<KeyPart<'_>> {
 mod tests {
     use super::*;
 
+    /// The first problem but the missing admin token (these texts have none).
+    fn first_problem(text: &str, why: &str) -> ConfigProblem {
+        check_text(text, Path::new(""))
+            .expect_err(why)
+            .into_iter()
+            .find(|problem| problem.key.as_deref() != Some("http.admin_token"))
+            .expect("a problem")
+    }
+
+    #[test]
+    fn every_problem_is_listed_key_by_key() {
+        let text = "[presence]\ngap_secs = 10\npoll_min_seconds = \"often\"\n\
+                    [http]\nadmin_tokn = \"x\"\n\
+                    [logs]\ncleanup_batch_size = 0\n\
+                    [[accounts]]\nlabel = \"\"\n";
+        let problems = check_text(text, Path::new("")).expect_err("six problems");
+        let keys: Vec<_> = problems
+            .iter()
+            .map(|problem| (problem.key.as_deref().unwrap_or(""), problem.line))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("presence.gap_secs", Some(2)),
+                ("presence.poll_min_seconds", Some(3)),
+                // Not in the file: its section.
+                ("http.admin_token", Some(4)),
+                ("http.admin_tokn", Some(5)),
+                ("logs.cleanup_batch_size", Some(7)),
+                ("accounts[0].label", Some(9)),
+            ],
+            "{problems:#?}"
+        );
+    }
+
     #[test]
     fn bad_toml_names_the_line() {
         let text = "[presence]\ngap_seconds = 180\n[[tracked_users]\nusername = \"x\"\n";
-        let problem = load_text(text).expect_err("unclosed header");
+        let problem = first_problem(text, "unclosed header");
         assert_eq!(problem.line, Some(3), "{problem:?}");
         assert!(
             problem.to_string().starts_with("line 3, column"),
@@ -150,7 +308,7 @@ mod tests {
     #[test]
     fn wrong_type_names_the_line_and_the_key() {
         let text = "[presence]\npoll_min_seconds = 60\ngap_seconds = \"three minutes\"\n";
-        let problem = load_text(text).expect_err("wrong type");
+        let problem = first_problem(text, "wrong type");
         assert_eq!(problem.line, Some(3), "{problem:?}");
         assert_eq!(problem.key.as_deref(), Some("presence.gap_seconds"));
         assert!(problem.to_string().contains("line 3"), "{problem}");
@@ -159,7 +317,7 @@ mod tests {
     #[test]
     fn unknown_key_names_the_line() {
         let text = "[http]\nbind = \"127.0.0.1:8080\"\n\n[presence]\ngap_secs = 10\n";
-        let problem = load_text(text).expect_err("unknown key");
+        let problem = first_problem(text, "unknown key");
         assert_eq!(problem.line, Some(5), "{problem:?}");
         assert!(problem.message.contains("gap_secs"), "{problem}");
     }
@@ -168,7 +326,7 @@ mod tests {
     fn unknown_account_label_names_the_line_of_the_entry() {
         let text = "[[accounts]]\nlabel = \"main\"\n\n[[tracked_users]]\nusername = \"alice_w\"\n\n\
                     [[tracked_users]]\nusername = \"bob_smith\"\naccount = \"ghost\"\n";
-        let problem = load_text(text).expect_err("unknown account");
+        let problem = first_problem(text, "unknown account");
         assert_eq!(problem.key.as_deref(), Some("tracked_users[1].account"));
         assert_eq!(problem.line, Some(9), "{problem:?}");
         assert!(problem.to_string().contains("ghost"), "{problem}");

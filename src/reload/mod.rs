@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::{
     actors::{messages::SetPresence, supervisor::FleetSupervisor},
-    config::Config,
+    config::{Config, config_folder},
     metrics::Metrics,
     storage::{self, LogLevel},
 };
@@ -51,9 +51,10 @@ pub struct ConfigStatus {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RejectedEdit {
+    /// The first problem.
     #[serde(flatten)]
     pub problem: ConfigProblem,
-    /// `message` with its line, as logged.
+    /// Every problem with its line, as logged.
     pub text: String,
     pub at: DateTime<Utc>,
 }
@@ -192,7 +193,7 @@ impl Reloader {
         let Ok(text) = std::fs::read_to_string(path) else {
             return false;
         };
-        let Ok(file) = locate::load_text(&text) else {
+        let Ok(file) = locate::check_text(&text, &config_folder(path)) else {
             return false;
         };
         matches!(
@@ -204,41 +205,54 @@ impl Reloader {
     /// Loads and applies the file. Returns true when it should be tried again (a part of it
     /// could not be applied because the database is away).
     async fn reload(&self, path: &Path, seen: &Seen) -> bool {
-        let loaded = match seen {
-            Seen::Unreadable(error) => Err(ConfigProblem {
+        let unreadable = |error: &dyn std::fmt::Display| {
+            vec![ConfigProblem {
                 message: format!("cannot read the file: {error}"),
                 key: None,
                 line: None,
                 column: None,
-            }),
+            }]
+        };
+        let loaded = match seen {
+            Seen::Unreadable(error) => Err(unreadable(error)),
             Seen::Content(_) => match std::fs::read_to_string(path) {
-                Ok(text) => locate::load_text(&text),
-                Err(error) => Err(ConfigProblem {
-                    message: format!("cannot read the file: {error}"),
+                Ok(text) if declares_nothing(&text) => Err(vec![ConfigProblem {
+                    message: "the file is empty or holds only comments (a truncated file or a \
+                              failed deploy?): applying it would stop every account, user and \
+                              channel it declared. To remove them all, keep the keys and empty \
+                              them: accounts = [], tracked_users = [], channels = []"
+                        .to_owned(),
                     key: None,
                     line: None,
                     column: None,
-                }),
+                }]),
+                Ok(text) => locate::check_text(&text, &config_folder(path)),
+                Err(error) => Err(unreadable(&error)),
             },
         };
         match loaded {
             Ok(file) => self.apply(path, &file).await,
-            Err(problem) => {
-                self.reject(path, problem).await;
+            Err(problems) => {
+                self.reject(path, problems).await;
                 false
             }
         }
     }
 
-    async fn reject(&self, path: &Path, problem: ConfigProblem) {
+    async fn reject(&self, path: &Path, problems: Vec<ConfigProblem>) {
         let now = self.ctx.now();
-        let text = format!("{}: {problem}", path.display());
+        let Some(problem) = problems.first().cloned() else {
+            return;
+        };
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let text = format!("{}: {}", path.display(), listed.join("; "));
         self.metrics.config_reloads.inc("rejected");
         tracing::error!(
             path = %path.display(),
             line = problem.line,
             key = problem.key.as_deref(),
-            error = %problem,
+            problems = problems.len(),
+            error = %listed.join("; "),
             "configuration edit refused; the running configuration stays as it was"
         );
         let message = format!("{text} (edit refused; the running configuration stays)");
@@ -267,7 +281,7 @@ impl Reloader {
                 "presence settings changed"
             );
         }
-        let failed = reconcile::reconcile_all(&self.ctx, &next, &self.reconcilers).await;
+        let outcome = reconcile::reconcile_all(&self.ctx, &next, &self.reconcilers).await;
         self.running.send_replace(Arc::new(next));
         let now = self.ctx.now();
         if !restart_required.is_empty()
@@ -287,9 +301,25 @@ impl Reloader {
             status.restart_required = restart_required;
         });
         self.metrics.config_reloads.inc("applied");
-        tracing::info!(path = %path.display(), failed_sections = failed.len(), "configuration applied");
-        !failed.is_empty()
+        tracing::info!(
+            path = %path.display(),
+            failed_sections = outcome.failed_sections.len(),
+            failed_items = outcome.failed_items,
+            new_failed_items = outcome.new_failed_items,
+            "configuration applied{}",
+            if outcome.failed_items > 0 {
+                " except the items logged as config problems"
+            } else {
+                ""
+            }
+        );
+        !outcome.failed_sections.is_empty()
     }
+}
+
+/// Whether `text` is valid TOML that holds no key at all (nothing, blank lines, comments).
+fn declares_nothing(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|table| table.is_empty())
 }
 
 /// Reads the file and hashes it.

@@ -15,7 +15,10 @@
 //! The decisions are pure functions ([`plan_accounts`], [`plan_tracked_users`]) tested directly;
 //! the reconcilers carry them out.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -50,6 +53,17 @@ pub struct ReconcileContext {
     /// Whether the fleet's actors run: start and stop them along with the rows. False only for
     /// the accounts applied at start-up, before the fleet starts.
     pub live: bool,
+    /// The items that could not be applied, this reconciliation and the one before.
+    pub problems: Arc<Mutex<Problems>>,
+}
+
+/// Items of the file that could not be applied. Every reconciliation tries every item again, so
+/// the same problem comes back with each edit: it is reported the first time, and counted
+/// after that.
+#[derive(Debug, Default)]
+pub struct Problems {
+    previous: HashSet<String>,
+    current: HashSet<String>,
 }
 
 impl ReconcileContext {
@@ -57,10 +71,31 @@ impl ReconcileContext {
         self.clock.now()
     }
 
-    /// An item of the file that could not be applied: to the process log and `GET /api/logs`.
+    /// An item of the file that could not be applied: to the process log and `GET /api/logs`,
+    /// unless the last reconciliation reported it already.
     pub async fn problem(&self, message: &str) {
-        storage::logs::config_problem(&self.db, message, self.now()).await;
+        let new = {
+            let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+            problems.current.insert(message.to_owned());
+            !problems.previous.contains(message)
+        };
+        if new {
+            storage::logs::config_problem(&self.db, message, self.now()).await;
+        } else {
+            tracing::debug!(problem = message, "configuration item still cannot apply");
+        }
     }
+}
+
+/// What a reconciliation did not apply.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Sections that could not be applied at all, with the error (the database is away).
+    pub failed_sections: Vec<(&'static str, StorageError)>,
+    /// Items that could not be applied (each reported with [`ReconcileContext::problem`]).
+    pub failed_items: usize,
+    /// Of those, the ones the reconciliation before did not have.
+    pub new_failed_items: usize,
 }
 
 /// One part of config.toml that is desired state.
@@ -90,20 +125,28 @@ pub fn reconcilers() -> Vec<Box<dyn ConfigReconciler>> {
     ]
 }
 
-/// Runs every reconciler; returns the sections that failed as a whole, with the error.
+/// Runs every reconciler; returns what could not be applied.
 pub async fn reconcile_all(
     ctx: &ReconcileContext,
     config: &Config,
     reconcilers: &[Box<dyn ConfigReconciler>],
-) -> Vec<(&'static str, StorageError)> {
-    let mut failed = Vec::new();
+) -> Outcome {
+    let mut failed_sections = Vec::new();
     for reconciler in reconcilers {
         if let Err(error) = reconciler.reconcile(ctx, config).await {
             tracing::error!(section = reconciler.section(), %error, "cannot apply this part of the configuration");
-            failed.push((reconciler.section(), error));
+            failed_sections.push((reconciler.section(), error));
         }
     }
-    failed
+    let mut problems = ctx.problems.lock().unwrap_or_else(PoisonError::into_inner);
+    let current = std::mem::take(&mut problems.current);
+    let outcome = Outcome {
+        failed_sections,
+        failed_items: current.len(),
+        new_failed_items: current.difference(&problems.previous).count(),
+    };
+    problems.previous = current;
+    outcome
 }
 
 /// Field changes a declared account asks for.
@@ -383,11 +426,28 @@ impl ConfigReconciler for TrackedUsersReconciler {
             .map(|account| (account.label, account.id))
             .collect();
         for action in plan_tracked_users(&config.tracked_users, &active, &account_ids) {
+            let who = match &action {
+                UserAction::Track(user) => describe_declared(user),
+                UserAction::Update { id, .. } | UserAction::Untrack { id } => active
+                    .iter()
+                    .find(|row| row.id == *id)
+                    .map_or_else(|| id.to_string(), ToString::to_string),
+            };
             if let Err(error) = apply_user(ctx, action, &active, &account_ids).await {
-                ctx.problem(&format!("config tracked user: {error}")).await;
+                ctx.problem(&format!("config tracked user {who}: {error}"))
+                    .await;
             }
         }
         Ok(())
+    }
+}
+
+/// `@username` or `user 123`, as the file names the user.
+fn describe_declared(user: &TrackedUserConfig) -> String {
+    match (&user.username, user.telegram_user_id) {
+        (Some(username), _) => format!("@{}", username.trim_start_matches('@')),
+        (None, Some(id)) => format!("user {id}"),
+        (None, None) => "without a username or id".to_owned(),
     }
 }
 

@@ -99,7 +99,7 @@ pub async fn create(
         last_active: Set(None),
         status_reason: Set(None),
         // `api` unless the configuration claims it (`set_source`).
-        source: sea_orm::ActiveValue::NotSet,
+        source: Set("api".to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
     };

@@ -69,9 +69,11 @@ pub async fn track(
     let is_new = existing.is_none();
     let mut row = match existing {
         Some(existing) => existing.into(),
+        // Every column is set below; `source` is `api` unless the configuration claims the row.
         None => tracked_users::ActiveModel {
             id: Set(Uuid::now_v7()),
             created_at: Set(now),
+            source: Set("api".to_owned()),
             ..Default::default()
         },
     };

@@ -37,4 +37,4 @@ impl Related<super::tracked_users::Entity> for Entity {
     }
 }
 
-impl ActiveModelBehavior for ActiveModel {}
+super::every_column_on_insert!();

@@ -57,4 +57,4 @@ impl Related<super::online_sessions::Entity> for Entity {
     }
 }
 
-impl ActiveModelBehavior for ActiveModel {}
+super::every_column_on_insert!();
