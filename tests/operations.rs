@@ -704,3 +704,51 @@ async fn old_log_rows_are_deleted_in_batches_and_new_ones_kept() {
     let (_, _, text) = scrape(&app, None).await;
     assert!(text.contains("tgwatch_logs_deleted_total 250\n"), "{text}");
 }
+
+/// Every answer carries an `x-request-id`; an error object repeats it as `request_id`; a
+/// caller's own id is kept when it is a short token and replaced otherwise.
+#[actix_rt::test]
+async fn every_answer_carries_a_request_id_and_errors_repeat_it() {
+    let app = common::spawn_app("", |_| {}).await;
+    let send = |id: Option<&'static str>| {
+        let mut request = app
+            .client
+            .get(format!("{}/api/tracked-users?limit=abc", app.base))
+            .bearer_auth(common::TOKEN);
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        async move {
+            let answer = request.send().await.expect("answer");
+            let header = answer
+                .headers()
+                .get("x-request-id")
+                .expect("x-request-id header")
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            let body: serde_json::Value = answer.json().await.expect("json");
+            (header, body)
+        }
+    };
+    let (first, body) = send(None).await;
+    assert_eq!(first.len(), 32, "a new id: {first}");
+    assert_eq!(body["error"]["request_id"], first.as_str(), "{body}");
+    let (second, _) = send(None).await;
+    assert_ne!(first, second, "each request has its own id");
+
+    let (kept, body) = send(Some("trace-42.a_b")).await;
+    assert_eq!(kept, "trace-42.a_b");
+    assert_eq!(body["error"]["request_id"], "trace-42.a_b");
+    let (replaced, _) = send(Some("forged\"} line")).await;
+    assert_ne!(replaced, "forged\"} line");
+    assert_eq!(replaced.len(), 32);
+
+    let ok = app
+        .client
+        .get(format!("{}/livez", app.base))
+        .send()
+        .await
+        .expect("answer");
+    assert!(ok.headers().contains_key("x-request-id"));
+}

@@ -1,5 +1,5 @@
-//! API errors: `{"error": {"code": "...", "message": "..."}}` with a 4xx status for anything the
-//! caller can fix, and a 5xx only for faults of the service itself.
+//! API errors: `{"error": {"code": "...", "message": "...", "request_id": "..."}}` with a 4xx
+//! status for anything the caller can fix, and a 5xx only for faults of the service itself.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde_json::json;
@@ -65,6 +65,9 @@ impl ResponseError for ApiError {
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(details) = &self.details {
             error["details"] = details.clone();
+        }
+        if let Some(id) = super::request_id::current() {
+            error["request_id"] = json!(id);
         }
         HttpResponse::build(self.status).json(json!({ "error": error }))
     }

@@ -16,6 +16,7 @@ mod metrics;
 mod online_statuses;
 mod params;
 mod probes;
+pub mod request_id;
 mod telegram_users;
 mod tracked_users;
 pub mod views;
