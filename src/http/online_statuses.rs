@@ -123,36 +123,8 @@ impl NewStatus {
         );
         let observed_at =
             params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
-        within(
-            "observed_at",
-            observed_at,
-            launch,
-            (
-                now + chrono::Duration::minutes(FUTURE_SLACK_MINUTES),
-                "now plus 5 minutes",
-            ),
-        )?;
         let expires = params::timestamp("expires_at", self.expires_at.as_deref())?;
-        if let Some(expires) = expires {
-            within(
-                "expires_at",
-                expires,
-                (observed_at, "observed_at"),
-                (
-                    observed_at + chrono::Duration::hours(MAX_EXPIRES_HOURS),
-                    "24 hours after observed_at",
-                ),
-            )?;
-        }
         let was_online = params::timestamp("was_online_at", self.was_online_at.as_deref())?;
-        if let Some(was_online) = was_online {
-            within(
-                "was_online_at",
-                was_online,
-                launch,
-                (observed_at, "observed_at"),
-            )?;
-        }
         let kind = match (self.status, self.is_online) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request(
@@ -182,13 +154,35 @@ impl NewStatus {
                 "`was_online_at` only goes with status offline",
             ));
         }
-        params::ordered("observed_at", Some(observed_at), "expires_at", expires)?;
-        params::ordered(
-            "was_online_at",
-            was_online,
+        // Each bound says what Telegram could have reported.
+        within(
             "observed_at",
-            Some(observed_at),
+            observed_at,
+            launch,
+            (
+                now + chrono::Duration::minutes(FUTURE_SLACK_MINUTES),
+                "now plus 5 minutes",
+            ),
         )?;
+        if let Some(expires) = expires {
+            within(
+                "expires_at",
+                expires,
+                (observed_at, "observed_at"),
+                (
+                    observed_at + chrono::Duration::hours(MAX_EXPIRES_HOURS),
+                    "24 hours after observed_at",
+                ),
+            )?;
+        }
+        if let Some(was_online) = was_online {
+            within(
+                "was_online_at",
+                was_online,
+                launch,
+                (observed_at, "observed_at"),
+            )?;
+        }
         Ok(Observation {
             observed_at,
             status: Status::from_parts(kind, expires, was_online, observed_at),
