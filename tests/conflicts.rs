@@ -31,6 +31,9 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Sends the same POST twice at once; returns both answers, the success first.
 async fn twice(api: &Api, path: &str, body: &Value) -> [(u16, Value); 2] {
+    // Two open connections first, so that neither request waits for a connection to be made
+    // and both reach the service together.
+    tokio::join!(api.get("/api/accounts"), api.get("/api/accounts"));
     let (first, second) = tokio::join!(api.post(path, body), api.post(path, body));
     let mut answers = [first, second];
     answers.sort_by_key(|(status, _)| *status);
@@ -387,31 +390,42 @@ async fn a_new_account_answers_its_real_status_and_a_phone_must_be_a_phone() {
 }
 
 /// Two requests for one channel at once: one joins and stores it, the other is told it is
-/// monitored; Telegram sees one join.
+/// monitored; Telegram sees one join per channel.
 #[actix_web::test]
 async fn one_channel_asked_for_twice_at_once_is_joined_once() {
+    const CHANNELS: i64 = 3;
     let sandbox = tgwatch_sandbox::Sandbox::start().await.unwrap();
     let account = sandbox.add_account(5000, 50, None, "Watcher").unwrap();
-    sandbox
-        .add_channel(101, 1001, Some("daily_news"), "Daily news", "")
-        .unwrap();
+    for index in 0..CHANNELS {
+        let name = format!("news_{index}");
+        sandbox
+            .add_channel(101 + index, 1001 + index, Some(&name), &name, "")
+            .unwrap();
+    }
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
     add_logged_in_account(&app, &sandbox, account, "main", 10).await;
     let joins_before = sandbox.calls("channels.joinChannel");
 
-    let answers = twice(&app, "/api/channels", &json!({ "channel": "@daily_news" })).await;
-    let channel = one_created_one_conflict("channel", &answers);
-    assert_eq!(answers[1].1["error"]["code"], "already_monitored");
-    assert_eq!(sandbox.calls("channels.joinChannel") - joins_before, 1);
+    for index in 0..CHANNELS {
+        let name = format!("@news_{index}");
+        let answers = twice(&app, "/api/channels", &json!({ "channel": name })).await;
+        let channel = one_created_one_conflict(&name, &answers);
+        assert_eq!(answers[1].1["error"]["code"], "already_monitored");
+        let (_, assignments) = app
+            .get(&format!(
+                "/api/channels/{}/assignments",
+                channel["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(items(&assignments).len(), 1, "{assignments}");
+    }
+    assert_eq!(
+        sandbox.calls("channels.joinChannel") - joins_before,
+        CHANNELS as u64,
+        "one join per channel"
+    );
     let (_, listed) = app.get("/api/channels").await;
-    assert_eq!(items(&listed).len(), 1, "{listed}");
-    let (_, assignments) = app
-        .get(&format!(
-            "/api/channels/{}/assignments",
-            channel["id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(items(&assignments).len(), 1, "{assignments}");
+    assert_eq!(items(&listed).len(), CHANNELS as usize, "{listed}");
 }
 
 /// A watched configuration file for the scripted service: `extra` is appended.
