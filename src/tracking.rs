@@ -544,7 +544,7 @@ fn validate_limits(
 
 /// A phone number as Telegram takes it: international format, an optional `+` and 7 to 15
 /// digits (E.164 allows at most 15).
-fn validate_phone(phone: &str) -> Result<(), TrackingError> {
+pub fn validate_phone(phone: &str) -> Result<(), TrackingError> {
     let digits = phone.strip_prefix('+').unwrap_or(phone);
     if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TrackingError::Invalid {

@@ -347,9 +347,10 @@ async fn a_user_tracked_again_through_the_api_is_never_untracked_by_the_file() {
     assert_eq!(after["notify"], true);
 }
 
-/// A new account over MTProto is not logged in: the answer says so. A phone is a phone.
+/// A new account over MTProto is not logged in: the answer says so. A phone is a phone, and a
+/// login code or password has a bound.
 #[actix_web::test]
-async fn a_new_account_answers_its_real_status_and_a_phone_must_be_a_phone() {
+async fn a_new_account_answers_its_real_status_and_its_phone_and_login_input_are_bounded() {
     let sandbox = tgwatch_sandbox::Sandbox::start().await.unwrap();
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
     let (status, created) = app
@@ -387,6 +388,42 @@ async fn a_new_account_answers_its_real_status_and_a_phone_must_be_a_phone() {
     }
     let (_, accounts) = app.get("/api/accounts").await;
     assert_eq!(items(&accounts).len(), 1, "{accounts}");
+
+    // What a login takes is bounded the same way, and the error says the bound.
+    let login = format!("/api/accounts/{}/login", created["id"].as_str().unwrap());
+    let (status, body) = app
+        .post(&format!("{login}/phone"), &json!({ "phone": "hello" }))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "phone");
+    let (status, body) = app
+        .post(
+            &format!("{login}/code"),
+            &json!({ "code": "1".repeat(60_000) }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10"),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("{login}/password"),
+            &json!({ "password": "p".repeat(2_000) }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 1024"),
+        "{body}"
+    );
 }
 
 /// Two requests for one channel at once: one joins and stores it, the other is told it is
