@@ -353,18 +353,7 @@ impl Tracking {
         let label = new.label.clone();
         let account = match storage::accounts::create(&self.db, new, now).await {
             Ok(account) => account,
-            // Another request took the label between the check and the write.
-            Err(error)
-                if error
-                    .unique_violation()
-                    .is_some_and(|v| v.is("accounts", "label")) =>
-            {
-                let existing = storage::accounts::find_by_label(&self.db, &label)
-                    .await?
-                    .ok_or(error)?;
-                return Err(TrackingError::DuplicateLabel(Box::new(existing)));
-            }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(self.label_conflict(error, Some(&label)).await),
         };
         self.supervisor.do_send(StartAccount(account.clone()));
         self.settled(account).await
@@ -393,6 +382,23 @@ impl Tracking {
                 return Ok(row);
             }
             tokio::time::sleep(ACCOUNT_SETTLE_POLL).await;
+        }
+    }
+
+    /// A failed write of an account: when another request took `label` between the check and
+    /// the write, the account that holds it now.
+    async fn label_conflict(&self, error: StorageError, label: Option<&str>) -> TrackingError {
+        let Some(label) = label.filter(|_| {
+            error
+                .unique_violation()
+                .is_some_and(|violation| violation.is("accounts", "label"))
+        }) else {
+            return error.into();
+        };
+        match storage::accounts::find_by_label(&self.db, label).await {
+            Ok(Some(holder)) => TrackingError::DuplicateLabel(Box::new(holder)),
+            Ok(None) => error.into(),
+            Err(lookup) => lookup.into(),
         }
     }
 
@@ -441,20 +447,7 @@ impl Tracking {
         let label = patch.label.clone();
         let updated = match storage::accounts::update(&self.db, existing, patch, now).await {
             Ok(updated) => updated,
-            Err(error)
-                if error
-                    .unique_violation()
-                    .is_some_and(|v| v.is("accounts", "label")) =>
-            {
-                let holder = match &label {
-                    Some(label) => storage::accounts::find_by_label(&self.db, label).await?,
-                    None => None,
-                };
-                return Err(TrackingError::DuplicateLabel(Box::new(
-                    holder.ok_or(error)?,
-                )));
-            }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(self.label_conflict(error, label.as_deref()).await),
         };
         if restart {
             self.supervisor.do_send(StartAccount(updated.clone()));
