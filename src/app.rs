@@ -254,6 +254,7 @@ impl Application {
             clock,
             wake: wake.clone(),
             feed: feed.clone(),
+            adding: Arc::default(),
         };
         tokio::spawn(look_after_accounts(channels.clone(), health_rx));
         let logins = mtproto.map(|(grammers, vault, fresh_session)| {

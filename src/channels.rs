@@ -118,6 +118,14 @@ impl ChannelInput {
     }
 }
 
+/// What [`Channels::add`] did.
+#[derive(Debug)]
+pub struct Added {
+    pub channel: channels::Model,
+    /// The channel had been removed and is monitored again as the same record.
+    pub rejoined: bool,
+}
+
 /// The operations on channels; cheap to clone.
 #[derive(Clone)]
 pub struct Channels {
@@ -129,6 +137,10 @@ pub struct Channels {
     pub wake: Wake,
     /// Alerts go to the live feed too (the dashboard's WebSocket).
     pub feed: crate::feed::Feed,
+    /// Held while a channel is added or joined again: two requests for the same channel at once
+    /// would both pass the "already monitored" check and both join; one at a time, the second
+    /// finds the first one's record.
+    pub adding: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How a channel is named for a join by an account: its username or invite (access hashes are
@@ -191,12 +203,15 @@ impl Channels {
         })
     }
 
-    /// Adds a channel: joins it with an account and starts storing its messages.
+    /// Adds a channel: joins it with an account and starts storing its messages. A channel that
+    /// was removed before is joined again as the same record (its messages and assignment
+    /// history kept).
     pub async fn add(
         &self,
         request: AddChannel,
         source: &'static str,
-    ) -> Result<channels::Model, ChannelError> {
+    ) -> Result<Added, ChannelError> {
+        let _adding = self.adding.lock().await;
         let now = self.clock.now();
         let (username, invite_hash) = match &request.channel {
             ChannelInput::Reference(ChannelRef::Username(name)) => {
@@ -227,58 +242,120 @@ impl Channels {
         let session = self.session(account_id).await?;
         let reference = match request.channel {
             ChannelInput::Reference(reference) => reference,
-            ChannelInput::Id(id) => find_in_dialogs(session.as_ref(), id).await?,
+            // A channel removed before is no longer among the account's chats: its stored
+            // name (or id and access hash) joins it again.
+            ChannelInput::Id(id) => match storage::channels::find_by_telegram_id(&self.db, id)
+                .await?
+                .and_then(|left| reference_for(&left))
+            {
+                Some(reference) => reference,
+                None => find_in_dialogs(session.as_ref(), id).await?,
+            },
         };
         let joined = session
             .join_channel(&reference)
             .await
             .map_err(ChannelError::JoinFailed)?;
-        // The same channel under another name (its username and an invite link, say).
-        if let Some(existing) =
-            storage::channels::find_existing(&self.db, Some(joined.id), None, None).await?
+        // The same channel under another name (its username and an invite link, say), or a
+        // channel that was removed and comes back.
+        let known = storage::channels::find_by_telegram_id(&self.db, joined.id).await?;
+        if let Some(existing) = &known
+            && existing.status != ChannelStatus::Left.as_str()
         {
-            return Err(ChannelError::AlreadyMonitored(Box::new(existing)));
+            return Err(ChannelError::AlreadyMonitored(Box::new(existing.clone())));
         }
-        let joined = match session.channel_info(joined.input()).await {
-            Ok(full) => full,
-            Err(error) => {
-                tracing::warn!(%error, channel_id = joined.id, "cannot read the channel's details");
-                joined
-            }
+        let (joined, newest) = details(session.as_ref(), joined).await;
+        let new = NewChannel {
+            username,
+            invite_hash,
+            tags: request.tags,
+            source,
         };
-        // Messages from now on: the newest one marks where a later catch-up starts.
-        let newest = session
-            .chat_history(ChatKind::Channel.chat_id(joined.id), 0, 1)
+        let (channel, rejoined) = match known {
+            Some(left) => (
+                storage::channels::rejoin(&self.db, left, new, &joined, account_id, newest, now)
+                    .await?,
+                true,
+            ),
+            None => match storage::channels::create_joined(
+                &self.db, new, &joined, account_id, newest, now,
+            )
             .await
-            .ok()
-            .and_then(|messages| messages.first().map(|message| message.id))
-            .unwrap_or(0);
-        let channel = storage::channels::create_joined(
-            &self.db,
-            NewChannel {
-                username,
-                invite_hash,
-                tags: request.tags,
-                source,
+            {
+                Ok(channel) => (channel, false),
+                // Stored meanwhile by another process on the same database.
+                Err(error) if error.unique_violation().is_some() => {
+                    let existing = storage::channels::find_by_telegram_id(&self.db, joined.id)
+                        .await?
+                        .ok_or(error)?;
+                    return Err(ChannelError::AlreadyMonitored(Box::new(existing)));
+                }
+                Err(error) => return Err(error.into()),
             },
-            &joined,
-            account_id,
-            newest,
-            now,
-        )
-        .await?;
+        };
+        self.watch_joined(&channel, account_id, rejoined).await?;
+        Ok(Added { channel, rejoined })
+    }
+
+    /// Monitors again a channel that was removed: joined with `account_id` (or the least-loaded
+    /// account), the same record, its messages and assignment history kept.
+    pub async fn rejoin(
+        &self,
+        left: channels::Model,
+        account_id: Option<Uuid>,
+        source: &'static str,
+    ) -> Result<channels::Model, ChannelError> {
+        let _adding = self.adding.lock().await;
+        let now = self.clock.now();
+        let left = storage::channels::get(&self.db, left.id)
+            .await?
+            .unwrap_or(left);
+        if left.status != ChannelStatus::Left.as_str() {
+            // Joined again by another request meanwhile.
+            return Ok(left);
+        }
+        let account_id = self.choose_account(account_id, &[]).await?;
+        let session = self.session(account_id).await?;
+        let reference = reference_for(&left).ok_or(ChannelError::BadInput)?;
+        let joined = session
+            .join_channel(&reference)
+            .await
+            .map_err(ChannelError::JoinFailed)?;
+        let (joined, newest) = details(session.as_ref(), joined).await;
+        let new = NewChannel {
+            username: None,
+            invite_hash: None,
+            tags: Vec::new(),
+            source,
+        };
+        let channel =
+            storage::channels::rejoin(&self.db, left, new, &joined, account_id, newest, now)
+                .await?;
+        self.watch_joined(&channel, account_id, true).await?;
+        Ok(channel)
+    }
+
+    /// A channel just stored as joined: its messages are routed, its account's count follows,
+    /// and the log says so.
+    async fn watch_joined(
+        &self,
+        channel: &channels::Model,
+        account_id: Uuid,
+        rejoined: bool,
+    ) -> Result<(), ChannelError> {
         self.router.do_send(Watch(channel.clone()));
         storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        let again = if rejoined { " again" } else { "" };
         LogLine::new(
             LogLevel::Info,
-            format!("channel {} is monitored", describe(&channel)),
+            format!("channel {} is monitored{again}", describe(channel)),
         )
         .account(account_id)
         .channel(channel.id)
         .source("channels")
-        .write(&self.db, now)
+        .write(&self.db, self.clock.now())
         .await;
-        Ok(channel)
+        Ok(())
     }
 
     /// Changes tags or the pause flag, or moves the channel to another account.
@@ -571,6 +648,26 @@ impl Channels {
     }
 }
 
+/// What Telegram says about a channel just joined (the join's answer when the details cannot be
+/// read), and its newest message id: messages after it are stored, and a later catch-up starts
+/// there.
+async fn details(session: &dyn TelegramSession, joined: TelegramChannel) -> (TelegramChannel, i32) {
+    let joined = match session.channel_info(joined.input()).await {
+        Ok(full) => full,
+        Err(error) => {
+            tracing::warn!(%error, channel_id = joined.id, "cannot read the channel's details");
+            joined
+        }
+    };
+    let newest = session
+        .chat_history(ChatKind::Channel.chat_id(joined.id), 0, 1)
+        .await
+        .ok()
+        .and_then(|messages| messages.first().map(|message| message.id))
+        .unwrap_or(0);
+    (joined, newest)
+}
+
 /// A numeric id is joined through the account's dialogs, where its access hash is.
 async fn find_in_dialogs(
     session: &dyn TelegramSession,
@@ -702,7 +799,7 @@ impl crate::reload::reconcile::ConfigReconciler for ChannelsReconciler {
                 tries += 1;
                 match ctx.channels.add(request.clone(), "config").await {
                     Ok(added) => {
-                        tracing::info!(channel = %describe(&added), "monitoring a channel from config.toml");
+                        tracing::info!(channel = %describe(&added.channel), rejoined = added.rejoined, "monitoring a channel from config.toml");
                         break;
                     }
                     // Accounts are still connecting (start-up): wait a little.

@@ -18,7 +18,7 @@ use crate::{
         self, StorageError,
         accounts::{AccountPatch, AccountStatus, NewAccount},
         entities::{accounts, tracked_users},
-        tracked_users::{Resolved, TrackedUserPatch},
+        tracked_users::{Resolved, TrackFlags, Tracked, TrackedUserPatch},
     },
     telegram::{InputUser, Username},
 };
@@ -33,8 +33,14 @@ pub enum TrackingError {
     AccountUnusable(String, String),
     #[error("no account can take another tracked user: {0}")]
     NoAccountAvailable(String),
-    #[error("an account labelled `{0}` exists already")]
-    DuplicateLabel(String),
+    #[error("`label`: an account labelled `{}` exists already", .0.label)]
+    DuplicateLabel(Box<accounts::Model>),
+    #[error(
+        "`telegram_user_id`: account `{}` is already Telegram user {}",
+        .0.label,
+        .0.telegram_user_id.unwrap_or_default()
+    )]
+    DuplicateTelegramUserId(Box<accounts::Model>),
     #[error("give a username or a telegram_user_id")]
     NothingToTrack,
     #[error("`{field}`: {message}")]
@@ -64,9 +70,23 @@ pub struct TrackRequest {
     pub telegram_user_id: Option<i64>,
     pub access_hash: Option<i64>,
     pub account_id: Option<Uuid>,
-    pub notify: bool,
-    pub visible_online: bool,
+    /// None keeps what a user tracked before had (false for a new one).
+    pub notify: Option<bool>,
+    /// None keeps what a user tracked before had (true for a new one).
+    pub visible_online: Option<bool>,
+    /// Who owns the row from now on (`api` or `config`): tracking a user again claims it.
+    pub source: &'static str,
 }
+
+/// How long `POST /api/accounts` waits for a new account's first connection, so that it answers
+/// the status the account really has (a new account over MTProto is not logged in yet).
+const ACCOUNT_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+const ACCOUNT_SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Telegram's user ids and API ids are positive 53-bit numbers.
+const MAX_TELEGRAM_ID: i64 = (1 << 53) - 1;
+/// A bound on `max_targets` / `max_channels` far above what one account can do.
+const MAX_CAPACITY: i32 = 1_000_000;
 
 #[derive(Clone)]
 pub struct Tracking {
@@ -110,11 +130,13 @@ impl Tracking {
             })
             .await
             .map_err(ResolveError::from)??;
-        // The username may have led to a user tracked under another name or by id.
-        let existing = match existing {
-            Some(existing) => Some(existing),
-            None => storage::tracked_users::find_existing(&self.db, None, Some(user.id)).await?,
-        };
+        // The Telegram id says who the user is: they may be tracked under another name, and a
+        // row found by a username that now names someone else is not theirs.
+        let existing =
+            match storage::tracked_users::find_existing(&self.db, None, Some(user.id)).await? {
+                Some(row) => Some(row),
+                None => existing.filter(|row| row.telegram_user_id.is_none_or(|id| id == user.id)),
+            };
         if let Some(existing) = &existing
             && existing.is_active
         {
@@ -124,15 +146,28 @@ impl Tracking {
             account_id: account.id,
             user,
         };
-        let tracked = storage::tracked_users::track(
-            &self.db,
-            existing,
-            resolved,
-            request.notify,
-            request.visible_online,
-            now,
-        )
-        .await?;
+        let lookup_id = resolved.user.id;
+        let flags = TrackFlags {
+            notify: request.notify,
+            visible_online: request.visible_online,
+            source: request.source,
+        };
+        let tracked =
+            match storage::tracked_users::track(&self.db, existing, resolved, flags, now).await {
+                Ok(Tracked::Now(tracked)) => tracked,
+                // Another request tracked the same user meanwhile.
+                Ok(Tracked::Already(existing)) => {
+                    return Err(TrackingError::AlreadyTracked(Box::new(existing)));
+                }
+                Err(error) if error.unique_violation().is_some() => {
+                    let existing =
+                        storage::tracked_users::find_existing(&self.db, None, Some(lookup_id))
+                            .await?
+                            .ok_or(error)?;
+                    return Err(TrackingError::AlreadyTracked(Box::new(existing)));
+                }
+                Err(error) => return Err(error.into()),
+            };
         storage::accounts::refresh_targets_count(&self.db, account.id).await?;
         self.supervisor.do_send(StartTarget(tracked.clone()));
         Ok(tracked)
@@ -312,15 +347,84 @@ impl Tracking {
     ) -> Result<accounts::Model, TrackingError> {
         validate_limits(new.max_targets, new.max_channels)?;
         validate_label(&new.label)?;
-        if storage::accounts::find_by_label(&self.db, &new.label)
-            .await?
-            .is_some()
-        {
-            return Err(TrackingError::DuplicateLabel(new.label));
+        validate_identity(
+            new.phone.as_deref(),
+            new.username.as_deref(),
+            new.telegram_user_id,
+            new.api_id,
+        )?;
+        if let Some(existing) = storage::accounts::find_by_label(&self.db, &new.label).await? {
+            return Err(TrackingError::DuplicateLabel(Box::new(existing)));
         }
-        let account = storage::accounts::create(&self.db, new, now).await?;
+        self.unused_telegram_user_id(new.telegram_user_id, None)
+            .await?;
+        let label = new.label.clone();
+        let account = match storage::accounts::create(&self.db, new, now).await {
+            Ok(account) => account,
+            Err(error) => return Err(self.label_conflict(error, Some(&label)).await),
+        };
         self.supervisor.do_send(StartAccount(account.clone()));
-        Ok(account)
+        self.settled(account).await
+    }
+
+    /// The account once its actor has tried to connect: `active` when connected, else what the
+    /// actor found (`inactive` when it is not logged in). Gives up after [`ACCOUNT_SETTLE`] and
+    /// answers the row as it is then.
+    async fn settled(&self, account: accounts::Model) -> Result<accounts::Model, TrackingError> {
+        if !AccountStatus::is_usable(&account.status) {
+            return Ok(account);
+        }
+        let deadline = tokio::time::Instant::now() + ACCOUNT_SETTLE;
+        loop {
+            let row = storage::accounts::get(&self.db, account.id)
+                .await?
+                .unwrap_or_else(|| account.clone());
+            let connected =
+                crate::actors::supervisor::account_session(&self.supervisor, account.id)
+                    .await
+                    .is_ok();
+            if connected
+                || !AccountStatus::is_usable(&row.status)
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(row);
+            }
+            tokio::time::sleep(ACCOUNT_SETTLE_POLL).await;
+        }
+    }
+
+    /// A failed write of an account: when another request took `label` between the check and
+    /// the write, the account that holds it now.
+    async fn label_conflict(&self, error: StorageError, label: Option<&str>) -> TrackingError {
+        let Some(label) = label.filter(|_| {
+            error
+                .unique_violation()
+                .is_some_and(|violation| violation.is("accounts", "label"))
+        }) else {
+            return error.into();
+        };
+        match storage::accounts::find_by_label(&self.db, label).await {
+            Ok(Some(holder)) => TrackingError::DuplicateLabel(Box::new(holder)),
+            Ok(None) => error.into(),
+            Err(lookup) => lookup.into(),
+        }
+    }
+
+    /// Refuses a Telegram user id another account (not `except`) already has.
+    async fn unused_telegram_user_id(
+        &self,
+        telegram_user_id: Option<i64>,
+        except: Option<Uuid>,
+    ) -> Result<(), TrackingError> {
+        let Some(telegram_user_id) = telegram_user_id else {
+            return Ok(());
+        };
+        match storage::accounts::find_by_telegram_user_id(&self.db, telegram_user_id).await? {
+            Some(existing) if Some(existing.id) != except => {
+                Err(TrackingError::DuplicateTelegramUserId(Box::new(existing)))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub async fn update_account(
@@ -333,16 +437,26 @@ impl Tracking {
         if let Some(label) = &patch.label {
             validate_label(label)?;
         }
+        validate_identity(
+            patch.phone.as_deref(),
+            patch.username.as_deref(),
+            patch.telegram_user_id,
+            patch.api_id,
+        )?;
         if let Some(label) = &patch.label
             && *label != existing.label
-            && storage::accounts::find_by_label(&self.db, label)
-                .await?
-                .is_some()
+            && let Some(holder) = storage::accounts::find_by_label(&self.db, label).await?
         {
-            return Err(TrackingError::DuplicateLabel(label.clone()));
+            return Err(TrackingError::DuplicateLabel(Box::new(holder)));
         }
+        self.unused_telegram_user_id(patch.telegram_user_id, Some(existing.id))
+            .await?;
         let restart = patch.status.is_some() || patch.phone.is_some() || patch.label.is_some();
-        let updated = storage::accounts::update(&self.db, existing, patch, now).await?;
+        let label = patch.label.clone();
+        let updated = match storage::accounts::update(&self.db, existing, patch, now).await {
+            Ok(updated) => updated,
+            Err(error) => return Err(self.label_conflict(error, label.as_deref()).await),
+        };
         if restart {
             self.supervisor.do_send(StartAccount(updated.clone()));
             self.restart_targets_of(updated.id).await?;
@@ -419,12 +533,108 @@ fn validate_limits(
     max_channels: Option<i32>,
 ) -> Result<(), TrackingError> {
     for (field, value) in [("max_targets", max_targets), ("max_channels", max_channels)] {
-        if value.is_some_and(|value| value < 0) {
+        if value.is_some_and(|value| !(0..=MAX_CAPACITY).contains(&value)) {
             return Err(TrackingError::Invalid {
                 field,
-                message: "must not be negative".into(),
+                message: format!("must be between 0 and {MAX_CAPACITY}"),
             });
         }
     }
     Ok(())
+}
+
+/// A phone number as Telegram takes it: international format, an optional `+` and 7 to 15
+/// digits (E.164 allows at most 15).
+pub fn validate_phone(phone: &str) -> Result<(), TrackingError> {
+    let digits = phone.strip_prefix('+').unwrap_or(phone);
+    if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TrackingError::Invalid {
+            field: "phone",
+            message: "must be a phone number in international format: an optional + and 7 to 15 digits, e.g. +15551234567".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The fields of an account that name it on Telegram, bounded by what Telegram produces.
+fn validate_identity(
+    phone: Option<&str>,
+    username: Option<&str>,
+    telegram_user_id: Option<i64>,
+    api_id: Option<i32>,
+) -> Result<(), TrackingError> {
+    if let Some(phone) = phone {
+        validate_phone(phone)?;
+    }
+    if let Some(username) = username
+        && let Err(error) = Username::parse(username)
+    {
+        return Err(TrackingError::Invalid {
+            field: "username",
+            message: error.to_string(),
+        });
+    }
+    if telegram_user_id.is_some_and(|id| !(1..=MAX_TELEGRAM_ID).contains(&id)) {
+        return Err(TrackingError::Invalid {
+            field: "telegram_user_id",
+            message: format!("must be a Telegram user id: 1 to {MAX_TELEGRAM_ID}"),
+        });
+    }
+    if api_id.is_some_and(|id| id <= 0) {
+        return Err(TrackingError::Invalid {
+            field: "api_id",
+            message: "must be a positive number (from my.telegram.org)".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_fields_are_bounded_by_what_telegram_produces() {
+        assert!(validate_phone("+15551234567").is_ok());
+        assert!(validate_phone("9996612345").is_ok());
+        for bad in [
+            "hello",
+            "+",
+            "+1555",
+            "+1234567890123456",
+            "+1 555 123 4567",
+            "",
+        ] {
+            let error = validate_phone(bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("`phone`: ") && error.contains("7 to 15 digits"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(validate_phone(&"1".repeat(60_000)).is_err());
+        assert!(validate_identity(None, Some("watcher_bot"), Some(42), Some(1)).is_ok());
+        for (field, error) in [
+            (
+                "username",
+                validate_identity(None, Some("no spaces"), None, None),
+            ),
+            (
+                "telegram_user_id",
+                validate_identity(None, None, Some(0), None),
+            ),
+            (
+                "telegram_user_id",
+                validate_identity(None, None, Some(i64::MAX), None),
+            ),
+            ("api_id", validate_identity(None, None, None, Some(-1))),
+        ] {
+            match error {
+                Err(TrackingError::Invalid { field: named, .. }) => assert_eq!(named, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(validate_limits(Some(MAX_CAPACITY), Some(0)).is_ok());
+        assert!(validate_limits(Some(MAX_CAPACITY + 1), None).is_err());
+        assert!(validate_limits(None, Some(-1)).is_err());
+    }
 }

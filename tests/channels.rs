@@ -437,3 +437,109 @@ async fn config_edits_add_and_remove_channels_live() {
         .await;
     assert_eq!(kept["status"], "active");
 }
+
+/// A removed channel comes back as the same record (200, same id, messages and assignment
+/// history kept) by @username, by numeric id and by `PATCH {"is_active": true}`.
+#[actix_rt::test]
+async fn a_removed_channel_comes_back_as_the_same_record() {
+    let (sandbox, accounts) = sandbox(1).await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    add_logged_in_account(&app, &sandbox, accounts[0], "main", 10).await;
+    let (status, news) = add_channel(&app, json!("@daily_news")).await;
+    assert_eq!(status, 201, "{news}");
+    let id = news["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/channels/{id}");
+    let first = sandbox.post(101, "before the removal").unwrap().id;
+    wait_for_messages(&app, &id, |found| found.len() == 1).await;
+
+    let comebacks: [(&str, Value); 3] = [
+        ("by username", json!("@daily_news")),
+        ("by numeric id", json!(101)),
+        ("by PATCH", Value::Null),
+    ];
+    for (round, (how, channel)) in comebacks.into_iter().enumerate() {
+        assert_eq!(app.delete(&path).await, 204, "{how}");
+        let (_, left) = app.get(&path).await;
+        assert_eq!(left["status"], "left", "{how}");
+        assert!(!sandbox.joined(accounts[0], 101), "{how}");
+
+        let (status, back) = if channel.is_null() {
+            // Anything but switching it on is refused while it is left.
+            let (status, body) = app.patch(&path, &json!({ "tags": ["x"] })).await;
+            assert_eq!(status, 409, "{body}");
+            assert_eq!(body["error"]["code"], "channel_left");
+            app.patch(&path, &json!({ "is_active": true })).await
+        } else {
+            add_channel(&app, channel).await
+        };
+        assert_eq!(status, 200, "{how}: {back}");
+        assert_eq!(back["id"], id.as_str(), "{how}");
+        assert_eq!(back["status"], "active", "{how}");
+        assert_eq!(back["is_active"], true, "{how}");
+        assert!(sandbox.joined(accounts[0], 101), "{how}");
+
+        // Messages from before stay; new ones are stored again.
+        let posted = sandbox
+            .post(101, &format!("after comeback {round}"))
+            .unwrap()
+            .id;
+        let found = wait_for_messages(&app, &id, |found| found.len() == round + 2).await;
+        let ids = message_ids(&found);
+        assert!(ids.contains(&i64::from(first)), "{how}: {ids:?}");
+        assert!(ids.contains(&i64::from(posted)), "{how}: {ids:?}");
+
+        // Every watch is in the history: the ended ones and the new one.
+        let (_, assignments) = app.get(&format!("{path}/assignments")).await;
+        let assignments = assignments["items"].as_array().unwrap();
+        assert_eq!(assignments.len(), round + 2, "{how}: {assignments:?}");
+        assert!(
+            assignments[..round + 1]
+                .iter()
+                .all(|a| a["status"] == "left" && !a["ended_at"].is_null()),
+            "{how}: {assignments:?}"
+        );
+        assert_eq!(assignments[round + 1]["status"], "active", "{how}");
+    }
+    let (_, listed) = app.get("/api/channels").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+/// Taken out of config.toml and put back: the file's channel is joined again as the same record.
+#[actix_rt::test]
+async fn a_channel_put_back_into_the_config_file_is_the_same_record() {
+    let (sandbox, accounts) = sandbox(1).await;
+    let (app, path) = common::spawn_mtproto_app_watching(&sandbox, "").await;
+    add_logged_in_account(&app, &sandbox, accounts[0], "main", 10).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let declared = format!("{text}\n[[channels]]\nchannel = \"@daily_news\"\n");
+    std::fs::write(&path, &declared).unwrap();
+    let listed = app
+        .eventually("/api/channels?username=daily_news", WAIT, |body| {
+            body["items"][0]["status"] == "active"
+        })
+        .await;
+    let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+
+    std::fs::write(&path, &text).unwrap();
+    app.eventually(&format!("/api/channels/{id}"), WAIT, |body| {
+        body["status"] == "left"
+    })
+    .await;
+    assert!(!sandbox.joined(accounts[0], 101));
+
+    std::fs::write(&path, &declared).unwrap();
+    let back = app
+        .eventually(&format!("/api/channels/{id}"), WAIT, |body| {
+            body["status"] == "active"
+        })
+        .await;
+    assert_eq!(back["source"], "config");
+    assert!(sandbox.joined(accounts[0], 101));
+    let (_, listed) = app.get("/api/channels").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let (_, logs) = app.get("/api/logs?level=error").await;
+    assert!(
+        !logs.to_string().contains("UNIQUE") && !logs.to_string().contains("duplicate key"),
+        "{logs}"
+    );
+}

@@ -402,9 +402,11 @@ impl Run<'_> {
             telegram_user_id: None,
             access_hash: None,
             account_id: None,
-            // The user's own flag tells every chat; this chat follows them by its choice below.
-            notify: false,
-            visible_online: true,
+            // The user's own flag tells every chat (kept for a user tracked before); this chat
+            // follows them by its choice below.
+            notify: None,
+            visible_online: None,
+            source: "api",
         };
         let (tracked, already) = match self.context.tracking.track(request, self.now).await {
             Ok(tracked) => (tracked, false),

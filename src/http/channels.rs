@@ -105,7 +105,7 @@ async fn create(
     let body = body.into_inner();
     check_tags(&body.tags)?;
     let channel = ChannelInput::from_json(&body.channel)?;
-    let created = state
+    let added = state
         .channels
         .add(
             AddChannel {
@@ -116,7 +116,13 @@ async fn create(
             "api",
         )
         .await?;
-    Ok(HttpResponse::Created().json(ChannelView::from(created)))
+    // A channel removed before comes back as the same record: 200, not a new resource.
+    let status = if added.rejoined {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(HttpResponse::build(status).json(ChannelView::from(added.channel)))
 }
 
 #[derive(Deserialize)]
@@ -169,13 +175,19 @@ async fn update(
     if let Some(tags) = &patch.tags {
         check_tags(tags)?;
     }
-    let existing = find(&state, id.into_inner()).await?;
+    let mut existing = find(&state, id.into_inner()).await?;
     if existing.status == ChannelStatus::Left.as_str() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "channel_left",
-            "the channel was removed from monitoring; add it again",
-        ));
+        if patch.is_active != Some(true) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "channel_left",
+                "the channel was removed from monitoring; set `is_active` to true (or add it again) to monitor it again",
+            ));
+        }
+        existing = state
+            .channels
+            .rejoin(existing, patch.account_id, "api")
+            .await?;
     }
     let updated = state.channels.update(existing, patch).await?;
     Ok(HttpResponse::Ok().json(ChannelView::from(updated)))

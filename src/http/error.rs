@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde_json::json;
 
-use super::views::TrackedUserView;
+use super::views::{AccountView, TrackedUserView};
 use crate::{
     actors::messages::{ManualObservationError, ResolveError},
     presence::stats::WindowError,
@@ -75,6 +75,22 @@ impl ResponseError for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
+        // A value that must be unique and is taken is the caller's conflict, not a fault to
+        // retry. Handlers that can name the record holding it answer before this; this covers
+        // every other unique index.
+        if let Some(violation) = error.unique_violation() {
+            let field = violation.field();
+            tracing::info!(table = %violation.table, %field, "request refused: duplicate value");
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate",
+                format!(
+                    "`{field}` must be unique among {}; another one has this value",
+                    violation.table
+                ),
+            )
+            .with_details(json!({ "field": field }));
+        }
         tracing::error!(%error, "storage failure behind an API call");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -141,8 +157,17 @@ impl From<TrackingError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "already_tracked", message)
                     .with_details(json!({ "existing": TrackedUserView::from(*existing) }))
             }
-            TrackingError::DuplicateLabel(_) => {
-                ApiError::new(StatusCode::CONFLICT, "duplicate_label", message)
+            TrackingError::DuplicateLabel(existing) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_label", message).with_details(
+                    json!({ "field": "label", "existing": AccountView::from(*existing) }),
+                )
+            }
+            TrackingError::DuplicateTelegramUserId(existing) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_telegram_user_id", message)
+                    .with_details(json!({
+                        "field": "telegram_user_id",
+                        "existing": AccountView::from(*existing),
+                    }))
             }
             TrackingError::Invalid { field, .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)

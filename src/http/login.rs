@@ -50,6 +50,25 @@ fn client_addr(request: &HttpRequest) -> Option<String> {
     request.peer_addr().map(|addr| addr.ip().to_string())
 }
 
+/// Telegram's login codes are 5 or 6 digits; some room for longer ones.
+const MAX_CODE_DIGITS: usize = 10;
+/// Far beyond any 2FA password a person types.
+const MAX_PASSWORD_CHARS: usize = 1024;
+/// my.telegram.org's api_hash is 32 hexadecimal characters; some room for other forms.
+const MAX_API_HASH_CHARS: usize = 64;
+
+fn check_api_hash(api_hash: Option<&str>) -> Result<(), ApiError> {
+    if api_hash.is_some_and(|hash| hash.trim().is_empty() || hash.len() > MAX_API_HASH_CHARS) {
+        return Err(ApiError::bad_request(
+            "invalid_api_hash",
+            format!(
+                "`api_hash` must be 1 to {MAX_API_HASH_CHARS} characters (from my.telegram.org)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PhoneBody {
@@ -68,6 +87,10 @@ async fn send_code(
         phone: None,
         api_hash: None,
     });
+    if let Some(phone) = &body.phone {
+        crate::tracking::validate_phone(phone)?;
+    }
+    check_api_hash(body.api_hash.as_deref())?;
     let status = logins(&state)?
         .send_code(id.into_inner(), body.phone, body.api_hash)
         .await?;
@@ -87,10 +110,12 @@ async fn submit_code(
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let code = body.into_inner().code;
-    if code.trim().is_empty() || !code.trim().chars().all(|c| c.is_ascii_digit()) {
+    let digits = code.trim();
+    if !(1..=MAX_CODE_DIGITS).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit())
+    {
         return Err(ApiError::bad_request(
             "invalid_code",
-            "`code` must be the digits Telegram sent",
+            format!("`code` must be the digits Telegram sent (at most {MAX_CODE_DIGITS})"),
         ));
     }
     let status = logins(&state)?
@@ -112,10 +137,10 @@ async fn submit_password(
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let password = body.into_inner().password;
-    if password.is_empty() {
+    if password.is_empty() || password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(ApiError::bad_request(
             "invalid_password",
-            "`password` must not be empty",
+            format!("`password` must be 1 to {MAX_PASSWORD_CHARS} characters"),
         ));
     }
     let status = logins(&state)?
@@ -144,6 +169,7 @@ async fn current_qr(
     id: Uuid,
     api_hash: Option<String>,
 ) -> Result<QrView, ApiError> {
+    check_api_hash(api_hash.as_deref())?;
     let token = logins(state)?
         .qr(id, api_hash, client_addr(request).as_deref())
         .await?;
@@ -267,6 +293,7 @@ async fn import(
     body: web::Json<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    check_api_hash(body.api_hash.as_deref())?;
     let parsed = match (&body.telethon, &body.session) {
         (Some(telethon), None) => PersistedSession::from_telethon(telethon),
         (None, Some(session)) => PersistedSession::import(session),
@@ -326,5 +353,25 @@ fn login_error(error: LoginError, message: String) -> ApiError {
                 .with_details(serde_json::json!({ "retry_after": seconds }))
         }
         LoginError::Telegram(telegram) => telegram.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_hash_is_bounded_and_says_the_bound() {
+        assert!(check_api_hash(None).is_ok());
+        assert!(check_api_hash(Some("0123456789abcdef0123456789abcdef")).is_ok());
+        for bad in ["", " ", &"a".repeat(65)] {
+            let error = check_api_hash(Some(bad)).unwrap_err();
+            assert_eq!(error.code, "invalid_api_hash");
+            assert!(
+                error.message.contains("1 to 64 characters"),
+                "{}",
+                error.message
+            );
+        }
     }
 }

@@ -73,6 +73,36 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(StatusCheckView::from(row)))
 }
 
+/// Telegram opened on 2013-08-14 (00:00 UTC): nothing it reports happened before.
+const TELEGRAM_LAUNCH_UNIX: i64 = 1_376_438_400;
+/// How far past the service clock an observation may lie (the caller's clock may run ahead).
+const FUTURE_SLACK_MINUTES: i64 = 5;
+/// Telegram's `expires` of an online status is minutes after it was seen; a day is far beyond.
+const MAX_EXPIRES_HOURS: i64 = 24;
+
+/// Refuses a timestamp outside `earliest..=latest`, saying the range.
+fn within(
+    field: &str,
+    at: DateTime<Utc>,
+    earliest: (DateTime<Utc>, &str),
+    latest: (DateTime<Utc>, &str),
+) -> Result<(), ApiError> {
+    if at < earliest.0 || at > latest.0 {
+        return Err(ApiError::bad_request(
+            "invalid_timestamp",
+            format!(
+                "`{field}` ({}) must lie between {} ({}) and {} ({})",
+                at.to_rfc3339(),
+                earliest.0.to_rfc3339(),
+                earliest.1,
+                latest.0.to_rfc3339(),
+                latest.1,
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Either `status` (with `expires_at` / `was_online_at`) or seed 002's `is_online`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,14 +117,12 @@ struct NewStatus {
 
 impl NewStatus {
     fn observation(&self, now: DateTime<Utc>) -> Result<Observation, ApiError> {
+        let launch = (
+            DateTime::from_timestamp(TELEGRAM_LAUNCH_UNIX, 0).unwrap_or_default(),
+            "Telegram's launch",
+        );
         let observed_at =
             params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
-        if observed_at > now + chrono::Duration::minutes(5) {
-            return Err(ApiError::bad_request(
-                "invalid_timestamp",
-                format!("`observed_at` ({observed_at}) is in the future"),
-            ));
-        }
         let expires = params::timestamp("expires_at", self.expires_at.as_deref())?;
         let was_online = params::timestamp("was_online_at", self.was_online_at.as_deref())?;
         let kind = match (self.status, self.is_online) {
@@ -126,13 +154,35 @@ impl NewStatus {
                 "`was_online_at` only goes with status offline",
             ));
         }
-        params::ordered("observed_at", Some(observed_at), "expires_at", expires)?;
-        params::ordered(
-            "was_online_at",
-            was_online,
+        // Each bound says what Telegram could have reported.
+        within(
             "observed_at",
-            Some(observed_at),
+            observed_at,
+            launch,
+            (
+                now + chrono::Duration::minutes(FUTURE_SLACK_MINUTES),
+                "now plus 5 minutes",
+            ),
         )?;
+        if let Some(expires) = expires {
+            within(
+                "expires_at",
+                expires,
+                (observed_at, "observed_at"),
+                (
+                    observed_at + chrono::Duration::hours(MAX_EXPIRES_HOURS),
+                    "24 hours after observed_at",
+                ),
+            )?;
+        }
+        if let Some(was_online) = was_online {
+            within(
+                "was_online_at",
+                was_online,
+                launch,
+                (observed_at, "observed_at"),
+            )?;
+        }
         Ok(Observation {
             observed_at,
             status: Status::from_parts(kind, expires, was_online, observed_at),
@@ -180,4 +230,76 @@ async fn create(
         .await?
         .ok_or_else(|| ApiError::not_found("online status", id))?;
     Ok(HttpResponse::Created().json(StatusCheckView::from(row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn observation(body: serde_json::Value) -> Result<Observation, ApiError> {
+        let now = DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        serde_json::from_value::<NewStatus>(body)
+            .unwrap()
+            .observation(now)
+    }
+
+    #[test]
+    fn timestamps_telegram_cannot_produce_are_refused_with_the_bound() {
+        let user = Uuid::nil();
+        for (field, body) in [
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "0001-01-01"}),
+            ),
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "0000-01-01T00:00:00+23:59"}),
+            ),
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "2013-08-13T23:59:59Z"}),
+            ),
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "2026-12-05T12:06:00Z"}),
+            ),
+            (
+                "expires_at",
+                json!({"tracked_user_id": user, "status": "online", "observed_at": "2026-12-05T11:00:00Z", "expires_at": "9999-01-01T00:00:00Z"}),
+            ),
+            (
+                "was_online_at",
+                json!({"tracked_user_id": user, "status": "offline", "observed_at": "2026-12-05T11:00:00Z", "was_online_at": "1970-01-01T00:00:00Z"}),
+            ),
+        ] {
+            let error = observation(body.clone()).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(
+                error.message.starts_with(&format!("`{field}`"))
+                    && error.message.contains("must lie between"),
+                "{body}: {}",
+                error.message
+            );
+        }
+        assert!(
+            observation(
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "0001-01-01"})
+            )
+            .unwrap_err()
+            .message
+            .contains("2013-08-14T00:00:00+00:00 (Telegram's launch)")
+        );
+        let fine = observation(json!({
+            "tracked_user_id": user,
+            "status": "online",
+            "observed_at": "2013-08-14T00:00:00Z",
+            "expires_at": "2013-08-14T00:05:00Z",
+        }))
+        .unwrap();
+        assert_eq!(fine.observed_at.timestamp(), TELEGRAM_LAUNCH_UNIX);
+    }
 }

@@ -16,6 +16,7 @@ use crate::{
         entities::telegram_users,
         telegram_users::{NewTelegramUser, TelegramUserFilter, TelegramUserPatch},
     },
+    telegram::Username,
 };
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -69,6 +70,45 @@ fn role(value: &str) -> Result<Role, ApiError> {
     })
 }
 
+/// Telegram's longest first name.
+const MAX_FIRST_NAME_CHARS: usize = 64;
+/// Telegram's user ids are positive 53-bit numbers.
+const MAX_TELEGRAM_USER_ID: i64 = (1 << 53) - 1;
+
+/// A username as Telegram allows it (stored without the `@`).
+fn username(value: Option<String>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|name| Username::parse(&name).map(String::from))
+        .transpose()
+        .map_err(ApiError::from)
+}
+
+fn first_name(value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(name) if name.trim().is_empty() || name.chars().count() > MAX_FIRST_NAME_CHARS => {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("`first_name` must be 1 to {MAX_FIRST_NAME_CHARS} characters"),
+            )
+            .with_details(json!({ "field": "first_name" })))
+        }
+        other => Ok(other),
+    }
+}
+
+fn already_exists(existing: telegram_users::Model, admin_ids: &[i64]) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "already_exists",
+        format!("telegram user {} exists already", existing.telegram_user_id),
+    )
+    .with_details(json!({
+        "field": "telegram_user_id",
+        "existing": TelegramUserView::new(existing, admin_ids),
+    }))
+}
+
 fn permissions(values: Vec<String>) -> Result<Vec<String>, ApiError> {
     normalize_permissions(values).map_err(|error: PermissionsError| {
         ApiError::new(
@@ -120,16 +160,16 @@ async fn create(
     body: web::Json<NewBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if body.telegram_user_id <= 0 {
+    if !(1..=MAX_TELEGRAM_USER_ID).contains(&body.telegram_user_id) {
         return Err(ApiError::bad_request(
             "invalid_field",
-            "`telegram_user_id` must be a positive number",
+            format!("`telegram_user_id` must be a Telegram user id: 1 to {MAX_TELEGRAM_USER_ID}"),
         ));
     }
     let new = NewTelegramUser {
         telegram_user_id: body.telegram_user_id,
-        username: body.username,
-        first_name: body.first_name,
+        username: username(body.username)?,
+        first_name: first_name(body.first_name)?,
         role: body
             .role
             .as_deref()
@@ -138,17 +178,21 @@ async fn create(
             .unwrap_or(Role::User),
         permissions: permissions(body.permissions)?,
     };
-    if let Some(existing) = storage::telegram_users::find(&state.db, new.telegram_user_id).await? {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("telegram user {} exists already", new.telegram_user_id),
-        )
-        .with_details(
-            json!({ "existing": TelegramUserView::new(existing, &state.bot_admin_ids) }),
-        ));
+    let telegram_user_id = new.telegram_user_id;
+    if let Some(existing) = storage::telegram_users::find(&state.db, telegram_user_id).await? {
+        return Err(already_exists(existing, &state.bot_admin_ids));
     }
-    let row = storage::telegram_users::create(&state.db, new, state.clock.now()).await?;
+    let row = match storage::telegram_users::create(&state.db, new, state.clock.now()).await {
+        Ok(row) => row,
+        // Stored by another request (or the bot) between the check and the write.
+        Err(error) if error.unique_violation().is_some() => {
+            let existing = storage::telegram_users::find(&state.db, telegram_user_id)
+                .await?
+                .ok_or(error)?;
+            return Err(already_exists(existing, &state.bot_admin_ids));
+        }
+        Err(error) => return Err(error.into()),
+    };
     Ok(HttpResponse::Created().json(TelegramUserView::new(row, &state.bot_admin_ids)))
 }
 
@@ -197,8 +241,8 @@ async fn update(
     let existing = find(&state, &id).await?;
     let body = body.into_inner();
     let patch = TelegramUserPatch {
-        username: body.username,
-        first_name: body.first_name,
+        username: body.username.map(username).transpose()?,
+        first_name: body.first_name.map(first_name).transpose()?,
         role: body.role.as_deref().map(role).transpose()?,
         permissions: body.permissions.map(permissions).transpose()?,
     };

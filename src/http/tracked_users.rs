@@ -64,14 +64,10 @@ struct NewTrackedUser {
     telegram_user_id: Option<i64>,
     access_hash: Option<i64>,
     account_id: Option<Uuid>,
-    #[serde(default)]
-    notify: bool,
-    #[serde(default = "yes")]
-    visible_online: bool,
-}
-
-fn yes() -> bool {
-    true
+    /// Left out: a user tracked before keeps their choice (false for a new one).
+    notify: Option<bool>,
+    /// Left out: a user tracked before keeps their choice (true for a new one).
+    visible_online: Option<bool>,
 }
 
 async fn create(
@@ -92,6 +88,8 @@ async fn create(
         account_id: body.account_id,
         notify: body.notify,
         visible_online: body.visible_online,
+        // Tracked through the API: the API owns the row, and config.toml leaves it alone.
+        source: "api",
     };
     let tracked = state.tracking().track(request, state.clock.now()).await?;
     Ok(HttpResponse::Created().json(TrackedUserView::from(tracked)))

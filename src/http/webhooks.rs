@@ -40,6 +40,11 @@ impl From<EndpointError> for ApiError {
     fn from(error: EndpointError) -> ApiError {
         match error {
             EndpointError::Storage(error) => error.into(),
+            EndpointError::DuplicateName(ref existing) => {
+                let existing = WebhookView::from((**existing).clone());
+                ApiError::new(StatusCode::CONFLICT, "duplicate_name", error.to_string())
+                    .with_details(json!({ "field": "name", "existing": existing }))
+            }
             other => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_webhook",

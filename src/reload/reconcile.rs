@@ -474,11 +474,11 @@ async fn apply_user(
                     .as_ref()
                     .and_then(|label| account_ids.get(label))
                     .copied(),
-                notify: user.notify,
-                visible_online: true,
+                notify: Some(user.notify),
+                visible_online: None,
+                source: FROM_CONFIG,
             };
             let tracked = ctx.tracking.track(request, now).await?;
-            storage::tracked_users::set_source(&ctx.db, tracked.id, FROM_CONFIG).await?;
             tracing::info!(tracked_user = %tracked, "tracking a user from config.toml");
         }
         UserAction::Update {

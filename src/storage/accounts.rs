@@ -127,6 +127,17 @@ pub async fn find_by_label(
         .doing("finding an account by label")
 }
 
+pub async fn find_by_telegram_user_id(
+    db: &DatabaseConnection,
+    telegram_user_id: i64,
+) -> Result<Option<accounts::Model>, StorageError> {
+    accounts::Entity::find()
+        .filter(accounts::Column::TelegramUserId.eq(telegram_user_id))
+        .one(db)
+        .await
+        .doing("finding an account by Telegram user id")
+}
+
 pub async fn all(db: &DatabaseConnection) -> Result<Vec<accounts::Model>, StorageError> {
     accounts::Entity::find()
         .all(db)

@@ -117,6 +117,64 @@ pub async fn find_existing(
         .doing("looking for a monitored channel")
 }
 
+/// The record of a Telegram channel, whatever its status (one per channel: the id is unique).
+pub async fn find_by_telegram_id(
+    db: &DatabaseConnection,
+    telegram_channel_id: i64,
+) -> Result<Option<channels::Model>, StorageError> {
+    channels::Entity::find()
+        .filter(channels::Column::TelegramChannelId.eq(telegram_channel_id))
+        .one(db)
+        .await
+        .doing("looking for a channel by its Telegram id")
+}
+
+/// A channel that was removed (`left`) and that `account_id` has just joined again: the same
+/// record becomes active, with a new assignment; its messages and earlier assignments stay.
+/// Tags and an invite link given now replace the old ones; `source` is who asked.
+pub async fn rejoin(
+    db: &DatabaseConnection,
+    left: channels::Model,
+    new: NewChannel,
+    joined: &TelegramChannel,
+    account_id: Uuid,
+    newest_message_id: i32,
+    now: DateTime<Utc>,
+) -> Result<channels::Model, StorageError> {
+    let txn = super::begin_write(db, "starting to rejoin a channel").await?;
+    let channel_id = left.id;
+    let last_message_id = left.last_message_id.max(newest_message_id);
+    let username = joined
+        .username
+        .clone()
+        .or(new.username)
+        .or(left.username.clone())
+        .map(|name| name.to_ascii_lowercase());
+    let invite_hash = new.invite_hash.or(left.invite_hash.clone());
+    let mut row = left.into_active_model();
+    row.access_hash = Set(Some(joined.access_hash));
+    row.username = Set(username);
+    row.invite_hash = Set(invite_hash);
+    row.title = Set(Some(joined.title.clone()));
+    row.about = Set(joined.about.clone());
+    row.member_count = Set(joined.participants_count);
+    if !new.tags.is_empty() {
+        row.tags = Set(serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()));
+    }
+    row.is_active = Set(true);
+    row.status = Set(ChannelStatus::Active.as_str().to_owned());
+    row.status_reason = Set(None);
+    row.account_id = Set(Some(account_id));
+    row.last_message_id = Set(last_message_id);
+    row.source = Set(new.source.to_owned());
+    row.updated_at = Set(now);
+    let row = row.update(&txn).await.doing("rejoining a channel")?;
+    end_assignments(&txn, channel_id, AssignmentEnd::Left, None, now).await?;
+    start_assignment(&txn, channel_id, account_id, now).await?;
+    txn.commit().await.doing("committing a rejoined channel")?;
+    Ok(row)
+}
+
 /// Stores a channel that `account_id` has just joined, with its first assignment.
 pub async fn create_joined(
     db: &DatabaseConnection,

@@ -24,9 +24,13 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::{
+        self,
+        postgres::PgDatabaseError,
+        sqlite::{SqliteJournalMode, SqliteSynchronous},
+    },
 };
 
 pub use logs::LogLevel;
@@ -46,6 +50,80 @@ pub enum StorageError {
     /// A write handed to another task ended without an answer (it panicked).
     #[error("a storage task failed: {0}")]
     TaskFailed(String),
+}
+
+/// A write refused by a unique index (or primary key): the table and the index's columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UniqueViolation {
+    pub table: String,
+    pub columns: Vec<String>,
+}
+
+impl UniqueViolation {
+    /// The columns as the API names them: `name`, or `chat_id, dedupe_key`.
+    pub fn field(&self) -> String {
+        self.columns.join(", ")
+    }
+
+    /// Whether the index is the one on exactly `table.column`.
+    pub fn is(&self, table: &str, column: &str) -> bool {
+        self.table == table && self.columns.len() == 1 && self.columns[0] == column
+    }
+
+    /// SQLite names the index in the message: `UNIQUE constraint failed: webhooks.name` (one
+    /// `table.column` per column, comma separated).
+    fn from_sqlite_message(message: &str) -> Option<UniqueViolation> {
+        let list = message.split_once("constraint failed: ")?.1;
+        let mut table = None;
+        let mut columns = Vec::new();
+        for qualified in list.split(',') {
+            let (name, column) = qualified.trim().split_once('.')?;
+            if table.get_or_insert(name) != &name {
+                return None;
+            }
+            columns.push(column.to_owned());
+        }
+        Some(UniqueViolation {
+            table: table?.to_owned(),
+            columns,
+        })
+    }
+
+    /// PostgreSQL gives the table, and the columns in the detail:
+    /// `Key (name)=(night shift) already exists.`
+    fn from_postgres(table: Option<&str>, detail: Option<&str>) -> Option<UniqueViolation> {
+        let keys = detail?.strip_prefix("Key (")?.split_once(")=")?.0;
+        Some(UniqueViolation {
+            table: table?.to_owned(),
+            columns: keys.split(',').map(|key| key.trim().to_owned()).collect(),
+        })
+    }
+}
+
+impl StorageError {
+    /// The unique index a write ran into, on SQLite and on PostgreSQL; None for any other error.
+    /// A request that would duplicate a row ends here when a check before the write raced with
+    /// another request, so callers answer it as a conflict, never as a failure to retry.
+    pub fn unique_violation(&self) -> Option<UniqueViolation> {
+        let StorageError::Db { source, .. } = self else {
+            return None;
+        };
+        let (DbErr::Exec(RuntimeErr::SqlxError(error))
+        | DbErr::Query(RuntimeErr::SqlxError(error))) = source
+        else {
+            return None;
+        };
+        let sqlx::Error::Database(error) = error.as_ref() else {
+            return None;
+        };
+        if !error.is_unique_violation() {
+            return None;
+        }
+        match error.try_downcast_ref::<PgDatabaseError>() {
+            Some(postgres) => UniqueViolation::from_postgres(postgres.table(), postgres.detail()),
+            None => UniqueViolation::from_sqlite_message(error.message()),
+        }
+    }
 }
 
 /// Adds what was being done to a database error.
@@ -113,4 +191,45 @@ pub async fn migrations_applied(db: &DatabaseConnection) -> Result<bool, Storage
         .await
         .doing("listing pending migrations")?;
     Ok(pending.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UniqueViolation;
+
+    #[test]
+    fn unique_violations_name_their_table_and_columns_on_both_databases() {
+        let sqlite =
+            UniqueViolation::from_sqlite_message("UNIQUE constraint failed: webhooks.name");
+        assert_eq!(
+            sqlite,
+            Some(UniqueViolation {
+                table: "webhooks".into(),
+                columns: vec!["name".into()],
+            })
+        );
+        let pair = UniqueViolation::from_sqlite_message(
+            "UNIQUE constraint failed: bot_messages.chat_id, bot_messages.dedupe_key",
+        )
+        .unwrap();
+        assert_eq!(pair.field(), "chat_id, dedupe_key");
+        assert!(!pair.is("bot_messages", "chat_id"));
+        let postgres = UniqueViolation::from_postgres(
+            Some("accounts"),
+            Some("Key (label)=(main) already exists."),
+        )
+        .unwrap();
+        assert!(postgres.is("accounts", "label"));
+        assert_eq!(
+            UniqueViolation::from_postgres(
+                Some("messages"),
+                Some("Key (channel_id, telegram_message_id)=(x, 5) already exists."),
+            )
+            .unwrap()
+            .columns,
+            ["channel_id", "telegram_message_id"]
+        );
+        assert_eq!(UniqueViolation::from_postgres(Some("accounts"), None), None);
+        assert_eq!(UniqueViolation::from_sqlite_message("disk I/O error"), None);
+    }
 }

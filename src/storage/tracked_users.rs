@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter,
+    IntoActiveModel, QueryFilter, prelude::Expr,
 };
 use uuid::Uuid;
 
@@ -51,46 +51,129 @@ pub async fn find_existing(
         .doing("looking for an existing tracked user")
 }
 
+/// The per-user choices of a track request, and who owns the row from then on.
+pub struct TrackFlags {
+    /// None keeps the stored choice of a user tracked before (false for a new user).
+    pub notify: Option<bool>,
+    /// None keeps the stored choice of a user tracked before (true for a new user).
+    pub visible_online: Option<bool>,
+    /// `api` or `config`.
+    pub source: &'static str,
+}
+
+/// What [`track`] did.
+pub enum Tracked {
+    /// The user is tracked now (a new row, or the row of a user tracked before).
+    Now(tracked_users::Model),
+    /// The row was tracked again by someone else in the meantime (two requests at once).
+    Already(tracked_users::Model),
+}
+
 /// Starts tracking a resolved user, or tracks again a user tracked before (keeping the history).
+/// Two requests for the same inactive user are told apart here: the row is activated only if it
+/// is still inactive, so exactly one of them tracks it.
 pub async fn track(
     db: &DatabaseConnection,
     existing: Option<tracked_users::Model>,
     resolved: Resolved,
-    notify: bool,
-    visible_online: bool,
+    flags: TrackFlags,
     now: DateTime<Utc>,
-) -> Result<tracked_users::Model, StorageError> {
+) -> Result<Tracked, StorageError> {
     let user = resolved.user;
     let username = user
         .username
         .as_deref()
         .and_then(|name| Username::parse(name).ok())
         .map(String::from);
-    let is_new = existing.is_none();
-    let mut row = match existing {
-        Some(existing) => existing.into(),
-        // Every column is set below; `source` is `api` unless the configuration claims the row.
-        None => tracked_users::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            created_at: Set(now),
-            source: Set("api".to_owned()),
-            ..Default::default()
-        },
-    };
-    row.telegram_user_id = Set(Some(user.id));
-    row.username = Set(username);
-    row.first_name = Set(user.first_name);
-    row.access_hash = Set(Some(user.access_hash));
-    row.account_id = Set(Some(resolved.account_id));
-    row.notify = Set(notify);
-    row.visible_online = Set(visible_online);
-    row.is_active = Set(true);
-    row.updated_at = Set(now);
-    if is_new {
-        row.insert(db).await.doing("creating a tracked user")
-    } else {
-        row.update(db).await.doing("tracking a user again")
+    let txn = super::begin_write(db, "starting to track a user").await?;
+    // Telegram says the username is this user's now: a row that still carries it for someone
+    // else has a stale name (they renamed, and it was taken), which must not block this one.
+    if let Some(username) = &username {
+        tracked_users::Entity::update_many()
+            .col_expr(
+                tracked_users::Column::Username,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(tracked_users::Column::Username.eq(username.as_str()))
+            .filter(
+                Condition::any()
+                    .add(tracked_users::Column::TelegramUserId.ne(user.id))
+                    .add(tracked_users::Column::TelegramUserId.is_null()),
+            )
+            .filter(
+                tracked_users::Column::Id.ne(existing.as_ref().map_or(Uuid::nil(), |row| row.id)),
+            )
+            .exec(&txn)
+            .await
+            .doing("clearing a username Telegram gave to someone else")?;
     }
+    let tracked = match existing {
+        Some(existing) => {
+            let id = existing.id;
+            let updated = tracked_users::Entity::update_many()
+                .col_expr(tracked_users::Column::TelegramUserId, Expr::value(user.id))
+                .col_expr(tracked_users::Column::Username, Expr::value(username))
+                .col_expr(
+                    tracked_users::Column::FirstName,
+                    Expr::value(user.first_name),
+                )
+                .col_expr(
+                    tracked_users::Column::AccessHash,
+                    Expr::value(user.access_hash),
+                )
+                .col_expr(
+                    tracked_users::Column::AccountId,
+                    Expr::value(resolved.account_id),
+                )
+                .col_expr(
+                    tracked_users::Column::Notify,
+                    Expr::value(flags.notify.unwrap_or(existing.notify)),
+                )
+                .col_expr(
+                    tracked_users::Column::VisibleOnline,
+                    Expr::value(flags.visible_online.unwrap_or(existing.visible_online)),
+                )
+                .col_expr(tracked_users::Column::IsActive, Expr::value(true))
+                .col_expr(tracked_users::Column::Source, Expr::value(flags.source))
+                .col_expr(tracked_users::Column::UpdatedAt, Expr::value(now))
+                .filter(tracked_users::Column::Id.eq(id))
+                .filter(tracked_users::Column::IsActive.eq(false))
+                .exec(&txn)
+                .await
+                .doing("tracking a user again")?;
+            let row = tracked_users::Entity::find_by_id(id)
+                .one(&txn)
+                .await
+                .doing("loading a tracked user")?
+                .ok_or_else(|| StorageError::Corrupt(format!("tracked user {id} vanished")))?;
+            if updated.rows_affected == 0 {
+                Tracked::Already(row)
+            } else {
+                Tracked::Now(row)
+            }
+        }
+        None => Tracked::Now(
+            tracked_users::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                telegram_user_id: Set(Some(user.id)),
+                username: Set(username),
+                first_name: Set(user.first_name),
+                access_hash: Set(Some(user.access_hash)),
+                account_id: Set(Some(resolved.account_id)),
+                visible_online: Set(flags.visible_online.unwrap_or(true)),
+                notify: Set(flags.notify.unwrap_or(false)),
+                is_active: Set(true),
+                source: Set(flags.source.to_owned()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await
+            .doing("creating a tracked user")?,
+        ),
+    };
+    txn.commit().await.doing("committing a tracked user")?;
+    Ok(tracked)
 }
 
 pub async fn get(

@@ -110,6 +110,17 @@ pub async fn get(
         .doing("loading a webhook")
 }
 
+pub async fn find_by_name(
+    db: &DatabaseConnection,
+    name: &str,
+) -> Result<Option<webhooks::Model>, StorageError> {
+    webhooks::Entity::find()
+        .filter(webhooks::Column::Name.eq(name))
+        .one(db)
+        .await
+        .doing("finding a webhook by name")
+}
+
 pub async fn all(db: &DatabaseConnection) -> Result<Vec<webhooks::Model>, StorageError> {
     webhooks::Entity::find()
         .all(db)

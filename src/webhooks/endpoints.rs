@@ -31,6 +31,10 @@ pub enum EndpointError {
     Secret(#[from] super::signing::SecretError),
     #[error("tracked user {0} does not exist")]
     UnknownTrackedUser(String),
+    #[error("`name` must be 1 to {MAX_NAME_CHARS} characters")]
+    Name,
+    #[error("`name`: a webhook named `{}` exists already", .0.name.as_deref().unwrap_or_default())]
+    DuplicateName(Box<webhooks::Model>),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -59,6 +63,9 @@ pub fn event_types(names: &[String]) -> Result<Vec<String>, EndpointError> {
     Ok(types)
 }
 
+/// Names are labels for people: short.
+const MAX_NAME_CHARS: usize = 64;
+
 pub struct EndpointRequest {
     pub name: Option<String>,
     pub url: String,
@@ -76,6 +83,14 @@ pub async fn create(
     source: &'static str,
     now: DateTime<Utc>,
 ) -> Result<(webhooks::Model, SigningSecret), EndpointError> {
+    if let Some(name) = &request.name {
+        if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(EndpointError::Name);
+        }
+        if let Some(existing) = storage::webhooks::find_by_name(db, name).await? {
+            return Err(EndpointError::DuplicateName(Box::new(existing)));
+        }
+    }
     let url = address::check(&request.url, config.allow_private_addresses).await?;
     let event_types = event_types(&request.event_types)?;
     if let Some(id) = request.tracked_user_id
@@ -84,7 +99,8 @@ pub async fn create(
         return Err(EndpointError::UnknownTrackedUser(id.to_string()));
     }
     let secret = secret.unwrap_or_else(SigningSecret::generate);
-    let row = storage::webhooks::create(
+    let name = request.name.clone();
+    let created = storage::webhooks::create(
         db,
         NewWebhook {
             name: request.name,
@@ -97,8 +113,22 @@ pub async fn create(
         },
         now,
     )
-    .await?;
-    Ok((row, secret))
+    .await;
+    match (created, name) {
+        (Ok(row), _) => Ok((row, secret)),
+        // Another request took the name between the check and the write.
+        (Err(error), Some(name))
+            if error
+                .unique_violation()
+                .is_some_and(|violation| violation.is("webhooks", "name")) =>
+        {
+            let existing = storage::webhooks::find_by_name(db, &name)
+                .await?
+                .ok_or(error)?;
+            Err(EndpointError::DuplicateName(Box::new(existing)))
+        }
+        (Err(error), _) => Err(error.into()),
+    }
 }
 
 pub struct EndpointPatch {
