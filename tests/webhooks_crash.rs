@@ -64,6 +64,8 @@ clock_speed = 600.0
 [webhooks]
 allow_private_addresses = true
 poll_interval_ms = 20
+# The consumer is slow (200 ms): room for enough requests in flight to keep up with the events.
+max_in_flight_per_endpoint = 256
 # Messages a killed process had claimed go out again when its lease ends (twice the timeout
 # plus 5 s): keep it short for the test.
 timeout_seconds = 2
@@ -128,7 +130,7 @@ async fn leased(db: &DatabaseConnection) -> BTreeSet<(uuid::Uuid, DateTime<Utc>)
 async fn every_event_is_delivered_across_sigkills() {
     let dir = tempfile::tempdir().expect("dir");
     let database_url = common::fresh_database(dir.path()).await;
-    let receiver = Receiver::start(Behaviour::Slow(Duration::from_millis(50)));
+    let receiver = Receiver::start(Behaviour::Slow(Duration::from_millis(200)));
     let secret = SigningSecret::generate();
     let config = write_files(dir.path(), &database_url, &receiver.url, &secret.expose());
 
@@ -140,7 +142,16 @@ async fn every_event_is_delivered_across_sigkills() {
     let mut rng = rand::rng();
     // Leases each killed run held when it died, with their end.
     let mut dead_leases: Vec<(uuid::Uuid, DateTime<Utc>)> = Vec::new();
-    for run in 0..4 {
+    // Four kills of a run holding leases. A kill may land just after the last claim in flight
+    // was recorded (the consumer answers in 200 ms; a loaded machine can be slower than that
+    // between seeing a claim and the kill): such a run counts as a crash, not as one of the four.
+    let mut kills_holding_leases = 0;
+    let mut run = 0;
+    while kills_holding_leases < 4 {
+        assert!(
+            run < 12,
+            "only {kills_holding_leases} of {run} kills caught the service holding a lease"
+        );
         let log = dir.path().join(format!("run-{run}.log"));
         let attempts_before = webhook_deliveries::Entity::find()
             .count(&db)
@@ -149,8 +160,8 @@ async fn every_event_is_delivered_across_sigkills() {
         let leases_before = leased(&db).await;
         let mut service = start(&config, &log);
         tokio::time::sleep(Duration::from_millis(rng.random_range(2000..4000))).await;
-        // Kill it while it holds claims of its own (the consumer takes 50 ms per request, so
-        // some are always in flight while events flow).
+        // Kill it while it holds claims of its own (the consumer takes 200 ms per request, so
+        // some are in flight while events flow).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while leased(&db).await.is_subset(&leases_before) {
             assert!(
@@ -166,7 +177,9 @@ async fn every_event_is_delivered_across_sigkills() {
             .difference(&leases_before)
             .copied()
             .collect();
-        assert!(!held.is_empty(), "run {run} died holding no lease");
+        if !held.is_empty() {
+            kills_holding_leases += 1;
+        }
         let attempts = webhook_deliveries::Entity::find()
             .count(&db)
             .await
@@ -177,6 +190,7 @@ async fn every_event_is_delivered_across_sigkills() {
             held.len()
         );
         dead_leases.extend(held);
+        run += 1;
     }
     let last_log = dir.path().join("run-last.log");
     let mut service = start(&config, &last_log);
@@ -262,7 +276,7 @@ async fn every_event_is_delivered_across_sigkills() {
         }
     }
     eprintln!(
-        "{} events, {} repeats, {} leases reclaimed after 4 SIGKILLs",
+        "{} events, {} repeats, {} leases reclaimed after {run} SIGKILLs",
         stored.len(),
         repeats,
         dead_leases.len()
