@@ -74,7 +74,11 @@ async fn login_by_code_stores_a_sealed_session_that_survives_a_restart() {
             &json!({ "username": "alice_w", "account_id": id }),
         )
         .await;
-    assert!(status >= 400, "{status} {body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("no_account_available")),
+        "{body}"
+    );
 
     let (status, body) = app
         .post(&format!("/api/accounts/{id}/login/phone"), &json!({}))
@@ -157,46 +161,104 @@ async fn login_by_code_stores_a_sealed_session_that_survives_a_restart() {
     assert_eq!(again.issued_keys.lock().unwrap().len(), 0);
 }
 
-/// Every byte of the database (the rows, and on SQLite the files too) is searched for the key.
+/// Every byte of the database is searched for the key and the api_hash, raw and in hex, base64
+/// and base64url (at each of the three alignments a longer blob may put them at): on SQLite the
+/// database file and its WAL, on PostgreSQL every column of every table (logs and
+/// `auth_attempts` included), bytea as bytes and everything as text.
 async fn assert_no_secret_stored(app: &MtprotoApp, auth_key: &[u8; 256], api_hash: &[u8]) {
     let db = sea_orm::Database::connect(&app.config.database.url)
         .await
         .unwrap();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT session, api_hash FROM account_sessions",
-        ))
-        .await
-        .unwrap();
-    assert!(!rows.is_empty());
     let mut stored: Vec<u8> = Vec::new();
-    for row in rows {
-        stored.extend(row.try_get::<Vec<u8>>("", "session").unwrap());
-        stored.extend(
-            row.try_get::<Option<Vec<u8>>>("", "api_hash")
-                .unwrap()
-                .unwrap_or_default(),
-        );
-    }
     if app.config.database.url.starts_with("sqlite") {
+        let mut files = 0;
         for entry in std::fs::read_dir(app.dir.path()).unwrap() {
             let path = entry.unwrap().path();
             if path.to_string_lossy().contains("test.db") {
                 stored.extend(std::fs::read(&path).unwrap());
+                files += 1;
             }
         }
+        assert!(files >= 1, "the SQLite files were not found");
+    } else {
+        let backend = db.get_database_backend();
+        let columns = db
+            .query_all_raw(Statement::from_string(
+                backend,
+                "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d \
+                 FROM information_schema.columns WHERE table_schema = 'public'",
+            ))
+            .await
+            .unwrap();
+        let mut tables = std::collections::BTreeSet::new();
+        for column in columns {
+            let table: String = column.try_get("", "t").unwrap();
+            let name: String = column.try_get("", "c").unwrap();
+            let kind: String = column.try_get("", "d").unwrap();
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    format!("SELECT \"{name}\"::text AS v FROM \"{table}\""),
+                ))
+                .await
+                .unwrap();
+            for row in rows {
+                let text: Option<String> = row.try_get("", "v").unwrap();
+                stored.extend(text.unwrap_or_default().into_bytes());
+            }
+            if kind == "bytea" {
+                let rows = db
+                    .query_all_raw(Statement::from_string(
+                        backend,
+                        format!("SELECT \"{name}\" AS v FROM \"{table}\""),
+                    ))
+                    .await
+                    .unwrap();
+                for row in rows {
+                    let bytes: Option<Vec<u8>> = row.try_get("", "v").unwrap();
+                    stored.extend(bytes.unwrap_or_default());
+                }
+            }
+            tables.insert(table);
+        }
+        for table in ["account_sessions", "auth_attempts", "logs", "accounts"] {
+            assert!(
+                tables.contains(table),
+                "{table} was not scanned: {tables:?}"
+            );
+        }
     }
-    let hex: String = auth_key.iter().map(|b| format!("{b:02x}")).collect();
-    assert!(
-        !contains(&stored, &auth_key[..32]),
-        "raw auth key bytes found"
-    );
-    assert!(
-        !contains(&stored, &hex.as_bytes()[..32]),
-        "hex auth key found"
-    );
-    assert!(!contains(&stored, api_hash), "api_hash found");
+    let sessions = count(app, "SELECT COUNT(*) AS n FROM account_sessions").await;
+    assert!(sessions >= 1, "no session stored: nothing to look for");
+    for (what, secret) in [("auth key", &auth_key[..]), ("api_hash", api_hash)] {
+        for (encoding, needle) in encodings(secret) {
+            assert!(
+                !contains(&stored, &needle),
+                "the {what} is stored in the clear ({encoding})"
+            );
+        }
+    }
+}
+
+/// A secret's first bytes as they would appear stored: raw, hex (both cases), base64 and
+/// base64url from each of the three byte offsets modulo 3.
+fn encodings(secret: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let head = &secret[..secret.len().min(32)];
+    let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+    let mut found = vec![
+        ("raw", head.to_vec()),
+        ("hex", hex.clone().into_bytes()),
+        ("HEX", hex.to_uppercase().into_bytes()),
+    ];
+    for skip in 0..3 {
+        // Whole 3-byte groups only: their characters do not depend on what surrounds them.
+        let part = &secret[skip..];
+        let part = &part[..(part.len().min(30) / 3) * 3];
+        found.push(("base64", STANDARD_NO_PAD.encode(part).into_bytes()));
+        found.push(("base64url", URL_SAFE_NO_PAD.encode(part).into_bytes()));
+    }
+    found
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -275,6 +337,154 @@ async fn login_with_2fa_asks_for_the_password_and_refuses_a_wrong_one() {
     let (_, session) = app.get(&format!("/api/accounts/{id}/session")).await;
     assert_eq!(session["has_session"], false);
     assert_eq!(session["is_authorized"], false);
+
+    // And it logs in again, with a new code and the password, and works.
+    let codes_before = sandbox.calls("auth.sendCode");
+    let (status, body) = app
+        .post(&format!("/api/accounts/{id}/login/phone"), &json!({}))
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("code_sent")),
+        "{body}"
+    );
+    assert_eq!(sandbox.calls("auth.sendCode"), codes_before + 1);
+    let code = sandbox.login_code(PHONE).unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/login/code"),
+            &json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("password_needed")),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/login/password"),
+            &json!({ "password": "correct horse" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("logged_in")),
+        "{body}"
+    );
+    let (_, session) = app.get(&format!("/api/accounts/{id}/session")).await;
+    assert_eq!(session["has_session"], true, "{session}");
+    assert_eq!(session["is_authorized"], true, "{session}");
+    assert_eq!(session["telegram_user_id"], ACCOUNT_USER);
+    // A new auth key: the reset threw the first one away.
+    let keys = app.issued_keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1]);
+    assert_no_secret_stored(&app, &keys[1], b"test-api-hash").await;
+    app.track("bob_b").await;
+}
+
+/// Wrong 2FA passwords count like wrong codes, and the limit also holds per client address:
+/// another account asked from the same address is refused, from another address it is not.
+#[actix_rt::test]
+async fn wrong_passwords_and_one_client_address_are_rate_limited() {
+    const OTHER_PHONE: &str = "+15550002000";
+    let (sandbox, _) = sandbox(Some(("correct horse", "a horse"))).await;
+    let other = sandbox
+        .add_account(ACCOUNT_USER + 1, 56, Some("watcher_two"), "Watcher two")
+        .unwrap();
+    sandbox.set_phone(other, OTHER_PHONE).unwrap();
+    let app = spawn_mtproto_app(&sandbox, |config| config.logins.max_failures = 2).await;
+    let id = add_account(&app).await;
+
+    let started = std::time::Instant::now();
+    app.post(&format!("/api/accounts/{id}/login/phone"), &json!({}))
+        .await;
+    let code = sandbox.login_code(PHONE).unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/login/code"),
+            &json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("password_needed")),
+        "{body}"
+    );
+    for _ in 0..2 {
+        let (status, body) = app
+            .post(
+                &format!("/api/accounts/{id}/login/password"),
+                &json!({ "password": "wrong horse" }),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_password");
+    }
+    // Even the right password waits now.
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/login/password"),
+            &json!({ "password": "correct horse" }),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+    let wait = body["error"]["details"]["retry_after"].as_u64().unwrap();
+    let since = started.elapsed().as_secs() + 1;
+    assert!((15 * 60 - since..15 * 60).contains(&wait), "{body}");
+    let (_, status_now) = app.get(&format!("/api/accounts/{id}/login/status")).await;
+    assert_eq!(status_now["state"], "password_needed");
+
+    // Another account, no failure of its own, asked from the same address (127.0.0.1).
+    let (status, body) = app
+        .post(
+            "/api/accounts",
+            &json!({ "label": "second", "phone": OTHER_PHONE }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let second = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post(&format!("/api/accounts/{second}/login/phone"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let code = sandbox.login_code(OTHER_PHONE).unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{second}/login/code"),
+            &json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+
+    // From another address (127.0.0.2, loopback too) the same code goes through.
+    let elsewhere = common::Api {
+        base: app.base.clone(),
+        client: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap(),
+    };
+    let (status, body) = elsewhere
+        .post(
+            &format!("/api/accounts/{second}/login/code"),
+            &json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("logged_in")),
+        "{body}"
+    );
+    let failed_from_first_address = count(
+        &app,
+        "SELECT COUNT(*) AS n FROM auth_attempts WHERE status = 'failed' AND client_addr = '127.0.0.1'",
+    )
+    .await;
+    assert_eq!(failed_from_first_address, 2);
 }
 
 #[actix_rt::test]
@@ -293,6 +503,7 @@ async fn wrong_codes_are_rate_limited_and_expired_codes_say_so() {
 
     app.post(&format!("/api/accounts/{id}/login/phone"), &json!({}))
         .await;
+    let first_failure = std::time::Instant::now();
     sandbox.expire_login_codes();
     let code = sandbox.login_code(PHONE).unwrap();
     let (status, body) = app
@@ -324,8 +535,10 @@ async fn wrong_codes_are_rate_limited_and_expired_codes_say_so() {
         .await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "too_many_attempts");
+    // Free again when the first failure leaves the 15-minute window.
     let wait = body["error"]["details"]["retry_after"].as_u64().unwrap();
-    assert!((1..=15 * 60).contains(&wait), "{body}");
+    let since = first_failure.elapsed().as_secs() + 1;
+    assert!((15 * 60 - since..15 * 60).contains(&wait), "{body}");
 }
 
 #[actix_rt::test]
@@ -416,9 +629,26 @@ async fn an_expired_qr_token_cannot_be_scanned() {
             .accept_login_token(&token_of(qr["url"].as_str().unwrap()), account)
             .is_err()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, status) = app.get(&format!("/api/accounts/{id}/login/status")).await;
-    assert_ne!(status["state"], "logged_in");
+    // The service learns the token's end from its expiry time (30 s in the sandbox): it then
+    // says so, and the next QR request gets a new token, which works.
+    let expired = app
+        .eventually(
+            &format!("/api/accounts/{id}/login/status"),
+            Duration::from_secs(60),
+            |body| body["state"] != "qr_pending",
+        )
+        .await;
+    assert_eq!(expired["state"], "qr_expired", "{expired}");
+    assert_eq!(expired["is_authorized"], false, "{expired}");
+    let (status, fresh) = app.get(&format!("/api/accounts/{id}/login/qr")).await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_ne!(fresh["url"], qr["url"]);
+    let (_, pending) = app.get(&format!("/api/accounts/{id}/login/status")).await;
+    assert_eq!(pending["state"], "qr_pending", "{pending}");
+    sandbox
+        .accept_login_token(&token_of(fresh["url"].as_str().unwrap()), account)
+        .unwrap();
+    wait_logged_in(&app, &id).await;
 }
 
 /// A Telethon StringSession of the sandbox account (its DC address and pre-shared key, packed
@@ -446,6 +676,10 @@ async fn a_telethon_session_imports_and_connects() {
         .await;
     assert_eq!(status, 200, "{body}");
     app.track("alice_w").await;
+    // The imported key is sealed like a key from a login.
+    let key = sandbox.auth_key(account).unwrap();
+    assert!(telethon.len() > 300);
+    assert_no_secret_stored(&app, &key, b"test-api-hash").await;
 }
 
 /// Seed 003: an account's chats and their messages, read live through its session.

@@ -632,3 +632,83 @@ async fn the_service_polls_presence_through_grammers() {
     assert!(sandbox.calls("users.getUsers") >= 3);
     assert_eq!(sandbox.calls("contacts.resolveUsername"), 1);
 }
+
+/// A FLOOD_WAIT answered to a poll, through the real grammers client, pauses the account in the
+/// running service for the seconds Telegram asked (service time): it is shown as limited with
+/// the reason, makes no call meanwhile, and polls again, active, once the wait is over.
+#[actix_web::test]
+async fn a_flood_wait_pauses_the_account_in_the_running_service() {
+    /// 6,000 s of service time: 10 s of real time at 600x.
+    const FLOOD_SECONDS: u32 = 6000;
+    let sandbox = Sandbox::start().await.expect("sandbox starts");
+    let account = sandbox
+        .add_account(1000, 77, Some("watcher"), "Watcher")
+        .expect("account");
+    sandbox
+        .add_user(2000, 4242, Some("alice_w"), "Alice")
+        .expect("user");
+    let service = spawn_service(connector_for(&sandbox, account), Clock::fast(common::SPEED)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = service
+            .post("/api/tracked-users", &json!({ "username": "alice_w" }))
+            .await;
+        if status == 201 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tracking never succeeded: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, accounts) = service.get("/api/accounts").await;
+    let id = accounts["items"][0]["id"].as_str().expect("id").to_owned();
+    let polls = || {
+        sandbox
+            .account_calls(account, "users.getUsers")
+            .expect("calls")
+    };
+    eventually("polls flowing", || polls() >= 2).await;
+
+    let flooded = std::time::Instant::now();
+    sandbox
+        .inject_flood_wait(account, FLOOD_SECONDS, 1)
+        .expect("flood");
+    let limited = service
+        .eventually(&format!("/api/accounts/{id}"), |body| {
+            body["status"] == "limited"
+        })
+        .await;
+    assert_eq!(
+        limited["status_reason"],
+        format!("FLOOD_WAIT of {FLOOD_SECONDS} s"),
+        "{limited}"
+    );
+    // Not one call while paused (2 s, well inside the 10 s of the wait).
+    let paused_at = polls();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(polls(), paused_at, "polled during the FLOOD_WAIT");
+
+    // Polling resumes once the wait is over, never before.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while polls() == paused_at {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "polling never resumed after the FLOOD_WAIT"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let real_wait = Duration::from_secs_f64(f64::from(FLOOD_SECONDS) / common::SPEED);
+    assert!(
+        flooded.elapsed() >= real_wait,
+        "polled again after {:?}, before the {real_wait:?} of the wait",
+        flooded.elapsed()
+    );
+    let active = service
+        .eventually(&format!("/api/accounts/{id}"), |body| {
+            body["status"] == "active"
+        })
+        .await;
+    assert_eq!(active["status_reason"], Value::Null, "{active}");
+}

@@ -29,7 +29,9 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-async fn fixture() -> Fixture {
+/// A store whose service clock runs at `speed`: the delayed update-state write waits for
+/// [`UPDATE_STATE_WRITE_DELAY`] of that clock.
+async fn fixture_at(speed: f64) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = common::fresh_database(dir.path()).await;
     let db = storage::connect(&url, 4).await.expect("connect");
@@ -53,7 +55,7 @@ async fn fixture() -> Fixture {
     let store = SessionStore {
         db,
         vault: Arc::new(Vault::new(MasterKey::generate())),
-        clock: Clock::real(),
+        clock: Clock::fast(speed),
     };
     Fixture {
         store,
@@ -103,6 +105,10 @@ impl Fixture {
     }
 }
 
+async fn fixture() -> Fixture {
+    fixture_at(1.0).await
+}
+
 const CHANNEL: i64 = 777;
 
 fn channel_peer(hash: i64) -> PeerInfo {
@@ -114,29 +120,56 @@ fn channel_peer(hash: i64) -> PeerInfo {
 }
 
 #[tokio::test]
-async fn update_state_is_written_once_after_a_burst_and_not_after_the_session_is_gone() {
-    let fixture = fixture().await;
+async fn a_burst_of_update_state_changes_waits_for_the_delay_on_the_service_clock() {
+    // A service clock 100 times slower than real time: the delay is 100 s of real time, so the
+    // burst below (200 in-memory changes) is over long before it however loaded the machine.
+    let fixture = fixture_at(0.01).await;
     let session = fixture.new_session();
     session.persist().await.expect("first write");
-    assert_eq!(fixture.stored_channel_pts().await, None);
-
-    // A burst of channel updates, as a busy channel makes: none is written at once...
-    let burst_started = std::time::Instant::now();
+    let first_write = fixture.stored().await.updated_at;
     for pts in 1..=200 {
         session
             .set_update_state(UpdateState::Channel { id: CHANNEL, pts })
             .await
             .expect("update state");
     }
-    let stored_right_after = fixture.stored_channel_pts().await;
-    // (Only conclusive if this machine was quicker than the delay, as it is by far unless
-    // badly overloaded.)
-    if burst_started.elapsed() < UPDATE_STATE_WRITE_DELAY {
-        assert_eq!(stored_right_after, None);
+    // Let a write that did not wait (the bug this guards against) reach the database.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(fixture.stored_channel_pts().await, None, "written at once");
+    assert_eq!(fixture.stored().await.updated_at, first_write);
+}
+
+#[tokio::test]
+async fn update_state_is_written_once_after_a_burst_and_not_after_the_session_is_gone() {
+    // 10x: the delay is 100 ms of real time.
+    let clock_speed = 10.0;
+    let fixture = fixture_at(clock_speed).await;
+    let real_delay = UPDATE_STATE_WRITE_DELAY.div_f64(clock_speed);
+    let session = fixture.new_session();
+    session.persist().await.expect("first write");
+    assert_eq!(fixture.stored_channel_pts().await, None);
+
+    // A burst of channel updates, as a busy channel makes: the last one is written after the
+    // delay (polled with a generous deadline: a loaded machine may be late, never early).
+    for pts in 1..=200 {
+        session
+            .set_update_state(UpdateState::Channel { id: CHANNEL, pts })
+            .await
+            .expect("update state");
     }
-    // ...and the last one is written after the delay.
-    tokio::time::sleep(UPDATE_STATE_WRITE_DELAY * 2).await;
-    assert_eq!(fixture.stored_channel_pts().await, Some(200));
+    let deadline = tokio::time::Instant::now() + real_delay * 100;
+    while fixture.stored_channel_pts().await != Some(200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the update state was not written after the delay: {:?}",
+            fixture.stored_channel_pts().await
+        );
+        tokio::time::sleep(real_delay / 4).await;
+    }
+    // Once: nothing changed since, so nothing more is written.
+    let written = fixture.stored().await.updated_at;
+    tokio::time::sleep(real_delay * 3).await;
+    assert_eq!(fixture.stored().await.updated_at, written);
 
     // A change made just before the session is dropped (a reset) is never written.
     session
@@ -147,8 +180,9 @@ async fn update_state_is_written_once_after_a_burst_and_not_after_the_session_is
         .await
         .expect("update state");
     drop(session);
-    tokio::time::sleep(UPDATE_STATE_WRITE_DELAY * 2).await;
+    tokio::time::sleep(real_delay * 5).await;
     assert_eq!(fixture.stored_channel_pts().await, Some(200));
+    assert_eq!(fixture.stored().await.updated_at, written);
     assert!(storage::ping(fixture.db()).await.is_ok());
 }
 

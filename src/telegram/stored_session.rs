@@ -14,7 +14,7 @@
 //! The update state is the exception to writing through: it changes with every update (a
 //! channel post moves the channel's pts), and a write per update capped channel monitoring at
 //! the database's write rate. It is written at most once per [`UPDATE_STATE_WRITE_DELAY`]
-//! instead. What a crash loses is harmless: grammers starts from the older state and
+//! of service time instead. What a crash loses is harmless: grammers starts from the older state and
 //! `getDifference` hands the updates over again, which storage keeps only once.
 
 use std::{
@@ -217,8 +217,8 @@ pub struct SessionStore {
     pub clock: Clock,
 }
 
-/// How long an update-state change may wait before it is written (see the module
-/// documentation).
+/// How long (service time) an update-state change may wait before it is written (see the
+/// module documentation).
 pub const UPDATE_STATE_WRITE_DELAY: Duration = Duration::from_secs(1);
 
 /// One account's session, in memory and written through to `account_sessions`.
@@ -289,7 +289,8 @@ impl StoredSession {
         self.inner.persist().await
     }
 
-    /// Writes the update state after [`UPDATE_STATE_WRITE_DELAY`], unless a write is already
+    /// Writes the update state after [`UPDATE_STATE_WRITE_DELAY`] of service time (the store's
+    /// clock, like every other timer of the service), unless a write is already
     /// waiting (it will take this change too, as it snapshots when it runs). Nothing is written
     /// once the session is dropped: a session reset must not be undone by a late write.
     fn schedule_state_write(&self) {
@@ -297,8 +298,9 @@ impl StoredSession {
             return;
         }
         let cell = Arc::downgrade(&self.inner);
+        let clock = self.inner.store.clock;
         tokio::spawn(async move {
-            tokio::time::sleep(UPDATE_STATE_WRITE_DELAY).await;
+            clock.sleep(UPDATE_STATE_WRITE_DELAY).await;
             let Some(cell) = cell.upgrade() else {
                 return;
             };

@@ -14,6 +14,8 @@ pub enum Behaviour {
     /// Every second request gets a 500, every fourth hangs past the client's timeout.
     Flaky,
     Gone,
+    /// Answers 204 after this long, so that requests are in flight at any moment.
+    Slow(std::time::Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +53,10 @@ async fn hook(request: HttpRequest, body: String, state: web::Data<State>) -> Ht
     let answer = match state.behaviour {
         Behaviour::Ok => 204,
         Behaviour::Gone => 410,
+        Behaviour::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            204
+        }
         Behaviour::Flaky if n % 4 == 3 => {
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
             200
