@@ -355,16 +355,20 @@ impl Application {
             config: reloader.state(),
             live,
         });
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-                .workers(2)
-                .disable_signals()
-                .listen(listener)
-                .map_err(|source| StartupError::Bind {
-                    address: config.http.bind,
-                    source,
-                })?
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(http::refuse_long_uri))
+                .app_data(state.clone())
+                .configure(http::routes)
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: config.http.bind,
+            source,
+        })?
+        .run();
         tracing::info!(port, "admin API listening");
         Ok(Application {
             port,

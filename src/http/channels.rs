@@ -7,6 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     channels::{AddChannel, ChannelError, ChannelInput},
@@ -129,11 +130,12 @@ struct ChannelQuery {
     status: Option<ChannelStatus>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<ChannelQuery>,
+    query: params::Query<ChannelQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = ChannelFilter {
@@ -143,9 +145,14 @@ async fn list(
         tag: query.tag,
         status: query.status,
     };
-    let page =
-        storage::channels::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::channels::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(ChannelView::from)))
 }
 

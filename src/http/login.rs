@@ -10,7 +10,7 @@ use qrcode::{QrCode, render::svg};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::{error::ApiError, params};
 use crate::{
     app::AppState,
     logins::{Logins, LoginsError},
@@ -170,7 +170,7 @@ async fn qr(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    query: web::Query<QrQuery>,
+    query: params::Query<QrQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let view = current_qr(
         &state,
@@ -187,7 +187,7 @@ async fn qr_svg(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    query: web::Query<QrQuery>,
+    query: params::Query<QrQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let view = current_qr(
         &state,

@@ -1,9 +1,101 @@
 //! Query-string pieces shared by the handlers.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::future::{Ready, ready};
 
-use super::error::ApiError;
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, cut, echo};
 use crate::storage::page::{DEFAULT_LIMIT, MAX_LIMIT};
+
+/// The query string read into `T`, like `web::Query`, but a value that does not fit is refused
+/// naming its parameter and what it takes (`web::Query` says only "invalid digit found in
+/// string").
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Query<T>, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_query(request.query_string()).map(Query))
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|error| {
+        let parameter = error.path().to_string();
+        let detail = error.into_inner().to_string();
+        let value = form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| *key == parameter)
+            .map(|(_, value)| value.into_owned());
+        ApiError::bad_request("invalid_query", query_message(&parameter, value, &detail))
+    })
+}
+
+/// What to say about a query parameter that could not be read: its name, what it takes, and
+/// (cut short) what was given.
+fn query_message(parameter: &str, value: Option<String>, detail: &str) -> String {
+    let Some(value) = value else {
+        // Not about one value: an unknown or missing parameter, which serde names itself.
+        return echo_within(detail, None);
+    };
+    let expected = if [
+        "invalid digit",
+        "number too large",
+        "number too small",
+        "cannot parse integer",
+    ]
+    .iter()
+    .any(|kind| detail.contains(kind))
+    {
+        Some("a whole number")
+    } else if detail.contains("UUID") {
+        Some("a UUID")
+    } else if detail.contains("`true` or `false`") {
+        Some("`true` or `false`")
+    } else {
+        None
+    };
+    match expected {
+        Some(expected) => format!(
+            "query parameter `{parameter}` must be {expected} (got `{}`)",
+            echo(&value)
+        ),
+        None => format!(
+            "query parameter `{parameter}`: {}",
+            echo_within(detail, Some(&value))
+        ),
+    }
+}
+
+/// Longest serde message repeated: it names a parameter (maybe the caller's own, of any length)
+/// and what is expected.
+const MAX_DETAIL_CHARS: usize = 400;
+
+/// A serde message, with the caller's `value` in it (when it repeats it) cut short.
+fn echo_within(detail: &str, value: Option<&str>) -> String {
+    let detail = match value {
+        Some(value) if !value.is_empty() => detail.replace(value, &echo(value)),
+        _ => detail.to_owned(),
+    };
+    cut(&detail, MAX_DETAIL_CHARS)
+}
 
 /// `limit` (1..=1000, default 100) checked.
 pub fn limit(limit: Option<u64>) -> Result<u64, ApiError> {
@@ -34,7 +126,8 @@ pub fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc
     Err(ApiError::bad_request(
         "invalid_timestamp",
         format!(
-            "`{field}`: `{value}` is not an RFC 3339 timestamp (2026-01-01T12:00:00Z) or a date (2026-01-01)"
+            "`{field}`: `{}` is not an RFC 3339 timestamp (2026-01-01T12:00:00Z) or a date (2026-01-01)",
+            echo(value)
         ),
     ))
 }

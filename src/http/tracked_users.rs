@@ -10,6 +10,7 @@ use super::{
     params,
     views::{SessionView, StatusCheckView, TrackedUserView},
 };
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     presence::stats::{Window, statistics},
@@ -36,13 +37,16 @@ struct TrackedUserQuery {
     account_id: Option<Uuid>,
     telegram_user_id: Option<i64>,
     is_active: Option<bool>,
+    /// Online now: has an open online session.
+    online: Option<bool>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<TrackedUserQuery>,
+    query: params::Query<TrackedUserQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = TrackedUserFilter {
@@ -50,10 +54,16 @@ async fn list(
         account_id: query.account_id,
         telegram_user_id: query.telegram_user_id,
         is_active: query.is_active,
+        online: query.online,
     };
-    let page =
-        storage::tracked_users::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::tracked_users::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(TrackedUserView::from)))
 }
 
@@ -153,7 +163,7 @@ struct DeleteQuery {
 async fn delete(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<DeleteQuery>,
+    query: params::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     state
@@ -197,7 +207,7 @@ impl WindowQuery {
 async fn sessions(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<WindowQuery>,
+    query: params::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tracked = find(&state, id.into_inner()).await?;
     let window = query.window(&state)?;
@@ -210,7 +220,7 @@ async fn sessions(
 async fn stats(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<WindowQuery>,
+    query: params::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tracked = find(&state, id.into_inner()).await?;
     let window = query.window(&state)?;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     Doing, StorageError,
     entities::{account_channel_assignments as assignments, channels},
-    page::{self, Page},
+    page::{self, Order, Page},
 };
 use crate::telegram::TelegramChannel;
 
@@ -325,6 +325,7 @@ pub async fn list(
     filter: ChannelFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<channels::Model>, StorageError> {
     let mut select = channels::Entity::find();
     if let Some(is_active) = filter.is_active {
@@ -352,6 +353,7 @@ pub async fn list(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }
