@@ -472,6 +472,15 @@ async fn lists_take_an_order_and_tracked_users_filter_on_online() {
             >= common::timestamp(&oldest["items"][0]["created_at"])
     );
 
+    let (status, body) = app
+        .get(&format!("/api/tracked-users/{alice}/sessions?order=desc"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .get(&format!("/api/tracked-users/{alice}/stats?order=desc"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+
     let online = app
         .eventually(
             "/api/tracked-users?online=true",

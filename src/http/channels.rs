@@ -218,14 +218,18 @@ impl From<account_channel_assignments::Model> for AssignmentView {
     }
 }
 
-/// Who watched the channel, oldest first.
+/// Who watched the channel, oldest first unless `order=desc`.
 async fn assignments(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
+    query: params::Query<params::OrderQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let channel = find(&state, id.into_inner()).await?;
     let rows = storage::channels::assignments_of(&state.db, channel.id).await?;
-    let items: Vec<AssignmentView> = rows.into_iter().map(AssignmentView::from).collect();
+    let items: Vec<AssignmentView> = params::in_order(rows, query.order)
+        .into_iter()
+        .map(AssignmentView::from)
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 

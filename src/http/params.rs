@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, cut, echo};
-use crate::storage::page::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::storage::page::{DEFAULT_LIMIT, MAX_LIMIT, Order};
 
 /// The query string read into `T`, like `web::Query`, but a value that does not fit is refused
 /// naming its parameter and what it takes (`web::Query` says only "invalid digit found in
@@ -95,6 +95,21 @@ fn echo_within(detail: &str, value: Option<&str>) -> String {
         _ => detail.to_owned(),
     };
     cut(&detail, MAX_DETAIL_CHARS)
+}
+
+/// The query of a list that is not paginated: just its `order`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    pub order: Option<Order>,
+}
+
+/// `items`, read oldest first, in the `order` asked for (oldest first by default).
+pub fn in_order<T>(mut items: Vec<T>, order: Option<Order>) -> Vec<T> {
+    if order == Some(Order::Desc) {
+        items.reverse();
+    }
+    items
 }
 
 /// `limit` (1..=1000, default 100) checked.

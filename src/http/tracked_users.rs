@@ -179,6 +179,8 @@ struct WindowQuery {
     hours: Option<i64>,
     from: Option<String>,
     to: Option<String>,
+    /// For the sessions list only.
+    order: Option<Order>,
 }
 
 impl WindowQuery {
@@ -213,7 +215,10 @@ async fn sessions(
     let window = query.window(&state)?;
     let now = state.clock.now();
     let rows = storage::sessions::overlapping(&state.db, tracked.id, window).await?;
-    let sessions: Vec<SessionView> = rows.iter().map(|row| SessionView::new(row, now)).collect();
+    let sessions: Vec<SessionView> = params::in_order(rows, query.order)
+        .iter()
+        .map(|row| SessionView::new(row, now))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "window": window, "sessions": sessions })))
 }
 
@@ -222,6 +227,12 @@ async fn stats(
     id: web::Path<Uuid>,
     query: params::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    if query.order.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`order` applies to lists; the statistics are not one",
+        ));
+    }
     let tracked = find(&state, id.into_inner()).await?;
     let window = query.window(&state)?;
     let rows = storage::sessions::overlapping(&state.db, tracked.id, window).await?;
