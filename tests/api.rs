@@ -347,6 +347,22 @@ async fn errors_name_the_parameter_and_what_it_takes() {
             )
             .await,
         ),
+        (
+            400,
+            "invalid_body",
+            vec!["`label`", "expected a string"],
+            app.post("/api/accounts", &json!({"label": 42})).await,
+        ),
+        (
+            400,
+            "invalid_body",
+            vec!["`notify`", "boolean"],
+            app.post(
+                "/api/tracked-users",
+                &json!({"username": "bob_smith", "notify": "yes"}),
+            )
+            .await,
+        ),
     ];
     for (index, (status, code, words, (got_status, body))) in cases.into_iter().enumerate() {
         assert_eq!(got_status, status, "case {index}: {body}");

@@ -60,7 +60,7 @@ async fn list(
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewAccount>,
+    body: params::Json<NewAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let account = state
         .tracking()
@@ -83,7 +83,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<AccountPatch>,
+    body: params::Json<AccountPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     let account = state

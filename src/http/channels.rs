@@ -101,7 +101,7 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewChannelBody>,
+    body: params::Json<NewChannelBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_tags(&body.tags)?;
@@ -170,7 +170,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<ChannelPatch>,
+    body: params::Json<ChannelPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.into_inner();
     if let Some(tags) = &patch.tags {

@@ -62,9 +62,9 @@ struct PhoneBody {
 async fn send_code(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<PhoneBody>>,
+    body: Option<params::Json<PhoneBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or(PhoneBody {
+    let body = body.map(params::Json::into_inner).unwrap_or(PhoneBody {
         phone: None,
         api_hash: None,
     });
@@ -84,7 +84,7 @@ async fn submit_code(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    body: web::Json<CodeBody>,
+    body: params::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let code = body.into_inner().code;
     if code.trim().is_empty() || !code.trim().chars().all(|c| c.is_ascii_digit()) {
@@ -109,7 +109,7 @@ async fn submit_password(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    body: web::Json<PasswordBody>,
+    body: params::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let password = body.into_inner().password;
     if password.is_empty() {
@@ -264,7 +264,7 @@ struct ImportBody {
 async fn import(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<ImportBody>,
+    body: params::Json<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let parsed = match (&body.telethon, &body.session) {

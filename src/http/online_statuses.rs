@@ -149,7 +149,7 @@ impl NewStatus {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewStatus>,
+    body: params::Json<NewStatus>,
 ) -> Result<HttpResponse, ApiError> {
     let observation = body.observation(state.clock.now())?;
     let tracked = storage::tracked_users::get(&state.db, body.tracked_user_id)

@@ -2,8 +2,9 @@
 
 use std::future::{Ready, ready};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, cut, echo};
@@ -95,6 +96,49 @@ fn echo_within(detail: &str, value: Option<&str>) -> String {
         _ => detail.to_owned(),
     };
     cut(&detail, MAX_DETAIL_CHARS)
+}
+
+/// A JSON body read into `T`, like `web::Json` (same size limit, content type and syntax
+/// errors, see `JsonConfig` in `routes`), but a field that does not fit is refused naming the
+/// field (`web::Json` says only "invalid type: integer `42`, expected a string at line 1 column
+/// 12").
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Json<T>, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Json::<serde_json::Value>::from_request(request, payload);
+        Box::pin(async move {
+            let value = body.await?.into_inner();
+            serde_path_to_error::deserialize(value)
+                .map(Json)
+                .map_err(|error| {
+                    let field = error.path().to_string();
+                    let detail = cut(&error.into_inner().to_string(), MAX_DETAIL_CHARS);
+                    let message = if field == "." {
+                        format!("invalid JSON body: {detail}")
+                    } else {
+                        format!("invalid JSON body: field `{field}`: {detail}")
+                    };
+                    ApiError::bad_request("invalid_body", message).into()
+                })
+        })
+    }
 }
 
 /// The query of a list that is not paginated: just its `order`.

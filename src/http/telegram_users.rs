@@ -124,7 +124,7 @@ struct NewBody {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewBody>,
+    body: params::Json<NewBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if body.telegram_user_id <= 0 {
@@ -199,7 +199,7 @@ where
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: web::Json<PatchBody>,
+    body: params::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &id).await?;
     let body = body.into_inner();

@@ -86,7 +86,7 @@ fn yes() -> bool {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewTrackedUser>,
+    body: params::Json<NewTrackedUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if body.telegram_user_id.is_some_and(|id| id <= 0) {
@@ -136,7 +136,7 @@ struct TrackedUserPatchBody {
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<TrackedUserPatchBody>,
+    body: params::Json<TrackedUserPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     let body = body.into_inner();

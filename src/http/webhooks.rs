@@ -184,7 +184,7 @@ fn all() -> Vec<String> {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewWebhookBody>,
+    body: params::Json<NewWebhookBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = EndpointRequest {
@@ -229,7 +229,7 @@ struct PatchBody {
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<PatchBody>,
+    body: params::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     let body = body.into_inner();
