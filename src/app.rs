@@ -371,6 +371,8 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(http::refuse_long_uri))
+                // Outermost, so every answer (a 414 too) carries the request's id.
                 .wrap(actix_web::middleware::from_fn(http::request_id::middleware))
                 .app_data(state.clone())
                 .configure(http::routes)

@@ -91,14 +91,14 @@ pub enum ChannelInput {
 }
 
 impl ChannelInput {
-    /// A JSON string (`@name`, a t.me link, an invite link, or digits) or a JSON number.
+    /// A JSON string (`@name`, a t.me link, an invite link, or digits) or a JSON number, which
+    /// reads as its digits would (a Bot API id `-100...` too).
     pub fn from_json(value: &serde_json::Value) -> Result<ChannelInput, ChannelError> {
         match value {
             serde_json::Value::Number(number) => number
                 .as_i64()
-                .filter(|id| *id > 0)
-                .map(ChannelInput::Id)
-                .ok_or(ChannelError::BadInput),
+                .ok_or(ChannelError::BadInput)
+                .and_then(|id| ChannelInput::parse(&id.to_string())),
             serde_json::Value::String(text) => ChannelInput::parse(text),
             _ => Err(ChannelError::BadInput),
         }

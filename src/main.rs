@@ -301,7 +301,7 @@ async fn run(command: Command, demo_files: &mut Option<DemoFiles>) -> anyhow::Re
                  admin API:   {base}/api (token: {token})\n\n\
                  try:\n  curl {base}/api/health\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users\n  \
-                 curl -H 'Authorization: Bearer {token}' '{base}/api/online-statuses?is_online=true'\n  \
+                 curl -H 'Authorization: Bearer {token}' '{base}/api/tracked-users?online=true'\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/channels\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/channels/<id>/messages\n",

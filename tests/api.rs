@@ -191,3 +191,320 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let (status, health) = app.get("/api/health").await;
     assert_eq!((status, health["status"].clone()), (200, json!("ok")));
 }
+
+/// A request made by hand: any method, any header, any length; answers status and JSON body.
+async fn raw(
+    app: &common::TestApp,
+    method: reqwest::Method,
+    path: &str,
+    authorization: &str,
+    body: Option<String>,
+) -> (u16, serde_json::Value) {
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.base))
+        .header("authorization", authorization);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Expected status, code and words of the message; what the service answered.
+type Case = (
+    u16,
+    &'static str,
+    Vec<&'static str>,
+    (u16, serde_json::Value),
+);
+
+/// Every 4xx names the parameter and what it takes, echoes at most a little of the input, and
+/// uses the JSON error shape; the HTTP edge cases get their own status.
+#[actix_web::test]
+async fn errors_name_the_parameter_and_what_it_takes() {
+    let app = spawn_app(ONE_USER, |_| {}).await;
+    let alice = app.track("alice_w").await;
+    let long = "x".repeat(20_000);
+    let bearer = format!("Bearer {TOKEN}");
+
+    let cases: Vec<Case> = vec![
+        (
+            400,
+            "invalid_query",
+            vec!["`limit`", "whole number", "`abc`"],
+            app.get("/api/accounts?limit=abc").await,
+        ),
+        (
+            400,
+            "invalid_query",
+            vec!["`limit`", "whole number"],
+            app.get("/api/tracked-users?limit=99999999999999999999999")
+                .await,
+        ),
+        (
+            400,
+            "invalid_query",
+            vec!["`cursor`", "UUID"],
+            app.get("/api/channels?cursor=nope").await,
+        ),
+        (
+            400,
+            "invalid_query",
+            vec!["`is_active`", "`true` or `false`"],
+            app.get("/api/tracked-users?is_active=yes").await,
+        ),
+        (
+            400,
+            "invalid_query",
+            vec!["`status`", "`active`", "`disabled`"],
+            app.get("/api/webhooks?status=nope").await,
+        ),
+        (
+            400,
+            "invalid_query",
+            vec!["`order`", "`asc`", "`desc`"],
+            app.get("/api/logs?order=up").await,
+        ),
+        (
+            400,
+            "invalid_query",
+            vec!["colour"],
+            app.get("/api/online-statuses?colour=red").await,
+        ),
+        (
+            404,
+            "not_found",
+            vec!["`id`", "UUID", "`abc`"],
+            app.get("/api/tracked-users/abc").await,
+        ),
+        (
+            404,
+            "not_found",
+            vec!["`id`", "UUID"],
+            app.get(&format!("/api/tracked-users/{}/stats", &long[..100]))
+                .await,
+        ),
+        (
+            404,
+            "not_found",
+            vec!["`message_id`", "whole number", "`first`"],
+            app.get(&format!("/api/channels/{alice}/messages/first"))
+                .await,
+        ),
+        (
+            405,
+            "method_not_allowed",
+            vec!["PUT", "/api/accounts"],
+            raw(&app, reqwest::Method::PUT, "/api/accounts", &bearer, None).await,
+        ),
+        (
+            404,
+            "not_found",
+            vec!["/api/nothing-here"],
+            app.get("/api/nothing-here").await,
+        ),
+        (
+            413,
+            "payload_too_large",
+            vec!["larger than"],
+            raw(
+                &app,
+                reqwest::Method::POST,
+                "/api/tracked-users",
+                &bearer,
+                Some(format!("{{\"username\":\"{}\"}}", "a".repeat(70_000))),
+            )
+            .await,
+        ),
+        (
+            400,
+            "invalid_query",
+            vec!["`status`"],
+            app.get(&format!("/api/online-statuses?status={long}"))
+                .await,
+        ),
+        (
+            400,
+            "invalid_timestamp",
+            vec!["`since`"],
+            app.get(&format!("/api/logs?since={long}")).await,
+        ),
+        (
+            400,
+            "invalid_body",
+            vec!["unknown variant"],
+            app.post(
+                "/api/online-statuses",
+                &json!({"tracked_user_id": alice, "status": long}),
+            )
+            .await,
+        ),
+        (
+            400,
+            "invalid_body",
+            vec!["`label`", "expected a string"],
+            app.post("/api/accounts", &json!({"label": 42})).await,
+        ),
+        (
+            400,
+            "invalid_body",
+            vec!["`notify`", "boolean"],
+            app.post(
+                "/api/tracked-users",
+                &json!({"username": "bob_smith", "notify": "yes"}),
+            )
+            .await,
+        ),
+    ];
+    for (index, (status, code, words, (got_status, body))) in cases.into_iter().enumerate() {
+        assert_eq!(got_status, status, "case {index}: {body}");
+        assert_eq!(body["error"]["code"], code, "case {index}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        for word in words {
+            assert!(message.contains(word), "case {index}: {word} in {message}");
+        }
+        assert!(
+            message.len() < 1_000,
+            "case {index}: {} bytes",
+            message.len()
+        );
+    }
+
+    // The scheme of `Authorization` is case-insensitive.
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (status, body) = raw(
+            &app,
+            reqwest::Method::GET,
+            "/api/accounts",
+            &format!("{scheme} {TOKEN}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{scheme}: {body}");
+    }
+    let (status, _) = raw(
+        &app,
+        reqwest::Method::GET,
+        "/api/accounts",
+        "bearer wrong",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // A URI longer than the server reads: 414 in the JSON shape.
+    let (status, body) = app
+        .get(&format!("/api/accounts?cursor={}", "x".repeat(40_000)))
+        .await;
+    assert_eq!(status, 414, "{body}");
+    assert_eq!(body["error"]["code"], "uri_too_long", "{body}");
+
+    // A Bot API channel id reads the same as a JSON number and as a string.
+    let (number_status, number) = app
+        .post("/api/channels", &json!({"channel": -1_001_500_000_001_i64}))
+        .await;
+    let (string_status, string) = app
+        .post("/api/channels", &json!({"channel": "-1001500000001"}))
+        .await;
+    assert_eq!(number_status, string_status, "{number} / {string}");
+    assert_eq!(number["error"]["code"], string["error"]["code"]);
+    assert_ne!(number["error"]["code"], "invalid_channel", "{number}");
+}
+
+const TWO_USERS: &str = r#"
+[[users]]
+id = 1001
+username = "alice_w"
+online = [[0, 100000]]
+
+[[users]]
+id = 1002
+username = "bob_smith"
+online = [[90000, 90100]]
+"#;
+
+/// Lists take `order=asc|desc` (asc by default), pages follow the order, and
+/// `tracked-users?online=true` answers who is online now.
+#[actix_web::test]
+async fn lists_take_an_order_and_tracked_users_filter_on_online() {
+    let app = spawn_app(TWO_USERS, |_| {}).await;
+    let alice = app.track("alice_w").await;
+    let bob = app.track("bob_smith").await;
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| item["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+
+    let (_, default) = app.get("/api/tracked-users").await;
+    assert_eq!(ids(&default), [alice.as_str(), bob.as_str()]);
+    let (_, asc) = app.get("/api/tracked-users?order=asc").await;
+    assert_eq!(ids(&asc), [alice.as_str(), bob.as_str()]);
+    let (_, desc) = app.get("/api/tracked-users?order=desc&limit=1").await;
+    assert_eq!(ids(&desc), [bob.as_str()]);
+    let cursor = desc["next_cursor"].as_str().expect("a next page");
+    let (_, next) = app
+        .get(&format!(
+            "/api/tracked-users?order=desc&limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(ids(&next), [alice.as_str()]);
+    assert!(next["next_cursor"].is_null(), "{next}");
+
+    for path in [
+        "/api/accounts",
+        "/api/channels",
+        "/api/telegram-users",
+        "/api/online-statuses",
+        "/api/logs",
+        "/api/webhooks",
+    ] {
+        for order in ["asc", "desc"] {
+            let (status, body) = app.get(&format!("{path}?order={order}")).await;
+            assert_eq!(status, 200, "{path} {order}: {body}");
+        }
+    }
+    let newest = app
+        .eventually(
+            "/api/online-statuses?order=desc&limit=1",
+            std::time::Duration::from_secs(20),
+            |body| !body["items"].as_array().expect("items").is_empty(),
+        )
+        .await;
+    let (_, oldest) = app.get("/api/online-statuses?limit=1").await;
+    assert!(
+        common::timestamp(&newest["items"][0]["created_at"])
+            >= common::timestamp(&oldest["items"][0]["created_at"])
+    );
+
+    let (status, body) = app
+        .get(&format!("/api/tracked-users/{alice}/sessions?order=desc"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .get(&format!("/api/tracked-users/{alice}/stats?order=desc"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let online = app
+        .eventually(
+            "/api/tracked-users?online=true",
+            std::time::Duration::from_secs(20),
+            |body| !body["items"].as_array().expect("items").is_empty(),
+        )
+        .await;
+    assert_eq!(ids(&online), [alice.as_str()]);
+    let (_, offline) = app.get("/api/tracked-users?online=false").await;
+    assert_eq!(ids(&offline), [bob.as_str()]);
+}

@@ -743,3 +743,133 @@ async fn an_accounts_chats_and_messages_are_read_through_its_session() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// A chat the account is not in (`0`, a basic group it never saw, a channel it never joined) is
+/// a 404 naming Telegram's refusal, not a gateway failure.
+#[actix_rt::test]
+async fn chats_the_account_cannot_see_are_not_found() {
+    let (sandbox, account) = sandbox(None).await;
+    sandbox
+        .add_channel(801, 82, Some("closed_room"), "Closed room", "Not joined")
+        .unwrap();
+    sandbox.post(801, "hidden").unwrap();
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let id = common::add_logged_in_account(&app, &sandbox, account, "main", 10).await;
+
+    for chat_id in ["0", "-1", "-1000000000801", "-1001234567890", "7001"] {
+        let (status, body) = app
+            .get(&format!("/api/accounts/{id}/chats/{chat_id}/messages"))
+            .await;
+        assert_eq!(status, 404, "{chat_id}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{chat_id}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("_INVALID"), "{chat_id}: {message}");
+    }
+}
+
+/// The sandbox account's key in a `tgw1:` string of a session that Telegram does not know as
+/// logged in.
+fn session_not_logged_in(sandbox: &Sandbox) -> String {
+    tgwatch::telegram::stored_session::PersistedSession::from_data(&sandbox.fresh_session_data())
+        .export()
+        .unwrap()
+}
+
+/// The account's stored session row, opened with the service's key file.
+async fn stored_row(
+    app: &MtprotoApp,
+    id: &str,
+) -> tgwatch::storage::account_sessions::StoredSessionRow {
+    let key = std::fs::read_to_string(&app.config.security.master_key_file).unwrap();
+    let vault = tgwatch::vault::Vault::new(tgwatch::vault::MasterKey::parse(&key, "key").unwrap());
+    let db = tgwatch::storage::connect(&app.config.database.url, 1)
+        .await
+        .unwrap();
+    tgwatch::storage::account_sessions::load(&db, &vault, id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("a stored session")
+}
+
+fn home_key(row: &tgwatch::storage::account_sessions::StoredSessionRow) -> Option<[u8; 256]> {
+    let session =
+        tgwatch::telegram::stored_session::PersistedSession::from_bytes(&row.session).unwrap();
+    session
+        .dc_options
+        .iter()
+        .find(|option| option.id == session.home_dc)
+        .and_then(|option| option.auth_key)
+}
+
+/// An import that Telegram refuses (here a session that is not logged in) changes nothing: the
+/// account stays logged in with its working session and api_hash, and keeps working.
+#[actix_rt::test]
+async fn a_failed_session_import_keeps_the_working_session() {
+    let (sandbox, account) = sandbox(None).await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let id = add_account(&app).await;
+    let import = format!("/api/accounts/{id}/session/import");
+    let (status, body) = app
+        .post(
+            &import,
+            &json!({
+                "telethon": common::telethon_string(&sandbox, account),
+                "api_hash": "working-hash",
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_logged_in(&app, &id).await;
+
+    let (status, body) = app
+        .post(
+            &import,
+            &json!({ "session": session_not_logged_in(&sandbox), "api_hash": "other-hash" }),
+        )
+        .await;
+    assert!((400..600).contains(&status), "{status}: {body}");
+
+    let (status, body) = app.get(&format!("/api/accounts/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_authorized"], true, "{body}");
+    let (_, login) = app.get(&format!("/api/accounts/{id}/login/status")).await;
+    assert_eq!(login["state"], "logged_in", "{login}");
+    let row = stored_row(&app, &id).await;
+    assert!(row.authorized_at.is_some());
+    assert_eq!(row.api_hash.as_deref(), Some("working-hash"));
+    assert_eq!(home_key(&row), Some(sandbox.auth_key(account).unwrap()));
+    // Still connected with it.
+    app.track("alice_w").await;
+}
+
+/// A Telethon session whose DC address is IPv6 connects to that address and port (the sandbox
+/// on [::1], on a port of its own), not to the DC's built-in IPv4 address.
+#[actix_rt::test]
+async fn a_telethon_session_with_an_ipv6_address_connects_there() {
+    let (sandbox, account) = sandbox(None).await;
+    let Some(v6) = sandbox.addr_v6() else {
+        panic!("this machine has no IPv6 loopback");
+    };
+    let mut packed = vec![tgwatch_sandbox::HOME_DC as u8];
+    packed.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    packed.extend_from_slice(&v6.port().to_be_bytes());
+    packed.extend_from_slice(&sandbox.auth_key(account).unwrap());
+    let telethon = format!(
+        "1{}",
+        base64::engine::general_purpose::URL_SAFE.encode(&packed)
+    );
+
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let id = add_account(&app).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/session/import"),
+            &json!({ "telethon": telethon }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_logged_in(&app, &id).await;
+    app.track("alice_w").await;
+    app.eventually(&format!("/api/accounts/{id}/chats"), WAIT, |_| true)
+        .await;
+}

@@ -17,6 +17,7 @@ use tgwatch::{
         self,
         entities::{channels, events, messages},
         messages::{BatchOutcome, ChannelChange, MessageChange, MessageFilter},
+        page::Order,
     },
     telegram::{ChannelMessage, Media, MediaKind},
 };
@@ -617,7 +618,7 @@ async fn list_filters_and_pages_newest_first() {
     let list = |filter: MessageFilter, limit: u64, cursor: Option<Uuid>| {
         let db = db.clone();
         async move {
-            storage::messages::list(&db, channel_id, filter, limit, cursor)
+            storage::messages::list(&db, channel_id, filter, limit, cursor, Order::Desc)
                 .await
                 .expect("list")
         }

@@ -226,3 +226,53 @@ async fn a_backup_restored_into_a_fresh_directory_keeps_the_session_usable() {
     assert_eq!(sandbox.calls("auth.signIn"), logins, "no new login");
     assert!(restored.issued_keys.lock().unwrap().is_empty());
 }
+
+/// `import-session` with a session Telegram refuses leaves the working one, and its api_hash,
+/// in place: the account stays logged in.
+#[actix_rt::test]
+async fn a_failed_import_session_keeps_the_working_session() {
+    let (sandbox, account) = sandbox().await;
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    add_account(&app).await;
+    let config = app.config.clone();
+    cli::import(
+        &config,
+        "main",
+        Some(common::telethon_string(&sandbox, account)),
+        None,
+        Some("working-hash".into()),
+    )
+    .await
+    .unwrap();
+    let before = PersistedSession::import(&cli::export(&config, "main").await.unwrap()).unwrap();
+
+    let refused = PersistedSession::from_data(&sandbox.fresh_session_data())
+        .export()
+        .unwrap();
+    cli::import(
+        &config,
+        "main",
+        None,
+        Some(refused),
+        Some("other-hash".into()),
+    )
+    .await
+    .unwrap_err();
+
+    let after = PersistedSession::import(&cli::export(&config, "main").await.unwrap()).unwrap();
+    assert_eq!(dc_key(&after), Some(sandbox.auth_key(account).unwrap()));
+    assert_eq!(dc_key(&after), dc_key(&before));
+    assert_eq!(after.self_user_id(), Some(6000));
+    let db = storage::connect(&config.database.url, 1).await.unwrap();
+    let key = std::fs::read_to_string(&config.security.master_key_file).unwrap();
+    let vault = Vault::new(MasterKey::parse(&key, "key").unwrap());
+    let ids = storage::account_sessions::authorized_account_ids(&db)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1, "still logged in");
+    let row = storage::account_sessions::load(&db, &vault, ids[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.api_hash.as_deref(), Some("working-hash"));
+}

@@ -570,3 +570,40 @@ async fn an_independent_library_verifies_every_signature() {
         )
     );
 }
+
+/// A failed delivery records what went wrong underneath reqwest's "error sending request":
+/// connection refused, or the timeout.
+#[actix_web::test]
+async fn failed_deliveries_record_the_whole_cause() {
+    let app = spawn_app(SCENARIO, |config| {
+        allow_loopback(config);
+        config.webhooks.timeout_seconds = 0.5;
+        config.webhooks.retry_schedule_seconds = vec![3600.0];
+    })
+    .await;
+    // Nothing listens on the first port; the second accepts connections and never answers.
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/hook", listener.local_addr().expect("addr"))
+    };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_url = format!("http://{}/hook", silent.local_addr().expect("addr"));
+
+    for (url, cause) in [(refused, "refused"), (silent_url, "timed out")] {
+        let (id, _) = create_webhook(&app, json!({ "url": url })).await;
+        let (status, _) = app
+            .post(&format!("/api/webhooks/{id}/test"), &json!({}))
+            .await;
+        assert_eq!(status, 202);
+        let attempts = app
+            .eventually(
+                &format!("/api/webhooks/{id}/deliveries"),
+                Duration::from_secs(20),
+                |page| !page["items"].as_array().expect("items").is_empty(),
+            )
+            .await;
+        let error = attempts["items"][0]["error"].as_str().expect("error");
+        assert!(error.contains("error sending request"), "{error}");
+        assert!(error.to_lowercase().contains(cause), "{cause}: {error}");
+    }
+}

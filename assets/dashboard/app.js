@@ -419,7 +419,7 @@ async function loadWebhooks() {
 }
 
 async function showFailures(hook) {
-  const page = await api(`/api/webhooks/${hook.id}/deliveries?success=false&limit=10`);
+  const page = await api(`/api/webhooks/${hook.id}/deliveries?success=false&order=desc&limit=10`);
   const box = $("deliveries");
   box.hidden = false;
   box.replaceChildren(el("h3", {}, `Failed deliveries of ${hook.name || hook.url}`),

@@ -4,7 +4,7 @@
 //! `login_code`, `accept_login_token`, ...) is in `login.rs`, next to the logic it drives.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use grammers_session::SessionData;
@@ -35,12 +35,14 @@ impl Shared {
 /// Stops the accept loop and closes every connection when the last handle goes away.
 struct Lifetime {
     shared: Arc<Shared>,
-    accept: AbortHandle,
+    accept: Vec<AbortHandle>,
 }
 
 impl Drop for Lifetime {
     fn drop(&mut self) {
-        self.accept.abort();
+        for accept in &self.accept {
+            accept.abort();
+        }
         self.shared.world().close_all_connections();
     }
 }
@@ -53,41 +55,60 @@ impl Drop for Lifetime {
 pub struct Sandbox {
     pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
+    addr_v6: Option<SocketAddr>,
     _lifetime: Arc<Lifetime>,
 }
 
+/// Serves every connection `listener` accepts, until aborted.
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> AbortHandle {
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    // Answers are small and latency matters more than throughput here.
+                    let _ = stream.set_nodelay(true);
+                    shared.world().connections_accepted += 1;
+                    tokio::spawn(connection::serve(stream, Arc::clone(&shared)));
+                }
+                // Running out of file descriptors and the like: keep serving the others.
+                Err(err) => tracing::warn!(%err, "sandbox: accept failed"),
+            }
+        }
+    })
+    .abort_handle()
+}
+
 impl Sandbox {
-    /// Binds 127.0.0.1 on a free port and starts accepting connections.
+    /// Binds 127.0.0.1 on a free port and starts accepting connections; also [::1] on a free
+    /// port of its own when the machine has IPv6 loopback (see [`Self::addr_v6`]).
     pub async fn start() -> Result<Sandbox, SandboxError> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(SandboxError::Bind)?;
         let addr = listener.local_addr().map_err(SandboxError::Bind)?;
+        // Clients given an IPv6 DC address (a Telethon session can carry one) connect here.
+        let listener_v6 = match TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).await {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                tracing::debug!(%err, "sandbox: no IPv6 loopback, listening on IPv4 only");
+                None
+            }
+        };
+        let addr_v6 = listener_v6
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok());
         let shared = Arc::new(Shared {
             world: Mutex::new(World::default()),
         });
 
-        let accept_shared = Arc::clone(&shared);
-        let accept = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        // Answers are small and latency matters more than throughput here.
-                        let _ = stream.set_nodelay(true);
-                        accept_shared.world().connections_accepted += 1;
-                        tokio::spawn(connection::serve(stream, Arc::clone(&accept_shared)));
-                    }
-                    // Running out of file descriptors and the like: keep serving the others.
-                    Err(err) => tracing::warn!(%err, "sandbox: accept failed"),
-                }
-            }
-        })
-        .abort_handle();
+        let mut accept = vec![accept_loop(listener, Arc::clone(&shared))];
+        accept.extend(listener_v6.map(|listener| accept_loop(listener, Arc::clone(&shared))));
 
-        tracing::debug!(%addr, "sandbox: listening");
+        tracing::debug!(%addr, ?addr_v6, "sandbox: listening");
         Ok(Sandbox {
             shared: Arc::clone(&shared),
             addr,
+            addr_v6,
             _lifetime: Arc::new(Lifetime { shared, accept }),
         })
     }
@@ -95,6 +116,11 @@ impl Sandbox {
     /// Where the sandbox listens (127.0.0.1 and the port it got).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the sandbox listens on [::1], if the machine has IPv6 loopback.
+    pub fn addr_v6(&self) -> Option<SocketAddr> {
+        self.addr_v6
     }
 
     /// Adds an account: a user that a client will be logged in as, with a fresh random auth key.

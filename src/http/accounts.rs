@@ -5,6 +5,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{error::ApiError, params, views::AccountView};
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     storage::{
@@ -32,11 +33,12 @@ struct AccountQuery {
     telegram_user_id: Option<i64>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<AccountQuery>,
+    query: params::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = AccountFilter {
@@ -45,15 +47,20 @@ async fn list(
         is_authorized: query.is_authorized,
         telegram_user_id: query.telegram_user_id,
     };
-    let page =
-        storage::accounts::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::accounts::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(AccountView::from)))
 }
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewAccount>,
+    body: params::Json<NewAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let account = state
         .tracking()
@@ -76,7 +83,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<AccountPatch>,
+    body: params::Json<AccountPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     let account = state

@@ -23,7 +23,7 @@ pub async fn require_admin_token(
         .headers()
         .get("authorization")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("tma "))
+        .and_then(|value| credentials(value, "tma"))
         .map(str::to_owned);
     if let Some(init_data) = mini_app {
         let live = request
@@ -58,7 +58,7 @@ pub async fn require_admin_token(
         .headers()
         .get("authorization")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| credentials(value, "bearer"))
         .map(str::as_bytes);
     match presented {
         Some(token) if !expected.is_empty() && constant_time::eq(token, &expected) => {
@@ -77,4 +77,13 @@ pub async fn require_admin_token(
         )
         .into()),
     }
+}
+
+/// The credentials of an `Authorization: <scheme> <credentials>` header whose scheme is `scheme`
+/// in any case: RFC 7235 makes the scheme case-insensitive (`bearer` is `Bearer`).
+fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, credentials) = header.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim_start_matches(' '))
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     storage::{
@@ -34,12 +35,13 @@ struct MessageQuery {
     text: Option<String>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
     channel_id: web::Path<Uuid>,
-    query: web::Query<MessageQuery>,
+    query: params::Query<MessageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let channel_id = channel_id.into_inner();
     let query = query.into_inner();
@@ -62,7 +64,15 @@ async fn list(
         deleted: query.deleted,
         text: query.text,
     };
-    let page = storage::messages::list(&state.db, channel_id, filter, limit, query.cursor).await?;
+    let page = storage::messages::list(
+        &state.db,
+        channel_id,
+        filter,
+        limit,
+        query.cursor,
+        query.order.unwrap_or(Order::Desc),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(MessageView::from)))
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     channels::{AddChannel, ChannelError, ChannelInput},
@@ -100,7 +101,7 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewChannelBody>,
+    body: params::Json<NewChannelBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_tags(&body.tags)?;
@@ -135,11 +136,12 @@ struct ChannelQuery {
     status: Option<ChannelStatus>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<ChannelQuery>,
+    query: params::Query<ChannelQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = ChannelFilter {
@@ -149,9 +151,14 @@ async fn list(
         tag: query.tag,
         status: query.status,
     };
-    let page =
-        storage::channels::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::channels::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(ChannelView::from)))
 }
 
@@ -169,7 +176,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<ChannelPatch>,
+    body: params::Json<ChannelPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.into_inner();
     if let Some(tags) = &patch.tags {
@@ -223,14 +230,18 @@ impl From<account_channel_assignments::Model> for AssignmentView {
     }
 }
 
-/// Who watched the channel, oldest first.
+/// Who watched the channel, oldest first unless `order=desc`.
 async fn assignments(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
+    query: params::Query<params::OrderQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let channel = find(&state, id.into_inner()).await?;
     let rows = storage::channels::assignments_of(&state.db, channel.id).await?;
-    let items: Vec<AssignmentView> = rows.into_iter().map(AssignmentView::from).collect();
+    let items: Vec<AssignmentView> = params::in_order(rows, query.order)
+        .into_iter()
+        .map(AssignmentView::from)
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::{error::ApiError, params};
 use crate::{
     actors::supervisor,
     app::AppState,
@@ -88,7 +88,7 @@ fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
 async fn chats(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<ChatsQuery>,
+    query: params::Query<ChatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = limit(query.limit)?;
     let session = account_session(&state, id.into_inner()).await?;
@@ -137,7 +137,7 @@ impl From<ChatMessage> for ChatMessageView {
 async fn messages(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, i64)>,
-    query: web::Query<MessagesQuery>,
+    query: params::Query<MessagesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (account_id, chat_id) = path.into_inner();
     let limit = limit(query.limit)?;

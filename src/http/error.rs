@@ -50,6 +50,26 @@ impl ApiError {
     }
 }
 
+/// Most characters of a caller's input that an error message repeats: enough to recognise the
+/// value, and a 100 KB query value does not make a 100 KB error (or log line).
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// `value` as an error message may repeat it: cut to [`MAX_ECHO_CHARS`] characters.
+pub fn echo(value: &str) -> String {
+    cut(value, MAX_ECHO_CHARS)
+}
+
+/// `text` cut to `max_chars` characters, with an ellipsis when something was cut.
+pub fn cut(text: &str, max_chars: usize) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(max_chars).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
@@ -118,6 +138,15 @@ impl From<UsernameError> for ApiError {
 
 impl From<TelegramError> for ApiError {
     fn from(error: TelegramError) -> ApiError {
+        // The chat, channel or user does not exist or is not visible to this account: the caller
+        // asked for the wrong thing, Telegram itself worked.
+        if error.is_not_found() {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{error}: no such chat, channel or user, or this account cannot see it"),
+            );
+        }
         let (status, code) = match &error {
             TelegramError::FloodWait { .. } => (StatusCode::TOO_MANY_REQUESTS, "flood_wait"),
             TelegramError::Unauthorized { .. } => (StatusCode::CONFLICT, "account_unusable"),

@@ -10,7 +10,7 @@ use qrcode::{QrCode, render::svg};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::{error::ApiError, params};
 use crate::{
     app::AppState,
     logins::{Logins, LoginsError},
@@ -81,9 +81,9 @@ struct PhoneBody {
 async fn send_code(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<PhoneBody>>,
+    body: Option<params::Json<PhoneBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or(PhoneBody {
+    let body = body.map(params::Json::into_inner).unwrap_or(PhoneBody {
         phone: None,
         api_hash: None,
     });
@@ -107,7 +107,7 @@ async fn submit_code(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    body: web::Json<CodeBody>,
+    body: params::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let code = body.into_inner().code;
     let digits = code.trim();
@@ -134,7 +134,7 @@ async fn submit_password(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    body: web::Json<PasswordBody>,
+    body: params::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let password = body.into_inner().password;
     if password.is_empty() || password.chars().count() > MAX_PASSWORD_CHARS {
@@ -196,7 +196,7 @@ async fn qr(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    query: web::Query<QrQuery>,
+    query: params::Query<QrQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let view = current_qr(
         &state,
@@ -213,7 +213,7 @@ async fn qr_svg(
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<Uuid>,
-    query: web::Query<QrQuery>,
+    query: params::Query<QrQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let view = current_qr(
         &state,
@@ -290,7 +290,7 @@ struct ImportBody {
 async fn import(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<ImportBody>,
+    body: params::Json<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_api_hash(body.api_hash.as_deref())?;

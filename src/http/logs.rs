@@ -5,6 +5,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{error::ApiError, params, views::LogView};
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     storage::{self, LogLevel, logs::LogFilter},
@@ -24,11 +25,12 @@ struct LogQuery {
     since: Option<String>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<LogQuery>,
+    query: params::Query<LogQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = LogFilter {
@@ -38,7 +40,13 @@ async fn list(
         source: query.source,
         since: params::timestamp("since", query.since.as_deref())?,
     };
-    let page =
-        storage::logs::list(&state.db, filter, params::limit(query.limit)?, query.cursor).await?;
+    let page = storage::logs::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(LogView::from)))
 }

@@ -22,7 +22,15 @@ mod tracked_users;
 pub mod views;
 mod webhooks;
 
-use actix_web::{HttpRequest, HttpResponse, error::JsonPayloadError, middleware, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    error::{JsonPayloadError, PathError},
+    http::StatusCode,
+    middleware::{self, Next},
+    web,
+};
 
 use error::ApiError;
 
@@ -36,17 +44,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .limit(MAX_BODY_BYTES)
                 .error_handler(json_error),
         )
-        .app_data(web::QueryConfig::default().error_handler(|error, _req| {
-            ApiError::bad_request("invalid_query", error.to_string()).into()
-        }))
-        .app_data(web::PathConfig::default().error_handler(|error, _req| {
-            ApiError::new(
-                actix_web::http::StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no such resource: {error}"),
-            )
-            .into()
-        }))
+        .app_data(web::PathConfig::default().error_handler(path_error))
         .route("/api/health", web::get().to(health::health))
         .route("/livez", web::get().to(probes::livez))
         .route("/readyz", web::get().to(probes::readyz))
@@ -70,6 +68,35 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// Longest request target (path and query) served. A longer one is refused with a 414 before
+/// anything else runs, logged at debug only: anyone can send one, token or not. (Beyond 64 KiB
+/// actix-http itself refuses the request line.)
+const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// Refuses request targets over [`MAX_URI_BYTES`] (wraps the whole app).
+pub async fn refuse_long_uri(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if length > MAX_URI_BYTES {
+        tracing::debug!(length, "refused a request target over the limit");
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the path and query are {length} bytes long; at most {MAX_URI_BYTES} are read"),
+        )
+        .into());
+    }
+    next.call(request).await
+}
+
+/// Longest part of a JSON parser's message repeated: it can quote the body's own strings.
+const MAX_JSON_DETAIL_CHARS: usize = 400;
+
 fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
     let message = match &error {
         JsonPayloadError::ContentType => {
@@ -77,20 +104,71 @@ fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Err
         }
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            format!("the body is larger than {limit} bytes")
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
+            .into();
         }
-        JsonPayloadError::Deserialize(error) => format!("invalid JSON body: {error}"),
-        other => format!("invalid JSON body: {other}"),
+        JsonPayloadError::Deserialize(error) => format!(
+            "invalid JSON body: {}",
+            error::cut(&error.to_string(), MAX_JSON_DETAIL_CHARS)
+        ),
+        other => format!(
+            "invalid JSON body: {}",
+            error::cut(&other.to_string(), MAX_JSON_DETAIL_CHARS)
+        ),
     };
     ApiError::bad_request("invalid_body", message).into()
 }
 
+/// A path segment that does not fit its type: named, with what it takes. actix's message
+/// quotes the value of a number ("can not parse \"abc\" to a i32") but not of a UUID, so the
+/// segment is the one quoted, else the first that is not a UUID (every path id is one or the
+/// other).
+fn path_error(error: PathError, request: &HttpRequest) -> actix_web::Error {
+    let detail = error.to_string();
+    let segments = request.match_info();
+    let number = detail.contains("can not parse");
+    let bad = segments
+        .iter()
+        .find(|(_, value)| number && detail.contains(&format!("{value:?}")))
+        .or_else(|| {
+            segments
+                .iter()
+                .find(|(_, value)| uuid::Uuid::parse_str(value).is_err())
+        });
+    let message = match bad {
+        Some((name, value)) => format!(
+            "path parameter `{name}` must be {} (got `{}`)",
+            if number { "a whole number" } else { "a UUID" },
+            error::echo(value)
+        ),
+        None => format!(
+            "no such resource: {}",
+            error::cut(&detail, MAX_JSON_DETAIL_CHARS)
+        ),
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message).into()
+}
+
+/// No route matched: a path that exists with other methods is a 405, anything else a 404.
 async fn not_found(request: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
-    ApiError::new(
-        actix_web::http::StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {} {}", request.method(), request.path()),
-    )
-    .error_response()
+    let path = error::echo(request.path());
+    let error = if request.resource_map().has_resource(request.path()) {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} is not allowed on {path}", request.method()),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {} {path}", request.method()),
+        )
+    };
+    error.error_response()
 }

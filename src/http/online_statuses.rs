@@ -7,6 +7,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{error::ApiError, params, views::StatusCheckView};
+use crate::storage::page::Order;
 use crate::{
     actors::messages::{Flush, ManualObservation},
     app::AppState,
@@ -33,11 +34,12 @@ struct StatusQuery {
     created_at_before: Option<String>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<StatusQuery>,
+    query: params::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let after = params::timestamp("created_at_after", query.created_at_after.as_deref())?;
@@ -59,9 +61,14 @@ async fn list(
         after,
         before,
     };
-    let page =
-        storage::observations::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::observations::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(StatusCheckView::from)))
 }
 
@@ -192,7 +199,7 @@ impl NewStatus {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewStatus>,
+    body: params::Json<NewStatus>,
 ) -> Result<HttpResponse, ApiError> {
     let observation = body.observation(state.clock.now())?;
     let tracked = storage::tracked_users::get(&state.db, body.tracked_user_id)

@@ -8,6 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     bot::roles::{PermissionsError, Role, effective_role, normalize_permissions},
@@ -127,20 +128,26 @@ struct ListQuery {
     telegram_user_id: Option<i64>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: params::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = TelegramUserFilter {
         role: query.role.as_deref().map(role).transpose()?,
         telegram_user_id: query.telegram_user_id,
     };
-    let page =
-        storage::telegram_users::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::telegram_users::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(|row| TelegramUserView::new(row, &state.bot_admin_ids))))
 }
 
@@ -157,7 +164,7 @@ struct NewBody {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewBody>,
+    body: params::Json<NewBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if !(1..=MAX_TELEGRAM_USER_ID).contains(&body.telegram_user_id) {
@@ -236,7 +243,7 @@ where
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: web::Json<PatchBody>,
+    body: params::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &id).await?;
     let body = body.into_inner();

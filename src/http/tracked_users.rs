@@ -10,6 +10,7 @@ use super::{
     params,
     views::{SessionView, StatusCheckView, TrackedUserView},
 };
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     presence::stats::{Window, statistics},
@@ -36,13 +37,16 @@ struct TrackedUserQuery {
     account_id: Option<Uuid>,
     telegram_user_id: Option<i64>,
     is_active: Option<bool>,
+    /// Online now: has an open online session.
+    online: Option<bool>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<TrackedUserQuery>,
+    query: params::Query<TrackedUserQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let filter = TrackedUserFilter {
@@ -50,10 +54,16 @@ async fn list(
         account_id: query.account_id,
         telegram_user_id: query.telegram_user_id,
         is_active: query.is_active,
+        online: query.online,
     };
-    let page =
-        storage::tracked_users::list(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::tracked_users::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(TrackedUserView::from)))
 }
 
@@ -72,7 +82,7 @@ struct NewTrackedUser {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewTrackedUser>,
+    body: params::Json<NewTrackedUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if body.telegram_user_id.is_some_and(|id| id <= 0) {
@@ -124,7 +134,7 @@ struct TrackedUserPatchBody {
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<TrackedUserPatchBody>,
+    body: params::Json<TrackedUserPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     let body = body.into_inner();
@@ -151,7 +161,7 @@ struct DeleteQuery {
 async fn delete(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<DeleteQuery>,
+    query: params::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     state
@@ -167,6 +177,8 @@ struct WindowQuery {
     hours: Option<i64>,
     from: Option<String>,
     to: Option<String>,
+    /// For the sessions list only.
+    order: Option<Order>,
 }
 
 impl WindowQuery {
@@ -195,21 +207,30 @@ impl WindowQuery {
 async fn sessions(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<WindowQuery>,
+    query: params::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tracked = find(&state, id.into_inner()).await?;
     let window = query.window(&state)?;
     let now = state.clock.now();
     let rows = storage::sessions::overlapping(&state.db, tracked.id, window).await?;
-    let sessions: Vec<SessionView> = rows.iter().map(|row| SessionView::new(row, now)).collect();
+    let sessions: Vec<SessionView> = params::in_order(rows, query.order)
+        .iter()
+        .map(|row| SessionView::new(row, now))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "window": window, "sessions": sessions })))
 }
 
 async fn stats(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<WindowQuery>,
+    query: params::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    if query.order.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`order` applies to lists; the statistics are not one",
+        ));
+    }
     let tracked = find(&state, id.into_inner()).await?;
     let window = query.window(&state)?;
     let rows = storage::sessions::overlapping(&state.db, tracked.id, window).await?;

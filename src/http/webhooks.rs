@@ -6,6 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
+use crate::storage::page::Order;
 use crate::{
     app::AppState,
     storage::{
@@ -128,24 +129,45 @@ impl From<webhook_deliveries::Model> for DeliveryView {
     }
 }
 
+/// The `status` filter of the list.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum WebhookStatus {
+    Active,
+    Inactive,
+    Disabled,
+}
+
+impl WebhookStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            WebhookStatus::Active => storage::webhooks::ACTIVE,
+            WebhookStatus::Inactive => storage::webhooks::INACTIVE,
+            WebhookStatus::Disabled => storage::webhooks::DISABLED,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    status: Option<String>,
+    status: Option<WebhookStatus>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn list(
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: params::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page = storage::webhooks::list(
         &state.db,
-        query.status,
+        query.status.map(WebhookStatus::as_str),
         params::limit(query.limit)?,
         query.cursor,
+        query.order.unwrap_or_default(),
     )
     .await?;
     Ok(HttpResponse::Ok().json(page.map(WebhookView::from)))
@@ -167,7 +189,7 @@ fn all() -> Vec<String> {
 
 async fn create(
     state: web::Data<AppState>,
-    body: web::Json<NewWebhookBody>,
+    body: params::Json<NewWebhookBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = EndpointRequest {
@@ -212,7 +234,7 @@ struct PatchBody {
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<PatchBody>,
+    body: params::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     let body = body.into_inner();
@@ -258,12 +280,13 @@ struct DeliveryQuery {
     since: Option<String>,
     limit: Option<u64>,
     cursor: Option<Uuid>,
+    order: Option<Order>,
 }
 
 async fn deliveries(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<DeliveryQuery>,
+    query: params::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = find(&state, id.into_inner()).await?;
     let query = query.into_inner();
@@ -272,9 +295,14 @@ async fn deliveries(
         success: query.success,
         since: params::timestamp("since", query.since.as_deref())?,
     };
-    let page =
-        storage::webhooks::deliveries(&state.db, filter, params::limit(query.limit)?, query.cursor)
-            .await?;
+    let page = storage::webhooks::deliveries(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(DeliveryView::from)))
 }
 
@@ -296,7 +324,7 @@ struct ReplayQuery {
 async fn replay(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<ReplayQuery>,
+    query: params::Query<ReplayQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = find(&state, id.into_inner()).await?;
     let since = params::timestamp("since", Some(&query.since))?

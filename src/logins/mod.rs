@@ -655,10 +655,12 @@ impl Logins {
     }
 }
 
-/// Stores `session` as the account's (sealed), asks Telegram who it is logged in as (which
-/// also proves the session works, and gives it the self user that Telethon sessions lack), and
-/// marks the account logged in. Used by the import endpoint and by `tgwatch import-session`
-/// (with the service stopped: one pool per session).
+/// Asks Telegram who `session` is logged in as (which proves that it works, and gives it the
+/// self user that Telethon sessions lack) and only then stores it (sealed) as the account's,
+/// with `api_hash`, and marks the account logged in. Until the check passes nothing is written:
+/// a wrong string or a network failure leaves the account's working session and api_hash as
+/// they were. Used by the import endpoint and by `tgwatch import-session` (with the service
+/// stopped: one pool per session).
 pub async fn import_session(
     store: &SessionStore,
     account: &accounts::Model,
@@ -673,29 +675,22 @@ pub async fn import_session(
         )));
     }
     let SessionStore { db, vault, clock } = store;
-    let stored = Arc::new(StoredSession::new(
+    let trial = Arc::new(StoredSession::unsaved(
         account.id,
         session.into_data(),
         store.clone(),
     ));
-    stored.persist().await?;
-    storage::account_sessions::save_secrets(db, vault, account.id, api_hash.as_deref(), None)
-        .await?;
     let signed_in = {
         let client = LoginClient::start(
-            Arc::clone(&stored),
+            Arc::clone(&trial),
             account.api_id.unwrap_or(api_id),
             call_timeout,
         );
-        client.identify().await
+        client.identify().await?
     };
-    let signed_in = match signed_in {
-        Ok(signed_in) => signed_in,
-        Err(error) => {
-            storage::account_sessions::delete(db, account.id, clock.now()).await?;
-            return Err(error.into());
-        }
-    };
+    trial.persist().await?;
+    storage::account_sessions::save_secrets(db, vault, account.id, api_hash.as_deref(), None)
+        .await?;
     storage::account_sessions::mark_authorized(
         db,
         account.id,
@@ -704,7 +699,7 @@ pub async fn import_session(
         clock.now(),
     )
     .await?;
-    let data = stored.snapshot().into_data();
+    let data = trial.snapshot().into_data();
     Ok(StoredSession::new(account.id, data, store.clone()))
 }
 

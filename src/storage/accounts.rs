@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     Doing, StorageError,
     entities::{accounts, tracked_users},
-    page::{self, Page},
+    page::{self, Order, Page},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +150,7 @@ pub async fn list(
     filter: AccountFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<accounts::Model>, StorageError> {
     let mut select = accounts::Entity::find();
     if let Some(status) = filter.status {
@@ -173,6 +174,7 @@ pub async fn list(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }

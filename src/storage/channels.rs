@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     Doing, StorageError,
     entities::{account_channel_assignments as assignments, channels},
-    page::{self, Page},
+    page::{self, Order, Page},
 };
 use crate::telegram::TelegramChannel;
 
@@ -383,6 +383,7 @@ pub async fn list(
     filter: ChannelFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<channels::Model>, StorageError> {
     let mut select = channels::Entity::find();
     if let Some(is_active) = filter.is_active {
@@ -410,6 +411,7 @@ pub async fn list(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     StorageError,
     entities::logs,
-    page::{self, Page},
+    page::{self, Order, Page},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +131,7 @@ pub async fn list(
     filter: LogFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<logs::Model>, StorageError> {
     let mut select = logs::Entity::find();
     if let Some(level) = filter.level {
@@ -148,7 +149,16 @@ pub async fn list(
     if let Some(since) = filter.since {
         select = select.filter(logs::Column::CreatedAt.gte(since));
     }
-    page::fetch(db, select, logs::Column::Id, |row| row.id, limit, cursor).await
+    page::fetch(
+        db,
+        select,
+        logs::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+        order,
+    )
+    .await
 }
 
 /// Deletes the rows created before `cutoff`, `batch` rows per statement so that no statement

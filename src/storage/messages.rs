@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::{
     Doing, StorageError,
     entities::{channels, message_versions, messages},
-    page::Page,
+    page::{Order, Page},
     sql::{MAX_BOUND_VALUES, Sql},
 };
 use crate::{
@@ -762,15 +762,16 @@ pub struct MessageFilter {
     pub text: Option<String>,
 }
 
-/// A channel's messages, newest first (by Telegram message id, which grows with time within a
-/// channel). `cursor` is the `next_cursor` of the previous page: the row id of its last message;
-/// a cursor that is not a message of this channel gives an empty page.
+/// A channel's messages by Telegram message id (which grows with time within a channel), newest
+/// first for [`Order::Desc`]. `cursor` is the `next_cursor` of the previous page: the row id of
+/// its last message; a cursor that is not a message of this channel gives an empty page.
 pub async fn list(
     db: &DatabaseConnection,
     channel_id: Uuid,
     filter: MessageFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<messages::Model>, StorageError> {
     let mut select = messages::Entity::find().filter(messages::Column::ChannelId.eq(channel_id));
     if let Some(cursor) = cursor {
@@ -788,7 +789,10 @@ pub async fn list(
                 next_cursor: None,
             });
         };
-        select = select.filter(messages::Column::TelegramMessageId.lt(after));
+        select = select.filter(match order {
+            Order::Asc => messages::Column::TelegramMessageId.gt(after),
+            Order::Desc => messages::Column::TelegramMessageId.lt(after),
+        });
     }
     if let Some(since) = filter.since {
         select = select.filter(messages::Column::Date.gte(since));
@@ -802,8 +806,11 @@ pub async fn list(
     if let Some(text) = filter.text.filter(|text| !text.is_empty()) {
         select = select.filter(text_contains(db.get_database_backend(), &text));
     }
+    let select = match order {
+        Order::Asc => select.order_by_asc(messages::Column::TelegramMessageId),
+        Order::Desc => select.order_by_desc(messages::Column::TelegramMessageId),
+    };
     let mut items = select
-        .order_by_desc(messages::Column::TelegramMessageId)
         .limit(limit + 1)
         .all(db)
         .await

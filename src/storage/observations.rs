@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     Doing, StorageError,
     entities::{online_sessions, status_checks},
-    page::{self, Page},
+    page::{self, Order, Page},
 };
 use crate::{
     actors::messages::RecordObservation,
@@ -171,6 +171,7 @@ pub async fn list(
     filter: ObservationFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<status_checks::Model>, StorageError> {
     let mut select = status_checks::Entity::find();
     if let Some(ids) = filter.tracked_user_ids {
@@ -197,6 +198,7 @@ pub async fn list(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }

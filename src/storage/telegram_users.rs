@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     Doing, StorageError,
     entities::telegram_users,
-    page::{self, Page},
+    page::{self, Order, Page},
 };
 use crate::bot::roles::Role;
 
@@ -24,6 +24,7 @@ pub async fn list(
     filter: TelegramUserFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<telegram_users::Model>, StorageError> {
     let mut select = telegram_users::Entity::find();
     if let Some(role) = filter.role {
@@ -39,6 +40,7 @@ pub async fn list(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }

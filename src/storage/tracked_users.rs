@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{
     Doing, StorageError,
-    entities::tracked_users,
-    page::{self, Page},
+    entities::{online_sessions, tracked_users},
+    page::{self, Order, Page},
 };
 use crate::telegram::{TelegramUser, Username};
 
@@ -26,6 +26,8 @@ pub struct TrackedUserFilter {
     pub account_id: Option<Uuid>,
     pub telegram_user_id: Option<i64>,
     pub is_active: Option<bool>,
+    /// Online now (true) or not (false): whether the user has an open online session.
+    pub online: Option<bool>,
 }
 
 /// The row that already stands for this user (same username or same Telegram id), active or not.
@@ -199,6 +201,7 @@ pub async fn list(
     filter: TrackedUserFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<tracked_users::Model>, StorageError> {
     let mut select = tracked_users::Entity::find();
     if let Some(username) = filter.username {
@@ -213,6 +216,18 @@ pub async fn list(
     if let Some(is_active) = filter.is_active {
         select = select.filter(tracked_users::Column::IsActive.eq(is_active));
     }
+    if let Some(online) = filter.online {
+        let open = sea_orm::sea_query::Query::select()
+            .column(online_sessions::Column::TrackedUserId)
+            .from(online_sessions::Entity)
+            .and_where(online_sessions::Column::EndedAt.is_null())
+            .to_owned();
+        select = select.filter(if online {
+            tracked_users::Column::Id.in_subquery(open)
+        } else {
+            tracked_users::Column::Id.not_in_subquery(open)
+        });
+    }
     page::fetch(
         db,
         select,
@@ -220,6 +235,7 @@ pub async fn list(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }

@@ -17,12 +17,15 @@ use uuid::Uuid;
 use super::{
     Doing, StorageError,
     entities::{events, webhook_deliveries, webhook_messages, webhooks},
-    page::{self, Page},
+    page::{self, Order, Page},
     sql::{MAX_BOUND_VALUES, Sql},
 };
 use crate::events::{Event, EventType};
 
 pub const ACTIVE: &str = "active";
+/// Switched off by the operator.
+pub const INACTIVE: &str = "inactive";
+/// Switched off by the service after failing for too long.
 pub const DISABLED: &str = "disabled";
 
 /// Writes events into the outbox, inside the caller's transaction.
@@ -130,9 +133,10 @@ pub async fn all(db: &DatabaseConnection) -> Result<Vec<webhooks::Model>, Storag
 
 pub async fn list(
     db: &DatabaseConnection,
-    status: Option<String>,
+    status: Option<&str>,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<webhooks::Model>, StorageError> {
     let mut select = webhooks::Entity::find();
     if let Some(status) = status {
@@ -145,6 +149,7 @@ pub async fn list(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }
@@ -550,6 +555,7 @@ pub async fn deliveries(
     filter: DeliveryFilter,
     limit: u64,
     cursor: Option<Uuid>,
+    order: Order,
 ) -> Result<Page<webhook_deliveries::Model>, StorageError> {
     let mut select = webhook_deliveries::Entity::find()
         .filter(webhook_deliveries::Column::WebhookId.eq(filter.webhook_id));
@@ -566,6 +572,7 @@ pub async fn deliveries(
         |row| row.id,
         limit,
         cursor,
+        order,
     )
     .await
 }

@@ -262,7 +262,7 @@ pub const USERNAME_NOT_A_CHANNEL: &str = "USERNAME_NOT_A_CHANNEL";
 
 /// RPC error names that mean "no such thing, or not for this account": the caller asked for
 /// something wrong, and asking again will not help.
-const NOT_FOUND_NAMES: [&str; 10] = [
+const NOT_FOUND_NAMES: [&str; 14] = [
     "USERNAME_NOT_OCCUPIED",
     "USERNAME_INVALID",
     USERNAME_NOT_A_CHANNEL,
@@ -273,6 +273,10 @@ const NOT_FOUND_NAMES: [&str; 10] = [
     "INVITE_HASH_EMPTY",
     "PEER_ID_INVALID",
     "MSG_ID_INVALID",
+    "CHAT_ID_INVALID",
+    "USER_ID_INVALID",
+    "CHAT_FORBIDDEN",
+    "CHANNEL_PUBLIC_GROUP_NA",
 ];
 
 impl TelegramError {
@@ -337,6 +341,7 @@ mod tests {
             name: name.to_owned(),
         };
         assert!(rpc("CHANNEL_INVALID").is_not_found());
+        assert!(rpc("CHAT_ID_INVALID").is_not_found());
         assert!(rpc(USERNAME_NOT_A_CHANNEL).is_not_found());
         assert!(!rpc("LIMIT_INVALID").is_not_found());
         assert!(!TelegramError::FloodWait { seconds: 3 }.is_not_found());

@@ -41,6 +41,7 @@ use tokio::{
     task::{AbortHandle, JoinError},
 };
 
+use super::stored_session::needs_ipv6;
 use super::{
     AccountIdentity, ChannelMessage, ChannelRef, ChatMessage, Connection, Dialog, InputChannel,
     InputUser, TelegramChannel, TelegramConnector, TelegramError, TelegramSession, TelegramUser,
@@ -136,6 +137,10 @@ impl GrammersConnector {
     {
         let api_id = self.api_id;
         let factory: PoolFactory = Arc::new(move |params| {
+            let params = ConnectionParams {
+                use_ipv6: needs_ipv6(&*session),
+                ..params
+            };
             SenderPool::with_configuration(Arc::clone(&session), api_id, params)
         });
         self.pools().insert(label.into(), factory);

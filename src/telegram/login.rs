@@ -30,7 +30,7 @@ use tokio::{sync::mpsc, task::AbortHandle};
 use super::{
     TelegramError,
     grammers::{invoke, join_failed, map_invocation_error},
-    stored_session::StoredSession,
+    stored_session::{StoredSession, needs_ipv6},
 };
 
 /// Why a login step failed, in words a user can act on.
@@ -112,6 +112,7 @@ impl LoginClient {
         let params = ConnectionParams {
             app_version: env!("CARGO_PKG_VERSION").to_owned(),
             retry_policy: Box::new(NoRetries),
+            use_ipv6: needs_ipv6(&*session),
             ..ConnectionParams::default()
         };
         let SenderPool {

@@ -187,11 +187,25 @@ impl PersistedSession {
                 let mut ipv6 = [0_u8; 16];
                 ipv6.copy_from_slice(address);
                 option.ipv6 = std::net::SocketAddrV6::new(ipv6.into(), port, 0, 0);
+                // The DC's built-in IPv4 address may not be where this session lives: leave
+                // none, so that the connection goes over IPv6 (see `needs_ipv6`).
+                option.ipv4 = std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
             }
         }
         option.auth_key = Some(auth_key);
         Ok(PersistedSession::from_data(&data))
     }
+}
+
+/// Whether the session's home DC is reachable over IPv6 only: a session imported with an IPv6
+/// address (a Telethon session holds one address) knows no IPv4 address for it. grammers dials
+/// either every DC's IPv4 or every DC's IPv6 address, as its connection parameters say.
+pub fn needs_ipv6<S: Session + ?Sized>(session: &S) -> bool {
+    session
+        .home_dc_id()
+        .ok()
+        .and_then(|dc_id| session.dc_option(dc_id).ok().flatten())
+        .is_some_and(|option| option.ipv4.ip().is_unspecified())
 }
 
 fn is_self(info: &PeerInfo) -> bool {
@@ -235,6 +249,8 @@ struct SessionCell {
     write_turn: tokio::sync::Mutex<()>,
     /// Whether a delayed update-state write is waiting.
     state_write_pending: AtomicBool,
+    /// Off for a session on trial (see [`StoredSession::unsaved`]) until it is persisted.
+    writes_through: AtomicBool,
 }
 
 impl std::fmt::Debug for StoredSession {
@@ -247,6 +263,22 @@ impl std::fmt::Debug for StoredSession {
 
 impl StoredSession {
     pub fn new(account_id: Uuid, data: SessionData, store: SessionStore) -> StoredSession {
+        StoredSession::with_writes(account_id, data, store, true)
+    }
+
+    /// A session that keeps every change in memory until [`StoredSession::persist`] is called,
+    /// and writes through from then on: an imported session must prove that it works before it
+    /// may replace the account's stored one.
+    pub fn unsaved(account_id: Uuid, data: SessionData, store: SessionStore) -> StoredSession {
+        StoredSession::with_writes(account_id, data, store, false)
+    }
+
+    fn with_writes(
+        account_id: Uuid,
+        data: SessionData,
+        store: SessionStore,
+        writes_through: bool,
+    ) -> StoredSession {
         StoredSession {
             inner: Arc::new(SessionCell {
                 account_id,
@@ -254,6 +286,7 @@ impl StoredSession {
                 store,
                 write_turn: tokio::sync::Mutex::new(()),
                 state_write_pending: AtomicBool::new(false),
+                writes_through: AtomicBool::new(writes_through),
             }),
         }
     }
@@ -284,8 +317,9 @@ impl StoredSession {
         self.inner.snapshot()
     }
 
-    /// Writes the current state.
+    /// Writes the current state; from then on every change is written through.
     pub async fn persist(&self) -> Result<(), SessionError> {
+        self.inner.writes_through.store(true, Ordering::Release);
         self.inner.persist().await
     }
 
@@ -327,6 +361,9 @@ impl SessionCell {
     }
 
     async fn persist(&self) -> Result<(), SessionError> {
+        if !self.writes_through.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let _turn = self.write_turn.lock().await;
         let snapshot = self.snapshot();
         storage::account_sessions::save_session(
@@ -352,7 +389,7 @@ impl Session for StoredSession {
     fn set_home_dc_id(&self, dc_id: i32) -> BoxFuture<'_, Result<(), SessionError>> {
         Box::pin(async move {
             self.data().home_dc = dc_id;
-            self.persist().await
+            self.inner.persist().await
         })
     }
 
@@ -364,7 +401,7 @@ impl Session for StoredSession {
         let dc_option = dc_option.clone();
         Box::pin(async move {
             self.data().dc_options.insert(dc_option.id, dc_option);
-            self.persist().await
+            self.inner.persist().await
         })
     }
 
@@ -396,7 +433,7 @@ impl Session for StoredSession {
                 changed
             };
             if changed && is_persisted(&peer) {
-                self.persist().await?;
+                self.inner.persist().await?;
             }
             Ok(())
         })

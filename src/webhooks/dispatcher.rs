@@ -300,10 +300,30 @@ async fn attempt(
         }
         Err(error) => {
             let outcome = classify(None, error.is_timeout(), None);
-            (None, None, Some(error.to_string()), outcome)
+            (None, None, Some(cause_chain(&error)), outcome)
         }
     };
     record(error, status_code, response_body, outcome, started)
+}
+
+/// The error and every cause under it, outermost first: reqwest's own message ("error sending
+/// request for url (...)") says nothing about what went wrong; the causes say connection
+/// refused, timed out, certificate invalid, name not resolved. Causes that only repeat their
+/// predecessor's words are left out.
+fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut last = chain.clone();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !message.is_empty() && !last.contains(&message) {
+            chain.push_str(": ");
+            chain.push_str(&message);
+        }
+        last = message;
+        source = cause.source();
+    }
+    chain
 }
 
 /// Writes attempts in batches; a failed write is retried with the same batch, so no attempt's

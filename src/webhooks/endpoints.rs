@@ -12,7 +12,7 @@ use crate::{
     storage::{
         self, StorageError,
         entities::webhooks,
-        webhooks::{ACTIVE, NewWebhook},
+        webhooks::{ACTIVE, INACTIVE, NewWebhook},
     },
     telegram::Username,
 };
@@ -156,7 +156,7 @@ pub async fn update(
         row.event_types = Set(json!(event_types(&types)?).to_string());
     }
     if let Some(status) = patch.status {
-        if status != ACTIVE && status != "inactive" {
+        if status != ACTIVE && status != INACTIVE {
             return Err(EndpointError::Status(status));
         }
         if status == ACTIVE {
