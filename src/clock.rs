@@ -12,6 +12,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 pub struct Clock {
     started_real: Instant,
     started_at: DateTime<Utc>,
+    /// Wall time when the clock started: maps Telegram's wall-clock timestamps onto service time.
+    started_wall: DateTime<Utc>,
     speed: f64,
 }
 
@@ -31,6 +33,7 @@ impl Clock {
         Clock {
             started_real: Instant::now(),
             started_at,
+            started_wall: Utc::now(),
             speed: if speed.is_finite() && speed > 0.0 {
                 speed
             } else {
@@ -50,6 +53,18 @@ impl Clock {
 
     pub fn speed(&self) -> f64 {
         self.speed
+    }
+
+    /// The service time at which the wall clock showed `wall`: the identity in production
+    /// (speed 1); on a fast clock, a wall-clock deadline from Telegram (a QR token's expiry) as
+    /// the service shows it beside its own timestamps.
+    pub fn from_wall(&self, wall: DateTime<Utc>) -> DateTime<Utc> {
+        let since_start = (wall - self.started_wall).as_seconds_f64() * self.speed;
+        let service = self.started_at
+            + chrono::Duration::from_std(Duration::from_secs_f64(since_start.abs()))
+                .map(|span| if since_start < 0.0 { -span } else { span })
+                .unwrap_or(chrono::TimeDelta::MAX);
+        service.trunc_subsecs(6)
     }
 
     /// How long to wait in real time for `duration` of service time to pass.
@@ -86,6 +101,26 @@ mod tests {
         let passed = clock.now() - before;
         // 20 ms real at 600x is at least 12 s of service time.
         assert!(passed >= chrono::Duration::seconds(12), "{passed}");
+    }
+
+    #[test]
+    fn wall_time_maps_onto_service_time() {
+        let real = Clock::fast(1.0);
+        let wall = Utc::now() + chrono::Duration::seconds(30);
+        assert_eq!(real.from_wall(wall), wall.trunc_subsecs(6));
+
+        let start = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let fast = Clock::starting_at(start, 60.0);
+        let in_30_s = fast.started_wall + chrono::Duration::seconds(30);
+        assert_eq!(
+            fast.from_wall(in_30_s),
+            start + chrono::Duration::minutes(30)
+        );
+        let ago_1_s = fast.started_wall - chrono::Duration::seconds(1);
+        assert_eq!(
+            fast.from_wall(ago_1_s),
+            start - chrono::Duration::minutes(1)
+        );
     }
 
     #[test]

@@ -143,6 +143,13 @@ pub fn demo(dir: &std::path::Path, bind: std::net::SocketAddr, clock_speed: f64)
 /// service over MTProto.
 pub async fn start(demo: Demo, clock: Clock) -> Result<(Application, Sandbox), DemoError> {
     let fleet = SandboxFleet::start(&demo.config, &demo.scenario, clock).await?;
+    // The sandbox plays the demo's world: posts are dated on the clock the people's statuses
+    // follow, so every time the service shows is service time.
+    fleet
+        .sandbox
+        .set_message_clock(std::sync::Arc::new(move || {
+            i32::try_from(clock.now().timestamp()).unwrap_or(i32::MAX)
+        }));
     sandbox_newsroom::add_channels(&fleet.sandbox)?;
     sandbox_player::play(fleet.sandbox.clone(), demo.scenario, clock, clock.now());
     sandbox_newsroom::run(fleet.sandbox.clone(), demo.newsroom_beat);

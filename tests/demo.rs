@@ -61,6 +61,36 @@ async fn the_demo_tracks_people_and_stores_its_channels_posts_edits_and_deletion
         )
         .await;
     }
+
+    // Posts are dated on the service clock (60x), like every other time the service shows: a
+    // post made after a moment of service time is dated after it, and not after the service's
+    // now.
+    let service_now = || async {
+        let (status, health) = api.get("/api/health").await;
+        assert_eq!(status, 200, "{health}");
+        time(&health["service_time"])
+    };
+    let before = service_now().await;
+    let id = channels["items"][0]["id"].as_str().unwrap();
+    let newest = api
+        .eventually(
+            &format!("/api/channels/{id}/messages?limit=1&order=desc"),
+            PATIENCE,
+            |body| {
+                body["items"][0]["date"]
+                    .as_str()
+                    .is_some_and(|_| time(&body["items"][0]["date"]) >= before)
+            },
+        )
+        .await;
+    let after = service_now().await;
+    assert!(time(&newest["items"][0]["date"]) <= after, "{newest}");
+}
+
+fn time(value: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a timestamp"))
+        .expect("RFC 3339")
+        .to_utc()
 }
 
 /// `tgwatch demo --seconds N` in a temporary folder of its own: what it leaves there.

@@ -434,7 +434,7 @@ fn add_channel(
             title: title.to_owned(),
             username: username.map(str::to_owned),
             about: about.to_owned(),
-            date: unix_now(),
+            date: world.message_time(),
             subscribers: 0,
             // Telegram channels start their sequence at 1.
             pts: 1,
@@ -510,11 +510,12 @@ fn post(
     world.channels.get(channel_id)?;
     world.channels.last_order += 1;
     let order = world.channels.last_order;
+    let date = world.message_time();
     let channel = world.channels.get_mut(channel_id)?;
     let id = channel.next_message_id();
     let record = MessageRecord {
         id,
-        date: unix_now(),
+        date,
         order,
         text: text.to_owned(),
         media,
@@ -539,6 +540,7 @@ fn edit(
     message_id: i32,
     text: &str,
 ) -> Result<Delivery, SandboxError> {
+    let now = world.message_time();
     let channel = world.channels.get_mut(channel_id)?;
     let unknown = SandboxError::UnknownMessage {
         channel_id,
@@ -551,7 +553,7 @@ fn edit(
         .ok_or(unknown)?;
     record.text = text.to_owned();
     // Never before the post itself, even if the clock went back.
-    record.edit_date = Some(unix_now().max(record.date));
+    record.edit_date = Some(now.max(record.date));
     let message = channel
         .messages
         .get(&message_id)

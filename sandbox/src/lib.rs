@@ -75,7 +75,7 @@ pub use bot_api::BotApi;
 pub use channels::{MediaKind, Posted};
 pub use error::SandboxError;
 pub use sandbox::Sandbox;
-pub use world::{AccountId, Ban, Delivery, UserStatus};
+pub use world::{AccountId, Ban, Delivery, MessageClock, UserStatus};
 
 /// The DC every session points at. grammers connects to the home DC first, so all accounts live
 /// in DC 2 (as most real accounts do); the other DC options point at the sandbox as well, so a

@@ -15,6 +15,7 @@ use tokio::task::AbortHandle;
 use crate::connection;
 use crate::crypto::{ServerKey, random_key};
 use crate::error::SandboxError;
+use crate::world::MessageClock;
 use crate::world::{AccountId, Ban, Delivery, FloodWait, UserStatus, World};
 
 /// What the accept loop, every connection task and every handle share.
@@ -272,6 +273,13 @@ impl Sandbox {
     /// pushed in between. Returns how many connections were closed.
     pub fn drop_connections(&self, account: AccountId) -> Result<usize, SandboxError> {
         self.shared.world().drop_connections(account)
+    }
+
+    /// Dates channels, posts and edits by `clock` (Unix seconds) instead of the wall clock, for a
+    /// world played faster than real time (the demo's), so that they agree with the statuses its
+    /// players set. Protocol times (message ids, login token expiry) stay on the wall clock.
+    pub fn set_message_clock(&self, clock: MessageClock) {
+        self.shared.world().message_clock = Some(clock);
     }
 
     /// Cuts the account off the network (or reconnects it): its connections close and new ones

@@ -218,7 +218,13 @@ pub(crate) struct World {
     pub(crate) calls: HashMap<String, u64>,
     pub(crate) connections_accepted: u64,
     next_connection_id: u64,
+    /// Where the dates of channels, posts and edits come from: the wall clock unless a faster
+    /// world is played (see [`crate::Sandbox::set_message_clock`]).
+    pub(crate) message_clock: Option<MessageClock>,
 }
+
+/// Unix seconds, as a world played faster than real time counts them.
+pub type MessageClock = std::sync::Arc<dyn Fn() -> i32 + Send + Sync>;
 
 /// Unix time in seconds, as Telegram's `date` fields carry it.
 pub(crate) fn unix_now() -> i32 {
@@ -230,6 +236,13 @@ pub(crate) fn unix_now() -> i32 {
 }
 
 impl World {
+    /// Now, for the `date` of a channel, a post or an edit.
+    pub(crate) fn message_time(&self) -> i32 {
+        self.message_clock
+            .as_ref()
+            .map_or_else(unix_now, |clock| clock())
+    }
+
     pub(crate) fn add_user(
         &mut self,
         id: i64,

@@ -94,6 +94,7 @@ struct BoardItem {
 /// `GET /api/dashboard/board`: every tracked user with where they stand now, online first.
 async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let users = storage::tracked_users::active(&state.db).await?;
+    let now = state.clock.now();
     let mut items = Vec::with_capacity(users.len().min(BOARD_LIMIT));
     for user in users.into_iter().take(BOARD_LIMIT) {
         let newest = storage::observations::newest_of(&state.db, user.id).await?;
@@ -110,7 +111,9 @@ async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         ]
         .into_iter()
         .flatten()
-        .max();
+        .max()
+        // An online status counts until its `expires`, which lies ahead: seen means by now.
+        .map(|seen| seen.min(now));
         items.push(BoardItem {
             id: user.id,
             username: user.username,

@@ -186,7 +186,8 @@ async fn current_qr(
         .build();
     Ok(QrView {
         url: token.url,
-        expires_at: token.expires,
+        // Telegram's expiry is wall time; shown on the service clock like every other time.
+        expires_at: state.clock.from_wall(token.expires),
         svg,
     })
 }

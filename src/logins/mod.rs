@@ -228,7 +228,7 @@ impl Logins {
         pending.stage = Stage::CodeSent(sent);
         let mut all = self.pending.lock().await;
         all.insert(account_id, pending);
-        Ok(status_of(all.get(&account_id), &account))
+        Ok(status_of(all.get(&account_id), &account, self.clock))
     }
 
     /// Refuses with 429 when this account or this client has too many recent failures.
@@ -615,7 +615,7 @@ impl Logins {
     pub async fn status(&self, account_id: Uuid) -> Result<LoginStatus, LoginsError> {
         let account = self.account(account_id).await?;
         let all = self.pending.lock().await;
-        Ok(status_of(all.get(&account_id), &account))
+        Ok(status_of(all.get(&account_id), &account, self.clock))
     }
 
     /// `POST .../session/reset`: forgets the session; the account must log in again.
@@ -703,7 +703,7 @@ pub async fn import_session(
     Ok(StoredSession::new(account.id, data, store.clone()))
 }
 
-fn status_of(pending: Option<&Pending>, account: &accounts::Model) -> LoginStatus {
+fn status_of(pending: Option<&Pending>, account: &accounts::Model, clock: Clock) -> LoginStatus {
     let mut status = LoginStatus {
         state: if account.is_authorized {
             "logged_in"
@@ -733,7 +733,8 @@ fn status_of(pending: Option<&Pending>, account: &accounts::Model) -> LoginStatu
                 "qr_expired"
             };
             status.qr_url = Some(token.url.clone());
-            status.qr_expires_at = Some(token.expires);
+            // Telegram's expiry is wall time; shown on the service clock like every other time.
+            status.qr_expires_at = Some(clock.from_wall(token.expires));
         }
         Some(Stage::QrExpired) => status.state = "qr_expired",
         None => {}
