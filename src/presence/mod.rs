@@ -180,14 +180,7 @@ impl Observation {
         }
     }
 
-    fn order_key(
-        &self,
-    ) -> (
-        DateTime<Utc>,
-        u8,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    ) {
+    fn order_key(&self) -> OrderKey {
         let rank = match self.status {
             Status::Online { .. } => 0,
             Status::Offline { .. } => 1,
@@ -204,6 +197,14 @@ impl Observation {
         )
     }
 }
+
+/// Time, rank of the status at one instant, `expires`, `was_online`.
+type OrderKey = (
+    DateTime<Utc>,
+    u8,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
 
 impl Ord for Observation {
     fn cmp(&self, other: &Observation) -> std::cmp::Ordering {
