@@ -51,6 +51,10 @@ pub enum BenchError {
     Sandbox(#[from] tgwatch_sandbox::SandboxError),
     #[error("temporary directory: {0}")]
     TempDir(#[from] std::io::Error),
+    #[error(transparent)]
+    Observation(#[from] crate::actors::messages::ManualObservationError),
+    #[error("the stored sessions differ from a fold of the whole history")]
+    Diverged,
 }
 
 pub struct PresenceReport {
@@ -530,12 +534,6 @@ pub async fn webhooks(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     samples.sort_by(f64::total_cmp);
-    let percentile = |p: f64| {
-        samples
-            .get(((samples.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
     Ok(WebhookReport {
         database: if url.starts_with("sqlite") {
             "SQLite".into()
@@ -546,9 +544,17 @@ pub async fn webhooks(
         burst_seconds,
         paced_rate,
         paced_events,
-        latency_ms_p50: percentile(0.5),
-        latency_ms_p99: percentile(0.99),
+        latency_ms_p50: percentile(&samples, 0.5),
+        latency_ms_p99: percentile(&samples, 0.99),
     })
+}
+
+/// The `p` quantile (0.0 ..= 1.0) of `sorted` samples; NaN without samples.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p) as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
 }
 
 /// Channel monitoring through real MTProto: posts made in the sandbox, pushed to the accounts
@@ -743,4 +749,210 @@ pub async fn websocket(
     interval_ms: u64,
 ) -> Result<crate::live::loadtest::LoadReport, crate::live::loadtest::LoadError> {
     crate::live::loadtest::run(clients, seconds, interval_ms).await
+}
+
+/// `tgwatch bench late-observation`: what one out-of-order observation costs when the user's
+/// history is long.
+pub struct LateObservationReport {
+    pub database: String,
+    pub history: usize,
+    pub sessions: usize,
+    pub late: usize,
+    pub ms_p50: f64,
+    pub ms_p99: f64,
+    pub ms_max: f64,
+    pub full_fold_ms: f64,
+}
+
+impl fmt::Display for LateObservationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "late-observation benchmark on {}: one tracked user with {} observations ({} sessions) of history",
+            self.database, self.history, self.sessions
+        )?;
+        writeln!(
+            f,
+            "  {} late observations (each within the last {} hours of the history) through the target and storage actors: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms per observation (goal <= 5 ms)",
+            self.late, LATE_WITHIN_HOURS, self.ms_p50, self.ms_p99, self.ms_max
+        )?;
+        writeln!(
+            f,
+            "  the whole history loaded and folded once: {:.0} ms (the cost of folding everything again)",
+            self.full_fold_ms
+        )?;
+        write!(f, "  stored sessions equal a full fold of the history: yes")
+    }
+}
+
+/// Where the late observations of `bench late-observation` fall: a delayed push or a manual
+/// correction, not a rewrite of last year.
+const LATE_WITHIN_HOURS: i64 = 2;
+
+/// One tracked user with `history` observations (polls every 60-120 s, sessions of 5-60 min
+/// between breaks of 10 min to 8 h), written the way the storage actor writes them; then `late`
+/// out-of-order observations sent one at a time through the same path as a manual POST, each
+/// timed until its sessions are folded again. Finally the stored sessions are checked against a
+/// fold of the whole history.
+pub async fn late_observation(
+    database_url: Option<String>,
+    history: usize,
+    late: usize,
+) -> Result<LateObservationReport, BenchError> {
+    use crate::{
+        actors::messages::ManualObservation,
+        presence::sessions::{Applied, SessionChange, SessionFolder, fold},
+    };
+    use chrono::{DurationRound, TimeDelta};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    let dir = tempfile_dir()?;
+    let mut config = Config::default();
+    config.database.url = database_url
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    config.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.admin_token = Some(Secret::new(Uuid::new_v4().simple().to_string()));
+    // No poll during the measurement: only the late observations reach the target.
+    config.presence.poll_min_seconds = 86_400 * 365;
+    config.presence.poll_max_seconds = 86_400 * 365;
+    config.accounts = vec![AccountConfig {
+        label: "bench".into(),
+        phone: None,
+        api_id: None,
+        max_targets: 1,
+        max_channels: 1,
+    }];
+    let gap = config.presence.gap();
+    let database = if config.database.url.starts_with("sqlite") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let scenario = Scenario::generated(1, 7);
+    let users = scenario.users.clone();
+    let clock = Clock::real();
+    let connector: Arc<dyn TelegramConnector> = Arc::new(ScriptedTelegram::start(scenario, clock));
+    let app = Application::build_with(config, clock, connector).await?;
+    let tracking = app.tracking();
+    let db = tracking.db.clone();
+    insert_tracked_users(&db, &users).await?;
+    let tracked_user_id = rows_ids(&db)
+        .await?
+        .first()
+        .copied()
+        .ok_or(BenchError::Incomplete {
+            expected: 1,
+            stored: 0,
+        })?;
+
+    // The history, ending a minute ago, written in the storage actor's batches with the session
+    // changes the live fold made.
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut offsets = Vec::with_capacity(history);
+    let mut t = 0_i64;
+    for _ in 0..history {
+        t += rng.random_range(60..=120);
+        offsets.push(t);
+    }
+    let start = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .unwrap_or_else(|_| Utc::now())
+        - chrono::Duration::seconds(t + 60);
+    let at = |offset: i64| start + chrono::Duration::seconds(offset);
+    let (mut online_from, mut online_until) = (0_i64, rng.random_range(300..=3600));
+    let mut left_at = -3600;
+    let mut folder = SessionFolder::new(gap);
+    let mut sessions = 0;
+    for chunk in offsets.chunks(5000) {
+        let mut writes = PendingWrites::default();
+        for &offset in chunk {
+            while offset >= online_until {
+                left_at = online_until;
+                online_from = online_until + rng.random_range(600..=8 * 3600);
+                online_until = online_from + rng.random_range(300..=3600);
+            }
+            let status = if offset >= online_from {
+                Status::Online {
+                    expires: at(offset + 300),
+                }
+            } else {
+                Status::Offline {
+                    was_online: Some(at(left_at)),
+                }
+            };
+            let observation = Observation {
+                observed_at: at(offset),
+                status,
+            };
+            let changes = match folder.apply(observation) {
+                Applied::Changes(changes) => changes,
+                Applied::Duplicate | Applied::OutOfOrder => Vec::new(),
+            };
+            sessions += changes
+                .iter()
+                .filter(|change| matches!(change, SessionChange::Opened(_)))
+                .count();
+            writes.push(RecordObservation {
+                id: Uuid::now_v7(),
+                tracked_user_id,
+                account_id: None,
+                observation,
+                source: Source::Poll,
+                recorded_at: observation.observed_at,
+                sessions: changes.iter().map(|change| *change.session()).collect(),
+                events: Vec::new(),
+            });
+        }
+        storage::observations::write(&db, &writes).await?;
+    }
+
+    tracking.start_targets().await?;
+    let newest = t;
+    let mut samples = Vec::with_capacity(late);
+    for _ in 0..late {
+        let offset_ms = newest * 1000 - rng.random_range(1..LATE_WITHIN_HOURS * 3_600_000);
+        let observed_at = start + chrono::Duration::milliseconds(offset_ms);
+        let status = match rng.random_range(0..3) {
+            0 => Status::Online {
+                expires: observed_at + chrono::Duration::seconds(300),
+            },
+            1 => Status::Offline {
+                was_online: Some(observed_at - chrono::Duration::seconds(rng.random_range(0..600))),
+            },
+            _ => Status::Recently,
+        };
+        let started = std::time::Instant::now();
+        tracking
+            .supervisor
+            .send(ManualObservation {
+                tracked_user_id,
+                observation: Observation {
+                    observed_at,
+                    status,
+                },
+            })
+            .await
+            .map_err(crate::actors::messages::ManualObservationError::from)??;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    let started = std::time::Instant::now();
+    let whole = storage::observations::all_of(&db, tracked_user_id).await?;
+    let (expected, _) = fold(whole, gap);
+    let full_fold_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if storage::sessions::all_of(&db, tracked_user_id).await? != expected {
+        return Err(BenchError::Diverged);
+    }
+
+    samples.sort_by(f64::total_cmp);
+    Ok(LateObservationReport {
+        database: database.into(),
+        history,
+        sessions,
+        late,
+        ms_p50: percentile(&samples, 0.5),
+        ms_p99: percentile(&samples, 0.99),
+        ms_max: samples.last().copied().unwrap_or(f64::NAN),
+        full_fold_ms,
+    })
 }

@@ -174,6 +174,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Out-of-order observations of a user with a long history: time per observation until
+    /// its sessions are folded again.
+    LateObservation {
+        /// A PostgreSQL URL to measure on instead of a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Observations of history before the late ones arrive.
+        #[arg(long, default_value_t = 1_000_000)]
+        history: usize,
+        /// Late observations to send and time.
+        #[arg(long, default_value_t = 200)]
+        late: usize,
+    },
     /// WebSocket clients on /ws with the status tick: clients held, broadcast latency, memory
     /// per client (the service runs as a child process).
     Websocket {
@@ -422,6 +435,17 @@ async fn run(command: Command, demo_files: &mut Option<DemoFiles>) -> anyhow::Re
                 },
         } => {
             let report = bench::webhooks(database_url, burst, rate, seconds).await?;
+            println!("{report}");
+        }
+        Command::Bench {
+            what:
+                BenchCommand::LateObservation {
+                    database_url,
+                    history,
+                    late,
+                },
+        } => {
+            let report = bench::late_observation(database_url, history, late).await?;
             println!("{report}");
         }
         Command::Bench {

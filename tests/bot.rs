@@ -810,3 +810,69 @@ async fn digest_and_notification_switches() {
         .count();
     assert_eq!(digests, 1);
 }
+
+#[actix_web::test]
+async fn the_bot_notifies_once_per_session_across_two_sessions() {
+    // Two visits 600 s apart: far more than the gap (180 s) plus a poll interval (125 s), so
+    // two sessions, each seen online by several polls.
+    const TWO_VISITS: &str = r#"
+[[users]]
+id = 1001
+username = "alice_w"
+first_name = "Alice"
+online = [[1800, 2100], [2700, 3000]]
+"#;
+    const ONLINE: &str = "🟢 @alice_w is online (since ";
+    let t = spawn_bot(TWO_VISITS, |_| {}).await;
+    t.ask(1001, "/start").await;
+    assert!(
+        t.ask(1001, "/track @alice_w")
+            .await
+            .starts_with("Now tracking @alice_w.")
+    );
+    let notifications = |t: &BotTest| {
+        t.texts_to(1001)
+            .into_iter()
+            .filter(|text| text.starts_with(ONLINE))
+            .count()
+    };
+
+    t.wait_for_text(1001, ONLINE, Duration::from_secs(30)).await;
+    // Past her second visit and the gap that closes it.
+    t.wait_until_second(3000 + 180 + 130).await;
+    let (_, tracked) = t.get("/api/tracked-users?username=alice_w").await;
+    let alice = tracked["items"][0]["id"].as_str().unwrap().to_owned();
+    let sessions = t
+        .eventually(
+            &format!("/api/tracked-users/{alice}/sessions?hours=2"),
+            Duration::from_secs(30),
+            |body| {
+                body["sessions"]
+                    .as_array()
+                    .and_then(|s| s.last())
+                    .is_some_and(|last| last["ended_at"].is_string())
+            },
+        )
+        .await;
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        2,
+        "{sessions}"
+    );
+    t.bot
+        .wait_for(Duration::from_secs(30), |sent| {
+            sent.iter()
+                .filter(|s| s.text.as_deref().is_some_and(|t| t.starts_with(ONLINE)))
+                .count()
+                >= 2
+        })
+        .await;
+    assert_eq!(notifications(&t), 2, "{:?}", t.texts_to(1001));
+    // Every poll while she was online saw her online: more polls than notifications.
+    let (_, polls) = t
+        .get(&format!(
+            "/api/online-statuses?tracked_user_id={alice}&is_online=true"
+        ))
+        .await;
+    assert!(polls["items"].as_array().unwrap().len() >= 4, "{polls}");
+}

@@ -7,6 +7,8 @@ mod common;
 
 use std::time::Duration;
 
+use chrono::SubsecRound;
+
 use common::{SPEED, spawn_app, timestamp};
 use serde_json::{Value, json};
 
@@ -27,34 +29,55 @@ hidden = true
 
 #[actix_web::test]
 async fn polls_are_folded_into_sessions_by_the_gap_rule() {
-    let app = spawn_app(ALICE_AND_CAROL, |_| {}).await;
+    // Polls every 10-20 s (+1 s batch delay) see her return at most 21 s after it happens, and
+    // the gap is 400 s: the 30 s break stays inside a session and the 800 s one ends it unless
+    // the machine delays a poll by over 349 s of service time (580 ms of real time at 600x).
+    let app = spawn_app(ALICE_AND_CAROL, |config| {
+        config.presence.poll_min_seconds = 10;
+        config.presence.poll_max_seconds = 20;
+        config.presence.batch_delay_seconds = 1;
+        config.presence.gap_seconds = 400;
+    })
+    .await;
     let alice = app.track("@Alice_W").await;
 
-    // Past the second session and a full gap and poll after it.
-    app.wait_until_second(2700).await;
+    // The second session is closed by the first poll a full gap after it.
+    app.wait_until_second(2300 + 400).await;
     let path = format!("/api/tracked-users/{alice}/sessions?hours=2");
     let body = app
-        .eventually(&path, Duration::from_secs(5), |body| {
+        .eventually(&path, Duration::from_secs(60), |body| {
             body["sessions"]
                 .as_array()
-                .is_some_and(|s| s.len() == 2 && s[1]["ended_at"].is_string())
+                .is_some_and(|s| s.last().is_some_and(|last| last["ended_at"].is_string()))
         })
         .await;
     let sessions = body["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
 
-    // One session across the 30 s break, ending exactly when Telegram says she left.
+    // Each session starts at the first poll that saw her online, and ends exactly when Telegram
+    // says she left (one session across the 30 s break).
+    let (status, checks) = app
+        .get(&format!(
+            "/api/online-statuses?tracked_user_id={alice}&limit=1000"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let checks = checks["items"].as_array().expect("items");
+    let first_online_after = |second: i64| {
+        checks
+            .iter()
+            .filter(|c| c["status"] == "online")
+            .map(|c| timestamp(&c["observed_at"]))
+            .filter(|t| *t >= app.at(second))
+            .min()
+            .expect("an online poll")
+    };
     let first_start = timestamp(&sessions[0]["started_at"]);
-    assert!(
-        first_start >= app.at(0) && first_start <= app.at(130),
-        "{first_start}"
-    );
+    assert_eq!(first_start, first_online_after(0));
     assert_eq!(timestamp(&sessions[0]["ended_at"]), app.at(1200));
     assert_eq!(sessions[0]["is_open"], json!(false));
     let second_start = timestamp(&sessions[1]["started_at"]);
-    assert!(
-        second_start >= app.at(2000) && second_start <= app.at(2130),
-        "{second_start}"
-    );
+    assert_eq!(second_start, first_online_after(2000));
     assert_eq!(timestamp(&sessions[1]["ended_at"]), app.at(2300));
 
     // Statistics agree with the sessions.
@@ -91,13 +114,18 @@ async fn polls_are_folded_into_sessions_by_the_gap_rule() {
     let online = online["items"].as_array().expect("items");
     assert!(
         online.len() >= 8,
-        "at least one poll per 120 s while online: {}",
+        "polled again and again while online: {}",
         online.len()
     );
     assert!(
         online
             .iter()
             .all(|o| o["status"] == "online" && o["source"] == "poll")
+    );
+    assert_eq!(
+        online.len(),
+        checks.iter().filter(|c| c["status"] == "online").count(),
+        "the filter keeps every online observation"
     );
 }
 
@@ -109,7 +137,7 @@ async fn hidden_status_is_recorded_but_never_counted() {
     let body = app
         .eventually(
             &format!("/api/online-statuses?tracked_user_id={carol}"),
-            Duration::from_secs(5),
+            Duration::from_secs(30),
             |body| {
                 body["items"]
                     .as_array()
@@ -321,7 +349,7 @@ async fn untracking_keeps_history_and_purge_drops_it() {
     let alice = app.track("alice_w").await;
     app.wait_until_second(400).await;
     let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
-    app.eventually(&statuses, Duration::from_secs(5), |b| {
+    app.eventually(&statuses, Duration::from_secs(30), |b| {
         !b["items"].as_array().expect("items").is_empty()
     })
     .await;
@@ -330,22 +358,42 @@ async fn untracking_keeps_history_and_purge_drops_it() {
         app.delete(&format!("/api/tracked-users/{alice}")).await,
         204
     );
+    let untracked_at = app.clock.now();
     let (_, user) = app.get(&format!("/api/tracked-users/{alice}")).await;
     assert_eq!(user["is_active"], json!(false));
-    // Let buffered writes land, then polling must have stopped.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, before) = app.get(&statuses).await;
-    app.wait_until_second(800).await;
+    // A poll already on its way when she was untracked may still land, stamped within the
+    // batch delay (5 s); one more poll interval (120 s) of slack covers a slow machine. Polling
+    // that went on would show several polls in the 600 s after that.
+    let poll_max = chrono::Duration::seconds(120);
+    app.clock
+        .sleep_until(untracked_at + poll_max + chrono::Duration::seconds(600))
+        .await;
+    let observed_at = |body: &Value| -> Vec<chrono::DateTime<chrono::Utc>> {
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|c| timestamp(&c["observed_at"]))
+            .collect()
+    };
     let (_, after) = app.get(&statuses).await;
-    assert_eq!(before["items"], after["items"], "no polls after untracking");
+    let after = observed_at(&after);
     assert!(
-        !after["items"].as_array().expect("items").is_empty(),
-        "history kept"
+        after.iter().all(|t| *t <= untracked_at + poll_max),
+        "no polls after untracking at {untracked_at}: {after:?}"
     );
+    assert!(!after.is_empty(), "history kept");
 
-    // Tracking again keeps the same record and its history.
+    // Tracking again keeps the same record and its history, and polling resumes.
     let again = app.track("alice_w").await;
     assert_eq!(again, alice);
+    let tracked_again_at = app.clock.now();
+    app.eventually(&statuses, Duration::from_secs(30), |body| {
+        observed_at(body).iter().any(|t| *t > tracked_again_at)
+    })
+    .await;
+    let (_, user) = app.get(&format!("/api/tracked-users/{alice}")).await;
+    assert_eq!(user["is_active"], json!(true));
 
     assert_eq!(
         app.delete(&format!("/api/tracked-users/{alice}?purge=true"))
@@ -415,7 +463,7 @@ push = true
     let body = app
         .eventually(
             &format!("/api/online-statuses?tracked_user_id={dave}&limit=1000"),
-            Duration::from_secs(5),
+            Duration::from_secs(30),
             |body| {
                 body["items"].as_array().is_some_and(|items| {
                     items.iter().filter(|i| i["source"] == "push").count() >= 4
@@ -429,15 +477,170 @@ push = true
         .iter()
         .filter(|item| item["source"] == "push")
         .collect();
-    // Each change is seen when it happens, not at the next poll.
-    let first_online = pushes
-        .iter()
-        .find(|p| p["status"] == "online")
-        .expect("an online push");
-    let seen = timestamp(&first_online["observed_at"]);
+    // Each change is seen while it holds: her coming online during her first visit (300-420),
+    // her leaving before she is back (420-900). The bounds leave a busy machine 200 ms of real
+    // time at 600x to deliver a push.
+    let first = |status: &str, after: i64| {
+        pushes
+            .iter()
+            .filter(|p| p["status"] == status)
+            .map(|p| timestamp(&p["observed_at"]))
+            .filter(|t| *t >= app.at(after))
+            .min()
+            .unwrap_or_else(|| panic!("a push {status} after second {after}: {pushes:?}"))
+    };
+    let online = first("online", 300);
+    assert!(online < app.at(420), "{online} vs {}", app.at(300));
+    let offline = first("offline", 420);
+    assert!(offline < app.at(900), "{offline} vs {}", app.at(420));
+}
+
+/// A random history of one day, as POST bodies in time order: steps of 0 to 400 s (0: statuses
+/// of one instant), every kind of status, some exact repeats.
+fn random_history(
+    rng: &mut impl rand::Rng,
+    user: &str,
+    day: chrono::DateTime<chrono::Utc>,
+) -> Vec<Value> {
+    let at = |seconds: i64| (day + chrono::Duration::seconds(seconds)).to_rfc3339();
+    let mut t = 0;
+    let mut history: Vec<Value> = Vec::new();
+    for _ in 0..rng.random_range(5..30) {
+        if let Some(last) = history.last()
+            && rng.random_bool(0.05)
+        {
+            history.push(last.clone());
+            continue;
+        }
+        t += [0, 0, 1, 30, 60, 90, 120, 150, 200, 400][rng.random_range(0..10)];
+        history.push(match rng.random_range(0..10) {
+            0..=3 => json!({"tracked_user_id": user, "status": "online", "observed_at": at(t),
+                "expires_at": at(t + rng.random_range(0..300))}),
+            4..=6 => json!({"tracked_user_id": user, "status": "offline", "observed_at": at(t),
+                "was_online_at": at(t - rng.random_range(0..400))}),
+            7 => json!({"tracked_user_id": user, "status": "offline", "observed_at": at(t)}),
+            8 => json!({"tracked_user_id": user, "status": "recently", "observed_at": at(t)}),
+            _ => json!({"tracked_user_id": user, "status": "unknown", "observed_at": at(t)}),
+        });
+    }
+    history
+}
+
+#[actix_web::test]
+async fn sessions_from_late_observations_equal_a_full_fold_of_the_stored_history() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    use tgwatch::{presence::sessions::fold, storage};
+
+    let app = spawn_app(ALICE_AND_CAROL, |config| {
+        // Polls add nothing to this test (they would be folded as well).
+        config.presence.poll_min_seconds = 10_000_000;
+        config.presence.poll_max_seconds = 10_000_000;
+    })
+    .await;
+    let carol = app.track("carol_hidden").await;
+    let first_day = app.clock.now() - chrono::Duration::days(40);
+    let mut rng = StdRng::seed_from_u64(5);
+    for day in 0..30 {
+        let history = random_history(&mut rng, &carol, first_day + chrono::Duration::days(day));
+        // Mostly in order; now and then one arrives a few places late.
+        let mut arrivals = history.clone();
+        for _ in 0..rng.random_range(0..6) {
+            let from = rng.random_range(0..arrivals.len());
+            let to = from.saturating_sub(rng.random_range(0..8));
+            let moved = arrivals.remove(from);
+            arrivals.insert(to, moved);
+        }
+        // Now and then a day comes entirely after the next one.
+        if day % 7 == 3 {
+            let later_that_day =
+                first_day + chrono::Duration::days(day) + chrono::Duration::hours(12);
+            arrivals.splice(0..0, random_history(&mut rng, &carol, later_that_day));
+        }
+        for body in arrivals {
+            let (status, created) = app.post("/api/online-statuses", &body).await;
+            assert_eq!(status, 201, "{body}: {created}");
+        }
+    }
+
+    let db = storage::connect(&app.database_url, 1)
+        .await
+        .expect("database");
+    let carol = carol.parse().expect("uuid");
+    let history = storage::observations::all_of(&db, carol)
+        .await
+        .expect("history");
+    let (expected, _) = fold(history.clone(), chrono::Duration::seconds(180));
+    let stored = storage::sessions::all_of(&db, carol)
+        .await
+        .expect("sessions");
     assert!(
-        seen >= app.at(300) && seen <= app.at(305),
-        "{seen} vs {}",
-        app.at(300)
+        expected.len() >= 20,
+        "{} sessions: a history worth the name",
+        expected.len()
     );
+    assert_eq!(stored, expected, "history: {history:?}");
+}
+
+#[actix_web::test]
+async fn statistics_count_the_part_of_a_session_inside_the_window() {
+    let app = spawn_app(ALICE_AND_CAROL, |_| {}).await;
+    let carol = app.track("carol_hidden").await;
+    let base = app.clock.now().trunc_subsecs(0);
+    let at = |offset: i64| (base + chrono::Duration::seconds(offset)).to_rfc3339();
+    // One session from -3600 to -3300, closed by the hidden status a full gap later.
+    for body in [
+        json!({"tracked_user_id": carol, "status": "online", "observed_at": at(-3600), "expires_at": at(-3300)}),
+        json!({"tracked_user_id": carol, "status": "offline", "observed_at": at(-3200), "was_online_at": at(-3300)}),
+        json!({"tracked_user_id": carol, "status": "recently", "observed_at": at(-2000)}),
+    ] {
+        let (status, body) = app.post("/api/online-statuses", &body).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let stats = |from: i64, to: i64| {
+        let app = &app;
+        let carol = &carol;
+        async move {
+            let (status, body) = app
+                .get(&format!(
+                    "/api/tracked-users/{carol}/stats?from={}&to={}",
+                    urlencode(&at(from)),
+                    urlencode(&at(to))
+                ))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    // (window, seconds of the session inside it, first and last online moment inside it)
+    for (from, to, seconds, first, last) in [
+        (-3450, 0, 150, -3450, -3300),
+        (-4000, -3500, 100, -3600, -3500),
+        (-3500, -3400, 100, -3500, -3400),
+        (-7200, 0, 300, -3600, -3300),
+    ] {
+        let body = stats(from, to).await;
+        assert_eq!(body["session_count"], json!(1), "{from}..{to}: {body}");
+        assert_eq!(
+            body["online_seconds"],
+            json!(seconds),
+            "{from}..{to}: {body}"
+        );
+        assert_eq!(
+            body["longest_session_seconds"],
+            json!(seconds),
+            "{from}..{to}: {body}"
+        );
+        assert_eq!(
+            timestamp(&body["first_online"]),
+            base + chrono::Duration::seconds(first)
+        );
+        assert_eq!(
+            timestamp(&body["last_online"]),
+            base + chrono::Duration::seconds(last)
+        );
+    }
+    // A window that misses the session counts nothing.
+    let body = stats(-3200, 0).await;
+    assert_eq!(body["session_count"], json!(0), "{body}");
+    assert_eq!(body["online_seconds"], json!(0), "{body}");
 }

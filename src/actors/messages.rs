@@ -102,12 +102,14 @@ pub struct RecordObservation {
 #[rtype(result = "Result<(), StorageError>")]
 pub struct Flush;
 
-/// Fold a user's whole stored history again (after an out-of-order observation) and replace the
-/// stored sessions; answers with the folder to continue from.
+/// Fold a user's stored history again from the session an out-of-order observation falls into
+/// and replace the stored sessions from there on; answers with the folder to continue from.
 #[derive(Message)]
 #[rtype(result = "Result<SessionFolder, StorageError>")]
 pub struct RebuildSessions {
     pub tracked_user_id: Uuid,
+    /// The out-of-order observation (buffered for writing, not yet stored).
+    pub late: Observation,
 }
 
 /// Start (or restart with new settings) the actor of a tracked user.

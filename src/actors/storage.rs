@@ -157,7 +157,8 @@ impl Handler<RebuildSessions> for StorageActor {
             move |written, act, _ctx| {
                 async move {
                     written?;
-                    storage::sessions::rebuild(&db, rebuild.tracked_user_id, gap).await
+                    storage::sessions::refold_after(&db, rebuild.tracked_user_id, rebuild.late, gap)
+                        .await
                 }
                 .into_actor(act)
             },

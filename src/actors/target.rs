@@ -130,7 +130,8 @@ impl Handler<Observed> for TargetActor {
     // Atomic: while a rebuild runs, later observations wait for the rebuilt state.
     type Result = AtomicResponse<Self, Result<Uuid, StorageError>>;
 
-    fn handle(&mut self, observed: Observed, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, mut observed: Observed, _ctx: &mut Self::Context) -> Self::Result {
+        observed.observation = observed.observation.at_stored_precision();
         let gap = self.presence.gap();
         let folder = self.folder.get_or_insert_with(|| SessionFolder::new(gap));
         let previous = folder.last_observation().copied();
@@ -147,13 +148,17 @@ impl Handler<Observed> for TargetActor {
             }
             Applied::OutOfOrder => {
                 // History is being corrected, not happening now: no events.
+                let late = observed.observation;
                 let id = self.record(observed, None, Vec::new());
                 let storage = self.storage.clone();
                 let tracked_user_id = self.tracked_user_id;
                 AtomicResponse::new(Box::pin(
                     async move {
                         storage
-                            .send(RebuildSessions { tracked_user_id })
+                            .send(RebuildSessions {
+                                tracked_user_id,
+                                late,
+                            })
                             .await
                             .map_err(|_| StorageError::Unavailable)?
                     }

@@ -7,7 +7,7 @@ pub mod schedule;
 pub mod sessions;
 pub mod stats;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A user's status as Telegram reports it (grammers' `UserStatus`, flattened).
@@ -148,8 +148,72 @@ impl Source {
 }
 
 /// One observation of one user's status at one moment.
+///
+/// Observations are ordered the way the gap rule reads them: by time, and at the same instant
+/// `Online` first, then `Offline`, then the hidden statuses and `Unknown`, then by `expires` and
+/// `was_online`. Two statuses seen at the same instant are thus read in one fixed order whatever
+/// order they arrived in, and an offline status wins over an online one of the same instant (the
+/// user was online at that instant and left: the offline status says when). Only equal
+/// observations compare equal, so sorting puts duplicates next to each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observation {
     pub observed_at: DateTime<Utc>,
     pub status: Status,
+}
+
+impl Observation {
+    /// The observation with every timestamp cut to the microsecond, the precision the database
+    /// keeps: what is folded live must equal what is read back to fold again.
+    pub fn at_stored_precision(self) -> Observation {
+        let cut = |at: DateTime<Utc>| at.trunc_subsecs(6);
+        Observation {
+            observed_at: cut(self.observed_at),
+            status: match self.status {
+                Status::Online { expires } => Status::Online {
+                    expires: cut(expires),
+                },
+                Status::Offline { was_online } => Status::Offline {
+                    was_online: was_online.map(cut),
+                },
+                other => other,
+            },
+        }
+    }
+
+    fn order_key(&self) -> OrderKey {
+        let rank = match self.status {
+            Status::Online { .. } => 0,
+            Status::Offline { .. } => 1,
+            Status::Recently => 2,
+            Status::LastWeek => 3,
+            Status::LastMonth => 4,
+            Status::Unknown => 5,
+        };
+        (
+            self.observed_at,
+            rank,
+            self.status.expires(),
+            self.status.was_online(),
+        )
+    }
+}
+
+/// Time, rank of the status at one instant, `expires`, `was_online`.
+type OrderKey = (
+    DateTime<Utc>,
+    u8,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+impl Ord for Observation {
+    fn cmp(&self, other: &Observation) -> std::cmp::Ordering {
+        self.order_key().cmp(&other.order_key())
+    }
+}
+
+impl PartialOrd for Observation {
+    fn partial_cmp(&self, other: &Observation) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }

@@ -15,9 +15,20 @@
 //! A session ends at the last moment the user was known online, not at the poll that noticed.
 //! Closing is decided by observation time only (an observation at least `gap` after the last
 //! online moment), never by the wall clock, so that folding a user's whole history again gives
-//! exactly what the live fold gave. The live fold must see observations in time order;
-//! [`SessionFolder::apply`] says [`Applied::OutOfOrder`] otherwise, and the caller folds the
-//! stored history again with [`fold`].
+//! exactly what the live fold gave. The live fold must see observations in their order (by time;
+//! at the same instant in the fixed order of [`Observation`]'s `Ord`); [`SessionFolder::apply`]
+//! says [`Applied::OutOfOrder`] otherwise, and the caller folds again from a restart point.
+//!
+//! Restarting a fold. Call the first observation at or after a session's `started_at` its
+//! opener. The opener opens that session whatever the state before it: it either finds no open
+//! session or closes the one before (which is final from then on), and no earlier observation
+//! lies at or after `started_at`. So a fold can restart at any session's start from
+//! [`SessionFolder::restart`] (no open session, the newest observation and the newest online
+//! sighting before `started_at`) and gives, from there on, exactly the sessions of a fold of the
+//! whole history, as long as the opener is unchanged: a late observation must come after the
+//! opener of the session the fold restarts at. Before the first opener there is no session and
+//! no online sighting, so a late observation that precedes every opener restarts at its own time
+//! from the newest observation before it.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -126,6 +137,16 @@ impl SessionFolder {
         }
     }
 
+    /// The state at a restart point (see the module's documentation): no session open,
+    /// `before` the newest observation and `seen_online` the newest online sighting before it.
+    pub fn restart(
+        gap: Duration,
+        before: Option<Observation>,
+        seen_online: Option<DateTime<Utc>>,
+    ) -> SessionFolder {
+        SessionFolder::resume(gap, None, before, seen_online)
+    }
+
     /// The session that may still go on, if any.
     pub fn open_session(&self) -> Option<&Session> {
         self.open.as_ref()
@@ -138,7 +159,7 @@ impl SessionFolder {
     pub fn apply(&mut self, observation: Observation) -> Applied {
         let t = observation.observed_at;
         if let Some(last) = self.last_observation {
-            if t < last.observed_at {
+            if observation < last {
                 return Applied::OutOfOrder;
             }
             if last == observation {
@@ -235,9 +256,18 @@ impl SessionFolder {
 
 /// Folds a whole history (in any order, duplicates allowed) into sessions, oldest first, and
 /// returns the folder positioned after the newest observation so the live fold can go on from it.
-pub fn fold(mut observations: Vec<Observation>, gap: Duration) -> (Vec<Session>, SessionFolder) {
-    observations.sort_by_key(|observation| observation.observed_at);
-    let mut folder = SessionFolder::new(gap);
+pub fn fold(observations: Vec<Observation>, gap: Duration) -> (Vec<Session>, SessionFolder) {
+    fold_from(SessionFolder::new(gap), observations)
+}
+
+/// Folds `observations` (in any order, duplicates allowed, none before the folder's last one) on
+/// from `folder`: the sessions closed on the way and the one left open, oldest first, and the
+/// folder after them.
+pub fn fold_from(
+    mut folder: SessionFolder,
+    mut observations: Vec<Observation>,
+) -> (Vec<Session>, SessionFolder) {
+    observations.sort();
     let mut closed = Vec::new();
     for observation in observations {
         if let Applied::Changes(changes) = folder.apply(observation) {
@@ -457,5 +487,190 @@ mod tests {
                 SessionChange::Opened(open(500, 800)),
             ])
         );
+    }
+
+    #[test]
+    fn statuses_of_the_same_instant_are_read_offline_last_whatever_their_arrival() {
+        // Online and offline seen at the same instant: she was online then and left (at 95).
+        let online_at_100 = online(100, 400);
+        let offline_at_100 = offline(100, 95);
+        assert!(online_at_100 < offline_at_100);
+        let expected = vec![closed(0, 95)];
+        for arrival in [
+            vec![online(0, 60), online_at_100, offline_at_100, hidden(400)],
+            vec![online(0, 60), offline_at_100, online_at_100, hidden(400)],
+        ] {
+            assert_eq!(sessions_of(arrival.clone()), expected);
+            assert_eq!(live(&arrival), expected, "{arrival:?}");
+        }
+        // Live, the online status arriving second is late: the fold must restart.
+        let mut folder = SessionFolder::new(Duration::seconds(GAP));
+        folder.apply(online(0, 60));
+        folder.apply(offline_at_100);
+        assert_eq!(folder.apply(online_at_100), Applied::OutOfOrder);
+        // The same status twice at one instant is a duplicate; two online statuses of one
+        // instant are read by expiry, and a hidden status after either.
+        assert_eq!(folder.apply(offline_at_100), Applied::Duplicate);
+        assert!(online(100, 200) < online(100, 300));
+        assert!(offline(100, 99) < hidden(100));
+    }
+
+    /// The live path: observations applied as they arrive, the sessions kept by start as the
+    /// storage keeps them, and on an out-of-order observation everything folded again.
+    fn live(arrivals: &[Observation]) -> Vec<Session> {
+        let gap = Duration::seconds(GAP);
+        let mut folder = SessionFolder::new(gap);
+        let mut stored: std::collections::BTreeMap<DateTime<Utc>, Session> = Default::default();
+        let mut seen = Vec::new();
+        for observation in arrivals {
+            seen.push(*observation);
+            match folder.apply(*observation) {
+                Applied::Changes(changes) => {
+                    for change in changes {
+                        let session = *change.session();
+                        stored.insert(session.started_at, session);
+                    }
+                }
+                Applied::Duplicate => {}
+                Applied::OutOfOrder => {
+                    let (sessions, refolded) = fold(seen.clone(), gap);
+                    folder = refolded;
+                    stored = sessions.into_iter().map(|s| (s.started_at, s)).collect();
+                }
+            }
+        }
+        stored.into_values().collect()
+    }
+
+    /// A random history in time order: steps of 0 to 150 s (0: statuses of one instant), every
+    /// kind of status, expiries and `was_online` around the observation, some exact repeats.
+    fn random_history(rng: &mut impl rand::Rng, length: usize) -> Vec<Observation> {
+        let mut t = 0;
+        let mut history: Vec<Observation> = Vec::with_capacity(length);
+        while history.len() < length {
+            if let Some(last) = history.last()
+                && rng.random_bool(0.05)
+            {
+                history.push(*last);
+                continue;
+            }
+            t += [0, 0, 1, 30, 60, 90, 120, 150, 200, 400][rng.random_range(0..10)];
+            history.push(random_observation(rng, t));
+        }
+        history
+    }
+
+    fn random_observation(rng: &mut impl rand::Rng, t: i64) -> Observation {
+        let status = match rng.random_range(0..10) {
+            0..=3 => Status::Online {
+                expires: at(t + rng.random_range(0..300)),
+            },
+            4..=6 => Status::Offline {
+                was_online: Some(at(t - rng.random_range(0..400))),
+            },
+            7 => Status::Offline { was_online: None },
+            8 => Status::Recently,
+            _ => Status::Unknown,
+        };
+        Observation {
+            observed_at: at(t),
+            status,
+        }
+    }
+
+    #[test]
+    fn the_live_fold_equals_a_full_fold_of_the_same_history_in_any_arrival_order() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(20_261_205);
+        for case in 0..3000 {
+            let length = rng.random_range(1..60);
+            let history = random_history(&mut rng, length);
+            let expected = sessions_of(history.clone());
+            // Mostly in order, with late arrivals: each observation moved back a few places
+            // now and then, and statuses of one instant in either order.
+            let mut arrivals = history.clone();
+            for _ in 0..rng.random_range(0..6) {
+                let from = rng.random_range(0..arrivals.len());
+                let to = from.saturating_sub(rng.random_range(0..8));
+                let moved = arrivals.remove(from);
+                arrivals.insert(to, moved);
+            }
+            assert_eq!(
+                live(&arrivals),
+                expected,
+                "case {case}: history {history:?}, arrivals {arrivals:?}"
+            );
+        }
+    }
+
+    /// What the storage does for a late observation, on a history in memory: restart at the
+    /// newest session whose opener comes before it (or at the late observation itself), keep
+    /// the sessions before that point and fold the rest again.
+    fn refold_after(history: &[Observation], late: Observation) -> Vec<Session> {
+        let gap = Duration::seconds(GAP);
+        let old_sessions = sessions_of(history.to_vec());
+        let restart_at = old_sessions
+            .iter()
+            .rev()
+            .filter(|session| session.started_at < late.observed_at)
+            .map(|session| session.started_at)
+            .find(|&started_at| {
+                history
+                    .iter()
+                    .filter(|o| o.observed_at >= started_at)
+                    .min()
+                    .is_some_and(|opener| *opener < late)
+            });
+        let from = restart_at.unwrap_or(late.observed_at);
+        let all: Vec<Observation> = history.iter().copied().chain([late]).collect();
+        let before = all.iter().filter(|o| o.observed_at < from).max().copied();
+        let seen_online = all
+            .iter()
+            .filter(|o| o.observed_at < from && matches!(o.status, Status::Online { .. }))
+            .map(|o| o.observed_at)
+            .max();
+        let suffix = all
+            .iter()
+            .filter(|o| o.observed_at >= from)
+            .copied()
+            .collect();
+        let (refolded, _) = fold_from(SessionFolder::restart(gap, before, seen_online), suffix);
+        old_sessions
+            .into_iter()
+            .filter(|session| restart_at.is_some_and(|restart| session.started_at < restart))
+            .chain(refolded)
+            .collect()
+    }
+
+    #[test]
+    fn folding_again_from_the_session_a_late_observation_falls_into_equals_a_full_fold() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(7_000_007);
+        for case in 0..5000 {
+            let length = rng.random_range(0..60);
+            let history = random_history(&mut rng, length);
+            let end = history
+                .last()
+                .map_or(0, |o| (o.observed_at - at(0)).num_seconds());
+            // Anywhere in the history, often at an instant already observed, sometimes a repeat.
+            let late = match (rng.random_range(0..4), history.is_empty()) {
+                (0, false) => history[rng.random_range(0..history.len())],
+                (1, false) => {
+                    let t = history[rng.random_range(0..history.len())].observed_at;
+                    random_observation(&mut rng, (t - at(0)).num_seconds())
+                }
+                _ => {
+                    let t = rng.random_range(-100..end + 100);
+                    random_observation(&mut rng, t)
+                }
+            };
+            let mut with_late = history.clone();
+            with_late.push(late);
+            assert_eq!(
+                refold_after(&history, late),
+                sessions_of(with_late),
+                "case {case}: history {history:?}, late {late:?}"
+            );
+        }
     }
 }

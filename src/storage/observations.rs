@@ -157,6 +157,72 @@ pub async fn all_of(
         .collect()
 }
 
+/// A user's observations from `from` on, oldest first.
+pub async fn from(
+    db: &impl sea_orm::ConnectionTrait,
+    tracked_user_id: Uuid,
+    from: DateTime<Utc>,
+) -> Result<Vec<Observation>, StorageError> {
+    status_checks::Entity::find()
+        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
+        .filter(status_checks::Column::ObservedAt.gte(from))
+        .order_by_asc(status_checks::Column::ObservedAt)
+        .all(db)
+        .await
+        .doing("loading a user's recent observations")?
+        .iter()
+        .map(to_observation)
+        .collect()
+}
+
+/// A user's observations made at exactly `at`.
+pub async fn at(
+    db: &impl sea_orm::ConnectionTrait,
+    tracked_user_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Vec<Observation>, StorageError> {
+    status_checks::Entity::find()
+        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
+        .filter(status_checks::Column::ObservedAt.eq(at))
+        .all(db)
+        .await
+        .doing("loading observations of one instant")?
+        .iter()
+        .map(to_observation)
+        .collect()
+}
+
+/// A user's last observation (of `kind`, when given) in the order of the gap rule, among those
+/// made before `before` (when given): several may share the newest instant.
+pub async fn newest_before(
+    db: &impl sea_orm::ConnectionTrait,
+    tracked_user_id: Uuid,
+    before: Option<DateTime<Utc>>,
+    kind: Option<StatusKind>,
+) -> Result<Option<Observation>, StorageError> {
+    let mut newest = status_checks::Entity::find()
+        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id));
+    if let Some(before) = before {
+        newest = newest.filter(status_checks::Column::ObservedAt.lt(before));
+    }
+    if let Some(kind) = kind {
+        newest = newest.filter(status_checks::Column::Status.eq(kind.as_str()));
+    }
+    let Some(row) = newest
+        .order_by_desc(status_checks::Column::ObservedAt)
+        .one(db)
+        .await
+        .doing("loading the newest observation")?
+    else {
+        return Ok(None);
+    };
+    Ok(at(db, tracked_user_id, row.observed_at)
+        .await?
+        .into_iter()
+        .filter(|observation| kind.is_none_or(|kind| observation.status.kind() == kind))
+        .max())
+}
+
 #[derive(Default)]
 pub struct ObservationFilter {
     pub tracked_user_ids: Option<Vec<Uuid>>,

@@ -1,6 +1,6 @@
 //! `online_sessions`: what the gap rule made of the observations.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder,
@@ -13,8 +13,8 @@ use super::{
     observations,
 };
 use crate::presence::{
-    StatusKind,
-    sessions::{Session, SessionFolder, fold},
+    Observation, StatusKind,
+    sessions::{Session, SessionFolder, fold_from},
     stats::Window,
 };
 
@@ -48,45 +48,112 @@ pub async fn resume_folder(
     gap: Duration,
 ) -> Result<SessionFolder, StorageError> {
     let open = open_of(db, tracked_user_id).await?;
-    let newest = observations::newest_of(db, tracked_user_id).await?;
-    let newest_online = status_checks::Entity::find()
-        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
-        .filter(status_checks::Column::Status.eq(StatusKind::Online.as_str()))
-        .order_by_desc(status_checks::Column::ObservedAt)
-        .one(db)
-        .await
-        .doing("loading the newest online sighting")?;
+    let newest = observations::newest_before(db, tracked_user_id, None, None).await?;
+    let newest_online =
+        observations::newest_before(db, tracked_user_id, None, Some(StatusKind::Online)).await?;
     Ok(SessionFolder::resume(
         gap,
         open.as_ref().map(from_row),
-        newest
-            .as_ref()
-            .map(observations::to_observation)
-            .transpose()?,
-        newest_online.map(|row| row.observed_at),
+        newest,
+        newest_online.map(|online| online.observed_at),
     ))
 }
 
-/// Folds a user's whole history again and replaces the stored sessions with the result.
-pub async fn rebuild(
+/// Folds again what a late observation (already stored) can change, and replaces the stored
+/// sessions from the restart point on: the start of the newest session whose opener comes before
+/// `late` (see [`crate::presence::sessions`], "Restarting a fold"), or `late` itself when no
+/// opener does. The cost is bounded by the observations from that session on, not by the whole
+/// history. Answers with the folder to continue from.
+pub async fn refold_after(
     db: &DatabaseConnection,
     tracked_user_id: Uuid,
+    late: Observation,
     gap: Duration,
 ) -> Result<SessionFolder, StorageError> {
-    let txn = super::begin_write(db, "starting a session rebuild").await?;
-    let history = observations::all_of(&txn, tracked_user_id).await?;
-    let (sessions, folder) = fold(history, gap);
-    online_sessions::Entity::delete_many()
-        .filter(online_sessions::Column::TrackedUserId.eq(tracked_user_id))
+    let txn = super::begin_write(db, "starting a session refold").await?;
+    let restart_at = restart_point(&txn, tracked_user_id, &late).await?;
+    let from = restart_at.unwrap_or(late.observed_at);
+    let before = observations::newest_before(&txn, tracked_user_id, Some(from), None).await?;
+    let seen_online =
+        observations::newest_before(&txn, tracked_user_id, Some(from), Some(StatusKind::Online))
+            .await?
+            .map(|online| online.observed_at);
+    let suffix = observations::from(&txn, tracked_user_id, from).await?;
+    let (sessions, folder) = fold_from(SessionFolder::restart(gap, before, seen_online), suffix);
+
+    // Before the first opener every stored session came from what is folded again.
+    let mut stale = online_sessions::Entity::delete_many()
+        .filter(online_sessions::Column::TrackedUserId.eq(tracked_user_id));
+    if let Some(restart_at) = restart_at {
+        stale = stale.filter(online_sessions::Column::StartedAt.gte(restart_at));
+    }
+    stale
         .exec(&txn)
         .await
-        .doing("dropping sessions to rebuild")?;
-    online_sessions::Entity::insert_many(sessions.iter().map(|s| to_row(tracked_user_id, s)))
-        .exec_without_returning(&txn)
-        .await
-        .doing("writing rebuilt sessions")?;
-    txn.commit().await.doing("committing a session rebuild")?;
+        .doing("dropping sessions to fold again")?;
+    if !sessions.is_empty() {
+        online_sessions::Entity::insert_many(sessions.iter().map(|s| to_row(tracked_user_id, s)))
+            .exec_without_returning(&txn)
+            .await
+            .doing("writing sessions folded again")?;
+    }
+    txn.commit().await.doing("committing a session refold")?;
     Ok(folder)
+}
+
+/// The start of the newest session whose opener comes before `late`, if any.
+async fn restart_point(
+    db: &impl ConnectionTrait,
+    tracked_user_id: Uuid,
+    late: &Observation,
+) -> Result<Option<DateTime<Utc>>, StorageError> {
+    let mut bound = late.observed_at;
+    // At most two rounds: only the newest session before `late` can have its opener after it
+    // (a visit revealed by a later `was_online`).
+    loop {
+        let Some(session) = online_sessions::Entity::find()
+            .filter(online_sessions::Column::TrackedUserId.eq(tracked_user_id))
+            .filter(online_sessions::Column::StartedAt.lt(bound))
+            .order_by_desc(online_sessions::Column::StartedAt)
+            .one(db)
+            .await
+            .doing("loading a session to fold again from")?
+        else {
+            return Ok(None);
+        };
+        if opener_precedes(db, tracked_user_id, session.started_at, late).await? {
+            return Ok(Some(session.started_at));
+        }
+        bound = session.started_at;
+    }
+}
+
+/// Whether the first observation at or after `started_at`, `late` left out, comes before `late`.
+async fn opener_precedes(
+    db: &impl ConnectionTrait,
+    tracked_user_id: Uuid,
+    started_at: DateTime<Utc>,
+    late: &Observation,
+) -> Result<bool, StorageError> {
+    let first = status_checks::Entity::find()
+        .filter(status_checks::Column::TrackedUserId.eq(tracked_user_id))
+        .filter(status_checks::Column::ObservedAt.gte(started_at))
+        .order_by_asc(status_checks::Column::ObservedAt)
+        .one(db)
+        .await
+        .doing("loading the first observation of a session")?;
+    match first {
+        Some(first) if first.observed_at < late.observed_at => Ok(true),
+        Some(first) if first.observed_at == late.observed_at => {
+            // Same instant: the order of the gap rule decides, `late` itself left out once.
+            let mut same_instant = observations::at(db, tracked_user_id, late.observed_at).await?;
+            if let Some(index) = same_instant.iter().position(|o| o == late) {
+                same_instant.swap_remove(index);
+            }
+            Ok(same_instant.iter().any(|o| o < late))
+        }
+        _ => Ok(false),
+    }
 }
 
 /// The sessions of a user that overlap the window, oldest first.
@@ -103,6 +170,22 @@ pub async fn overlapping(
         .all(db)
         .await
         .doing("loading sessions")
+}
+
+/// Every session of a user, oldest first.
+pub async fn all_of(
+    db: &impl ConnectionTrait,
+    tracked_user_id: Uuid,
+) -> Result<Vec<Session>, StorageError> {
+    Ok(online_sessions::Entity::find()
+        .filter(online_sessions::Column::TrackedUserId.eq(tracked_user_id))
+        .order_by_asc(online_sessions::Column::StartedAt)
+        .all(db)
+        .await
+        .doing("loading sessions")?
+        .iter()
+        .map(from_row)
+        .collect())
 }
 
 /// The session still open for a user, if any.
