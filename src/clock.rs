@@ -25,15 +25,20 @@ impl Clock {
 
     /// Time that starts now and runs `speed` times faster than real time.
     pub fn fast(speed: f64) -> Clock {
-        Clock::starting_at(Utc::now(), speed)
+        let now = Utc::now();
+        Clock::new(now, now, speed)
     }
 
     /// Time that starts at `started_at` and runs `speed` times faster than real time.
     pub fn starting_at(started_at: DateTime<Utc>, speed: f64) -> Clock {
+        Clock::new(started_at, Utc::now(), speed)
+    }
+
+    fn new(started_at: DateTime<Utc>, started_wall: DateTime<Utc>, speed: f64) -> Clock {
         Clock {
             started_real: Instant::now(),
             started_at,
-            started_wall: Utc::now(),
+            started_wall,
             speed: if speed.is_finite() && speed > 0.0 {
                 speed
             } else {
@@ -59,11 +64,14 @@ impl Clock {
     /// (speed 1); on a fast clock, a wall-clock deadline from Telegram (a QR token's expiry) as
     /// the service shows it beside its own timestamps.
     pub fn from_wall(&self, wall: DateTime<Utc>) -> DateTime<Utc> {
-        let since_start = (wall - self.started_wall).as_seconds_f64() * self.speed;
-        let service = self.started_at
-            + chrono::Duration::from_std(Duration::from_secs_f64(since_start.abs()))
-                .map(|span| if since_start < 0.0 { -span } else { span })
-                .unwrap_or(chrono::TimeDelta::MAX);
+        // In nanoseconds, which f64 holds exactly for spans up to 104 days: speed 1 is exact.
+        let since_start = (wall - self.started_wall)
+            .num_nanoseconds()
+            .map_or(f64::MAX, |nanos| nanos as f64 * self.speed);
+        let service = self
+            .started_at
+            .checked_add_signed(chrono::Duration::nanoseconds(since_start.round() as i64))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         service.trunc_subsecs(6)
     }
 
