@@ -430,9 +430,9 @@ impl Application {
     }
 
     /// Serves until `stop` completes (or the server stops), then stops in order: no new HTTP or
-    /// WebSocket work (requests in flight finish), the observations and channel changes the
-    /// actors still buffer are written, and the database pool is closed on this runtime (a pool
-    /// dropped after the runtime has gone cannot close its connections).
+    /// WebSocket work (requests in flight finish), then the observations and channel changes the
+    /// actors still buffer are written. The pool stays open for the jobs and actors that run
+    /// until the process ends (closing it first turned their last rounds into errors).
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()>,
@@ -461,9 +461,6 @@ impl Application {
             Err(error) => {
                 tracing::error!(%error, "the channels actor is gone: changes it held are lost")
             }
-        }
-        if let Err(error) = self.channels.db.close_by_ref().await {
-            tracing::warn!(%error, "could not close the database pool");
         }
         tracing::info!("stopped");
         Ok(())

@@ -206,7 +206,11 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+                // actix-http logs every request line it cannot parse (one over 64 KiB, say) as
+                // an ERROR: anyone could fill the log without a token.
+                .unwrap_or_else(|_| {
+                    "info,sqlx=warn,sea_orm=warn,actix_http::h1::dispatcher=off".into()
+                }),
         )
         .init();
     let mut demo_files = None;

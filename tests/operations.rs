@@ -744,6 +744,37 @@ async fn every_answer_carries_a_request_id_and_errors_repeat_it() {
     assert_ne!(replaced, "forged\"} line");
     assert_eq!(replaced.len(), 32);
 
+    // Refused by a middleware before any handler (no token; a URI over the limit): the id is
+    // there too.
+    let refused = app
+        .client
+        .get(format!("{}/api/logs", app.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status().as_u16(), 401);
+    let header = refused.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["request_id"], header.as_str(), "{body}");
+
+    let long = app
+        .client
+        .get(format!("{}/api/logs?x={}", app.base, "a".repeat(40_000)))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(long.status().as_u16(), 414);
+    let header = long.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body: serde_json::Value = long.json().await.expect("json");
+    assert_eq!(body["error"]["request_id"], header.as_str(), "{body}");
+
     let ok = app
         .client
         .get(format!("{}/livez", app.base))

@@ -6,10 +6,13 @@
 use std::time::Instant;
 
 use actix_web::{
-    Error,
+    Error, HttpResponse, ResponseError,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{HeaderName, HeaderValue},
+    http::{
+        StatusCode,
+        header::{HeaderName, HeaderValue},
+    },
     middleware::Next,
 };
 use tracing::Instrument;
@@ -60,8 +63,8 @@ pub async fn middleware(
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
-            tracing::info!(parent: &span, %error, "request failed");
-            return Err(error);
+            tracing::info!(parent: &span, %error, "request refused");
+            return Err(Identified { error, id }.into());
         }
     };
     tracing::info!(
@@ -74,6 +77,34 @@ pub async fn middleware(
         response.headers_mut().insert(HEADER, value);
     }
     Ok(response)
+}
+
+/// An error from further in (a middleware's refusal: a 401, a 414), which the server renders
+/// after this middleware has returned: rendered with the request's id all the same.
+#[derive(Debug)]
+struct Identified {
+    error: Error,
+    id: String,
+}
+
+impl std::fmt::Display for Identified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl ResponseError for Identified {
+    fn status_code(&self) -> StatusCode {
+        self.error.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = REQUEST_ID.sync_scope(self.id.clone(), || self.error.error_response());
+        if let Ok(value) = HeaderValue::from_str(&self.id) {
+            response.headers_mut().insert(HEADER, value);
+        }
+        response
+    }
 }
 
 #[cfg(test)]
