@@ -1,7 +1,7 @@
 //! `tgwatch bench presence`: the presence pipeline measured on a fleet over the scripted
 //! Telegram, on a fresh SQLite file.
 //!
-//! Three figures, each against a goal of the foundation issue:
+//! Three figures, each with its goal:
 //! - Telegram calls per 100 polls (goal: at most 1): batching of due polls into `users.getUsers`.
 //! - observations written per second on SQLite (goal: at least 50,000): the storage path alone,
 //!   batches of 5,000 rows as the storage actor writes them.

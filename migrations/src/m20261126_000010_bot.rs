@@ -1,4 +1,4 @@
-//! The Telegram bot (issue 6; seed 002 `TelegramUser`, seed 000 notifications).
+//! The Telegram bot's tables (seed 002's `TelegramUser`, seed 000's notifications).
 //!
 //! - `telegram_users`: the people who talk to the bot: their Telegram id, names as last seen,
 //!   `role` (banned / user / vip / moderator / admin) and `permissions` (a JSON list of strings

@@ -2,7 +2,8 @@
 //!
 //! It is the only owner of actor addresses; the HTTP API asks it, never an actor directly. An
 //! account whose connection fails reconnects by itself with exponential backoff (see
-//! `AccountActor`); moving work off a banned account is the supervisor's job in the fleet issue.
+//! `AccountActor`); a lost account's channels and people move to healthy accounts through
+//! `Channels::on_account_lost` (see `app.rs`, `look_after_accounts`).
 
 use std::{collections::HashMap, sync::Arc};
 

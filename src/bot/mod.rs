@@ -1,4 +1,4 @@
-//! The Telegram bot (issue 6): commands over long polling, notifications from the event outbox,
+//! The Telegram bot: commands over long polling, notifications from the event outbox,
 //! a daily digest, roles.
 //!
 //! # Layout
