@@ -16,14 +16,16 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    app::load_vault,
+use tgwatch_core::{
     clock::Clock,
     config::Config,
-    logins::import_session,
-    storage::{self, entities::accounts},
-    telegram::stored_session::{PersistedSession, SessionStore, StoredSession},
     vault::{MASTER_KEY_ENV, MasterKey, Vault},
+};
+use tgwatch_service::app::load_vault;
+use tgwatch_store::{self as storage, entities::accounts};
+use tgwatch_telegram::{
+    logins::import_session,
+    stored_session::{PersistedSession, SessionStore, StoredSession},
 };
 
 /// How `tgwatch login` reaches the service.

@@ -5,13 +5,18 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tgwatch::{
-    app::{Application, shutdown_signal},
-    bench, cli,
+use tgwatch::cli;
+use tgwatch_bench as bench;
+use tgwatch_service::app::{Application, shutdown_signal};
+
+use tgwatch_core::{
     clock::Clock,
     config::{Config, config_folder},
-    demo::demo,
-    storage,
+};
+use tgwatch_store as storage;
+use tgwatch_testkit::{
+    demo::{self, demo},
+    scripted::{Scenario, ScriptedTelegram},
 };
 
 #[derive(Parser)]
@@ -232,7 +237,7 @@ fn main() -> anyhow::Result<()> {
                 println!("  {}", file.display());
             }
         } else {
-            tgwatch::demo::remove_files(&files);
+            demo::remove_files(&files);
         }
     }
     outcome
@@ -249,9 +254,9 @@ struct DemoFiles {
 fn load_checked(path: &std::path::Path) -> anyhow::Result<(Config, Vec<String>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    match tgwatch::reload::locate::check_text(&text, &config_folder(path)) {
+    match tgwatch_core::config::locate::check_text(&text, &config_folder(path)) {
         Ok(config) => {
-            let warnings = tgwatch::reload::locate::warnings(&text, &config)
+            let warnings = tgwatch_core::config::locate::warnings(&text, &config)
                 .iter()
                 .map(|warning| format!("{}: {warning}", path.display()))
                 .collect();
@@ -285,7 +290,7 @@ async fn run(command: Command, demo_files: &mut Option<DemoFiles>) -> anyhow::Re
             for warning in warnings {
                 tracing::warn!(%warning, "configuration warning");
             }
-            let app = Application::build(config).await?;
+            let app = build(config).await?;
             // config.toml is desired state: edits apply while the service runs.
             app.watch_config(&path);
             app.run_until_stopped().await?;
@@ -310,7 +315,7 @@ async fn run(command: Command, demo_files: &mut Option<DemoFiles>) -> anyhow::Re
                 .map(|token| token.expose().to_owned())
                 .unwrap_or_default();
             let database_path = demo.database_path.clone();
-            let (app, sandbox) = tgwatch::demo::start(demo, clock).await?;
+            let (app, sandbox) = demo::start(demo, clock).await?;
             let base = format!("http://{}:{}", bind.ip(), app.port());
             println!(
                 "\ntgwatch demo: {users} simulated people, 3 accounts over MTProto (sandbox Telegram at {sandbox}), clock x{speed}\n\
@@ -322,7 +327,7 @@ async fn run(command: Command, demo_files: &mut Option<DemoFiles>) -> anyhow::Re
                  curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/channels\n  \
                  curl -H 'Authorization: Bearer {token}' {base}/api/channels/<id>/messages\n",
-                users = tgwatch::demo::DEMO_USERS,
+                users = demo::DEMO_USERS,
                 db = database_path.display(),
                 sandbox = sandbox.addr(),
             );
@@ -465,4 +470,16 @@ async fn run(command: Command, demo_files: &mut Option<DemoFiles>) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// The service for `tgwatch run`: over real Telegram, or, when `telegram.scenario` names a
+/// scenario file, over the scripted Telegram that plays it.
+async fn build(config: Config) -> anyhow::Result<Application> {
+    if let Some(path) = &config.telegram.scenario {
+        let clock = Clock::fast(config.telegram.clock_speed);
+        let scenario = Scenario::load(std::path::Path::new(path))?;
+        let connector = ScriptedTelegram::start(scenario, clock);
+        return Ok(Application::build_with(config, clock, connector).await?);
+    }
+    Ok(Application::build(config).await?)
 }

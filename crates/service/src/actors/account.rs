@@ -1,0 +1,538 @@
+//! AccountActor: one Telegram account. Holds its connection, folds the polls that fall due into
+//! batched `users.getUsers` calls (up to `batch_size` users, waiting at most `batch_delay` for a
+//! batch to fill), pauses for FLOOD_WAIT, and forwards pushed status updates to the targets.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+};
+
+use actix::prelude::*;
+use backoff::{ExponentialBackoff, backoff::Backoff};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::{
+    channels::ChannelUpdate,
+    messages::{
+        AccountHealth, AttachTarget, ConnectionLost, DetachTarget, GetSession, Lookup, Loss,
+        Observed, PollDue, Pushed, Resolve,
+    },
+    target::TargetActor,
+};
+use tgwatch_core::{
+    clock::Clock,
+    config::{PresenceConfig, TelegramConfig},
+    presence::{Observation, Source, Status},
+};
+use tgwatch_store::{self as storage, LogLevel};
+use tgwatch_telegram::{
+    AccountIdentity, InputUser, TelegramConnector, TelegramError, TelegramSession, TelegramUser,
+    Update,
+};
+
+struct PendingPoll {
+    tracked_user_id: Uuid,
+    user: InputUser,
+    target: Addr<TargetActor>,
+}
+
+pub struct AccountActor {
+    pub account_id: Uuid,
+    pub identity: AccountIdentity,
+    pub connector: Arc<dyn TelegramConnector>,
+    pub db: DatabaseConnection,
+    pub clock: Clock,
+    pub presence: PresenceConfig,
+    pub reconnect: ExponentialBackoff,
+    session: Option<Arc<dyn TelegramSession>>,
+    pending: VecDeque<PendingPoll>,
+    pending_ids: HashSet<Uuid>,
+    flush_scheduled: bool,
+    /// Set by FLOOD_WAIT: no call to Telegram before then.
+    paused_until: Option<DateTime<Utc>>,
+    /// Set by a 401 answer: the account is not used again until it is started anew.
+    unusable: bool,
+    targets_by_telegram_id: HashMap<i64, Addr<TargetActor>>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Where health changes and channel updates go (the fleet's caretaker and the channels
+    /// actor); absent in setups without them.
+    health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+    channel_updates: Option<Recipient<ChannelUpdate>>,
+    /// When the connection failed lately, for the restart intensity limit.
+    restarts: VecDeque<chrono::DateTime<chrono::Utc>>,
+    restart_limit: usize,
+    restart_window: chrono::Duration,
+}
+
+impl AccountActor {
+    pub fn new(
+        account_id: Uuid,
+        identity: AccountIdentity,
+        connector: Arc<dyn TelegramConnector>,
+        db: DatabaseConnection,
+        clock: Clock,
+        presence: PresenceConfig,
+        telegram: &TelegramConfig,
+    ) -> AccountActor {
+        let reconnect = ExponentialBackoff {
+            initial_interval: std::time::Duration::from_secs(telegram.reconnect_min_seconds),
+            max_interval: std::time::Duration::from_secs(telegram.reconnect_max_seconds),
+            max_elapsed_time: None,
+            ..ExponentialBackoff::default()
+        };
+        AccountActor {
+            account_id,
+            identity,
+            connector,
+            db,
+            clock,
+            presence,
+            reconnect,
+            session: None,
+            pending: VecDeque::new(),
+            pending_ids: HashSet::new(),
+            flush_scheduled: false,
+            paused_until: None,
+            unusable: false,
+            targets_by_telegram_id: HashMap::new(),
+            metrics: Arc::default(),
+            health: None,
+            channel_updates: None,
+            restarts: VecDeque::new(),
+            restart_limit: telegram.restart_limit,
+            restart_window: chrono::Duration::seconds(
+                i64::try_from(telegram.restart_window_seconds).unwrap_or(i64::MAX),
+            ),
+        }
+    }
+
+    /// Health changes go to `health`, channel updates to `channel_updates`.
+    pub fn with_fleet_links(
+        mut self,
+        health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+        channel_updates: Option<Recipient<ChannelUpdate>>,
+    ) -> AccountActor {
+        self.health = health;
+        self.channel_updates = channel_updates;
+        self
+    }
+
+    fn tell_health(&self, health: AccountHealth) {
+        if let Some(sender) = &self.health {
+            // The receiver lives as long as the service; a send after shutdown is moot.
+            let _ = sender.send(health);
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> AccountActor {
+        self.metrics = metrics;
+        self
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let connector = self.connector.clone();
+        let identity = self.identity.clone();
+        ctx.wait(
+            async move { connector.connect(&identity).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(connection) => {
+                        act.reconnect.reset();
+                        act.session = Some(connection.session);
+                        tracing::info!(account = %act.identity.label, "connected to Telegram");
+                        act.note_status("active", None);
+                        act.tell_health(AccountHealth::Ready(act.account_id));
+                        let address = ctx.address();
+                        let mut updates = connection.updates;
+                        actix::spawn(async move {
+                            while let Some(update) = updates.recv().await {
+                                address.do_send(Pushed(update));
+                            }
+                            address.do_send(ConnectionLost);
+                        });
+                        act.schedule_flush(ctx, std::time::Duration::ZERO);
+                    }
+                    Err(error) => act.connection_failed(ctx, &error),
+                }),
+        );
+    }
+
+    fn connection_failed(&mut self, ctx: &mut Context<Self>, error: &TelegramError) {
+        self.session = None;
+        match error {
+            TelegramError::Unauthorized { reason } => {
+                self.mark_unusable(reason);
+                return;
+            }
+            TelegramError::NotLoggedIn => {
+                // Nothing to retry: a login restarts the account.
+                self.unusable = true;
+                self.pending.clear();
+                self.pending_ids.clear();
+                tracing::warn!(
+                    account = %self.identity.label,
+                    "account is not logged in; log it in with `tgwatch login` or POST /api/accounts/{{id}}/login/phone"
+                );
+                // Inactive, so that no work is given to it; a login makes it active again.
+                self.note_status(
+                    "inactive",
+                    Some("not logged in: use `tgwatch login` or the login endpoints".into()),
+                );
+                return;
+            }
+            _ => {}
+        }
+        let now = self.clock.now();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|at| *at <= now - self.restart_window)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() > self.restart_limit {
+            self.park();
+            return;
+        }
+        let wait = self
+            .reconnect
+            .next_backoff()
+            .unwrap_or(self.reconnect.max_interval);
+        tracing::warn!(account = %self.identity.label, %error, retry_in = ?wait, "Telegram connection failed");
+        self.metrics.reconnects.inc(&self.identity.label);
+        ctx.run_later(self.clock.real_duration(wait), |act, ctx| act.connect(ctx));
+    }
+
+    fn mark_unusable(&mut self, reason: &str) {
+        self.unusable = true;
+        self.pending.clear();
+        self.pending_ids.clear();
+        tracing::error!(account = %self.identity.label, reason, "account can no longer be used");
+        self.note_status("banned", Some(reason.to_owned()));
+        self.tell_health(AccountHealth::Lost {
+            account_id: self.account_id,
+            loss: Loss::Banned,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Too many restarts in the window: stop trying, so a broken account does not hammer
+    /// Telegram; its work moves elsewhere. An operator restarts it (PATCH status `active`).
+    fn park(&mut self) {
+        let reason = format!(
+            "parked after {} connection failures within {} s",
+            self.restarts.len(),
+            self.restart_window.num_seconds()
+        );
+        self.unusable = true;
+        self.pending.clear();
+        self.pending_ids.clear();
+        tracing::error!(account = %self.identity.label, reason, "restart intensity limit reached");
+        self.note_status("inactive", Some(reason.clone()));
+        self.tell_health(AccountHealth::Lost {
+            account_id: self.account_id,
+            loss: Loss::Parked,
+            reason,
+        });
+    }
+
+    /// Records the account's status and a log line, without holding up the actor.
+    fn note_status(&self, status: &'static str, reason: Option<String>) {
+        let db = self.db.clone();
+        let account_id = self.account_id;
+        let now = self.clock.now();
+        actix::spawn(async move {
+            if let Err(error) =
+                storage::accounts::set_status(&db, account_id, status, reason.clone(), now).await
+            {
+                tracing::error!(%account_id, %error, "cannot record account status");
+            }
+            if let Some(reason) = reason {
+                let level = if status == "banned" {
+                    LogLevel::Critical
+                } else {
+                    LogLevel::Warning
+                };
+                let message = format!("account is {status}: {reason}");
+                storage::logs::write(&db, level, &message, Some(account_id), None, now).await;
+            }
+        });
+    }
+
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>, after: std::time::Duration) {
+        if self.flush_scheduled {
+            return;
+        }
+        self.flush_scheduled = true;
+        ctx.run_later(self.clock.real_duration(after), |act, ctx| {
+            act.flush_scheduled = false;
+            act.flush(ctx);
+        });
+    }
+
+    /// Sends the pending polls as batched calls, one call at a time.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.unusable || self.pending.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        if let Some(until) = self.paused_until {
+            if now < until {
+                let wait = (until - now).to_std().unwrap_or_default();
+                self.schedule_flush(ctx, wait);
+                return;
+            }
+            self.paused_until = None;
+            self.note_status("active", None);
+        }
+        let Some(session) = self.session.clone() else {
+            return; // polled again once connected
+        };
+        let take = self.pending.len().min(self.presence.batch_size);
+        let batch: Vec<PendingPoll> = self.pending.drain(..take).collect();
+        for poll in &batch {
+            self.pending_ids.remove(&poll.tracked_user_id);
+        }
+        let inputs: Vec<InputUser> = batch.iter().map(|poll| poll.user).collect();
+        self.metrics.poll(inputs.len());
+        ctx.wait(
+            async move { session.get_users(&inputs).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    match result {
+                        Ok(users) => act.deliver(batch, users),
+                        Err(error) => act.poll_failed(ctx, batch, error),
+                    }
+                    if !act.pending.is_empty() && act.pending.len() >= act.presence.batch_size {
+                        act.flush(ctx);
+                    } else if !act.pending.is_empty() {
+                        act.schedule_flush(ctx, act.presence.batch_delay());
+                    }
+                }),
+        );
+    }
+
+    fn deliver(&mut self, batch: Vec<PendingPoll>, users: Vec<TelegramUser>) {
+        let observed_at = self.clock.now();
+        let statuses: HashMap<i64, Status> = users
+            .into_iter()
+            .map(|user| (user.id, user.status))
+            .collect();
+        for poll in batch {
+            // Telegram leaves out users it will not show us (deleted, bad access hash).
+            let status = statuses
+                .get(&poll.user.id)
+                .copied()
+                .unwrap_or(Status::Unknown);
+            poll.target.do_send(Observed {
+                observation: Observation {
+                    observed_at,
+                    status,
+                },
+                source: Source::Poll,
+                account_id: Some(self.account_id),
+            });
+        }
+        self.touch_last_active(observed_at);
+    }
+
+    fn touch_last_active(&self, at: DateTime<Utc>) {
+        let db = self.db.clone();
+        let account_id = self.account_id;
+        actix::spawn(async move {
+            if let Err(error) = storage::accounts::touch_last_active(&db, account_id, at).await {
+                tracing::warn!(%account_id, %error, "cannot record account activity");
+            }
+        });
+    }
+
+    fn poll_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        batch: Vec<PendingPoll>,
+        error: TelegramError,
+    ) {
+        match &error {
+            TelegramError::FloodWait { seconds } => {
+                let until = self.clock.now() + chrono::Duration::seconds(i64::from(*seconds));
+                self.paused_until = Some(until);
+                self.metrics.flood_wait(&self.identity.label, *seconds);
+                tracing::warn!(account = %self.identity.label, seconds, "FLOOD_WAIT: pausing the account");
+                self.note_status("limited", Some(format!("FLOOD_WAIT of {seconds} s")));
+            }
+            TelegramError::Unauthorized { reason } => {
+                self.mark_unusable(reason);
+                return;
+            }
+            TelegramError::Connection(_) | TelegramError::NotLoggedIn => {
+                self.connection_failed(ctx, &error)
+            }
+            TelegramError::Rpc { .. } => {
+                tracing::warn!(account = %self.identity.label, %error, "poll refused; retrying in the next batch");
+            }
+        }
+        // Nothing is lost: the polls go back to the front of the queue.
+        for poll in batch.into_iter().rev() {
+            if self.pending_ids.insert(poll.tracked_user_id) {
+                self.pending.push_front(poll);
+            }
+        }
+    }
+}
+
+impl Actor for AccountActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.connect(ctx);
+    }
+}
+
+impl Handler<PollDue> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, poll: PollDue, ctx: &mut Self::Context) {
+        if self.unusable || !self.pending_ids.insert(poll.tracked_user_id) {
+            return;
+        }
+        self.pending.push_back(PendingPoll {
+            tracked_user_id: poll.tracked_user_id,
+            user: poll.user,
+            target: poll.target,
+        });
+        if self.pending.len() >= self.presence.batch_size {
+            self.flush(ctx);
+        } else {
+            self.schedule_flush(ctx, self.presence.batch_delay());
+        }
+    }
+}
+
+impl Handler<AttachTarget> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, attach: AttachTarget, _ctx: &mut Self::Context) {
+        self.targets_by_telegram_id
+            .insert(attach.telegram_user_id, attach.target);
+    }
+}
+
+impl Handler<DetachTarget> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, detach: DetachTarget, _ctx: &mut Self::Context) {
+        self.targets_by_telegram_id.remove(&detach.telegram_user_id);
+    }
+}
+
+impl Handler<Pushed> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, Pushed(update): Pushed, ctx: &mut Self::Context) {
+        match update {
+            Update::UserStatus { user_id, status } => {
+                if let Some(target) = self.targets_by_telegram_id.get(&user_id) {
+                    target.do_send(Observed {
+                        observation: Observation {
+                            observed_at: self.clock.now(),
+                            status,
+                        },
+                        source: Source::Push,
+                        account_id: Some(self.account_id),
+                    });
+                }
+            }
+            Update::ChannelMessageNew(_)
+            | Update::ChannelMessageEdited(_)
+            | Update::ChannelMessagesDeleted { .. } => {
+                if let Some(channels) = &self.channel_updates {
+                    channels.do_send(ChannelUpdate {
+                        account_id: self.account_id,
+                        update,
+                    });
+                }
+            }
+            Update::Unauthorized { reason } => {
+                if self.session.is_some() && !self.unusable {
+                    self.connection_failed(ctx, &TelegramError::Unauthorized { reason });
+                }
+            }
+        }
+    }
+}
+
+impl Handler<ConnectionLost> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, _: ConnectionLost, ctx: &mut Self::Context) {
+        if self.session.is_some() && !self.unusable {
+            let error = TelegramError::Connection("update stream ended".into());
+            self.connection_failed(ctx, &error);
+        }
+    }
+}
+
+impl AccountActor {
+    /// The live session, if the account may make a call now.
+    fn usable_session(&self) -> Result<Arc<dyn TelegramSession>, TelegramError> {
+        if self.unusable {
+            return Err(TelegramError::Unauthorized {
+                reason: "the account is banned, revoked or not logged in".into(),
+            });
+        }
+        if let Some(wait) = self
+            .paused_until
+            .and_then(|until| (until - self.clock.now()).to_std().ok())
+        {
+            return Err(TelegramError::FloodWait {
+                seconds: wait.as_secs().max(1) as u32,
+            });
+        }
+        self.session
+            .clone()
+            .ok_or_else(|| TelegramError::Connection("the account is not connected yet".into()))
+    }
+}
+
+impl Handler<GetSession> for AccountActor {
+    type Result = Result<Arc<dyn TelegramSession>, TelegramError>;
+
+    fn handle(&mut self, _: GetSession, _ctx: &mut Self::Context) -> Self::Result {
+        self.usable_session()
+    }
+}
+
+impl Handler<Resolve> for AccountActor {
+    type Result = ResponseFuture<Result<Option<TelegramUser>, TelegramError>>;
+
+    fn handle(&mut self, Resolve(lookup): Resolve, _ctx: &mut Self::Context) -> Self::Result {
+        let session = self.usable_session();
+        let metrics = Arc::clone(&self.metrics);
+        Box::pin(async move {
+            let session = session?;
+            match lookup {
+                Lookup::Username(username) => {
+                    metrics.telegram_calls.inc(crate::metrics::RESOLVE_USERNAME);
+                    session.resolve_username(&username).await
+                }
+                Lookup::User(user) => {
+                    metrics.telegram_calls.inc(crate::metrics::GET_USERS);
+                    Ok(session.get_users(&[user]).await?.into_iter().next())
+                }
+            }
+        })
+    }
+}
+
+impl Handler<super::messages::IsConnected> for AccountActor {
+    type Result = bool;
+    fn handle(&mut self, _: super::messages::IsConnected, _ctx: &mut Self::Context) -> bool {
+        self.session.is_some() && !self.unusable
+    }
+}
+
+impl Handler<super::messages::SetPresence> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, update: super::messages::SetPresence, _ctx: &mut Self::Context) {
+        self.presence = update.0;
+    }
+}

@@ -1,0 +1,305 @@
+//! FleetSupervisor: starts and stops the account and target actors and routes requests to them.
+//!
+//! It is the only owner of actor addresses; the HTTP API asks it, never an actor directly. An
+//! account whose connection fails reconnects by itself with exponential backoff (see
+//! `AccountActor`); a lost account's channels and people move to healthy accounts through
+//! `Channels::on_account_lost` (see `app.rs`, `look_after_accounts`).
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::{
+    account::AccountActor,
+    channels::ChannelUpdate,
+    messages::{
+        AccountHealth, FleetSnapshot, GetSession, LookUpUser, ManualObservation,
+        ManualObservationError, Observed, Resolve, ResolveError, SessionOf, Snapshot, StartAccount,
+        StartTarget, StopAccount, StopActor, StopTarget,
+    },
+    storage::StorageActor,
+    target::TargetActor,
+};
+use tgwatch_core::{
+    clock::Clock,
+    config::{PresenceConfig, TelegramConfig},
+    events::TrackedUserRef,
+    presence::Source,
+};
+use tgwatch_telegram::{
+    AccountIdentity, InputUser, TelegramConnector, TelegramSession, TelegramUser,
+};
+
+pub struct FleetSupervisor {
+    pub db: DatabaseConnection,
+    pub clock: Clock,
+    pub presence: PresenceConfig,
+    pub telegram: TelegramConfig,
+    pub connector: Arc<dyn TelegramConnector>,
+    pub storage: Addr<StorageActor>,
+    accounts: HashMap<Uuid, Addr<AccountActor>>,
+    targets: HashMap<Uuid, Addr<TargetActor>>,
+    metrics: Arc<crate::metrics::Metrics>,
+    health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+    channel_updates: Option<Recipient<ChannelUpdate>>,
+}
+
+impl FleetSupervisor {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Clock,
+        presence: PresenceConfig,
+        telegram: TelegramConfig,
+        connector: Arc<dyn TelegramConnector>,
+        storage: Addr<StorageActor>,
+    ) -> FleetSupervisor {
+        FleetSupervisor {
+            db,
+            clock,
+            presence,
+            telegram,
+            connector,
+            storage,
+            accounts: HashMap::new(),
+            targets: HashMap::new(),
+            metrics: Arc::default(),
+            health: None,
+            channel_updates: None,
+        }
+    }
+
+    /// Account actors report their health to `health` and their channel updates to
+    /// `channel_updates`.
+    pub fn with_fleet_links(
+        mut self,
+        health: tokio::sync::mpsc::UnboundedSender<AccountHealth>,
+        channel_updates: Recipient<ChannelUpdate>,
+    ) -> FleetSupervisor {
+        self.health = Some(health);
+        self.channel_updates = Some(channel_updates);
+        self
+    }
+
+    /// Where the account actors count their Telegram calls, FLOOD_WAITs and reconnections.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> FleetSupervisor {
+        self.metrics = metrics;
+        self
+    }
+}
+
+impl Actor for FleetSupervisor {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartAccount> for FleetSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, StartAccount(account): StartAccount, _ctx: &mut Self::Context) {
+        if let Some(running) = self.accounts.remove(&account.id) {
+            running.do_send(StopActor);
+        }
+        if account.status == "banned" || account.status == "inactive" {
+            return;
+        }
+        let actor = AccountActor::new(
+            account.id,
+            AccountIdentity {
+                label: account.label.clone(),
+                phone: account.phone.clone(),
+            },
+            self.connector.clone(),
+            self.db.clone(),
+            self.clock,
+            self.presence.clone(),
+            &self.telegram,
+        )
+        .with_metrics(Arc::clone(&self.metrics))
+        .with_fleet_links(self.health.clone(), self.channel_updates.clone());
+        self.accounts.insert(account.id, actor.start());
+    }
+}
+
+impl Handler<StopAccount> for FleetSupervisor {
+    type Result = ();
+    fn handle(&mut self, StopAccount(id): StopAccount, _ctx: &mut Self::Context) {
+        if let Some(running) = self.accounts.remove(&id) {
+            running.do_send(StopActor);
+        }
+    }
+}
+
+impl Handler<StartTarget> for FleetSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, StartTarget(tracked): StartTarget, _ctx: &mut Self::Context) {
+        if let Some(running) = self.targets.remove(&tracked.id) {
+            running.do_send(StopActor);
+        }
+        if !tracked.is_active {
+            return;
+        }
+        let user = tracked.telegram_user_id.map(|id| InputUser {
+            id,
+            access_hash: tracked.access_hash.unwrap_or(0),
+        });
+        let actor = TargetActor {
+            tracked_user_id: tracked.id,
+            user,
+            account: tracked
+                .account_id
+                .and_then(|id| self.accounts.get(&id).cloned()),
+            storage: self.storage.clone(),
+            db: self.db.clone(),
+            clock: self.clock,
+            presence: self.presence.clone(),
+            folder: None,
+            user_ref: TrackedUserRef {
+                tracked_user_id: tracked.id,
+                telegram_user_id: tracked.telegram_user_id,
+                username: tracked.username.clone(),
+            },
+        };
+        self.targets.insert(tracked.id, actor.start());
+    }
+}
+
+impl Handler<StopTarget> for FleetSupervisor {
+    type Result = ();
+    fn handle(&mut self, StopTarget(id): StopTarget, _ctx: &mut Self::Context) {
+        if let Some(running) = self.targets.remove(&id) {
+            running.do_send(StopActor);
+        }
+    }
+}
+
+impl Handler<LookUpUser> for FleetSupervisor {
+    type Result = ResponseFuture<Result<TelegramUser, ResolveError>>;
+
+    fn handle(&mut self, request: LookUpUser, _ctx: &mut Self::Context) -> Self::Result {
+        let account = self.accounts.get(&request.account_id).cloned();
+        Box::pin(async move {
+            let account = account.ok_or(ResolveError::AccountNotRunning)?;
+            account
+                .send(Resolve(request.lookup.clone()))
+                .await??
+                .ok_or(ResolveError::NotFound(request.lookup))
+        })
+    }
+}
+
+/// The account's live Telegram session, through the supervisor, or why there is none.
+pub async fn account_session(
+    supervisor: &Addr<FleetSupervisor>,
+    account_id: Uuid,
+) -> Result<Arc<dyn TelegramSession>, ResolveError> {
+    supervisor.send(SessionOf(account_id)).await?
+}
+
+impl Handler<SessionOf> for FleetSupervisor {
+    type Result = ResponseFuture<Result<Arc<dyn TelegramSession>, ResolveError>>;
+
+    fn handle(
+        &mut self,
+        SessionOf(account_id): SessionOf,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let account = self.accounts.get(&account_id).cloned();
+        Box::pin(async move {
+            let account = account.ok_or(ResolveError::AccountNotRunning)?;
+            Ok(account.send(GetSession).await??)
+        })
+    }
+}
+
+impl Handler<ManualObservation> for FleetSupervisor {
+    type Result = ResponseFuture<Result<Uuid, ManualObservationError>>;
+
+    fn handle(&mut self, manual: ManualObservation, _ctx: &mut Self::Context) -> Self::Result {
+        let target = self.targets.get(&manual.tracked_user_id).cloned();
+        Box::pin(async move {
+            let target =
+                target.ok_or(ManualObservationError::NotTracked(manual.tracked_user_id))?;
+            let observed = Observed {
+                observation: manual.observation,
+                source: Source::Manual,
+                account_id: None,
+            };
+            Ok(target.send(observed).await??)
+        })
+    }
+}
+
+impl Handler<Snapshot> for FleetSupervisor {
+    type Result = MessageResult<Snapshot>;
+    fn handle(&mut self, _: Snapshot, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(FleetSnapshot {
+            accounts_running: self.accounts.values().filter(|a| a.connected()).count(),
+            targets_running: self.targets.values().filter(|t| t.connected()).count(),
+        })
+    }
+}
+
+impl Handler<StopActor> for AccountActor {
+    type Result = ();
+    fn handle(&mut self, _: StopActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<StopActor> for TargetActor {
+    type Result = ();
+    fn handle(&mut self, _: StopActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<super::messages::SetPresence> for FleetSupervisor {
+    type Result = ();
+    fn handle(&mut self, update: super::messages::SetPresence, _ctx: &mut Self::Context) {
+        self.presence = update.0.clone();
+        for account in self.accounts.values() {
+            account.do_send(update.clone());
+        }
+        for target in self.targets.values() {
+            target.do_send(update.clone());
+        }
+    }
+}
+
+impl Handler<super::messages::AccountLinks> for FleetSupervisor {
+    type Result = ResponseFuture<HashMap<Uuid, super::messages::AccountLink>>;
+
+    fn handle(
+        &mut self,
+        _: super::messages::AccountLinks,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        // An account busy in a Telegram call answers after it: wait a little, not for the call.
+        const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+        let accounts: Vec<(Uuid, Addr<AccountActor>)> = self
+            .accounts
+            .iter()
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        Box::pin(async move {
+            let asks = accounts.into_iter().map(|(id, addr)| async move {
+                let running = addr.connected();
+                let connected = match running {
+                    true => addr
+                        .send(super::messages::IsConnected)
+                        .timeout(ANSWER_WITHIN)
+                        .await
+                        .ok(),
+                    false => Some(false),
+                };
+                (id, super::messages::AccountLink { running, connected })
+            });
+            futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! TargetActor: one tracked user. Asks its account for a poll at random intervals, applies every
+//! observation to the gap rule, and hands the observation with its session changes to storage.
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::{
+    account::AccountActor,
+    messages::{AttachTarget, DetachTarget, Observed, PollDue, RebuildSessions, RecordObservation},
+    storage::StorageActor,
+};
+use tgwatch_core::{
+    clock::Clock,
+    config::PresenceConfig,
+    events::{TrackedUserRef, presence_events},
+    presence::{
+        Observation,
+        schedule::next_poll_interval,
+        sessions::{Applied, SessionChange, SessionFolder},
+    },
+};
+use tgwatch_store::observations::NewObservation;
+use tgwatch_store::{self as storage, StorageError};
+use tgwatch_telegram::InputUser;
+
+pub struct TargetActor {
+    pub tracked_user_id: Uuid,
+    /// Known once the username is resolved; without it there is nothing to poll.
+    pub user: Option<InputUser>,
+    pub account: Option<Addr<AccountActor>>,
+    pub storage: Addr<StorageActor>,
+    pub db: DatabaseConnection,
+    pub clock: Clock,
+    pub presence: PresenceConfig,
+    /// `None` until the stored state is loaded in `started`.
+    pub folder: Option<SessionFolder>,
+    /// Who events about this user name.
+    pub user_ref: TrackedUserRef,
+}
+
+impl TargetActor {
+    fn schedule_poll(&self, ctx: &mut Context<Self>, first: bool) {
+        let mut rng = rand::rng();
+        // The first poll of each target falls anywhere in [0, max] so that a fleet started at
+        // once does not poll in one burst.
+        let (min, max) = if first {
+            (std::time::Duration::ZERO, self.presence.poll_max())
+        } else {
+            (self.presence.poll_min(), self.presence.poll_max())
+        };
+        let wait = next_poll_interval(&mut rng, min, max);
+        ctx.run_later(self.clock.real_duration(wait), |act, ctx| {
+            if let (Some(account), Some(user)) = (&act.account, act.user) {
+                account.do_send(PollDue {
+                    tracked_user_id: act.tracked_user_id,
+                    user,
+                    target: ctx.address(),
+                });
+            }
+            act.schedule_poll(ctx, false);
+        });
+    }
+
+    fn record(
+        &mut self,
+        observed: Observed,
+        previous: Option<Observation>,
+        changes: Vec<SessionChange>,
+    ) -> Uuid {
+        let id = Uuid::now_v7();
+        let events = presence_events(
+            &self.user_ref,
+            previous.as_ref(),
+            &observed.observation,
+            &changes,
+        );
+        self.storage.do_send(RecordObservation(NewObservation {
+            id,
+            tracked_user_id: self.tracked_user_id,
+            account_id: observed.account_id,
+            observation: observed.observation,
+            source: observed.source,
+            recorded_at: self.clock.now(),
+            sessions: changes.iter().map(|change| *change.session()).collect(),
+            events,
+        }));
+        id
+    }
+}
+
+impl Actor for TargetActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let db = self.db.clone();
+        let id = self.tracked_user_id;
+        let gap = self.presence.gap();
+        // No observation is handled before the stored state is back.
+        ctx.wait(
+            async move { storage::sessions::resume_folder(&db, id, gap).await }
+                .into_actor(self)
+                .map(move |loaded, act, _ctx| match loaded {
+                    Ok(folder) => act.folder = Some(folder),
+                    Err(error) => {
+                        tracing::error!(tracked_user_id = %act.tracked_user_id, %error,
+                            "cannot load session state; starting from an empty one");
+                        act.folder = Some(SessionFolder::new(gap));
+                    }
+                }),
+        );
+        if let (Some(account), Some(user)) = (&self.account, self.user) {
+            account.do_send(AttachTarget {
+                telegram_user_id: user.id,
+                target: ctx.address(),
+            });
+        }
+        self.schedule_poll(ctx, true);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let (Some(account), Some(user)) = (&self.account, self.user) {
+            account.do_send(DetachTarget {
+                telegram_user_id: user.id,
+            });
+        }
+    }
+}
+
+impl Handler<Observed> for TargetActor {
+    // Atomic: while a rebuild runs, later observations wait for the rebuilt state.
+    type Result = AtomicResponse<Self, Result<Uuid, StorageError>>;
+
+    fn handle(&mut self, mut observed: Observed, _ctx: &mut Self::Context) -> Self::Result {
+        observed.observation = observed.observation.at_stored_precision();
+        let gap = self.presence.gap();
+        let folder = self.folder.get_or_insert_with(|| SessionFolder::new(gap));
+        let previous = folder.last_observation().copied();
+        let applied = folder.apply(observed.observation);
+        match applied {
+            Applied::Changes(changes) => {
+                let id = self.record(observed, previous, changes);
+                AtomicResponse::new(Box::pin(fut::ready(Ok(id))))
+            }
+            Applied::Duplicate => {
+                // Still a real observation to keep in the raw history.
+                let id = self.record(observed, None, Vec::new());
+                AtomicResponse::new(Box::pin(fut::ready(Ok(id))))
+            }
+            Applied::OutOfOrder => {
+                // History is being corrected, not happening now: no events.
+                let late = observed.observation;
+                let id = self.record(observed, None, Vec::new());
+                let storage = self.storage.clone();
+                let tracked_user_id = self.tracked_user_id;
+                AtomicResponse::new(Box::pin(
+                    async move {
+                        storage
+                            .send(RebuildSessions {
+                                tracked_user_id,
+                                late,
+                            })
+                            .await
+                            .map_err(|_| StorageError::Unavailable)?
+                    }
+                    .into_actor(self)
+                    .map(move |rebuilt, act, _ctx| {
+                        act.folder = Some(rebuilt?);
+                        tracing::info!(%tracked_user_id, "sessions folded again after a late observation");
+                        Ok(id)
+                    }),
+                ))
+            }
+        }
+    }
+}
+
+impl Handler<super::messages::SetPresence> for TargetActor {
+    type Result = ();
+    /// The next poll is scheduled with the new interval; the gap stays (it needs a restart).
+    fn handle(&mut self, update: super::messages::SetPresence, _ctx: &mut Self::Context) {
+        let gap_seconds = self.presence.gap_seconds;
+        self.presence = update.0;
+        self.presence.gap_seconds = gap_seconds;
+    }
+}

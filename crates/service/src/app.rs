@@ -1,0 +1,563 @@
+//! Wires the service together: database, actors, configuration items, HTTP server.
+
+use std::{
+    net::TcpListener,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use actix::prelude::*;
+use actix_web::{App, HttpServer, dev::Server, web};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    actors::{
+        channels::{ChannelsActor, FlushChannels},
+        messages::{AccountHealth, Flush},
+        storage::StorageActor,
+        supervisor::FleetSupervisor,
+    },
+    bot,
+    channels::Channels,
+    feed::Feed,
+    http,
+    jobs::Jobs,
+    metrics::Metrics,
+    reload::{
+        ConfigState, Reloader,
+        reconcile::{AccountsReconciler, ConfigReconciler, ReconcileContext},
+    },
+    tracking::{Tracking, TrackingError},
+    webhooks::{self, dispatcher::Wake},
+};
+use tgwatch_core::{
+    clock::Clock,
+    config::{Config, Secret, WebhooksConfig},
+    vault::{MASTER_KEY_ENV, Vault, VaultError},
+};
+use tgwatch_store::{self as storage, StorageError};
+use tgwatch_telegram::{
+    TelegramConnector,
+    grammers::GrammersConnector,
+    logins::{FreshSession, Logins},
+    stored_session::{SessionStore, StoredSession},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot build the webhook HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    #[error("starting the fleet: {0}")]
+    Fleet(#[from] TrackingError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Bot(#[from] bot::BotError),
+    #[error(transparent)]
+    Live(#[from] crate::live::LiveError),
+    #[error("`http.admin_token` is not set (use TGWATCH_HTTP__ADMIN_TOKEN)")]
+    NoAdminToken,
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What every HTTP handler can reach. Created once, outside `HttpServer::new`, so all workers
+/// share the same actors.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub supervisor: Addr<FleetSupervisor>,
+    pub storage: Addr<StorageActor>,
+    pub clock: Clock,
+    pub admin_token: Secret,
+    pub started: Instant,
+    pub webhooks: WebhooksConfig,
+    /// Wakes the webhook dispatcher (after a test event, a redelivery or a replay).
+    pub wake: Wake,
+    /// Logins, when the service talks MTProto (not with a scripted Telegram).
+    pub logins: Option<Arc<Logins>>,
+    /// `bot.admin_ids`: people who are admins whatever `telegram_users` says.
+    pub bot_admin_ids: Vec<i64>,
+    /// Channel monitoring.
+    pub channels: Channels,
+    /// Every event as it is stored, for live consumers.
+    pub feed: Feed,
+    /// Counters for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
+    /// `http.metrics_public`: `/metrics` without the admin token.
+    pub metrics_public: bool,
+    /// The configuration file's status for `GET /api/health`.
+    pub config: Arc<ConfigState>,
+    /// The live WebSocket's hub (`/ws`, the dashboard and the Mini App).
+    pub live: crate::live::Live,
+    /// Set when the clean stop begins: `GET /readyz` then answers 503.
+    pub stopping: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn tracking(&self) -> Tracking {
+        Tracking {
+            db: self.db.clone(),
+            supervisor: self.supervisor.clone(),
+        }
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    stopping: Arc<AtomicBool>,
+    storage: Addr<StorageActor>,
+    tracking: Tracking,
+    channels: Channels,
+    reloader: Reloader,
+}
+
+impl Application {
+    /// Builds the service over real Telegram (MTProto, the grammers adapter) with the sessions
+    /// stored in the database. Any other Telegram (the scripted one of `demo` and the tests)
+    /// comes in through [`Application::build_with`].
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let clock = Clock::fast(config.telegram.clock_speed);
+        let vault = Arc::new(load_vault(&config)?);
+        let fresh_session: FreshSession = Arc::new(grammers_session::SessionData::default);
+        Application::build_mtproto(config, clock, vault, fresh_session).await
+    }
+
+    /// Builds the service with a given clock and Telegram (tests and benchmarks keep a handle on
+    /// the scripted Telegram to count calls).
+    pub async fn build_with(
+        config: Config,
+        clock: Clock,
+        connector: Arc<dyn TelegramConnector>,
+    ) -> Result<Application, StartupError> {
+        Application::assemble(config, clock, Telegram::Connector(connector)).await
+    }
+
+    /// Builds the service over MTProto: the grammers adapter with every stored session, and
+    /// logins whose new sessions start from `fresh_session` (Telegram's DCs, or the sandbox's).
+    pub async fn build_mtproto(
+        config: Config,
+        clock: Clock,
+        vault: Arc<Vault>,
+        fresh_session: FreshSession,
+    ) -> Result<Application, StartupError> {
+        Application::assemble(
+            config,
+            clock,
+            Telegram::Mtproto {
+                vault,
+                fresh_session,
+            },
+        )
+        .await
+    }
+
+    async fn assemble(
+        config: Config,
+        clock: Clock,
+        telegram: Telegram,
+    ) -> Result<Application, StartupError> {
+        let admin_token = config
+            .http
+            .admin_token
+            .clone()
+            .ok_or(StartupError::NoAdminToken)?;
+        let db = storage::connect(&config.database.url, config.database.max_connections).await?;
+        storage::migrate(&db).await?;
+
+        let (connector, mtproto): (Arc<dyn TelegramConnector>, _) = match telegram {
+            Telegram::Connector(connector) => (connector, None),
+            Telegram::Mtproto {
+                vault,
+                fresh_session,
+            } => {
+                let grammers = Arc::new(
+                    GrammersConnector::new::<StoredSession>(
+                        config.telegram.api_id.unwrap_or(0),
+                        std::collections::HashMap::new(),
+                    )
+                    .with_watchdog_interval(
+                        std::time::Duration::from_secs_f64(
+                            config.telegram.watchdog_seconds.max(0.01),
+                        ),
+                    ),
+                );
+                register_stored_sessions(&db, &vault, clock, &grammers).await?;
+                (
+                    Arc::clone(&grammers) as Arc<dyn TelegramConnector>,
+                    Some((grammers, vault, fresh_session)),
+                )
+            }
+        };
+
+        let wake = Wake::default();
+        let metrics = Arc::new(Metrics::default());
+        let feed = Feed::default();
+        let storage = StorageActor::new(
+            db.clone(),
+            config.presence.gap(),
+            config.presence.flush_interval(),
+            wake.clone(),
+        )
+        .with_metrics(Arc::clone(&metrics))
+        .with_feed(feed.clone())
+        .start();
+        let channel_router = ChannelsActor::new(
+            db.clone(),
+            clock,
+            config.presence.flush_interval(),
+            wake.clone(),
+            feed.clone(),
+            storage::channels::monitored(&db).await?,
+        )
+        .with_metrics(Arc::clone(&metrics))
+        .start();
+        let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
+        let supervisor = FleetSupervisor::new(
+            db.clone(),
+            clock,
+            config.presence.clone(),
+            config.telegram.clone(),
+            connector,
+            storage.clone(),
+        )
+        .with_metrics(Arc::clone(&metrics))
+        .with_fleet_links(health_tx, channel_router.clone().recipient())
+        .start();
+        let tracking = Tracking {
+            db: db.clone(),
+            supervisor: supervisor.clone(),
+        };
+        let channels = Channels {
+            db: db.clone(),
+            supervisor: supervisor.clone(),
+            router: channel_router.clone(),
+            tracking: tracking.clone(),
+            clock,
+            wake: wake.clone(),
+            feed: feed.clone(),
+            adding: Arc::default(),
+        };
+        tokio::spawn(look_after_accounts(channels.clone(), health_rx));
+        let logins = mtproto.map(|(grammers, vault, fresh_session)| {
+            Logins::new(
+                db.clone(),
+                vault,
+                clock,
+                grammers,
+                Arc::new(tracking.clone()),
+                fresh_session,
+                config
+                    .telegram
+                    .api_hash
+                    .as_ref()
+                    .map(|hash| hash.expose().to_owned()),
+                config.logins.limits(),
+            )
+        });
+        // The accounts of the file exist before the fleet starts (start_all starts them).
+        let reconcile = ReconcileContext {
+            db: db.clone(),
+            tracking: tracking.clone(),
+            channels: channels.clone(),
+            clock,
+            live: false,
+            problems: Default::default(),
+        };
+        AccountsReconciler.reconcile(&reconcile, &config).await?;
+        // Endpoints first, so that no event is fanned out before its consumers exist.
+        webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
+        webhooks::dispatcher::spawn_with_metrics(
+            db.clone(),
+            clock,
+            config.webhooks.clone(),
+            wake.clone(),
+            Arc::clone(&metrics),
+        )
+        .map_err(StartupError::HttpClient)?;
+        tracking.start_all().await?;
+        // After the fleet: the bot's commands track and query through it.
+        let bot_started = bot::spawn(bot::BotDeps {
+            db: db.clone(),
+            clock,
+            tracking: tracking.clone(),
+            config: config.bot.clone(),
+            wake: wake.clone(),
+        })?;
+        if !bot_started {
+            tracing::info!("no bot.token: the Telegram bot is off");
+        }
+        // The whole file as desired state: tracked users (one Telegram call each to resolve,
+        // so in the background while the API answers), then the endpoints filtered by them.
+        // The same reconcilers run again after every edit of a watched file.
+        let reloader = Reloader::new(
+            ReconcileContext {
+                live: true,
+                ..reconcile
+            },
+            config.clone(),
+            supervisor.clone(),
+            Arc::clone(&metrics),
+        );
+        reloader.apply_at_start();
+        Jobs {
+            db: db.clone(),
+            clock,
+            supervisor: supervisor.clone(),
+            metrics: Arc::clone(&metrics),
+            config: reloader.running(),
+        }
+        .spawn();
+
+        let listener =
+            TcpListener::bind(config.http.bind).map_err(|source| StartupError::Bind {
+                address: config.http.bind,
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: config.http.bind,
+                source,
+            })?
+            .port();
+        let channels_for_callers = channels.clone();
+        let live = crate::live::Live::start(crate::live::LiveDeps {
+            config: config.live.clone(),
+            bot: config.bot.clone(),
+            admin_token: admin_token.clone(),
+            db: db.clone(),
+            clock,
+            feed: feed.clone(),
+            metrics: Arc::clone(&metrics),
+        })?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(AppState {
+            db,
+            supervisor,
+            storage: storage.clone(),
+            clock,
+            admin_token,
+            started: Instant::now(),
+            webhooks: config.webhooks.clone(),
+            wake,
+            logins,
+            bot_admin_ids: config.bot.admin_ids.clone(),
+            channels,
+            feed,
+            metrics,
+            metrics_public: config.http.metrics_public,
+            config: reloader.state(),
+            live,
+            stopping: stopping.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(http::refuse_long_uri))
+                // Outermost, so every answer (a 414 too) carries the request's id.
+                .wrap(actix_web::middleware::from_fn(http::request_id::middleware))
+                .app_data(state.clone())
+                .configure(http::routes)
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: config.http.bind,
+            source,
+        })?
+        .run();
+        tracing::info!(port, "admin API listening");
+        Ok(Application {
+            port,
+            server,
+            stopping,
+            storage,
+            tracking,
+            channels: channels_for_callers,
+            reloader,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Watches the configuration file at `path` (`tgwatch run --config PATH`) and applies every
+    /// edit while the service runs (see README, "Configuration: live reload"). The file is read
+    /// once at once: what differs from the configuration the service was built with applies.
+    pub fn watch_config(&self, path: impl Into<std::path::PathBuf>) {
+        self.reloader.watch(path.into());
+    }
+
+    /// Stops the HTTP server from outside (tests that restart the service).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The operations on the fleet, for callers inside the process (the benchmark).
+    pub fn tracking(&self) -> Tracking {
+        self.tracking.clone()
+    }
+
+    /// The operations on channels, for callers inside the process (the benchmark).
+    pub fn channels(&self) -> Channels {
+        self.channels.clone()
+    }
+
+    /// Serves until SIGTERM or SIGINT (or the server stops), then stops cleanly (see
+    /// [`Application::run_until`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes (or the server stops), then stops in order: no new HTTP or
+    /// WebSocket work (requests in flight finish), then the observations and channel changes the
+    /// actors still buffer are written. The pool stays open for the jobs and actors that run
+    /// until the process ends (closing it first turned their last rounds into errors).
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::select! {
+            result = server => result?,
+            () = stop => {
+                self.stopping.store(true, Ordering::Relaxed);
+                tracing::info!("shutting down: refusing new requests");
+                handle.stop(true).await;
+            }
+        }
+        tracing::info!("shutting down: writing buffered observations and channel changes");
+        match self.storage.send(Flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "could not write the last observations"),
+            Err(error) => {
+                tracing::error!(%error, "the storage actor is gone: observations it held are lost")
+            }
+        }
+        match self.channels.router.send(FlushChannels).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "could not write the last channel changes"),
+            Err(error) => {
+                tracing::error!(%error, "the channels actor is gone: changes it held are lost")
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on the first SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut terminate, mut interrupt) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+        (Err(error), _) | (_, Err(error)) => {
+            // Without signal handlers the default action (exit without a flush) stays:
+            // serve on rather than stop at once.
+            tracing::error!(%error, "cannot listen for SIGTERM/SIGINT");
+            return std::future::pending().await;
+        }
+    };
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stop requested");
+}
+
+/// Acts on what account actors report: a lost account's work moves to healthy accounts, a
+/// ready account takes the work that waited. One report at a time, in order, so that two
+/// reassignments never race for the same channel.
+async fn look_after_accounts(
+    channels: Channels,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<AccountHealth>,
+) {
+    while let Some(report) = reports.recv().await {
+        let outcome = match &report {
+            AccountHealth::Lost {
+                account_id,
+                loss,
+                reason,
+            } => channels.on_account_lost(*account_id, *loss, reason).await,
+            AccountHealth::Ready(account_id) => channels.on_account_ready(*account_id).await,
+        };
+        if let Err(error) = outcome {
+            tracing::error!(?report, %error, "could not move work after an account change");
+        }
+    }
+}
+
+/// Where the service's Telegram comes from.
+enum Telegram {
+    /// A ready connector (the scripted Telegram of the tests and benchmarks).
+    Connector(Arc<dyn TelegramConnector>),
+    /// MTProto with grammers: sessions from the database, logins.
+    Mtproto {
+        vault: Arc<Vault>,
+        fresh_session: FreshSession,
+    },
+}
+
+/// The master key of `[security]` (or `TGWATCH_MASTER_KEY`), as a vault.
+pub fn load_vault(config: &Config) -> Result<Vault, VaultError> {
+    let env_key = std::env::var(MASTER_KEY_ENV).ok();
+    Vault::load(
+        env_key.as_deref(),
+        std::path::Path::new(&config.security.master_key_file),
+    )
+}
+
+/// Hands every logged-in account's stored session to the connector. A session that cannot be
+/// opened (wrong master key, damaged row) is reported; its account stays logged out.
+async fn register_stored_sessions(
+    db: &DatabaseConnection,
+    vault: &Arc<Vault>,
+    clock: Clock,
+    connector: &GrammersConnector,
+) -> Result<(), StorageError> {
+    for account_id in storage::account_sessions::authorized_account_ids(db).await? {
+        let Some(account) = storage::accounts::get(db, account_id).await? else {
+            continue;
+        };
+        let store = SessionStore {
+            db: db.clone(),
+            vault: Arc::clone(vault),
+            clock,
+        };
+        match StoredSession::load(account_id, store).await {
+            Ok(Some(session)) => connector.register(account.label.clone(), Arc::new(session)),
+            Ok(None) => {}
+            Err(error) => {
+                let message = format!(
+                    "the session of account `{}` cannot be used: {error}",
+                    account.label
+                );
+                tracing::error!(account = %account.label, %error, "cannot load a stored session");
+                storage::logs::write(
+                    db,
+                    storage::LogLevel::Critical,
+                    &message,
+                    Some(account_id),
+                    None,
+                    clock.now(),
+                )
+                .await;
+            }
+        }
+    }
+    Ok(())
+}

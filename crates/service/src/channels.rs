@@ -1,0 +1,896 @@
+//! Channel monitoring: adding, changing and removing channels, and keeping each one watched by
+//! a healthy account.
+//!
+//! A channel is joined by the least-loaded usable account under its `max_channels` (or the one
+//! asked for), through that account's live session. When an account is lost (banned, revoked,
+//! parked after too many restarts), each of its channels moves to another account, which joins
+//! and then reads the history after the last stored message id, so no post of the gap is lost;
+//! with no account left the channel waits as `unassigned` (and an alert says so) until an
+//! account becomes ready again. The same happens to the lost account's tracked users.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    actors::{
+        channels::{CatchUp, ChannelsActor, Unwatch, Watch},
+        messages::{Loss, ResolveError},
+        supervisor::{self, FleetSupervisor},
+    },
+    tracking::{Tracking, TrackingError},
+    webhooks::dispatcher::Wake,
+};
+use tgwatch_core::{
+    assignment,
+    clock::Clock,
+    events::{Event, EventType},
+};
+use tgwatch_store::{
+    self as storage, LogLevel, StorageError,
+    channels::{AssignmentEnd, ChannelPatch, ChannelStatus, NewChannel},
+    entities::channels,
+    logs::LogLine,
+};
+use tgwatch_telegram::{
+    ChannelRef, ChannelRefError, ChatKind, InputChannel, TelegramChannel, TelegramError,
+    TelegramSession,
+};
+
+/// Messages read per `channel_history` call while catching up.
+const CATCH_UP_PAGE: usize = 500;
+/// Dialogs searched for a channel given by numeric id.
+const DIALOGS_SEARCHED: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("{0}")]
+    BadReference(#[from] ChannelRefError),
+    #[error(
+        "`channel` must be \"@name\", \"https://t.me/name\", \"https://t.me/+invitehash\" or a numeric channel id"
+    )]
+    BadInput,
+    #[error(
+        "channel {0} is not in any account's chats: a numeric id works only for a channel an account is already in; use @username or an invite link"
+    )]
+    UnknownId(i64),
+    #[error("the channel is already monitored")]
+    AlreadyMonitored(Box<channels::Model>),
+    #[error("no account can take another channel: {0}")]
+    NoAccountAvailable(String),
+    #[error("account {0} does not exist")]
+    UnknownAccount(Uuid),
+    #[error("account `{0}` cannot take channels: it is {1}")]
+    AccountUnusable(String, String),
+    #[error("Telegram refused the join: {0}")]
+    JoinFailed(TelegramError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tracking(#[from] TrackingError),
+}
+
+/// `POST /api/channels` and `[[channels]]`.
+#[derive(Clone, Debug)]
+pub struct AddChannel {
+    pub channel: ChannelInput,
+    pub account_id: Option<Uuid>,
+    pub tags: Vec<String>,
+}
+
+/// How a user names a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelInput {
+    Reference(ChannelRef),
+    /// A bare channel id: found among an account's dialogs.
+    Id(i64),
+}
+
+impl ChannelInput {
+    /// A JSON string (`@name`, a t.me link, an invite link, or digits) or a JSON number, which
+    /// reads as its digits would (a Bot API id `-100...` too).
+    pub fn from_json(value: &serde_json::Value) -> Result<ChannelInput, ChannelError> {
+        match value {
+            serde_json::Value::Number(number) => number
+                .as_i64()
+                .ok_or(ChannelError::BadInput)
+                .and_then(|id| ChannelInput::parse(&id.to_string())),
+            serde_json::Value::String(text) => ChannelInput::parse(text),
+            _ => Err(ChannelError::BadInput),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<ChannelInput, ChannelError> {
+        let trimmed = text.trim();
+        // Bot API style ids (-100...) are accepted too.
+        let digits = trimmed.strip_prefix("-100").unwrap_or(trimmed);
+        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            return digits
+                .parse()
+                .map(ChannelInput::Id)
+                .map_err(|_| ChannelError::BadInput);
+        }
+        Ok(ChannelInput::Reference(ChannelRef::parse(trimmed)?))
+    }
+}
+
+/// What [`Channels::add`] did.
+#[derive(Debug)]
+pub struct Added {
+    pub channel: channels::Model,
+    /// The channel had been removed and is monitored again as the same record.
+    pub rejoined: bool,
+}
+
+/// The operations on channels; cheap to clone.
+#[derive(Clone)]
+pub struct Channels {
+    pub db: DatabaseConnection,
+    pub supervisor: Addr<FleetSupervisor>,
+    pub router: Addr<ChannelsActor>,
+    pub tracking: Tracking,
+    pub clock: Clock,
+    pub wake: Wake,
+    /// Alerts go to the live feed too (the dashboard's WebSocket).
+    pub feed: crate::feed::Feed,
+    /// Held while a channel is added or joined again: two requests for the same channel at once
+    /// would both pass the "already monitored" check and both join; one at a time, the second
+    /// finds the first one's record.
+    pub adding: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// How a channel is named for a join by an account: its username or invite (access hashes are
+/// per account), else the stored id and access hash.
+fn reference_for(channel: &channels::Model) -> Option<ChannelRef> {
+    if let Some(username) = &channel.username
+        && let Ok(reference) = ChannelRef::parse(username)
+    {
+        return Some(reference);
+    }
+    if let Some(hash) = &channel.invite_hash
+        && let Ok(reference) = ChannelRef::parse(&format!("+{hash}"))
+    {
+        return Some(reference);
+    }
+    Some(ChannelRef::Id(InputChannel {
+        id: channel.telegram_channel_id?,
+        access_hash: channel.access_hash?,
+    }))
+}
+
+impl Channels {
+    async fn session(&self, account_id: Uuid) -> Result<Arc<dyn TelegramSession>, ChannelError> {
+        Ok(supervisor::account_session(&self.supervisor, account_id).await?)
+    }
+
+    /// The given account if it can take a channel, else the least-loaded one that can (never
+    /// one of `excluded`): [`assignment::choose`] by channels (`max_channels`).
+    async fn choose_account(
+        &self,
+        wanted: Option<Uuid>,
+        excluded: &[Uuid],
+    ) -> Result<Uuid, ChannelError> {
+        let accounts = storage::accounts::all(&self.db).await?;
+        let loads: Vec<assignment::Account> = accounts
+            .iter()
+            .map(|account| assignment::Account {
+                id: account.id,
+                label: &account.label,
+                status: &account.status,
+                status_reason: account.status_reason.as_deref(),
+                load: account.channels_count,
+                capacity: account.max_channels,
+            })
+            .collect();
+        assignment::choose(&loads, wanted, excluded, "max_channels").map_err(
+            |refusal| match refusal {
+                assignment::Refusal::Unknown(id) => ChannelError::UnknownAccount(id),
+                assignment::Refusal::Unusable { label, status } => {
+                    ChannelError::AccountUnusable(label, status)
+                }
+                assignment::Refusal::NoneAvailable(why) => ChannelError::NoAccountAvailable(why),
+            },
+        )
+    }
+
+    /// Adds a channel: joins it with an account and starts storing its messages. A channel that
+    /// was removed before is joined again as the same record (its messages and assignment
+    /// history kept).
+    pub async fn add(
+        &self,
+        request: AddChannel,
+        source: &'static str,
+    ) -> Result<Added, ChannelError> {
+        let _adding = self.adding.lock().await;
+        let now = self.clock.now();
+        let (username, invite_hash) = match &request.channel {
+            ChannelInput::Reference(ChannelRef::Username(name)) => {
+                (Some(name.as_str().to_owned()), None)
+            }
+            ChannelInput::Reference(ChannelRef::Invite(hash)) => {
+                (None, Some(hash.as_str().to_owned()))
+            }
+            _ => (None, None),
+        };
+        let telegram_id = match &request.channel {
+            ChannelInput::Id(id) => Some(*id),
+            ChannelInput::Reference(ChannelRef::Id(input)) => Some(input.id),
+            ChannelInput::Reference(_) => None,
+        };
+        if let Some(existing) = storage::channels::find_existing(
+            &self.db,
+            telegram_id,
+            username.as_deref(),
+            invite_hash.as_deref(),
+        )
+        .await?
+        {
+            return Err(ChannelError::AlreadyMonitored(Box::new(existing)));
+        }
+
+        let account_id = self.choose_account(request.account_id, &[]).await?;
+        let session = self.session(account_id).await?;
+        let reference = match request.channel {
+            ChannelInput::Reference(reference) => reference,
+            // A channel removed before is no longer among the account's chats: its stored
+            // name (or id and access hash) joins it again.
+            ChannelInput::Id(id) => match storage::channels::find_by_telegram_id(&self.db, id)
+                .await?
+                .and_then(|left| reference_for(&left))
+            {
+                Some(reference) => reference,
+                None => find_in_dialogs(session.as_ref(), id).await?,
+            },
+        };
+        let joined = session
+            .join_channel(&reference)
+            .await
+            .map_err(ChannelError::JoinFailed)?;
+        // The same channel under another name (its username and an invite link, say), or a
+        // channel that was removed and comes back.
+        let known = storage::channels::find_by_telegram_id(&self.db, joined.id).await?;
+        if let Some(existing) = &known
+            && existing.status != ChannelStatus::Left.as_str()
+        {
+            return Err(ChannelError::AlreadyMonitored(Box::new(existing.clone())));
+        }
+        let (joined, newest) = details(session.as_ref(), joined).await;
+        let new = NewChannel {
+            username,
+            invite_hash,
+            tags: request.tags,
+            source,
+        };
+        let (channel, rejoined) = match known {
+            Some(left) => (
+                storage::channels::rejoin(&self.db, left, new, &joined, account_id, newest, now)
+                    .await?,
+                true,
+            ),
+            None => match storage::channels::create_joined(
+                &self.db, new, &joined, account_id, newest, now,
+            )
+            .await
+            {
+                Ok(channel) => (channel, false),
+                // Stored meanwhile by another process on the same database.
+                Err(error) if error.unique_violation().is_some() => {
+                    let existing = storage::channels::find_by_telegram_id(&self.db, joined.id)
+                        .await?
+                        .ok_or(error)?;
+                    return Err(ChannelError::AlreadyMonitored(Box::new(existing)));
+                }
+                Err(error) => return Err(error.into()),
+            },
+        };
+        self.watch_joined(&channel, account_id, rejoined).await?;
+        Ok(Added { channel, rejoined })
+    }
+
+    /// Monitors again a channel that was removed: joined with `account_id` (or the least-loaded
+    /// account), the same record, its messages and assignment history kept.
+    pub async fn rejoin(
+        &self,
+        left: channels::Model,
+        account_id: Option<Uuid>,
+        source: &'static str,
+    ) -> Result<channels::Model, ChannelError> {
+        let _adding = self.adding.lock().await;
+        let now = self.clock.now();
+        let left = storage::channels::get(&self.db, left.id)
+            .await?
+            .unwrap_or(left);
+        if left.status != ChannelStatus::Left.as_str() {
+            // Joined again by another request meanwhile.
+            return Ok(left);
+        }
+        let account_id = self.choose_account(account_id, &[]).await?;
+        let session = self.session(account_id).await?;
+        let reference = reference_for(&left).ok_or(ChannelError::BadInput)?;
+        let joined = session
+            .join_channel(&reference)
+            .await
+            .map_err(ChannelError::JoinFailed)?;
+        let (joined, newest) = details(session.as_ref(), joined).await;
+        let new = NewChannel {
+            username: None,
+            invite_hash: None,
+            tags: Vec::new(),
+            source,
+        };
+        let channel =
+            storage::channels::rejoin(&self.db, left, new, &joined, account_id, newest, now)
+                .await?;
+        self.watch_joined(&channel, account_id, true).await?;
+        Ok(channel)
+    }
+
+    /// A channel just stored as joined: its messages are routed, its account's count follows,
+    /// and the log says so.
+    async fn watch_joined(
+        &self,
+        channel: &channels::Model,
+        account_id: Uuid,
+        rejoined: bool,
+    ) -> Result<(), ChannelError> {
+        self.router.do_send(Watch(channel.clone()));
+        storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        let again = if rejoined { " again" } else { "" };
+        LogLine::new(
+            LogLevel::Info,
+            format!("channel {} is monitored{again}", describe(channel)),
+        )
+        .account(account_id)
+        .channel(channel.id)
+        .source("channels")
+        .write(&self.db, self.clock.now())
+        .await;
+        Ok(())
+    }
+
+    /// Changes tags or the pause flag, or moves the channel to another account.
+    pub async fn update(
+        &self,
+        existing: channels::Model,
+        patch: ChannelPatch,
+    ) -> Result<channels::Model, ChannelError> {
+        let now = self.clock.now();
+        if let Some(account_id) = patch.account_id
+            && existing.account_id != Some(account_id)
+        {
+            let target = self.choose_account(Some(account_id), &[]).await?;
+            self.move_channel(
+                &existing,
+                target,
+                AssignmentEnd::Left,
+                "moved by an operator",
+            )
+            .await?;
+            if let Some(previous) = existing.account_id {
+                self.leave_quietly(previous, &existing).await;
+                storage::accounts::refresh_channels_count(&self.db, previous).await?;
+            }
+        }
+        let current = storage::channels::get(&self.db, existing.id)
+            .await?
+            .unwrap_or(existing);
+        let updated =
+            storage::channels::update_flags(&self.db, current, patch.tags, patch.is_active, now)
+                .await?;
+        self.router.do_send(Watch(updated.clone()));
+        Ok(updated)
+    }
+
+    /// Stops monitoring: the account leaves the channel; stored messages stay.
+    pub async fn remove(&self, existing: channels::Model) -> Result<(), ChannelError> {
+        if let Some(account_id) = existing.account_id {
+            self.leave_quietly(account_id, &existing).await;
+        }
+        storage::channels::set_unwatched(
+            &self.db,
+            existing.id,
+            ChannelStatus::Left,
+            AssignmentEnd::Left,
+            "removed from monitoring",
+            self.clock.now(),
+        )
+        .await?;
+        if let Some(telegram_channel_id) = existing.telegram_channel_id {
+            self.router.do_send(Unwatch {
+                telegram_channel_id,
+            });
+        }
+        if let Some(account_id) = existing.account_id {
+            storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn leave_quietly(&self, account_id: Uuid, channel: &channels::Model) {
+        let (Some(id), Some(access_hash)) = (channel.telegram_channel_id, channel.access_hash)
+        else {
+            return;
+        };
+        let left = match self.session(account_id).await {
+            Ok(session) => session
+                .leave_channel(InputChannel { id, access_hash })
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = left {
+            tracing::warn!(%account_id, channel_id = id, %error, "could not leave the channel; it stays joined");
+        }
+    }
+
+    /// Joins the channel with `account_id`, records the new assignment, and reads what was
+    /// posted since the last stored message.
+    async fn move_channel(
+        &self,
+        channel: &channels::Model,
+        account_id: Uuid,
+        end: AssignmentEnd,
+        reason: &str,
+    ) -> Result<usize, ChannelError> {
+        let session = self.session(account_id).await?;
+        let reference = reference_for(channel).ok_or(ChannelError::BadInput)?;
+        let joined = session
+            .join_channel(&reference)
+            .await
+            .map_err(ChannelError::JoinFailed)?;
+        storage::channels::reassign(
+            &self.db,
+            channel.id,
+            account_id,
+            &joined,
+            end,
+            reason,
+            self.clock.now(),
+        )
+        .await?;
+        storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        if let Some(updated) = storage::channels::get(&self.db, channel.id).await? {
+            self.router.do_send(Watch(updated));
+        }
+        self.catch_up(session.as_ref(), &joined, channel.last_message_id)
+            .await
+    }
+
+    /// Reads the history after `after_id` and hands it to the router (stored idempotently).
+    async fn catch_up(
+        &self,
+        session: &dyn TelegramSession,
+        channel: &TelegramChannel,
+        mut after_id: i32,
+    ) -> Result<usize, ChannelError> {
+        let mut total = 0;
+        loop {
+            let page = session
+                .channel_history(channel.input(), after_id, CATCH_UP_PAGE)
+                .await
+                .map_err(ChannelError::JoinFailed)?;
+            let count = page.len();
+            total += count;
+            if let Some(last) = page.last() {
+                after_id = last.id;
+            }
+            if !page.is_empty() {
+                self.router.do_send(CatchUp {
+                    telegram_channel_id: channel.id,
+                    messages: page,
+                });
+            }
+            if count < CATCH_UP_PAGE {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// An account can no longer be used: its channels and tracked users move to healthy
+    /// accounts, and an alert tells operators.
+    pub async fn on_account_lost(
+        &self,
+        account_id: Uuid,
+        loss: Loss,
+        reason: &str,
+    ) -> Result<(), ChannelError> {
+        let now = self.clock.now();
+        let label = storage::accounts::get(&self.db, account_id)
+            .await?
+            .map(|account| account.label)
+            .unwrap_or_else(|| account_id.to_string());
+        let (event_type, kind) = match loss {
+            Loss::Banned => (EventType::AccountBanned, "account_banned"),
+            Loss::Parked => (EventType::Alert, "restart_storm"),
+        };
+        self.alert(
+            event_type,
+            &format!("account {label} is lost: {reason}"),
+            json!({ "kind": kind, "account_id": account_id, "label": label, "reason": reason }),
+            Some(account_id),
+            None,
+        )
+        .await?;
+        for channel in storage::channels::of_account(&self.db, account_id).await? {
+            self.reassign(
+                &channel,
+                &[account_id],
+                &format!("account {label} lost: {reason}"),
+            )
+            .await?;
+        }
+        storage::accounts::refresh_channels_count(&self.db, account_id).await?;
+        self.tracking.reassign_from(account_id, now).await?;
+        Ok(())
+    }
+
+    /// Moves one channel to the least-loaded healthy account, or parks it as unassigned.
+    async fn reassign(
+        &self,
+        channel: &channels::Model,
+        excluded: &[Uuid],
+        reason: &str,
+    ) -> Result<(), ChannelError> {
+        let now = self.clock.now();
+        let mut excluded = excluded.to_vec();
+        loop {
+            let account_id = match self.choose_account(None, &excluded).await {
+                Ok(account_id) => account_id,
+                Err(ChannelError::NoAccountAvailable(_)) => {
+                    storage::channels::set_unwatched(
+                        &self.db,
+                        channel.id,
+                        ChannelStatus::Unassigned,
+                        AssignmentEnd::Reassigned,
+                        "no healthy account with room",
+                        now,
+                    )
+                    .await?;
+                    self.alert(
+                        EventType::Alert,
+                        &format!(
+                            "channel {} has no account: it waits until one is available",
+                            describe(channel)
+                        ),
+                        json!({ "kind": "channel_unassigned", "channel_id": channel.id }),
+                        None,
+                        Some(channel.id),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            };
+            match self
+                .move_channel(channel, account_id, AssignmentEnd::Reassigned, reason)
+                .await
+            {
+                Ok(caught_up) => {
+                    LogLine::new(
+                        LogLevel::Warning,
+                        format!(
+                            "channel {} reassigned ({reason}); {caught_up} messages read back",
+                            describe(channel)
+                        ),
+                    )
+                    .account(account_id)
+                    .channel(channel.id)
+                    .source("supervisor")
+                    .write(&self.db, now)
+                    .await;
+                    return Ok(());
+                }
+                Err(error @ (ChannelError::JoinFailed(_) | ChannelError::Resolve(_))) => {
+                    self.alert(
+                        EventType::Alert,
+                        &format!(
+                            "account could not join channel {}: {error}",
+                            describe(channel)
+                        ),
+                        json!({ "kind": "join_failed", "channel_id": channel.id, "account_id": account_id, "error": error.to_string() }),
+                        Some(account_id),
+                        Some(channel.id),
+                    )
+                    .await?;
+                    excluded.push(account_id);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// An account is connected and usable: unassigned channels and tracked users without an
+    /// account are given out again.
+    pub async fn on_account_ready(&self, _account_id: Uuid) -> Result<(), ChannelError> {
+        for channel in storage::channels::unassigned(&self.db).await? {
+            self.reassign(&channel, &[], "an account is available again")
+                .await?;
+        }
+        self.tracking.adopt_orphans(self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// A critical log line and an event (webhooks and the bot deliver it).
+    async fn alert(
+        &self,
+        event_type: EventType,
+        message: &str,
+        data: serde_json::Value,
+        account_id: Option<Uuid>,
+        channel_id: Option<Uuid>,
+    ) -> Result<(), StorageError> {
+        let now = self.clock.now();
+        tracing::error!(message, "alert");
+        let mut line = LogLine::new(LogLevel::Critical, message)
+            .source("supervisor")
+            .context(data.clone());
+        line.account_id = account_id;
+        line.channel_id = channel_id;
+        line.write(&self.db, now).await;
+        let mut data = data;
+        data["message"] = json!(message);
+        let mut event = Event::new(event_type, now, data);
+        event.channel_id = channel_id;
+        storage::webhooks::insert_events(&self.db, &[event.clone()]).await?;
+        self.wake.wake();
+        self.feed.publish(&event);
+        Ok(())
+    }
+}
+
+/// What Telegram says about a channel just joined (the join's answer when the details cannot be
+/// read), and its newest message id: messages after it are stored, and a later catch-up starts
+/// there.
+async fn details(session: &dyn TelegramSession, joined: TelegramChannel) -> (TelegramChannel, i32) {
+    let joined = match session.channel_info(joined.input()).await {
+        Ok(full) => full,
+        Err(error) => {
+            tracing::warn!(%error, channel_id = joined.id, "cannot read the channel's details");
+            joined
+        }
+    };
+    let newest = session
+        .chat_history(ChatKind::Channel.chat_id(joined.id), 0, 1)
+        .await
+        .ok()
+        .and_then(|messages| messages.first().map(|message| message.id))
+        .unwrap_or(0);
+    (joined, newest)
+}
+
+/// A numeric id is joined through the account's dialogs, where its access hash is.
+async fn find_in_dialogs(
+    session: &dyn TelegramSession,
+    channel_id: i64,
+) -> Result<ChannelRef, ChannelError> {
+    let dialogs = session
+        .dialogs(DIALOGS_SEARCHED)
+        .await
+        .map_err(ChannelError::JoinFailed)?;
+    dialogs
+        .iter()
+        .find(|dialog| dialog.kind == ChatKind::Channel && dialog.id == channel_id)
+        .and_then(|dialog| {
+            Some(ChannelRef::Id(InputChannel {
+                id: channel_id,
+                access_hash: dialog.access_hash?,
+            }))
+        })
+        .ok_or(ChannelError::UnknownId(channel_id))
+}
+
+/// How a channel is named in logs and alerts.
+pub fn describe(channel: &channels::Model) -> String {
+    match (
+        &channel.username,
+        &channel.title,
+        channel.telegram_channel_id,
+    ) {
+        (Some(username), _, _) => format!("@{username}"),
+        (None, Some(title), _) => format!("\"{title}\""),
+        (None, None, Some(id)) => format!("{id}"),
+        (None, None, None) => channel.id.to_string(),
+    }
+}
+
+/// What `[[channels]]` asks for, compared with the channels monitored: which to add, and which
+/// channels the file declared before but names no more (to remove). Pure.
+pub fn plan_channels<'a>(
+    declared: &'a [tgwatch_core::config::ChannelConfig],
+    monitored: &[channels::Model],
+) -> (Vec<&'a tgwatch_core::config::ChannelConfig>, Vec<Uuid>) {
+    use tgwatch_core::config::ChannelTarget;
+    let names = |channel: &channels::Model, target: &ChannelTarget| match target {
+        ChannelTarget::Id(id) => channel.telegram_channel_id == Some(*id),
+        ChannelTarget::Link(ChannelRef::Username(name)) => {
+            channel.username.as_deref() == Some(name.as_str())
+        }
+        ChannelTarget::Link(ChannelRef::Invite(hash)) => {
+            channel.invite_hash.as_deref() == Some(hash.as_str())
+        }
+        ChannelTarget::Link(ChannelRef::Id(input)) => channel.telegram_channel_id == Some(input.id),
+    };
+    let targets: Vec<(&tgwatch_core::config::ChannelConfig, ChannelTarget)> = declared
+        .iter()
+        .filter_map(|entry| entry.channel.target().ok().map(|target| (entry, target)))
+        .collect();
+    let to_add = targets
+        .iter()
+        .filter(|(_, target)| !monitored.iter().any(|channel| names(channel, target)))
+        .map(|(entry, _)| *entry)
+        .collect();
+    let to_remove = monitored
+        .iter()
+        .filter(|channel| channel.source == crate::reload::reconcile::FROM_CONFIG)
+        .filter(|channel| !targets.iter().any(|(_, target)| names(channel, target)))
+        .map(|channel| channel.id)
+        .collect();
+    (to_add, to_remove)
+}
+
+/// `[[channels]]` as desired state (see `reload::reconcile`): declared channels are joined,
+/// channels the file declared and no longer names are left; channels added through the API
+/// are never touched.
+pub struct ChannelsReconciler;
+
+/// How long a declared channel waits for an account to be connected (at start-up the accounts
+/// connect while the file is applied).
+const RECONCILE_JOIN_TRIES: u32 = 10;
+
+#[async_trait::async_trait(?Send)]
+impl crate::reload::reconcile::ConfigReconciler for ChannelsReconciler {
+    fn section(&self) -> &'static str {
+        "channels"
+    }
+
+    async fn reconcile(
+        &self,
+        ctx: &crate::reload::reconcile::ReconcileContext,
+        config: &tgwatch_core::config::Config,
+    ) -> Result<(), StorageError> {
+        if !ctx.live {
+            return Ok(());
+        }
+        let monitored: Vec<channels::Model> = storage::channels::monitored(&ctx.db)
+            .await?
+            .into_iter()
+            .filter(|channel| channel.status != ChannelStatus::Left.as_str())
+            .collect();
+        let (to_add, to_remove) = plan_channels(&config.channels, &monitored);
+        for entry in to_add {
+            let account_id = match &entry.account {
+                Some(label) => match storage::accounts::find_by_label(&ctx.db, label).await? {
+                    Some(account) => Some(account.id),
+                    None => {
+                        ctx.problem(&format!("config channel: no account labelled `{label}`"))
+                            .await;
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let channel = match entry.channel.target() {
+                Ok(tgwatch_core::config::ChannelTarget::Link(reference)) => {
+                    ChannelInput::Reference(reference)
+                }
+                Ok(tgwatch_core::config::ChannelTarget::Id(id)) => ChannelInput::Id(id),
+                Err(error) => {
+                    ctx.problem(&format!("config channel: {error}")).await;
+                    continue;
+                }
+            };
+            let request = AddChannel {
+                channel,
+                account_id,
+                tags: entry.tags.clone(),
+            };
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match ctx.channels.add(request.clone(), "config").await {
+                    Ok(added) => {
+                        tracing::info!(channel = %describe(&added.channel), rejoined = added.rejoined, "monitoring a channel from config.toml");
+                        break;
+                    }
+                    // Accounts are still connecting (start-up): wait a little.
+                    Err(ChannelError::Resolve(_) | ChannelError::NoAccountAvailable(_))
+                        if tries < RECONCILE_JOIN_TRIES =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(error) => {
+                        ctx.problem(&format!("config channel `{}`: {error}", entry.channel))
+                            .await;
+                        break;
+                    }
+                }
+            }
+        }
+        for id in to_remove {
+            if let Some(channel) = storage::channels::get(&ctx.db, id).await?
+                && let Err(error) = ctx.channels.remove(channel).await
+            {
+                ctx.problem(&format!("config channel removal: {error}"))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tgwatch_core::config::{ChannelConfig, ChannelName};
+
+    fn declared(name: &str) -> ChannelConfig {
+        ChannelConfig {
+            channel: ChannelName::Text(name.to_owned()),
+            account: None,
+            tags: Vec::new(),
+        }
+    }
+
+    fn monitored(username: Option<&str>, telegram_id: i64, source: &str) -> channels::Model {
+        let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        channels::Model {
+            id: Uuid::from_u128(telegram_id as u128),
+            telegram_channel_id: Some(telegram_id),
+            access_hash: Some(1),
+            username: username.map(str::to_owned),
+            invite_hash: None,
+            title: None,
+            about: None,
+            member_count: None,
+            tags: "[]".into(),
+            is_active: true,
+            status: "active".into(),
+            status_reason: None,
+            account_id: None,
+            last_message_id: 0,
+            last_event_at: None,
+            source: source.into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn declared_channels_not_monitored_are_added_and_file_channels_gone_from_it_are_removed() {
+        let file = [declared("@news_room"), declared("https://t.me/tech_feed")];
+        let rows = [
+            monitored(Some("tech_feed"), 2, "config"),
+            monitored(Some("old_one"), 3, "config"),
+            monitored(Some("by_hand"), 4, "api"),
+        ];
+        let (add, remove) = plan_channels(&file, &rows);
+        assert_eq!(add.len(), 1);
+        assert_eq!(add[0].channel, ChannelName::Text("@news_room".into()));
+        assert_eq!(
+            remove,
+            [Uuid::from_u128(3)],
+            "the API channel is never removed"
+        );
+    }
+
+    #[test]
+    fn channel_input_accepts_names_links_and_ids() {
+        assert_eq!(
+            ChannelInput::parse("-1001234").ok(),
+            Some(ChannelInput::Id(1234))
+        );
+        assert_eq!(ChannelInput::parse("987").ok(), Some(ChannelInput::Id(987)));
+        assert!(matches!(
+            ChannelInput::parse("https://t.me/+AbC_12"),
+            Ok(ChannelInput::Reference(ChannelRef::Invite(_)))
+        ));
+        assert!(ChannelInput::parse("no spaces allowed").is_err());
+        assert!(ChannelInput::from_json(&serde_json::json!(-3)).is_err());
+        assert!(ChannelInput::from_json(&serde_json::json!(null)).is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! Bearer-token check for the admin API.
+
+use actix_web::{
+    Error,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::StatusCode,
+    middleware::Next,
+    web,
+};
+
+use super::error::ApiError;
+use crate::app::AppState;
+use tgwatch_core::constant_time;
+
+/// Lets the request through only with `Authorization: Bearer <http.admin_token>`, or with
+/// `Authorization: tma <initData>` of a Telegram Mini App user whose role is admin (the dashboard
+/// opened in Telegram).
+pub async fn require_admin_token(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let mini_app = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| credentials(value, "tma"))
+        .map(str::to_owned);
+    if let Some(init_data) = mini_app {
+        let live = request
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.live.clone());
+        let who = match live {
+            Some(live) => live
+                .mini_app(&init_data, None)
+                .await
+                .map_err(ApiError::from)?,
+            None => {
+                return Err(
+                    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no state").into(),
+                );
+            }
+        };
+        if who.role != tgwatch_core::roles::Role::Admin {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the admin API needs the admin role",
+            )
+            .into());
+        }
+        return next.call(request).await;
+    }
+    let expected = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.admin_token.expose().as_bytes().to_vec())
+        .unwrap_or_default();
+    let presented = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| credentials(value, "bearer"))
+        .map(str::as_bytes);
+    match presented {
+        Some(token) if !expected.is_empty() && constant_time::eq(token, &expected) => {
+            next.call(request).await
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is wrong",
+        )
+        .into()),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the admin token as `Authorization: Bearer <token>`",
+        )
+        .into()),
+    }
+}
+
+/// The credentials of an `Authorization: <scheme> <credentials>` header whose scheme is `scheme`
+/// in any case: RFC 7235 makes the scheme case-insensitive (`bearer` is `Bearer`).
+fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, credentials) = header.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim_start_matches(' '))
+}

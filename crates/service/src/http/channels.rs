@@ -1,0 +1,281 @@
+//! `/api/channels` (and `/api/channel`, as seed 001 names it): the monitored channels.
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{error::ApiError, params};
+use crate::{
+    app::AppState,
+    channels::{AddChannel, ChannelError, ChannelInput},
+};
+use tgwatch_store::page::Order;
+use tgwatch_store::{
+    self as storage,
+    channels::{ChannelFilter, ChannelPatch, ChannelStatus},
+    entities::{account_channel_assignments, channels},
+};
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/channels", web::get().to(list))
+        .route("/channels", web::post().to(create))
+        .route("/channel", web::post().to(create))
+        .route("/channels/{id}", web::get().to(get))
+        .route("/channels/{id}", web::patch().to(update))
+        .route("/channels/{id}", web::delete().to(delete))
+        .route("/channels/{id}/assignments", web::get().to(assignments));
+}
+
+#[derive(Serialize)]
+pub struct ChannelView {
+    pub id: Uuid,
+    pub telegram_channel_id: Option<i64>,
+    pub username: Option<String>,
+    pub title: Option<String>,
+    pub about: Option<String>,
+    pub member_count: Option<i32>,
+    pub tags: Vec<String>,
+    pub is_active: bool,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub account_id: Option<Uuid>,
+    pub last_message_id: i32,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub source: String,
+    /// Joined by an invite link (the link itself is not shown: it lets anyone in).
+    pub by_invite: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<channels::Model> for ChannelView {
+    fn from(row: channels::Model) -> ChannelView {
+        ChannelView {
+            id: row.id,
+            telegram_channel_id: row.telegram_channel_id,
+            username: row.username,
+            title: row.title,
+            about: row.about,
+            member_count: row.member_count,
+            tags: serde_json::from_str(&row.tags).unwrap_or_default(),
+            is_active: row.is_active,
+            status: row.status,
+            status_reason: row.status_reason,
+            account_id: row.account_id,
+            last_message_id: row.last_message_id,
+            last_event_at: row.last_event_at,
+            source: row.source,
+            by_invite: row.invite_hash.is_some(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewChannelBody {
+    /// "@name", "https://t.me/name", "https://t.me/+invitehash" or a numeric id.
+    channel: serde_json::Value,
+    account_id: Option<Uuid>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+fn check_tags(tags: &[String]) -> Result<(), ApiError> {
+    if tags.len() > 50
+        || tags
+            .iter()
+            .any(|tag| tag.trim().is_empty() || tag.len() > 64)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_tags",
+            "`tags` is a list of at most 50 non-empty tags of up to 64 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    body: params::Json<NewChannelBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check_tags(&body.tags)?;
+    let channel = ChannelInput::from_json(&body.channel)?;
+    let added = state
+        .channels
+        .add(
+            AddChannel {
+                channel,
+                account_id: body.account_id,
+                tags: body.tags,
+            },
+            "api",
+        )
+        .await?;
+    // A channel removed before comes back as the same record: 200, not a new resource.
+    let status = if added.rejoined {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(HttpResponse::build(status).json(ChannelView::from(added.channel)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelQuery {
+    is_active: Option<bool>,
+    account_id: Option<Uuid>,
+    username: Option<String>,
+    tag: Option<String>,
+    status: Option<ChannelStatus>,
+    limit: Option<u64>,
+    cursor: Option<Uuid>,
+    order: Option<Order>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    query: params::Query<ChannelQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let filter = ChannelFilter {
+        is_active: query.is_active,
+        account_id: query.account_id,
+        username: query.username,
+        tag: query.tag,
+        status: query.status,
+    };
+    let page = storage::channels::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page.map(ChannelView::from)))
+}
+
+async fn find(state: &AppState, id: Uuid) -> Result<channels::Model, ApiError> {
+    storage::channels::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel", id))
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let channel = find(&state, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(ChannelView::from(channel)))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: params::Json<ChannelPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = body.into_inner();
+    if let Some(tags) = &patch.tags {
+        check_tags(tags)?;
+    }
+    let mut existing = find(&state, id.into_inner()).await?;
+    if existing.status == ChannelStatus::Left.as_str() {
+        if patch.is_active != Some(true) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "channel_left",
+                "the channel was removed from monitoring; set `is_active` to true (or add it again) to monitor it again",
+            ));
+        }
+        existing = state
+            .channels
+            .rejoin(existing, patch.account_id, "api")
+            .await?;
+    }
+    let updated = state.channels.update(existing, patch).await?;
+    Ok(HttpResponse::Ok().json(ChannelView::from(updated)))
+}
+
+/// Leaves the channel; its stored messages stay.
+async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, id.into_inner()).await?;
+    if existing.status != ChannelStatus::Left.as_str() {
+        state.channels.remove(existing).await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize)]
+struct AssignmentView {
+    account_id: Uuid,
+    status: String,
+    reason: Option<String>,
+    assigned_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<account_channel_assignments::Model> for AssignmentView {
+    fn from(row: account_channel_assignments::Model) -> AssignmentView {
+        AssignmentView {
+            account_id: row.account_id,
+            status: row.status,
+            reason: row.reason,
+            assigned_at: row.assigned_at,
+            ended_at: row.ended_at,
+        }
+    }
+}
+
+/// Who watched the channel, oldest first unless `order=desc`.
+async fn assignments(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: params::Query<params::OrderQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let channel = find(&state, id.into_inner()).await?;
+    let rows = storage::channels::assignments_of(&state.db, channel.id).await?;
+    let items: Vec<AssignmentView> = params::in_order(rows, query.order)
+        .into_iter()
+        .map(AssignmentView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+impl From<ChannelError> for ApiError {
+    fn from(error: ChannelError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            ChannelError::BadReference(_) | ChannelError::BadInput => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_channel", message)
+            }
+            ChannelError::UnknownId(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_channel_id",
+                message,
+            ),
+            ChannelError::AlreadyMonitored(existing) => {
+                ApiError::new(StatusCode::CONFLICT, "already_monitored", message)
+                    .with_details(json!({ "existing": ChannelView::from(*existing) }))
+            }
+            ChannelError::NoAccountAvailable(_) | ChannelError::AccountUnusable(..) => {
+                ApiError::new(StatusCode::CONFLICT, "no_account_available", message)
+            }
+            ChannelError::UnknownAccount(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_account", message)
+            }
+            ChannelError::JoinFailed(telegram) if telegram.is_not_found() => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "channel_not_found",
+                message,
+            ),
+            ChannelError::JoinFailed(telegram) => telegram.into(),
+            ChannelError::Resolve(error) => error.into(),
+            ChannelError::Storage(error) => error.into(),
+            ChannelError::Tracking(error) => error.into(),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Reading an account's chats (seed 003): its dialogs and their messages, straight from Telegram
+//! through the account's live session. Nothing is stored.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{error::ApiError, params};
+use crate::{actors::supervisor, app::AppState};
+use tgwatch_telegram::{ChatKind, ChatMessage, Dialog, TelegramSession};
+
+/// Most chats or messages one request returns.
+const MAX_LIMIT: usize = 100;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/accounts/{id}/chats", web::get().to(chats))
+        .route(
+            "/accounts/{id}/chats/{chat_id}/messages",
+            web::get().to(messages),
+        );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatsQuery {
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ChatView {
+    chat_id: i64,
+    kind: &'static str,
+    id: i64,
+    title: String,
+    username: Option<String>,
+    last_message_id: Option<i32>,
+    last_message_date: Option<DateTime<Utc>>,
+}
+
+impl From<Dialog> for ChatView {
+    fn from(dialog: Dialog) -> ChatView {
+        ChatView {
+            chat_id: dialog.chat_id,
+            kind: kind_name(dialog.kind),
+            id: dialog.id,
+            title: dialog.title,
+            username: dialog.username,
+            last_message_id: dialog.last_message_id,
+            last_message_date: dialog.last_message_date,
+        }
+    }
+}
+
+fn kind_name(kind: ChatKind) -> &'static str {
+    match kind {
+        ChatKind::User => "user",
+        ChatKind::Group => "group",
+        ChatKind::Channel => "channel",
+    }
+}
+
+/// The account's live session, or why there is none.
+pub(super) async fn account_session(
+    state: &AppState,
+    account_id: Uuid,
+) -> Result<std::sync::Arc<dyn TelegramSession>, ApiError> {
+    tgwatch_store::accounts::get(&state.db, account_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account", account_id))?;
+    Ok(supervisor::account_session(&state.supervisor, account_id).await?)
+}
+
+fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
+    match requested.unwrap_or(50) {
+        limit @ 1..=MAX_LIMIT => Ok(limit),
+        _ => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("`limit` must be between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
+async fn chats(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: params::Query<ChatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = limit(query.limit)?;
+    let session = account_session(&state, id.into_inner()).await?;
+    let dialogs = session.dialogs(limit).await?;
+    let items: Vec<ChatView> = dialogs.into_iter().map(ChatView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesQuery {
+    /// Messages older than this id (paging backwards); the newest when absent.
+    before_id: Option<i32>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ChatMessageView {
+    chat_id: i64,
+    id: i32,
+    date: DateTime<Utc>,
+    text: String,
+    media_type: Option<&'static str>,
+    media_ref: Option<String>,
+    edit_date: Option<DateTime<Utc>>,
+    sender_id: Option<i64>,
+    outgoing: bool,
+}
+
+impl From<ChatMessage> for ChatMessageView {
+    fn from(message: ChatMessage) -> ChatMessageView {
+        ChatMessageView {
+            chat_id: message.chat_id,
+            id: message.id,
+            date: message.date,
+            text: message.text,
+            media_type: message.media.as_ref().map(|media| media.kind.as_str()),
+            media_ref: message.media.map(|media| media.reference),
+            edit_date: message.edit_date,
+            sender_id: message.sender_id,
+            outgoing: message.outgoing,
+        }
+    }
+}
+
+async fn messages(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, i64)>,
+    query: params::Query<MessagesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (account_id, chat_id) = path.into_inner();
+    let limit = limit(query.limit)?;
+    let before_id = query.before_id.unwrap_or(0);
+    if before_id < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_before_id",
+            "`before_id` must be positive",
+        ));
+    }
+    let session = account_session(&state, account_id).await?;
+    let messages = session.chat_history(chat_id, before_id, limit).await?;
+    let next_before_id = (messages.len() == limit)
+        .then(|| messages.last().map(|message| message.id))
+        .flatten();
+    let items: Vec<ChatMessageView> = messages.into_iter().map(ChatMessageView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "next_before_id": next_before_id,
+    })))
+}

@@ -1,0 +1,379 @@
+//! Logging an account in (seed 003): phone code, 2FA password, QR code; the session's state and
+//! reset; import of an existing session. No endpoint ever returns a secret.
+//!
+//! `tgwatch login` drives these same endpoints from a terminal.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use qrcode::{QrCode, render::svg};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{error::ApiError, params};
+use crate::app::AppState;
+use tgwatch_store as storage;
+use tgwatch_telegram::{
+    TelegramError,
+    login::LoginError,
+    logins::{Logins, LoginsError},
+    stored_session::PersistedSession,
+};
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/accounts/{id}/login/phone", web::post().to(send_code))
+        .route("/accounts/{id}/login/code", web::post().to(submit_code))
+        .route(
+            "/accounts/{id}/login/password",
+            web::post().to(submit_password),
+        )
+        .route("/accounts/{id}/login/qr", web::get().to(qr))
+        .route("/accounts/{id}/login/qr.svg", web::get().to(qr_svg))
+        .route("/accounts/{id}/login/status", web::get().to(status))
+        .route("/accounts/{id}/session", web::get().to(session))
+        .route("/accounts/{id}/session/reset", web::post().to(reset))
+        .route("/accounts/{id}/session/import", web::post().to(import));
+}
+
+fn logins(state: &AppState) -> Result<&Arc<Logins>, ApiError> {
+    state.logins.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "logins_unavailable",
+            "this service runs a scripted Telegram (telegram.scenario); logins need MTProto",
+        )
+    })
+}
+
+/// The client's IP address (the TCP peer; a proxy in front makes every client one address,
+/// which only makes the per-address limit stricter).
+fn client_addr(request: &HttpRequest) -> Option<String> {
+    request.peer_addr().map(|addr| addr.ip().to_string())
+}
+
+/// Telegram's login codes are 5 or 6 digits; some room for longer ones.
+const MAX_CODE_DIGITS: usize = 10;
+/// Far beyond any 2FA password a person types.
+const MAX_PASSWORD_CHARS: usize = 1024;
+/// my.telegram.org's api_hash is 32 hexadecimal characters; some room for other forms.
+const MAX_API_HASH_CHARS: usize = 64;
+
+fn check_api_hash(api_hash: Option<&str>) -> Result<(), ApiError> {
+    if api_hash.is_some_and(|hash| hash.trim().is_empty() || hash.len() > MAX_API_HASH_CHARS) {
+        return Err(ApiError::bad_request(
+            "invalid_api_hash",
+            format!(
+                "`api_hash` must be 1 to {MAX_API_HASH_CHARS} characters (from my.telegram.org)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhoneBody {
+    /// The account's phone when absent.
+    phone: Option<String>,
+    /// `telegram.api_hash` when absent.
+    api_hash: Option<String>,
+}
+
+async fn send_code(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: Option<params::Json<PhoneBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.map(params::Json::into_inner).unwrap_or(PhoneBody {
+        phone: None,
+        api_hash: None,
+    });
+    if let Some(phone) = &body.phone {
+        crate::tracking::validate_phone(phone)?;
+    }
+    check_api_hash(body.api_hash.as_deref())?;
+    let status = logins(&state)?
+        .send_code(id.into_inner(), body.phone, body.api_hash)
+        .await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+async fn submit_code(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+    body: params::Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let code = body.into_inner().code;
+    let digits = code.trim();
+    if !(1..=MAX_CODE_DIGITS).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_code",
+            format!("`code` must be the digits Telegram sent (at most {MAX_CODE_DIGITS})"),
+        ));
+    }
+    let status = logins(&state)?
+        .submit_code(id.into_inner(), &code, client_addr(&request).as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn submit_password(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+    body: params::Json<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let password = body.into_inner().password;
+    if password.is_empty() || password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            format!("`password` must be 1 to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    let status = logins(&state)?
+        .submit_password(id.into_inner(), &password, client_addr(&request).as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QrQuery {
+    api_hash: Option<String>,
+}
+
+#[derive(Serialize)]
+struct QrView {
+    url: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    /// The QR code of `url`, as an SVG document.
+    svg: String,
+}
+
+async fn current_qr(
+    state: &AppState,
+    request: &HttpRequest,
+    id: Uuid,
+    api_hash: Option<String>,
+) -> Result<QrView, ApiError> {
+    check_api_hash(api_hash.as_deref())?;
+    let token = logins(state)?
+        .qr(id, api_hash, client_addr(request).as_deref())
+        .await?;
+    let svg = QrCode::new(token.url.as_bytes())
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "qr_failed",
+                format!("cannot draw the QR code: {error}"),
+            )
+        })?
+        .render::<svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    Ok(QrView {
+        url: token.url,
+        // Telegram's expiry is wall time; shown on the service clock like every other time.
+        expires_at: state.clock.from_wall(token.expires),
+        svg,
+    })
+}
+
+/// The tg://login URL and its QR code; a new one once the previous expired.
+async fn qr(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+    query: params::Query<QrQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let view = current_qr(
+        &state,
+        &request,
+        id.into_inner(),
+        query.into_inner().api_hash,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The QR code alone, as an image for an `<img>` tag.
+async fn qr_svg(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+    query: params::Query<QrQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let view = current_qr(
+        &state,
+        &request,
+        id.into_inner(),
+        query.into_inner().api_hash,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .body(view.svg))
+}
+
+async fn status(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let status = logins(&state)?.status(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    account_id: Uuid,
+    has_session: bool,
+    is_authorized: bool,
+    telegram_user_id: Option<i64>,
+    dc_id: Option<i32>,
+    authorized_at: Option<chrono::DateTime<chrono::Utc>>,
+    updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    has_api_hash: bool,
+    has_password_hint: bool,
+    /// Sealed at rest with the master key (always true; stated so operators need not wonder).
+    encrypted_at_rest: bool,
+}
+
+/// What is known about the account's session, without any secret.
+async fn session(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let account = storage::accounts::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account", id))?;
+    let vault = logins(&state)?.vault();
+    let row = storage::account_sessions::load(&state.db, vault, id).await?;
+    Ok(HttpResponse::Ok().json(SessionView {
+        account_id: id,
+        has_session: row.is_some(),
+        is_authorized: account.is_authorized,
+        telegram_user_id: row.as_ref().and_then(|row| row.telegram_user_id),
+        dc_id: row.as_ref().map(|row| row.dc_id),
+        authorized_at: row.as_ref().and_then(|row| row.authorized_at),
+        updated_at: row.as_ref().map(|row| row.updated_at),
+        has_api_hash: row.as_ref().is_some_and(|row| row.api_hash.is_some()),
+        has_password_hint: row.as_ref().is_some_and(|row| row.password_hint.is_some()),
+        encrypted_at_rest: true,
+    }))
+}
+
+async fn reset(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let deleted = logins(&state)?.reset(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "reset": true, "had_session": deleted })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    /// A Telethon StringSession.
+    telethon: Option<String>,
+    /// A session exported by `tgwatch export-session` (`tgw1:...`).
+    session: Option<String>,
+    api_hash: Option<String>,
+}
+
+async fn import(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: params::Json<ImportBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check_api_hash(body.api_hash.as_deref())?;
+    let parsed = match (&body.telethon, &body.session) {
+        (Some(telethon), None) => PersistedSession::from_telethon(telethon),
+        (None, Some(session)) => PersistedSession::import(session),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_import",
+                "give exactly one of `telethon` (a Telethon StringSession) or `session` (tgw1:...)",
+            ));
+        }
+    }
+    .map_err(|error| ApiError::bad_request("invalid_session", error.to_string()))?;
+    logins(&state)?
+        .import(id.into_inner(), parsed, body.api_hash)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "imported": true })))
+}
+
+impl From<LoginsError> for ApiError {
+    fn from(error: LoginsError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            LoginsError::UnknownAccount(id) => ApiError::not_found("account", id),
+            LoginsError::AlreadyLoggedIn => {
+                ApiError::new(StatusCode::CONFLICT, "already_logged_in", message)
+            }
+            LoginsError::WrongStep { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "no_login_in_progress", message)
+            }
+            LoginsError::NoApiHash => ApiError::bad_request("api_hash_required", message),
+            LoginsError::TooManyAttempts { retry_after } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+                    .with_details(serde_json::json!({ "retry_after": retry_after.as_secs() }))
+            }
+            LoginsError::Login(login) => login_error(login, message),
+            LoginsError::Storage(storage) => storage.into(),
+            LoginsError::Session(session) => {
+                ApiError::bad_request("invalid_session", session.to_string())
+            }
+        }
+    }
+}
+
+fn login_error(error: LoginError, message: String) -> ApiError {
+    let unprocessable =
+        |code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.clone());
+    match error {
+        LoginError::InvalidCode => unprocessable("invalid_code"),
+        LoginError::CodeExpired => ApiError::new(StatusCode::GONE, "code_expired", message),
+        LoginError::InvalidPassword => unprocessable("invalid_password"),
+        LoginError::PhoneInvalid { .. } => unprocessable("invalid_phone"),
+        LoginError::SignUpRequired => unprocessable("sign_up_required"),
+        LoginError::QrExpired => ApiError::new(StatusCode::GONE, "qr_expired", message),
+        LoginError::ApiIdInvalid { .. } => unprocessable("invalid_api_id"),
+        LoginError::Telegram(TelegramError::FloodWait { seconds }) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "flood_wait", message)
+                .with_details(serde_json::json!({ "retry_after": seconds }))
+        }
+        LoginError::Telegram(telegram) => telegram.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_hash_is_bounded_and_says_the_bound() {
+        assert!(check_api_hash(None).is_ok());
+        assert!(check_api_hash(Some("0123456789abcdef0123456789abcdef")).is_ok());
+        for bad in ["", " ", &"a".repeat(65)] {
+            let error = check_api_hash(Some(bad)).unwrap_err();
+            assert_eq!(error.code, "invalid_api_hash");
+            assert!(
+                error.message.contains("1 to 64 characters"),
+                "{}",
+                error.message
+            );
+        }
+    }
+}

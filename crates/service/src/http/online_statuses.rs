@@ -1,0 +1,312 @@
+//! `/api/online-statuses`: the raw observations (seed 002 OnlineStatus). A POST records an
+//! observation by hand; it goes through the same gap rule as a polled one.
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{error::ApiError, params, views::StatusCheckView};
+use crate::{
+    actors::messages::{Flush, ManualObservation},
+    app::AppState,
+};
+use tgwatch_core::presence::{Observation, Status, StatusKind};
+use tgwatch_store::page::Order;
+use tgwatch_store::{self as storage, observations::ObservationFilter};
+use tgwatch_telegram::Username;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/online-statuses", web::get().to(list))
+        .route("/online-statuses", web::post().to(create))
+        .route("/online-statuses/{id}", web::get().to(get));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    tracked_user_id: Option<Uuid>,
+    username: Option<String>,
+    is_online: Option<bool>,
+    status: Option<StatusKind>,
+    created_at_after: Option<String>,
+    created_at_before: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<Uuid>,
+    order: Option<Order>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    query: params::Query<StatusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let after = params::timestamp("created_at_after", query.created_at_after.as_deref())?;
+    let before = params::timestamp("created_at_before", query.created_at_before.as_deref())?;
+    params::ordered("created_at_after", after, "created_at_before", before)?;
+    let mut ids = query.tracked_user_id.map(|id| vec![id]);
+    if let Some(username) = &query.username {
+        let username = Username::parse(username)?;
+        let by_name = storage::tracked_users::ids_by_username(&state.db, &username).await?;
+        ids = Some(match ids {
+            Some(ids) => ids.into_iter().filter(|id| by_name.contains(id)).collect(),
+            None => by_name,
+        });
+    }
+    let filter = ObservationFilter {
+        tracked_user_ids: ids,
+        is_online: query.is_online,
+        status: query.status,
+        after,
+        before,
+    };
+    let page = storage::observations::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page.map(StatusCheckView::from)))
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let row = storage::observations::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("online status", id))?;
+    Ok(HttpResponse::Ok().json(StatusCheckView::from(row)))
+}
+
+/// Telegram opened on 2013-08-14 (00:00 UTC): nothing it reports happened before.
+const TELEGRAM_LAUNCH_UNIX: i64 = 1_376_438_400;
+/// How far past the service clock an observation may lie (the caller's clock may run ahead).
+const FUTURE_SLACK_MINUTES: i64 = 5;
+/// Telegram's `expires` of an online status is minutes after it was seen; a day is far beyond.
+const MAX_EXPIRES_HOURS: i64 = 24;
+
+/// Refuses a timestamp outside `earliest..=latest`, saying the range.
+fn within(
+    field: &str,
+    at: DateTime<Utc>,
+    earliest: (DateTime<Utc>, &str),
+    latest: (DateTime<Utc>, &str),
+) -> Result<(), ApiError> {
+    if at < earliest.0 || at > latest.0 {
+        return Err(ApiError::bad_request(
+            "invalid_timestamp",
+            format!(
+                "`{field}` ({}) must lie between {} ({}) and {} ({})",
+                at.to_rfc3339(),
+                earliest.0.to_rfc3339(),
+                earliest.1,
+                latest.0.to_rfc3339(),
+                latest.1,
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Either `status` (with `expires_at` / `was_online_at`) or seed 002's `is_online`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStatus {
+    tracked_user_id: Uuid,
+    status: Option<StatusKind>,
+    is_online: Option<bool>,
+    observed_at: Option<String>,
+    expires_at: Option<String>,
+    was_online_at: Option<String>,
+}
+
+impl NewStatus {
+    fn observation(&self, now: DateTime<Utc>) -> Result<Observation, ApiError> {
+        let launch = (
+            DateTime::from_timestamp(TELEGRAM_LAUNCH_UNIX, 0).unwrap_or_default(),
+            "Telegram's launch",
+        );
+        let observed_at =
+            params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
+        let expires = params::timestamp("expires_at", self.expires_at.as_deref())?;
+        let was_online = params::timestamp("was_online_at", self.was_online_at.as_deref())?;
+        let kind = match (self.status, self.is_online) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "give `status` or `is_online`, not both",
+                ));
+            }
+            (Some(kind), None) => kind,
+            (None, Some(true)) => StatusKind::Online,
+            (None, Some(false)) => StatusKind::Offline,
+            (None, None) => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "give `status` (online, offline, recently, last_week, last_month, unknown) or `is_online`",
+                ));
+            }
+        };
+        if expires.is_some() && kind != StatusKind::Online {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "`expires_at` only goes with status online",
+            ));
+        }
+        if was_online.is_some() && kind != StatusKind::Offline {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "`was_online_at` only goes with status offline",
+            ));
+        }
+        // Each bound says what Telegram could have reported.
+        within(
+            "observed_at",
+            observed_at,
+            launch,
+            (
+                now + chrono::Duration::minutes(FUTURE_SLACK_MINUTES),
+                "now plus 5 minutes",
+            ),
+        )?;
+        if let Some(expires) = expires {
+            within(
+                "expires_at",
+                expires,
+                (observed_at, "observed_at"),
+                (
+                    observed_at + chrono::Duration::hours(MAX_EXPIRES_HOURS),
+                    "24 hours after observed_at",
+                ),
+            )?;
+        }
+        if let Some(was_online) = was_online {
+            within(
+                "was_online_at",
+                was_online,
+                launch,
+                (observed_at, "observed_at"),
+            )?;
+        }
+        Ok(Observation {
+            observed_at,
+            status: Status::from_parts(kind, expires, was_online, observed_at),
+        })
+    }
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    body: params::Json<NewStatus>,
+) -> Result<HttpResponse, ApiError> {
+    let observation = body.observation(state.clock.now())?;
+    let tracked = storage::tracked_users::get(&state.db, body.tracked_user_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_tracked_user",
+                format!("tracked user {} does not exist", body.tracked_user_id),
+            )
+        })?;
+    let id = state
+        .supervisor
+        .send(ManualObservation {
+            tracked_user_id: tracked.id,
+            observation,
+        })
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "actor_unavailable",
+                error.to_string(),
+            )
+        })??;
+    // Written now rather than at the next flush, so the answer shows the stored row.
+    state.storage.send(Flush).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "actor_unavailable",
+            error.to_string(),
+        )
+    })??;
+    let row = storage::observations::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("online status", id))?;
+    Ok(HttpResponse::Created().json(StatusCheckView::from(row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn observation(body: serde_json::Value) -> Result<Observation, ApiError> {
+        let now = DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        serde_json::from_value::<NewStatus>(body)
+            .unwrap()
+            .observation(now)
+    }
+
+    #[test]
+    fn timestamps_telegram_cannot_produce_are_refused_with_the_bound() {
+        let user = Uuid::nil();
+        for (field, body) in [
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "0001-01-01"}),
+            ),
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "0000-01-01T00:00:00+23:59"}),
+            ),
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "2013-08-13T23:59:59Z"}),
+            ),
+            (
+                "observed_at",
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "2026-12-05T12:06:00Z"}),
+            ),
+            (
+                "expires_at",
+                json!({"tracked_user_id": user, "status": "online", "observed_at": "2026-12-05T11:00:00Z", "expires_at": "9999-01-01T00:00:00Z"}),
+            ),
+            (
+                "was_online_at",
+                json!({"tracked_user_id": user, "status": "offline", "observed_at": "2026-12-05T11:00:00Z", "was_online_at": "1970-01-01T00:00:00Z"}),
+            ),
+        ] {
+            let error = observation(body.clone()).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(
+                error.message.starts_with(&format!("`{field}`"))
+                    && error.message.contains("must lie between"),
+                "{body}: {}",
+                error.message
+            );
+        }
+        assert!(
+            observation(
+                json!({"tracked_user_id": user, "is_online": true, "observed_at": "0001-01-01"})
+            )
+            .unwrap_err()
+            .message
+            .contains("2013-08-14T00:00:00+00:00 (Telegram's launch)")
+        );
+        let fine = observation(json!({
+            "tracked_user_id": user,
+            "status": "online",
+            "observed_at": "2013-08-14T00:00:00Z",
+            "expires_at": "2013-08-14T00:05:00Z",
+        }))
+        .unwrap();
+        assert_eq!(fine.observed_at.timestamp(), TELEGRAM_LAUNCH_UNIX);
+    }
+}

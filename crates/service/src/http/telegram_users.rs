@@ -1,0 +1,266 @@
+//! `/api/telegram-users`: the people who talk to the bot, their roles and permissions (seed 002
+//! `TelegramUser`). `{id}` is the row's id or the Telegram user id.
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{error::ApiError, params};
+use crate::app::AppState;
+use tgwatch_core::roles::{PermissionsError, Role, effective_role, normalize_permissions};
+use tgwatch_store::page::Order;
+use tgwatch_store::{
+    self as storage,
+    entities::telegram_users,
+    telegram_users::{NewTelegramUser, TelegramUserFilter, TelegramUserPatch},
+};
+use tgwatch_telegram::Username;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/telegram-users", web::get().to(list))
+        .route("/telegram-users", web::post().to(create))
+        .route("/telegram-users/{id}", web::get().to(get))
+        .route("/telegram-users/{id}", web::patch().to(update))
+        .route("/telegram-users/{id}", web::delete().to(delete));
+}
+
+#[derive(Serialize)]
+struct TelegramUserView {
+    id: Uuid,
+    telegram_user_id: i64,
+    username: Option<String>,
+    first_name: Option<String>,
+    /// As stored.
+    role: String,
+    /// What applies: `admin` for the ids in `bot.admin_ids`, whatever is stored.
+    effective_role: Role,
+    permissions: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TelegramUserView {
+    fn new(row: telegram_users::Model, admin_ids: &[i64]) -> TelegramUserView {
+        TelegramUserView {
+            id: row.id,
+            telegram_user_id: row.telegram_user_id,
+            effective_role: effective_role(row.telegram_user_id, Some(&row.role), admin_ids),
+            permissions: storage::telegram_users::permissions(&row),
+            username: row.username,
+            first_name: row.first_name,
+            role: row.role,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+fn role(value: &str) -> Result<Role, ApiError> {
+    Role::parse(value).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("`role`: `{value}` is not one of banned, user, vip, moderator, admin"),
+        )
+        .with_details(json!({ "field": "role" }))
+    })
+}
+
+/// Telegram's longest first name.
+const MAX_FIRST_NAME_CHARS: usize = 64;
+/// Telegram's user ids are positive 53-bit numbers.
+const MAX_TELEGRAM_USER_ID: i64 = (1 << 53) - 1;
+
+/// A username as Telegram allows it (stored without the `@`).
+fn username(value: Option<String>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|name| Username::parse(&name).map(String::from))
+        .transpose()
+        .map_err(ApiError::from)
+}
+
+fn first_name(value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(name) if name.trim().is_empty() || name.chars().count() > MAX_FIRST_NAME_CHARS => {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("`first_name` must be 1 to {MAX_FIRST_NAME_CHARS} characters"),
+            )
+            .with_details(json!({ "field": "first_name" })))
+        }
+        other => Ok(other),
+    }
+}
+
+fn already_exists(existing: telegram_users::Model, admin_ids: &[i64]) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "already_exists",
+        format!("telegram user {} exists already", existing.telegram_user_id),
+    )
+    .with_details(json!({
+        "field": "telegram_user_id",
+        "existing": TelegramUserView::new(existing, admin_ids),
+    }))
+}
+
+fn permissions(values: Vec<String>) -> Result<Vec<String>, ApiError> {
+    normalize_permissions(values).map_err(|error: PermissionsError| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("`permissions`: {error}"),
+        )
+        .with_details(json!({ "field": "permissions" }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    role: Option<String>,
+    telegram_user_id: Option<i64>,
+    limit: Option<u64>,
+    cursor: Option<Uuid>,
+    order: Option<Order>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    query: params::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let filter = TelegramUserFilter {
+        role: query.role.as_deref().map(role).transpose()?,
+        telegram_user_id: query.telegram_user_id,
+    };
+    let page = storage::telegram_users::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page.map(|row| TelegramUserView::new(row, &state.bot_admin_ids))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBody {
+    telegram_user_id: i64,
+    username: Option<String>,
+    first_name: Option<String>,
+    role: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    body: params::Json<NewBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if !(1..=MAX_TELEGRAM_USER_ID).contains(&body.telegram_user_id) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`telegram_user_id` must be a Telegram user id: 1 to {MAX_TELEGRAM_USER_ID}"),
+        ));
+    }
+    let new = NewTelegramUser {
+        telegram_user_id: body.telegram_user_id,
+        username: username(body.username)?,
+        first_name: first_name(body.first_name)?,
+        role: body
+            .role
+            .as_deref()
+            .map(role)
+            .transpose()?
+            .unwrap_or(Role::User),
+        permissions: permissions(body.permissions)?,
+    };
+    let telegram_user_id = new.telegram_user_id;
+    if let Some(existing) = storage::telegram_users::find(&state.db, telegram_user_id).await? {
+        return Err(already_exists(existing, &state.bot_admin_ids));
+    }
+    let row = match storage::telegram_users::create(&state.db, new, state.clock.now()).await {
+        Ok(row) => row,
+        // Stored by another request (or the bot) between the check and the write.
+        Err(error) if error.unique_violation().is_some() => {
+            let existing = storage::telegram_users::find(&state.db, telegram_user_id)
+                .await?
+                .ok_or(error)?;
+            return Err(already_exists(existing, &state.bot_admin_ids));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(HttpResponse::Created().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+/// The row named by `{id}`: a UUID, or a Telegram user id (as seed 002's API takes it).
+async fn find(state: &AppState, id: &str) -> Result<telegram_users::Model, ApiError> {
+    let found = match (Uuid::parse_str(id), id.parse::<i64>()) {
+        (Ok(uuid), _) => storage::telegram_users::get(&state.db, uuid).await?,
+        (_, Ok(telegram_user_id)) => {
+            storage::telegram_users::find(&state.db, telegram_user_id).await?
+        }
+        _ => None,
+    };
+    found.ok_or_else(|| ApiError::not_found("telegram user", id))
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let row = find(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default, deserialize_with = "present")]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    first_name: Option<Option<String>>,
+    role: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+/// Tells `"field": null` (clear it) from a missing field (leave it).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: params::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    let body = body.into_inner();
+    let patch = TelegramUserPatch {
+        username: body.username.map(username).transpose()?,
+        first_name: body.first_name.map(first_name).transpose()?,
+        role: body.role.as_deref().map(role).transpose()?,
+        permissions: body.permissions.map(permissions).transpose()?,
+    };
+    let row =
+        storage::telegram_users::update(&state.db, existing, patch, state.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    storage::telegram_users::delete(&state.db, existing.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

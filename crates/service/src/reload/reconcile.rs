@@ -1,0 +1,713 @@
+//! config.toml as desired state: each [`ConfigReconciler`] brings one part of the database and
+//! the running actors in line with the file, at start and after every accepted edit.
+//!
+//! Rules shared by every part:
+//! - Rows carry their origin in `source` (`config` or `api`). Rows the file does not name and
+//!   whose source is `api` are never touched.
+//! - A row the file names is owned by the file from then on (an API-made account with the same
+//!   label is adopted: its source becomes `config`).
+//! - A row whose source is `config` and that the file no longer names is stopped: an account is
+//!   deactivated (its session and history stay), a tracked user untracked (history kept), a
+//!   webhook endpoint deleted.
+//! - One item that cannot be applied (an unknown username, a full account) is logged as a config
+//!   problem (`GET /api/logs`) and skipped; the others apply.
+//!
+//! The decisions are pure functions ([`plan_accounts`], [`plan_tracked_users`]) tested directly;
+//! the reconcilers carry them out.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::tracking::{TrackRequest, Tracking};
+use tgwatch_core::{
+    clock::Clock,
+    config::{AccountConfig, Config, TrackedUserConfig},
+};
+use tgwatch_store::{
+    self as storage, StorageError,
+    accounts::{AccountPatch, AccountStatus, NewAccount},
+    entities::{accounts, tracked_users},
+};
+use tgwatch_telegram::Username;
+
+/// `source` of rows declared in config.toml.
+pub const FROM_CONFIG: &str = "config";
+/// `status_reason` of an account deactivated because it left config.toml; such an account is
+/// activated again when it comes back.
+pub const REMOVED_FROM_CONFIG: &str = "removed from config.toml";
+
+/// What a reconciler works with.
+#[derive(Clone)]
+pub struct ReconcileContext {
+    pub db: DatabaseConnection,
+    pub tracking: Tracking,
+    /// The operations on channels (join, move, leave), for the `[[channels]]` reconciler.
+    pub channels: crate::channels::Channels,
+    pub clock: Clock,
+    /// Whether the fleet's actors run: start and stop them along with the rows. False only for
+    /// the accounts applied at start-up, before the fleet starts.
+    pub live: bool,
+    /// The items that could not be applied, this reconciliation and the one before.
+    pub problems: Arc<Mutex<Problems>>,
+}
+
+/// Items of the file that could not be applied. Every reconciliation tries every item again, so
+/// the same problem comes back with each edit: it is reported the first time, and counted
+/// after that.
+#[derive(Debug, Default)]
+pub struct Problems {
+    previous: HashSet<String>,
+    current: HashSet<String>,
+}
+
+impl ReconcileContext {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// An item of the file that could not be applied: to the process log and `GET /api/logs`,
+    /// unless the last reconciliation reported it already.
+    pub async fn problem(&self, message: &str) {
+        let new = {
+            let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+            problems.current.insert(message.to_owned());
+            !problems.previous.contains(message)
+        };
+        if new {
+            storage::logs::config_problem(&self.db, message, self.now()).await;
+        } else {
+            tracing::debug!(problem = message, "configuration item still cannot apply");
+        }
+    }
+}
+
+/// What a reconciliation did not apply.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Sections that could not be applied at all, with the error (the database is away).
+    pub failed_sections: Vec<(&'static str, StorageError)>,
+    /// Items that could not be applied (each reported with [`ReconcileContext::problem`]).
+    pub failed_items: usize,
+    /// Of those, the ones the reconciliation before did not have.
+    pub new_failed_items: usize,
+}
+
+/// One part of config.toml that is desired state.
+///
+/// To plug in a new part (channels): implement this trait and add it to [`reconcilers`]. It is
+/// called at start (after the fleet started) and after every accepted edit of the file, with
+/// the whole new configuration, one reconciler at a time in the order of [`reconcilers`] (never
+/// two reconciliations at once). Follow the rules of this module: leave rows whose source is
+/// `api` alone, stop `config` rows the file no longer names, report an item that cannot apply
+/// with [`ReconcileContext::problem`] and go on. Return `Err` only when the whole part cannot be
+/// applied (the database is away): the reloader then tries the file again a second later.
+#[async_trait::async_trait(?Send)]
+pub trait ConfigReconciler: Send + Sync {
+    /// The section it owns, for logs (`accounts`, `channels`).
+    fn section(&self) -> &'static str;
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError>;
+}
+
+/// Every part of the file that is desired state, in the order they apply: accounts before the
+/// users and channels they watch, users before the webhooks filtered by them.
+pub fn reconcilers() -> Vec<Box<dyn ConfigReconciler>> {
+    vec![
+        Box::new(AccountsReconciler),
+        Box::new(TrackedUsersReconciler),
+        Box::new(WebhooksReconciler),
+        Box::new(crate::channels::ChannelsReconciler),
+    ]
+}
+
+/// Runs every reconciler; returns what could not be applied.
+pub async fn reconcile_all(
+    ctx: &ReconcileContext,
+    config: &Config,
+    reconcilers: &[Box<dyn ConfigReconciler>],
+) -> Outcome {
+    let mut failed_sections = Vec::new();
+    for reconciler in reconcilers {
+        if let Err(error) = reconciler.reconcile(ctx, config).await {
+            tracing::error!(section = reconciler.section(), %error, "cannot apply this part of the configuration");
+            failed_sections.push((reconciler.section(), error));
+        }
+    }
+    let mut problems = ctx.problems.lock().unwrap_or_else(PoisonError::into_inner);
+    let current = std::mem::take(&mut problems.current);
+    let outcome = Outcome {
+        failed_sections,
+        failed_items: current.len(),
+        new_failed_items: current.difference(&problems.previous).count(),
+    };
+    problems.previous = current;
+    outcome
+}
+
+/// Field changes a declared account asks for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AccountChanges {
+    pub phone: Option<String>,
+    pub api_id: Option<i32>,
+    pub max_targets: Option<i32>,
+    pub max_channels: Option<i32>,
+}
+
+impl AccountChanges {
+    fn is_empty(&self) -> bool {
+        *self == AccountChanges::default()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum AccountAction<'a> {
+    Create(&'a AccountConfig),
+    Update {
+        id: Uuid,
+        label: String,
+        changes: AccountChanges,
+        /// The row was made through the API: the file takes it over.
+        adopt: bool,
+        /// The row was deactivated when it left the file and is back.
+        reactivate: bool,
+    },
+    Deactivate {
+        id: Uuid,
+        label: String,
+    },
+}
+
+/// What to do so that the accounts match `declared` (matched by label).
+pub fn plan_accounts<'a>(
+    declared: &'a [AccountConfig],
+    existing: &[accounts::Model],
+) -> Vec<AccountAction<'a>> {
+    let mut actions = Vec::new();
+    for account in declared {
+        let Some(row) = existing.iter().find(|row| row.label == account.label) else {
+            actions.push(AccountAction::Create(account));
+            continue;
+        };
+        let changes = AccountChanges {
+            phone: account
+                .phone
+                .clone()
+                .filter(|p| Some(p) != row.phone.as_ref()),
+            api_id: account.api_id.filter(|id| Some(*id) != row.api_id),
+            max_targets: (account.max_targets != row.max_targets).then_some(account.max_targets),
+            max_channels: (account.max_channels != row.max_channels)
+                .then_some(account.max_channels),
+        };
+        let adopt = row.source != FROM_CONFIG;
+        let reactivate = removed_from_config(row);
+        if adopt || reactivate || !changes.is_empty() {
+            actions.push(AccountAction::Update {
+                id: row.id,
+                label: row.label.clone(),
+                changes,
+                adopt,
+                reactivate,
+            });
+        }
+    }
+    for row in existing {
+        if row.source == FROM_CONFIG
+            && !removed_from_config(row)
+            && !declared.iter().any(|account| account.label == row.label)
+        {
+            actions.push(AccountAction::Deactivate {
+                id: row.id,
+                label: row.label.clone(),
+            });
+        }
+    }
+    actions
+}
+
+fn removed_from_config(row: &accounts::Model) -> bool {
+    row.status == AccountStatus::Inactive.as_str()
+        && row.status_reason.as_deref() == Some(REMOVED_FROM_CONFIG)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum UserAction<'a> {
+    Track(&'a TrackedUserConfig),
+    Update {
+        id: Uuid,
+        notify: Option<bool>,
+        /// Move to this account.
+        account_id: Option<Uuid>,
+        adopt: bool,
+    },
+    Untrack {
+        id: Uuid,
+    },
+}
+
+/// Whether a declared user is this row (same username, or same Telegram id).
+pub fn declares(user: &TrackedUserConfig, row: &tracked_users::Model) -> bool {
+    let by_name = user
+        .username
+        .as_deref()
+        .and_then(|name| Username::parse(name).ok())
+        .zip(row.username.as_deref())
+        .is_some_and(|(declared, stored)| declared.as_str() == stored);
+    let by_id = user.telegram_user_id.is_some() && user.telegram_user_id == row.telegram_user_id;
+    by_name || by_id
+}
+
+/// What to do so that the actively tracked users match `declared`. `account_ids` maps labels to
+/// account ids (a label not in it leaves the user where it is).
+pub fn plan_tracked_users<'a>(
+    declared: &'a [TrackedUserConfig],
+    active: &[tracked_users::Model],
+    account_ids: &HashMap<String, Uuid>,
+) -> Vec<UserAction<'a>> {
+    let mut actions = Vec::new();
+    for user in declared {
+        let Some(row) = active.iter().find(|row| declares(user, row)) else {
+            actions.push(UserAction::Track(user));
+            continue;
+        };
+        let notify = (user.notify != row.notify).then_some(user.notify);
+        let account_id = user
+            .account
+            .as_ref()
+            .and_then(|label| account_ids.get(label))
+            .copied()
+            .filter(|id| Some(*id) != row.account_id);
+        let adopt = row.source != FROM_CONFIG;
+        if adopt || notify.is_some() || account_id.is_some() {
+            actions.push(UserAction::Update {
+                id: row.id,
+                notify,
+                account_id,
+                adopt,
+            });
+        }
+    }
+    for row in active {
+        if row.source == FROM_CONFIG && !declared.iter().any(|user| declares(user, row)) {
+            actions.push(UserAction::Untrack { id: row.id });
+        }
+    }
+    actions
+}
+
+/// `[[accounts]]`.
+pub struct AccountsReconciler;
+
+#[async_trait::async_trait(?Send)]
+impl ConfigReconciler for AccountsReconciler {
+    fn section(&self) -> &'static str {
+        "accounts"
+    }
+
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError> {
+        let existing = storage::accounts::all(&ctx.db).await?;
+        for action in plan_accounts(&config.accounts, &existing) {
+            let label = match &action {
+                AccountAction::Create(account) => account.label.clone(),
+                AccountAction::Update { label, .. } | AccountAction::Deactivate { label, .. } => {
+                    label.clone()
+                }
+            };
+            if let Err(error) = apply_account(ctx, action).await {
+                ctx.problem(&format!("config account `{label}`: {error}"))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn apply_account(
+    ctx: &ReconcileContext,
+    action: AccountAction<'_>,
+) -> Result<(), crate::tracking::TrackingError> {
+    let now = ctx.now();
+    match action {
+        AccountAction::Create(account) => {
+            let new = NewAccount {
+                label: account.label.clone(),
+                phone: account.phone.clone(),
+                username: None,
+                telegram_user_id: None,
+                api_id: account.api_id,
+                max_targets: Some(account.max_targets),
+                max_channels: Some(account.max_channels),
+                status: None,
+            };
+            // Before the fleet starts, `start_all` starts it with the others.
+            let created = if ctx.live {
+                ctx.tracking.add_account(new, now).await?
+            } else {
+                storage::accounts::create(&ctx.db, new, now).await?
+            };
+            storage::accounts::set_source(&ctx.db, created.id, FROM_CONFIG).await?;
+            tracing::info!(account = %account.label, "account added from config.toml");
+        }
+        AccountAction::Update {
+            id,
+            label,
+            changes,
+            adopt,
+            reactivate,
+        } => {
+            let Some(row) = storage::accounts::get(&ctx.db, id).await? else {
+                return Ok(()); // deleted meanwhile
+            };
+            let patch = AccountPatch {
+                phone: changes.phone,
+                api_id: changes.api_id,
+                max_targets: changes.max_targets,
+                max_channels: changes.max_channels,
+                status: reactivate.then_some(AccountStatus::Active),
+                ..AccountPatch::default()
+            };
+            if ctx.live {
+                ctx.tracking.update_account(row, patch, now).await?;
+            } else {
+                storage::accounts::update(&ctx.db, row, patch, now).await?;
+            }
+            if adopt {
+                storage::accounts::set_source(&ctx.db, id, FROM_CONFIG).await?;
+            }
+            tracing::info!(account = %label, adopt, reactivate, "account updated from config.toml");
+        }
+        AccountAction::Deactivate { id, label } => {
+            let Some(row) = storage::accounts::get(&ctx.db, id).await? else {
+                return Ok(());
+            };
+            if ctx.live {
+                let patch = AccountPatch {
+                    status: Some(AccountStatus::Inactive),
+                    ..AccountPatch::default()
+                };
+                ctx.tracking.update_account(row, patch, now).await?;
+            }
+            storage::accounts::set_status(
+                &ctx.db,
+                id,
+                AccountStatus::Inactive.as_str(),
+                Some(REMOVED_FROM_CONFIG.to_owned()),
+                now,
+            )
+            .await?;
+            tracing::info!(account = %label, "account left config.toml: deactivated (session and history kept)");
+        }
+    }
+    Ok(())
+}
+
+/// `[[tracked_users]]`. Resolving a new user is one Telegram call through its account, so this
+/// runs only with the fleet started.
+pub struct TrackedUsersReconciler;
+
+#[async_trait::async_trait(?Send)]
+impl ConfigReconciler for TrackedUsersReconciler {
+    fn section(&self) -> &'static str {
+        "tracked_users"
+    }
+
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError> {
+        if !ctx.live {
+            return Ok(());
+        }
+        let active = storage::tracked_users::active(&ctx.db).await?;
+        let account_ids: HashMap<String, Uuid> = storage::accounts::all(&ctx.db)
+            .await?
+            .into_iter()
+            .map(|account| (account.label, account.id))
+            .collect();
+        for action in plan_tracked_users(&config.tracked_users, &active, &account_ids) {
+            let who = match &action {
+                UserAction::Track(user) => describe_declared(user),
+                UserAction::Update { id, .. } | UserAction::Untrack { id } => active
+                    .iter()
+                    .find(|row| row.id == *id)
+                    .map_or_else(|| id.to_string(), ToString::to_string),
+            };
+            if let Err(error) = apply_user(ctx, action, &active, &account_ids).await {
+                ctx.problem(&format!("config tracked user {who}: {error}"))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `@username` or `user 123`, as the file names the user.
+fn describe_declared(user: &TrackedUserConfig) -> String {
+    match (&user.username, user.telegram_user_id) {
+        (Some(username), _) => format!("@{}", username.trim_start_matches('@')),
+        (None, Some(id)) => format!("user {id}"),
+        (None, None) => "without a username or id".to_owned(),
+    }
+}
+
+async fn apply_user(
+    ctx: &ReconcileContext,
+    action: UserAction<'_>,
+    active: &[tracked_users::Model],
+    account_ids: &HashMap<String, Uuid>,
+) -> Result<(), crate::tracking::TrackingError> {
+    let now = ctx.now();
+    let row_of = |id: Uuid| active.iter().find(|row| row.id == id).cloned();
+    match action {
+        UserAction::Track(user) => {
+            let username = user
+                .username
+                .as_deref()
+                .and_then(|name| Username::parse(name).ok());
+            let request = TrackRequest {
+                username,
+                telegram_user_id: user.telegram_user_id,
+                access_hash: None,
+                account_id: user
+                    .account
+                    .as_ref()
+                    .and_then(|label| account_ids.get(label))
+                    .copied(),
+                notify: Some(user.notify),
+                visible_online: None,
+                source: FROM_CONFIG,
+            };
+            let tracked = ctx.tracking.track(request, now).await?;
+            tracing::info!(tracked_user = %tracked, "tracking a user from config.toml");
+        }
+        UserAction::Update {
+            id,
+            notify,
+            account_id,
+            adopt,
+        } => {
+            let Some(row) = row_of(id) else {
+                return Ok(());
+            };
+            if notify.is_some() || account_id.is_some() {
+                ctx.tracking
+                    .update(row.clone(), notify, None, account_id, now)
+                    .await?;
+            }
+            if adopt {
+                storage::tracked_users::set_source(&ctx.db, id, FROM_CONFIG).await?;
+            }
+            tracing::info!(tracked_user = %row, adopt, "tracked user updated from config.toml");
+        }
+        UserAction::Untrack { id } => {
+            let Some(row) = row_of(id) else {
+                return Ok(());
+            };
+            tracing::info!(tracked_user = %row, "user left config.toml: no longer tracked (history kept)");
+            ctx.tracking.untrack(row, false, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `[[webhooks.endpoints]]` (see `webhooks::endpoints::reconcile`).
+pub struct WebhooksReconciler;
+
+#[async_trait::async_trait(?Send)]
+impl ConfigReconciler for WebhooksReconciler {
+    fn section(&self) -> &'static str {
+        "webhooks.endpoints"
+    }
+
+    async fn reconcile(&self, ctx: &ReconcileContext, config: &Config) -> Result<(), StorageError> {
+        crate::webhooks::endpoints::reconcile(&ctx.db, &config.webhooks, ctx.now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account_row(label: &str, source: &str) -> accounts::Model {
+        let now = Utc::now();
+        accounts::Model {
+            id: Uuid::new_v4(),
+            label: label.to_owned(),
+            phone: None,
+            username: None,
+            telegram_user_id: None,
+            api_id: None,
+            status: "active".to_owned(),
+            is_authorized: false,
+            max_targets: 1000,
+            max_channels: 100,
+            targets_count: 0,
+            channels_count: 0,
+            last_active: None,
+            status_reason: None,
+            source: source.to_owned(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn declared_account(label: &str, max_targets: i32) -> AccountConfig {
+        AccountConfig {
+            label: label.to_owned(),
+            phone: None,
+            api_id: None,
+            max_targets,
+            max_channels: 100,
+        }
+    }
+
+    #[test]
+    fn accounts_are_created_changed_deactivated_and_api_ones_left_alone() {
+        let kept = account_row("kept", FROM_CONFIG);
+        let changed = account_row("changed", FROM_CONFIG);
+        let gone = account_row("gone", FROM_CONFIG);
+        let api = account_row("from_api", "api");
+        let declared = vec![
+            declared_account("kept", 1000),
+            declared_account("changed", 50),
+            declared_account("new", 10),
+        ];
+        let existing = vec![kept, changed.clone(), gone.clone(), api];
+        let actions = plan_accounts(&declared, &existing);
+        assert_eq!(
+            actions,
+            vec![
+                AccountAction::Update {
+                    id: changed.id,
+                    label: "changed".into(),
+                    changes: AccountChanges {
+                        max_targets: Some(50),
+                        ..AccountChanges::default()
+                    },
+                    adopt: false,
+                    reactivate: false,
+                },
+                AccountAction::Create(&declared[2]),
+                AccountAction::Deactivate {
+                    id: gone.id,
+                    label: "gone".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_account_is_deactivated_once_and_comes_back() {
+        let mut gone = account_row("gone", FROM_CONFIG);
+        gone.status = "inactive".into();
+        gone.status_reason = Some(REMOVED_FROM_CONFIG.into());
+        assert!(plan_accounts(&[], std::slice::from_ref(&gone)).is_empty());
+        let declared = vec![declared_account("gone", 1000)];
+        assert_eq!(
+            plan_accounts(&declared, std::slice::from_ref(&gone)),
+            vec![AccountAction::Update {
+                id: gone.id,
+                label: "gone".into(),
+                changes: AccountChanges::default(),
+                adopt: false,
+                reactivate: true,
+            }]
+        );
+        // Deactivated by an operator (no config reason): the file does not override it.
+        gone.status_reason = None;
+        assert!(plan_accounts(&declared, std::slice::from_ref(&gone)).is_empty());
+    }
+
+    #[test]
+    fn a_declared_api_account_is_adopted() {
+        let api = account_row("main", "api");
+        let declared = vec![declared_account("main", 1000)];
+        assert_eq!(
+            plan_accounts(&declared, std::slice::from_ref(&api)),
+            vec![AccountAction::Update {
+                id: api.id,
+                label: "main".into(),
+                changes: AccountChanges::default(),
+                adopt: true,
+                reactivate: false,
+            }]
+        );
+    }
+
+    fn user_row(username: &str, id: i64, source: &str) -> tracked_users::Model {
+        let now = Utc::now();
+        tracked_users::Model {
+            id: Uuid::new_v4(),
+            telegram_user_id: Some(id),
+            username: Some(username.to_owned()),
+            first_name: None,
+            access_hash: Some(1),
+            account_id: None,
+            visible_online: true,
+            notify: false,
+            is_active: true,
+            source: source.to_owned(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn declared_user(username: Option<&str>, id: Option<i64>, notify: bool) -> TrackedUserConfig {
+        TrackedUserConfig {
+            username: username.map(str::to_owned),
+            telegram_user_id: id,
+            account: None,
+            notify,
+        }
+    }
+
+    #[test]
+    fn users_are_tracked_changed_and_untracked_and_api_ones_left_alone() {
+        let alice = user_row("alice_w", 1, FROM_CONFIG);
+        let bob = user_row("bob_smith", 2, FROM_CONFIG);
+        let carol = user_row("carol_x", 3, FROM_CONFIG);
+        let api = user_row("dave_api", 4, "api");
+        let declared = vec![
+            // Same user, written differently.
+            declared_user(Some("@Alice_W"), None, false),
+            declared_user(None, Some(2), true),
+            declared_user(Some("https://t.me/erin_new"), None, false),
+        ];
+        let active = vec![alice, bob.clone(), carol.clone(), api];
+        let actions = plan_tracked_users(&declared, &active, &HashMap::new());
+        assert_eq!(
+            actions,
+            vec![
+                UserAction::Update {
+                    id: bob.id,
+                    notify: Some(true),
+                    account_id: None,
+                    adopt: false,
+                },
+                UserAction::Track(&declared[2]),
+                UserAction::Untrack { id: carol.id },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_user_moves_to_the_declared_account_and_an_api_user_is_adopted() {
+        let main = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let mut alice = user_row("alice_w", 1, "api");
+        alice.account_id = Some(main);
+        let mut declared = declared_user(Some("alice_w"), None, false);
+        declared.account = Some("other".into());
+        let ids = HashMap::from([("main".to_owned(), main), ("other".to_owned(), other)]);
+        assert_eq!(
+            plan_tracked_users(std::slice::from_ref(&declared), &[alice.clone()], &ids),
+            vec![UserAction::Update {
+                id: alice.id,
+                notify: None,
+                account_id: Some(other),
+                adopt: true,
+            }]
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! The webhook dispatcher: turns new events into messages, claims due messages, sends them
+//! signed, and records every attempt.
+//!
+//! It wakes when the storage actor commits events (low latency) and on a timer (retries, other
+//! instances' leftovers). A claim is a lease: a message whose sender died is claimed again when
+//! the lease runs out, so delivery is at least once. Attempts are written in batches by one
+//! writer task; each endpoint has at most `max_in_flight_per_endpoint` requests open.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+use super::address::{self, GuardedResolver, SystemLookup};
+use tgwatch_core::{clock::Clock, config::WebhooksConfig};
+use tgwatch_core::{
+    retry::{Outcome, RetryPolicy, classify},
+    signing::{SigningSecret, signature_header},
+};
+use tgwatch_store::{
+    self as storage, LogLevel,
+    webhooks::{AttemptRecord, Claimed, DisablePolicy},
+};
+
+/// Response bodies are stored up to this many bytes.
+const RESPONSE_BYTES_KEPT: usize = 4096;
+/// Events fanned out per round.
+const FAN_OUT_BATCH: u64 = 1000;
+
+/// Wakes the dispatcher; the storage actor holds one to call after committing events. Other
+/// consumers of the outbox (the bot's notifier) listen too, through [`Wake::listener`].
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>, Arc<Mutex<Vec<Arc<Notify>>>>);
+
+impl Wake {
+    pub fn wake(&self) {
+        self.0.notify_one();
+        for listener in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            listener.notify_one();
+        }
+    }
+
+    /// A new listener, woken (once, however many wakes came) whenever the dispatcher is.
+    pub fn listener(&self) -> Arc<Notify> {
+        let listener = Arc::new(Notify::new());
+        self.1
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&listener));
+        listener
+    }
+}
+
+struct Dispatcher {
+    db: DatabaseConnection,
+    clock: Clock,
+    config: WebhooksConfig,
+    policy: RetryPolicy,
+    client: reqwest::Client,
+    wake: Wake,
+    in_flight: Arc<Mutex<HashMap<Uuid, usize>>>,
+    attempts: mpsc::UnboundedSender<AttemptRecord>,
+}
+
+/// Starts the dispatcher and its writer on the runtime; returns the handle that wakes it.
+pub fn spawn(
+    db: DatabaseConnection,
+    clock: Clock,
+    config: WebhooksConfig,
+    wake: Wake,
+) -> Result<(), reqwest::Error> {
+    spawn_with_metrics(db, clock, config, wake, Arc::default())
+}
+
+/// [`spawn`], counting attempts and alert events in `metrics`.
+pub fn spawn_with_metrics(
+    db: DatabaseConnection,
+    clock: Clock,
+    config: WebhooksConfig,
+    wake: Wake,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<(), reqwest::Error> {
+    let client = reqwest::Client::builder()
+        // Every name is resolved again at delivery, and private answers are dropped there.
+        .dns_resolver(Arc::new(GuardedResolver::new(
+            Arc::new(SystemLookup),
+            config.allow_private_addresses,
+        )))
+        .timeout(Duration::from_secs_f64(config.timeout_seconds))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tgwatch/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let (attempts, attempts_rx) = mpsc::unbounded_channel();
+    let disable = DisablePolicy {
+        after_failing_for: chrono::Duration::milliseconds(
+            (config.disable_after_hours * 3_600_000.0) as i64,
+        ),
+        after_failed_messages: config.disable_after_failed_messages,
+    };
+    tokio::spawn(write_attempts(
+        db.clone(),
+        clock,
+        attempts_rx,
+        disable,
+        wake.clone(),
+        metrics,
+    ));
+    let dispatcher = Dispatcher {
+        policy: config.retry_policy(),
+        db,
+        clock,
+        config,
+        client,
+        wake,
+        in_flight: Arc::default(),
+        attempts,
+    };
+    tokio::spawn(dispatcher.run());
+    Ok(())
+}
+
+impl Dispatcher {
+    async fn run(self) {
+        let interval = Duration::from_millis(self.config.poll_interval_ms);
+        loop {
+            tokio::select! {
+                _ = self.wake.0.notified() => {}
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if let Err(error) = self.round().await {
+                tracing::error!(%error, "webhook dispatch round failed; retrying");
+            }
+        }
+    }
+
+    async fn round(&self) -> Result<(), storage::StorageError> {
+        let now = self.clock.now();
+        while storage::webhooks::fan_out(&self.db, FAN_OUT_BATCH, now).await? as u64
+            == FAN_OUT_BATCH
+        {}
+        let in_flight = self.in_flight_counts();
+        let limit = self.config.max_in_flight_per_endpoint;
+        let room = |endpoint: Uuid| {
+            limit.saturating_sub(in_flight.get(&endpoint).copied().unwrap_or(0)) as u64
+        };
+        // The lease outlives the request's timeout, in service time.
+        let lease = self.clock_span(Duration::from_secs_f64(
+            self.config.timeout_seconds * 2.0 + 5.0,
+        ));
+        let claimed = storage::webhooks::claim(&self.db, now, now + lease, room).await?;
+        for message in claimed {
+            self.start_attempt(message);
+        }
+        Ok(())
+    }
+
+    /// A real-time span expressed on the service clock.
+    fn clock_span(&self, real: Duration) -> chrono::Duration {
+        chrono::Duration::from_std(real.mul_f64(self.clock.speed()))
+            .unwrap_or(chrono::Duration::MAX)
+    }
+
+    fn in_flight_counts(&self) -> HashMap<Uuid, usize> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn start_attempt(&self, claimed: Claimed) {
+        let webhook_id = claimed.message.webhook_id;
+        *self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(webhook_id)
+            .or_default() += 1;
+        let client = self.client.clone();
+        let clock = self.clock;
+        let policy = self.policy.clone();
+        let allow_private = self.config.allow_private_addresses;
+        let in_flight = self.in_flight.clone();
+        let attempts = self.attempts.clone();
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            let record = attempt(&client, clock, &policy, allow_private, claimed).await;
+            let mut counts = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = counts.get_mut(&webhook_id) {
+                *count = count.saturating_sub(1);
+            }
+            drop(counts);
+            // Room for the endpoint's next message.
+            wake.wake();
+            // The writer only stops with the process.
+            let _ = attempts.send(record);
+        });
+    }
+}
+
+/// Sends one message and says what should happen next.
+async fn attempt(
+    client: &reqwest::Client,
+    clock: Clock,
+    policy: &RetryPolicy,
+    allow_private: bool,
+    claimed: Claimed,
+) -> AttemptRecord {
+    let Claimed {
+        message,
+        body,
+        url,
+        secrets,
+    } = claimed;
+    let attempt_number = message.attempts + 1;
+    let triggered_at = clock.now();
+    // Wall-clock time, whatever the service clock's speed: consumers check it against their own
+    // clock to refuse replayed requests.
+    let timestamp = Utc::now().timestamp();
+    let secrets: Vec<SigningSecret> = secrets
+        .iter()
+        .filter_map(|s| SigningSecret::parse(s).ok())
+        .collect();
+    let signature = signature_header(
+        &secrets.iter().collect::<Vec<_>>(),
+        &message.event_id,
+        timestamp,
+        &body,
+    );
+    let record = |error: Option<String>,
+                  status_code: Option<i32>,
+                  response_body: Option<String>,
+                  outcome: Outcome,
+                  started: Instant| {
+        let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+        let completed_at = clock.now();
+        let next_attempt_at: Option<DateTime<Utc>> = policy
+            .next_delay(attempt_number as u32, outcome, &mut rand::rng())
+            .map(|delay| {
+                completed_at + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+            });
+        AttemptRecord {
+            message_id: message.id,
+            webhook_id: message.webhook_id,
+            event_id: message.event_id.clone(),
+            attempt: attempt_number,
+            request_body: body.clone(),
+            status_code,
+            response_body,
+            latency_ms,
+            error,
+            success: outcome == Outcome::Delivered,
+            triggered_at,
+            completed_at,
+            next_attempt_at,
+            gone: outcome == Outcome::Gone,
+        }
+    };
+    let started = Instant::now();
+    if let Err(refused) = address::check_literal_host(&url, allow_private) {
+        // Refused before any connection: a failure like a refused connection, retried on the
+        // schedule (the configuration may allow the address again).
+        let outcome = classify(None, false, None);
+        return record(Some(refused.to_string()), None, None, outcome, started);
+    }
+    let sent = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &message.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body.clone())
+        .send()
+        .await;
+    let (status_code, response_body, error, outcome) = match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = response.text().await.unwrap_or_default();
+            let kept: String = text.chars().take(RESPONSE_BYTES_KEPT).collect();
+            (
+                Some(i32::from(status)),
+                Some(kept),
+                None,
+                classify(Some(status), false, retry_after),
+            )
+        }
+        Err(error) => {
+            let outcome = classify(None, error.is_timeout(), None);
+            (None, None, Some(cause_chain(&error)), outcome)
+        }
+    };
+    record(error, status_code, response_body, outcome, started)
+}
+
+/// The error and every cause under it, outermost first: reqwest's own message ("error sending
+/// request for url (...)") says nothing about what went wrong; the causes say connection
+/// refused, timed out, certificate invalid, name not resolved. Causes that only repeat their
+/// predecessor's words are left out.
+fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut last = chain.clone();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !message.is_empty() && !last.contains(&message) {
+            chain.push_str(": ");
+            chain.push_str(&message);
+        }
+        last = message;
+        source = cause.source();
+    }
+    chain
+}
+
+/// Writes attempts in batches; a failed write is retried with the same batch, so no attempt's
+/// outcome is lost while the database is away (the lease also covers a crash here).
+async fn write_attempts(
+    db: DatabaseConnection,
+    clock: Clock,
+    mut attempts: mpsc::UnboundedReceiver<AttemptRecord>,
+    policy: DisablePolicy,
+    wake: Wake,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = attempts.recv().await {
+        batch.push(first);
+        while batch.len() < 1000 {
+            match attempts.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        loop {
+            match storage::webhooks::record_attempts(&db, &batch, policy, clock.now()).await {
+                Ok(disabled) => {
+                    let delivered = batch.iter().filter(|a| a.success).count() as u64;
+                    metrics.webhook_attempts.add("delivered", delivered);
+                    metrics
+                        .webhook_attempts
+                        .add("failed", batch.len() as u64 - delivered);
+                    metrics.events_written(
+                        disabled
+                            .iter()
+                            .map(|_| tgwatch_core::events::EventType::Alert),
+                    );
+                    for endpoint in disabled {
+                        let message = format!(
+                            "webhook {} ({}) disabled: {}",
+                            endpoint.id,
+                            endpoint.url,
+                            endpoint.status_reason.unwrap_or_default()
+                        );
+                        tracing::error!(webhook_id = %endpoint.id, "{message}");
+                        storage::logs::write(
+                            &db,
+                            LogLevel::Critical,
+                            &message,
+                            None,
+                            None,
+                            clock.now(),
+                        )
+                        .await;
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(%error, attempts = batch.len(), "cannot record webhook attempts; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        batch.clear();
+        // Retries due now and the alert events just written.
+        wake.wake();
+    }
+}

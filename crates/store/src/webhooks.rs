@@ -1,0 +1,668 @@
+//! Webhook endpoints, the outbox fan-out, claiming due messages, and recording attempts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Value,
+    prelude::Expr,
+    sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    Doing, StorageError,
+    entities::{events, webhook_deliveries, webhook_messages, webhooks},
+    page::{self, Order, Page},
+    sql::{MAX_BOUND_VALUES, Sql},
+};
+use tgwatch_core::events::{Event, EventType};
+
+pub const ACTIVE: &str = "active";
+/// Switched off by the operator.
+pub const INACTIVE: &str = "inactive";
+/// Switched off by the service after failing for too long.
+pub const DISABLED: &str = "disabled";
+
+/// Writes events into the outbox, inside the caller's transaction.
+pub async fn insert_events(
+    db: &impl ConnectionTrait,
+    events: &[Event],
+) -> Result<(), StorageError> {
+    const COLUMNS: usize = 7;
+    let backend = db.get_database_backend();
+    for chunk in events.chunks(MAX_BOUND_VALUES / COLUMNS) {
+        let mut sql = Sql::new(
+            backend,
+            "INSERT INTO events \
+             (id, event_type, body, tracked_user_id, channel_id, fanned_out, created_at) VALUES ",
+        );
+        for (index, event) in chunk.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            let row: [Value; COLUMNS] = [
+                event.id.clone().into(),
+                event.event_type.as_str().into(),
+                event.body.clone().into(),
+                event.tracked_user_id.into(),
+                event.channel_id.into(),
+                false.into(),
+                event.timestamp.into(),
+            ];
+            sql.tuple(row);
+        }
+        db.execute_raw(sql.statement())
+            .await
+            .doing("writing events to the outbox")?;
+    }
+    Ok(())
+}
+
+pub struct NewWebhook {
+    pub name: Option<String>,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub tracked_user_id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+    pub secret: String,
+    pub source: &'static str,
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    new: NewWebhook,
+    now: DateTime<Utc>,
+) -> Result<webhooks::Model, StorageError> {
+    webhooks::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(new.name),
+        url: Set(new.url),
+        event_types: Set(json!(new.event_types).to_string()),
+        tracked_user_id: Set(new.tracked_user_id),
+        channel_id: Set(new.channel_id),
+        status: Set(ACTIVE.to_owned()),
+        status_reason: Set(None),
+        failure_count: Set(0),
+        consecutive_failed_messages: Set(0),
+        failing_since: Set(None),
+        last_triggered: Set(None),
+        secret: Set(new.secret),
+        previous_secret: Set(None),
+        previous_secret_until: Set(None),
+        source: Set(new.source.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .doing("creating a webhook")
+}
+
+pub async fn get(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<webhooks::Model>, StorageError> {
+    webhooks::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .doing("loading a webhook")
+}
+
+pub async fn find_by_name(
+    db: &DatabaseConnection,
+    name: &str,
+) -> Result<Option<webhooks::Model>, StorageError> {
+    webhooks::Entity::find()
+        .filter(webhooks::Column::Name.eq(name))
+        .one(db)
+        .await
+        .doing("finding a webhook by name")
+}
+
+pub async fn all(db: &DatabaseConnection) -> Result<Vec<webhooks::Model>, StorageError> {
+    webhooks::Entity::find()
+        .all(db)
+        .await
+        .doing("loading webhooks")
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    status: Option<&str>,
+    limit: u64,
+    cursor: Option<Uuid>,
+    order: Order,
+) -> Result<Page<webhooks::Model>, StorageError> {
+    let mut select = webhooks::Entity::find();
+    if let Some(status) = status {
+        select = select.filter(webhooks::Column::Status.eq(status));
+    }
+    page::fetch(
+        db,
+        select,
+        webhooks::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+        order,
+    )
+    .await
+}
+
+pub async fn save(
+    db: &DatabaseConnection,
+    row: webhooks::ActiveModel,
+) -> Result<webhooks::Model, StorageError> {
+    row.update(db).await.doing("updating a webhook")
+}
+
+pub async fn delete(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageError> {
+    webhooks::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .doing("deleting a webhook")?;
+    Ok(())
+}
+
+/// The event types a webhook subscribed to (`["all"]` for everything).
+pub fn event_types(row: &webhooks::Model) -> Vec<String> {
+    serde_json::from_str(&row.event_types).unwrap_or_default()
+}
+
+/// Whether a webhook wants an event.
+pub fn wants(row: &webhooks::Model, event: &events::Model) -> bool {
+    // Test events go to the one endpoint they were made for, never by subscription.
+    let is_test = event.event_type == EventType::Test.as_str();
+    let type_matches = event_types(row)
+        .iter()
+        .any(|t| t == "all" || *t == event.event_type);
+    let user_matches =
+        row.tracked_user_id.is_none() || row.tracked_user_id == event.tracked_user_id;
+    let channel_matches = row.channel_id.is_none() || row.channel_id == event.channel_id;
+    !is_test && type_matches && user_matches && channel_matches
+}
+
+/// Creates the messages of new events for every active endpoint that wants them. Returns how
+/// many events were handled (the caller loops while there are more).
+pub async fn fan_out(
+    db: &DatabaseConnection,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<usize, StorageError> {
+    let txn = super::begin_write(db, "starting the fan-out").await?;
+    let pending = events::Entity::find()
+        .filter(events::Column::FannedOut.eq(false))
+        .order_by_asc(events::Column::CreatedAt)
+        .limit(limit)
+        .all(&txn)
+        .await
+        .doing("loading new events")?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let endpoints = webhooks::Entity::find()
+        .filter(webhooks::Column::Status.eq(ACTIVE))
+        .all(&txn)
+        .await
+        .doing("loading active webhooks")?;
+    let messages: Vec<webhook_messages::ActiveModel> = pending
+        .iter()
+        .flat_map(|event| {
+            endpoints
+                .iter()
+                .filter(move |endpoint| wants(endpoint, event))
+                .map(move |endpoint| new_message(endpoint.id, &event.id, now))
+        })
+        .collect();
+    for chunk in messages.chunks(500) {
+        webhook_messages::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict_do_nothing_on([
+                webhook_messages::Column::WebhookId,
+                webhook_messages::Column::EventId,
+            ])
+            .exec_without_returning(&txn)
+            .await
+            .doing("queueing webhook messages")?;
+    }
+    let ids: Vec<String> = pending.iter().map(|event| event.id.clone()).collect();
+    events::Entity::update_many()
+        .col_expr(events::Column::FannedOut, Expr::value(true))
+        .filter(events::Column::Id.is_in(ids))
+        .exec(&txn)
+        .await
+        .doing("marking events fanned out")?;
+    txn.commit().await.doing("committing the fan-out")?;
+    Ok(pending.len())
+}
+
+fn new_message(
+    webhook_id: Uuid,
+    event_id: &str,
+    now: DateTime<Utc>,
+) -> webhook_messages::ActiveModel {
+    webhook_messages::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        webhook_id: Set(webhook_id),
+        event_id: Set(event_id.to_owned()),
+        status: Set("pending".to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        claimed_until: Set(None),
+        created_at: Set(now),
+        completed_at: Set(None),
+    }
+}
+
+/// A message claimed for an attempt, with what the attempt needs.
+pub struct Claimed {
+    pub message: webhook_messages::Model,
+    pub body: String,
+    pub url: String,
+    pub secrets: Vec<String>,
+}
+
+/// Claims due messages of active endpoints, at most `capacity(endpoint)` for each, until
+/// `lease_until`. On PostgreSQL the rows are locked with SKIP LOCKED, so several instances share
+/// the work without sending a message twice.
+pub async fn claim(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    capacity: impl Fn(Uuid) -> u64,
+) -> Result<Vec<Claimed>, StorageError> {
+    let txn = super::begin_write(db, "starting a claim").await?;
+    let endpoints = webhooks::Entity::find()
+        .filter(webhooks::Column::Status.eq(ACTIVE))
+        .all(&txn)
+        .await
+        .doing("loading active webhooks")?;
+    let mut claimed = Vec::new();
+    for endpoint in &endpoints {
+        let room = capacity(endpoint.id);
+        if room == 0 {
+            continue;
+        }
+        let mut select = webhook_messages::Entity::find()
+            .filter(webhook_messages::Column::WebhookId.eq(endpoint.id))
+            .filter(webhook_messages::Column::Status.eq("pending"))
+            .filter(webhook_messages::Column::NextAttemptAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(webhook_messages::Column::ClaimedUntil.is_null())
+                    .add(webhook_messages::Column::ClaimedUntil.lt(now)),
+            )
+            .order_by_asc(webhook_messages::Column::NextAttemptAt)
+            .limit(room);
+        if txn.get_database_backend() == DbBackend::Postgres {
+            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let messages = select
+            .all(&txn)
+            .await
+            .doing("finding due webhook messages")?;
+        claimed.extend(messages.into_iter().map(|message| (endpoint, message)));
+    }
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    webhook_messages::Entity::update_many()
+        .col_expr(
+            webhook_messages::Column::ClaimedUntil,
+            Expr::value(lease_until),
+        )
+        .filter(webhook_messages::Column::Id.is_in(claimed.iter().map(|(_, m)| m.id)))
+        .exec(&txn)
+        .await
+        .doing("claiming webhook messages")?;
+    let bodies: HashMap<String, String> = events::Entity::find()
+        .filter(events::Column::Id.is_in(claimed.iter().map(|(_, m)| m.event_id.clone())))
+        .all(&txn)
+        .await
+        .doing("loading event bodies")?
+        .into_iter()
+        .map(|event| (event.id, event.body))
+        .collect();
+    txn.commit().await.doing("committing a claim")?;
+    Ok(claimed
+        .into_iter()
+        .filter_map(|(endpoint, message)| {
+            let body = bodies.get(&message.event_id)?.clone();
+            let mut secrets = vec![endpoint.secret.clone()];
+            if let (Some(previous), Some(until)) =
+                (&endpoint.previous_secret, endpoint.previous_secret_until)
+                && until > now
+            {
+                secrets.push(previous.clone());
+            }
+            Some(Claimed {
+                url: endpoint.url.clone(),
+                secrets,
+                body,
+                message,
+            })
+        })
+        .collect())
+}
+
+/// What one attempt came to, and what happens to its message next.
+pub struct AttemptRecord {
+    pub message_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: String,
+    pub attempt: i32,
+    pub request_body: String,
+    pub status_code: Option<i32>,
+    pub response_body: Option<String>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    pub success: bool,
+    pub triggered_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    /// `Some` to try again then; `None` when the message is done (delivered or failed).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// 410 Gone: the consumer wants no more.
+    pub gone: bool,
+}
+
+/// When an endpoint that keeps failing is disabled.
+#[derive(Clone, Copy)]
+pub struct DisablePolicy {
+    pub after_failing_for: chrono::Duration,
+    pub after_failed_messages: i32,
+}
+
+/// Writes a batch of attempts: the delivery rows, the messages' next state and the endpoints'
+/// health, in one transaction. Endpoints that must be disabled are, with an alert event.
+/// Returns the endpoints disabled.
+pub async fn record_attempts(
+    db: &DatabaseConnection,
+    attempts: &[AttemptRecord],
+    policy: DisablePolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<webhooks::Model>, StorageError> {
+    let txn = super::begin_write(db, "starting to record attempts").await?;
+    let rows = attempts.iter().map(|a| webhook_deliveries::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        webhook_id: Set(a.webhook_id),
+        message_id: Set(a.message_id),
+        event_id: Set(a.event_id.clone()),
+        attempt: Set(a.attempt),
+        request_body: Set(a.request_body.clone()),
+        status_code: Set(a.status_code),
+        response_body: Set(a.response_body.clone()),
+        latency_ms: Set(a.latency_ms),
+        error: Set(a.error.clone()),
+        success: Set(a.success),
+        triggered_at: Set(a.triggered_at),
+        completed_at: Set(a.completed_at),
+    });
+    for chunk in rows.collect::<Vec<_>>().chunks(500) {
+        webhook_deliveries::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(&txn)
+            .await
+            .doing("recording delivery attempts")?;
+    }
+    let mut endpoints: HashMap<Uuid, webhooks::Model> = webhooks::Entity::find()
+        .filter(webhooks::Column::Id.is_in(attempts.iter().map(|a| a.webhook_id)))
+        .all(&txn)
+        .await
+        .doing("loading webhooks of attempts")?
+        .into_iter()
+        .map(|w| (w.id, w))
+        .collect();
+    let mut disabled = Vec::new();
+    // Messages done in this batch are updated together; retries each get their own time.
+    let done = |success: bool| -> Vec<Uuid> {
+        attempts
+            .iter()
+            .filter(|a| a.success == success && (success || a.next_attempt_at.is_none()))
+            .map(|a| a.message_id)
+            .collect()
+    };
+    for (status, ids) in [("delivered", done(true)), ("failed", done(false))] {
+        for chunk in ids.chunks(500) {
+            webhook_messages::Entity::update_many()
+                .col_expr(webhook_messages::Column::Status, Expr::value(status))
+                .col_expr(
+                    webhook_messages::Column::Attempts,
+                    Expr::col(webhook_messages::Column::Attempts).add(1),
+                )
+                .col_expr(
+                    webhook_messages::Column::ClaimedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(webhook_messages::Column::CompletedAt, Expr::value(now))
+                .filter(webhook_messages::Column::Id.is_in(chunk.iter().copied()))
+                .exec(&txn)
+                .await
+                .doing("completing webhook messages")?;
+        }
+    }
+    for attempt in attempts {
+        if let (false, Some(next)) = (attempt.success, attempt.next_attempt_at) {
+            webhook_messages::Entity::update_many()
+                .col_expr(
+                    webhook_messages::Column::Attempts,
+                    Expr::value(attempt.attempt),
+                )
+                .col_expr(webhook_messages::Column::NextAttemptAt, Expr::value(next))
+                .col_expr(
+                    webhook_messages::Column::ClaimedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(webhook_messages::Column::Id.eq(attempt.message_id))
+                .exec(&txn)
+                .await
+                .doing("scheduling a webhook retry")?;
+        }
+        let Some(endpoint) = endpoints.get_mut(&attempt.webhook_id) else {
+            continue; // deleted meanwhile
+        };
+        if attempt.success {
+            endpoint.last_triggered = Some(attempt.completed_at);
+            endpoint.consecutive_failed_messages = 0;
+            endpoint.failing_since = None;
+            continue;
+        }
+        endpoint.failure_count += 1;
+        endpoint.failing_since.get_or_insert(attempt.completed_at);
+        let message_failed = attempt.next_attempt_at.is_none();
+        if message_failed {
+            endpoint.consecutive_failed_messages += 1;
+        }
+        let failing_too_long = endpoint
+            .failing_since
+            .is_some_and(|since| now - since >= policy.after_failing_for);
+        let reason = if attempt.gone {
+            Some("the endpoint answered 410 Gone".to_owned())
+        } else if message_failed
+            && (failing_too_long
+                || endpoint.consecutive_failed_messages >= policy.after_failed_messages)
+        {
+            Some(format!(
+                "every attempt failed for {} message(s) in a row since {}",
+                endpoint.consecutive_failed_messages,
+                endpoint
+                    .failing_since
+                    .map(|s| s.to_rfc3339())
+                    .unwrap_or_default()
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason
+            && endpoint.status == ACTIVE
+        {
+            endpoint.status = DISABLED.to_owned();
+            endpoint.status_reason = Some(reason);
+            disabled.push(endpoint.clone());
+        }
+    }
+    for endpoint in endpoints.into_values() {
+        let mut row: webhooks::ActiveModel = endpoint.into();
+        row.updated_at = Set(now);
+        // Mark every field as changed: the in-memory model holds the new values.
+        row = mark_changed(row);
+        row.update(&txn).await.doing("updating webhook health")?;
+    }
+    let alerts: Vec<Event> = disabled
+        .iter()
+        .map(|endpoint| {
+            Event::new(
+                EventType::Alert,
+                now,
+                json!({
+                    "alert": "webhook_disabled",
+                    "webhook_id": endpoint.id,
+                    "url": endpoint.url,
+                    "reason": endpoint.status_reason,
+                }),
+            )
+        })
+        .collect();
+    insert_events(&txn, &alerts).await?;
+    txn.commit().await.doing("committing attempts")?;
+    Ok(disabled)
+}
+
+fn mark_changed(mut row: webhooks::ActiveModel) -> webhooks::ActiveModel {
+    for column in [
+        webhooks::Column::Status,
+        webhooks::Column::StatusReason,
+        webhooks::Column::FailureCount,
+        webhooks::Column::ConsecutiveFailedMessages,
+        webhooks::Column::FailingSince,
+        webhooks::Column::LastTriggered,
+    ] {
+        row.reset(column);
+    }
+    row
+}
+
+pub struct DeliveryFilter {
+    pub webhook_id: Uuid,
+    pub success: Option<bool>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+pub async fn deliveries(
+    db: &DatabaseConnection,
+    filter: DeliveryFilter,
+    limit: u64,
+    cursor: Option<Uuid>,
+    order: Order,
+) -> Result<Page<webhook_deliveries::Model>, StorageError> {
+    let mut select = webhook_deliveries::Entity::find()
+        .filter(webhook_deliveries::Column::WebhookId.eq(filter.webhook_id));
+    if let Some(success) = filter.success {
+        select = select.filter(webhook_deliveries::Column::Success.eq(success));
+    }
+    if let Some(since) = filter.since {
+        select = select.filter(webhook_deliveries::Column::TriggeredAt.gte(since));
+    }
+    page::fetch(
+        db,
+        select,
+        webhook_deliveries::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+        order,
+    )
+    .await
+}
+
+pub async fn delivery(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<webhook_deliveries::Model>, StorageError> {
+    webhook_deliveries::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .doing("loading a delivery")
+}
+
+/// Queues (again) the given events for one endpoint, due now, as a fresh round of attempts.
+pub async fn requeue(
+    db: &DatabaseConnection,
+    webhook_id: Uuid,
+    event_ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<usize, StorageError> {
+    let txn = super::begin_write(db, "starting a requeue").await?;
+    for chunk in event_ids.chunks(500) {
+        let rows = chunk
+            .iter()
+            .map(|event_id| new_message(webhook_id, event_id, now));
+        webhook_messages::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    webhook_messages::Column::WebhookId,
+                    webhook_messages::Column::EventId,
+                ])
+                .update_columns([
+                    webhook_messages::Column::Status,
+                    webhook_messages::Column::Attempts,
+                    webhook_messages::Column::NextAttemptAt,
+                    webhook_messages::Column::ClaimedUntil,
+                    webhook_messages::Column::CompletedAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .doing("requeueing webhook messages")?;
+    }
+    txn.commit().await.doing("committing a requeue")?;
+    Ok(event_ids.len())
+}
+
+/// Ids of the events since `since` that an endpoint wants, for a replay.
+pub async fn events_for_replay(
+    db: &DatabaseConnection,
+    endpoint: &webhooks::Model,
+    since: DateTime<Utc>,
+) -> Result<Vec<String>, StorageError> {
+    Ok(events::Entity::find()
+        .filter(events::Column::CreatedAt.gte(since))
+        .order_by_asc(events::Column::CreatedAt)
+        .all(db)
+        .await
+        .doing("loading events to replay")?
+        .into_iter()
+        .filter(|event| wants(endpoint, event))
+        .map(|event| event.id)
+        .collect())
+}
+
+/// Writes a test event for one endpoint only, and queues it.
+pub async fn queue_test_event(
+    db: &DatabaseConnection,
+    endpoint: &webhooks::Model,
+    now: DateTime<Utc>,
+) -> Result<Event, StorageError> {
+    let event = Event::new(
+        EventType::Test,
+        now,
+        json!({ "webhook_id": endpoint.id, "message": "a test event from tgwatch" }),
+    );
+    let txn = super::begin_write(db, "starting a test event").await?;
+    insert_events(&txn, std::slice::from_ref(&event)).await?;
+    events::Entity::update_many()
+        .col_expr(events::Column::FannedOut, Expr::value(true))
+        .filter(events::Column::Id.eq(event.id.clone()))
+        .exec(&txn)
+        .await
+        .doing("marking a test event")?;
+    webhook_messages::Entity::insert(new_message(endpoint.id, &event.id, now))
+        .exec_without_returning(&txn)
+        .await
+        .doing("queueing a test event")?;
+    txn.commit().await.doing("committing a test event")?;
+    Ok(event)
+}

@@ -1,0 +1,12 @@
+//! tgwatch-testkit: what tests, `demo` and the benchmarks run tgwatch against. Never linked into
+//! a `--no-default-features` build of the binary.
+//!
+//! - [`scripted`]: a scripted Telegram that plays a scenario (users going online and offline,
+//!   channel posts) with a fast clock, behind the same port as real Telegram.
+//! - [`sandbox_player`] and [`sandbox_newsroom`]: play a scenario, or a newsroom of channels,
+//!   into the sandbox (the fake MTProto server), for the real grammers client to see.
+
+pub mod demo;
+pub mod sandbox_newsroom;
+pub mod sandbox_player;
+pub mod scripted;

@@ -1,0 +1,445 @@
+//! The dashboard in a real browser: headless Chromium (Debian's package) opens `/` against the
+//! running service, driven over the DevTools protocol with the same WebSocket client the /ws
+//! tests use. The page must show a person going online live (a WebSocket event, no reload), and
+//! a screenshot is kept as an artifact (target/artifacts/dashboard.png).
+//!
+//! Without Chromium the test runs scripts/install-chromium.sh; when Chromium can be neither
+//! found nor installed it fails, unless TGWATCH_SKIP_BROWSER_TESTS=1 says to skip it.
+
+use crate::common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use base64::Engine;
+use common::{TOKEN, spawn_app};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tgwatch_core::config::Secret;
+use tgwatch_sandbox::bot_api::BotApi;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+const BOT_TOKEN: &str = "123456:test-token_ABC-def";
+const ADMIN: i64 = 9001;
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Alice and Bob exist; their presence is set by hand in the test (polls are far apart).
+const SCENARIO: &str = r#"
+[[users]]
+id = 1001
+username = "alice_w"
+first_name = "Alice"
+
+[[users]]
+id = 1002
+username = "bob_b"
+first_name = "Bob"
+"#;
+
+/// Chromium's binary: `TGWATCH_CHROMIUM`, else the usual names on PATH.
+fn find_chromium() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("TGWATCH_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in ["chromium", "chromium-browser", "google-chrome"] {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// Chromium, installed with scripts/install-chromium.sh if missing; `None` if that fails too.
+fn chromium() -> Option<PathBuf> {
+    if let Some(found) = find_chromium() {
+        return Some(found);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-chromium.sh");
+    eprintln!("chromium not found: running {}", script.display());
+    let status = Command::new("bash").arg(&script).status();
+    match status {
+        Ok(status) if status.success() => find_chromium(),
+        other => {
+            eprintln!("installing chromium failed: {other:?}");
+            None
+        }
+    }
+}
+
+/// The browser process; killed when the test ends, however it ends.
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    async fn launch(binary: &Path) -> Browser {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let log = std::fs::File::create(profile.path().join("chromium.log")).expect("log file");
+        let child = Command::new(binary)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--hide-scrollbars",
+                "--window-size=1400,1000",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start chromium");
+        // Chromium writes the port it chose to DevToolsActivePort in the profile.
+        let active = profile.path().join("DevToolsActivePort");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&active)
+                .ok()
+                .and_then(|text| text.lines().next()?.trim().parse::<u16>().ok())
+            {
+                break port;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(profile.path().join("chromium.log"))
+                    .unwrap_or_default();
+                panic!("chromium did not open its DevTools port:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Browser {
+            child,
+            _profile: profile,
+            port,
+        }
+    }
+
+    /// The DevTools connection of the page Chromium opened.
+    async fn page(&self) -> Page {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let url = loop {
+            let targets: Value =
+                match reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port)).await {
+                    Ok(response) => response.json().await.unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                };
+            let page = targets.as_array().and_then(|targets| {
+                targets
+                    .iter()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+                    .map(str::to_owned)
+            });
+            if let Some(url) = page {
+                break url;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no page target");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("DevTools connection");
+        Page { ws, next_id: 0 }
+    }
+}
+
+/// One page over the DevTools protocol: commands and their results (events are skipped).
+struct Page {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+impl Page {
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let command = json!({"id": id, "method": method, "params": params});
+        self.ws
+            .send(Message::text(command.to_string()))
+            .await
+            .expect("send to DevTools");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("DevTools did not answer {method}"))
+                .expect("DevTools open")
+                .expect("frame");
+            if let Message::Text(text) = frame {
+                let value: Value = serde_json::from_str(&text).expect("DevTools JSON");
+                if value["id"] == id {
+                    assert!(value["error"].is_null(), "{method}: {value}");
+                    return value["result"].clone();
+                }
+            }
+        }
+    }
+
+    /// Evaluates `expression` in the page and returns its value.
+    async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        result["result"]["value"].clone()
+    }
+
+    /// Polls `expression` until `done` holds for its value.
+    async fn until(
+        &mut self,
+        what: &str,
+        expression: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let value = self.eval(expression).await;
+            if done(&value) {
+                return value;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let text = self.eval("document.body.innerText").await;
+                panic!("the page never showed {what}; last value {value}; page text:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&mut self, path: &Path) {
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("png data"))
+            .expect("base64");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("artifacts dir");
+        std::fs::write(path, png).expect("write screenshot");
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
+fn artifacts() -> PathBuf {
+    common::target_dir().join("artifacts")
+}
+
+#[actix_web::test]
+async fn the_dashboard_shows_a_person_going_online_live() {
+    // Installing Chromium may take a while: off the service's thread.
+    let Some(binary) = tokio::task::spawn_blocking(chromium)
+        .await
+        .expect("looking for chromium")
+    else {
+        assert_eq!(
+            std::env::var("TGWATCH_SKIP_BROWSER_TESTS").as_deref(),
+            Ok("1"),
+            "chromium is not installed and scripts/install-chromium.sh could not install it; \
+             set TGWATCH_SKIP_BROWSER_TESTS=1 to skip the browser test on purpose"
+        );
+        eprintln!(
+            "SKIPPED (TGWATCH_SKIP_BROWSER_TESTS=1): the_dashboard_shows_a_person_going_online_live: \
+             chromium is not installed and scripts/install-chromium.sh could not install it"
+        );
+        return;
+    };
+    let bot = BotApi::start(BOT_TOKEN).await.expect("fake bot api");
+    let bot_url = bot.url();
+    let app = spawn_app(SCENARIO, |config| {
+        // Presence comes from the test alone: polls are hours of service time apart.
+        config.presence.poll_min_seconds = 1_000_000;
+        config.presence.poll_max_seconds = 1_000_000;
+        config.bot.token = Some(Secret::new(BOT_TOKEN));
+        config.bot.api_url = bot_url;
+        config.bot.admin_ids = vec![ADMIN];
+        config.bot.polling_timeout_seconds = 1;
+        config.live.status_interval_ms = 200;
+        config.live.broadcast_chat_id = Some(-1_001_234_567_890);
+    })
+    .await;
+    let alice = app.track("@alice_w").await;
+    let bob = app.track("@bob_b").await;
+    for (who, status) in [(&alice, "offline"), (&bob, "online")] {
+        let (code, body) = app
+            .post(
+                "/api/online-statuses",
+                &json!({"tracked_user_id": who, "status": status}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+    }
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = browser.page().await;
+    // Nothing leaves the machine: Telegram's script (Mini App mode) is blocked.
+    page.call("Network.enable", json!({})).await;
+    page.call(
+        "Network.setBlockedURLs",
+        json!({"urls": ["*telegram.org*"]}),
+    )
+    .await;
+    page.call("Page.enable", json!({})).await;
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+
+    // Desktop: the admin token in the fragment (never sent to the server in a URL).
+    page.call(
+        "Page.navigate",
+        json!({"url": format!("{}/#token={TOKEN}", app.base)}),
+    )
+    .await;
+    let row =
+        |id: &str| format!("document.querySelector('[data-user=\"{id}\"]')?.dataset.state ?? null");
+    page.until("Alice offline on the board", &row(&alice), |v| {
+        v == "offline"
+    })
+    .await;
+    page.until("Bob online on the board", &row(&bob), |v| v == "online")
+        .await;
+    page.until(
+        "the live connection",
+        "document.getElementById('conn').textContent",
+        |v| v == "live",
+    )
+    .await;
+    page.until(
+        "status figures",
+        "document.querySelector('[data-figure=\"online now\"] dd')?.textContent ?? null",
+        |v| v == "1",
+    )
+    .await;
+    // The token left the address bar.
+    assert_eq!(page.eval("location.hash").await, "");
+    // A marker that a reload would wipe: the update must come over the WebSocket.
+    page.eval("window.__noReload = true").await;
+
+    // Alice comes online.
+    let (code, body) = app
+        .post(
+            "/api/online-statuses",
+            &json!({"tracked_user_id": alice, "status": "online"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    page.until("Alice going online", &row(&alice), |v| v == "online")
+        .await;
+    page.until(
+        "Alice online in the status",
+        "document.querySelector('[data-figure=\"online now\"] dd')?.textContent ?? null",
+        |v| v == "2",
+    )
+    .await;
+    assert_eq!(page.eval("window.__noReload === true").await, true);
+    let text = page
+        .eval(&format!(
+            "document.querySelector('[data-user=\"{alice}\"] .state').textContent"
+        ))
+        .await;
+    assert!(
+        text.as_str().expect("text").starts_with("online since"),
+        "{text}"
+    );
+
+    // Her timeline and heatmap.
+    page.eval(&format!(
+        "document.querySelector('[data-user=\"{alice}\"]').click()"
+    ))
+    .await;
+    page.until(
+        "Alice's heatmap",
+        "document.querySelectorAll('#heatmap .cell').length",
+        |v| v == 168,
+    )
+    .await;
+    page.until(
+        "Alice's timeline",
+        "document.querySelectorAll('#timeline .bar').length",
+        |v| v == 7,
+    )
+    .await;
+    // Accounts with their state, and the broadcast panel for an admin.
+    page.until(
+        "the account",
+        "document.querySelector('[data-account=\"main\"]')?.textContent ?? ''",
+        |v| v.as_str().is_some_and(|t| t.contains("active")),
+    )
+    .await;
+    page.until(
+        "the broadcast panel",
+        "document.getElementById('broadcast').hidden",
+        |v| v == false,
+    )
+    .await;
+    page.screenshot(&artifacts().join("dashboard.png")).await;
+
+    // As the Telegram Mini App: init data and theme in the fragment, as Telegram passes them;
+    // the page uses Telegram's colours and reads the admin API with `tma` authorization.
+    let user = json!({"id": ADMIN, "first_name": "Ada", "username": "ada"}).to_string();
+    let init_data = common::telegram_init_data(
+        &[
+            ("user", user.as_str()),
+            ("auth_date", &chrono::Utc::now().timestamp().to_string()),
+        ],
+        BOT_TOKEN,
+    );
+    let fragment = form_urlencoded::Serializer::new(String::new())
+        .append_pair("tgWebAppData", &init_data)
+        .append_pair("tgWebAppVersion", "8.0")
+        .append_pair(
+            "tgWebAppThemeParams",
+            r##"{"bg_color":"#17212b","secondary_bg_color":"#232e3c","text_color":"#f5f5f5","hint_color":"#708499","link_color":"#6ab3f3","button_color":"#5288c1","button_text_color":"#ffffff"}"##,
+        )
+        .finish();
+    page.call(
+        "Page.navigate",
+        json!({"url": format!("{}/?miniapp#{fragment}", app.base)}),
+    )
+    .await;
+    page.until(
+        "Telegram's theme",
+        "getComputedStyle(document.documentElement).getPropertyValue('--tg-bg').trim()",
+        |v| v == "#17212b",
+    )
+    .await;
+    page.until("the board over tma auth", &row(&alice), |v| v == "online")
+        .await;
+    page.until(
+        "the live connection as the Mini App user",
+        "document.getElementById('conn').textContent",
+        |v| v == "live",
+    )
+    .await;
+    page.screenshot(&artifacts().join("dashboard-miniapp.png"))
+        .await;
+}

@@ -1,0 +1,502 @@
+//! The deployable artefacts start the real binary as they say they do, and the binary stops
+//! cleanly on SIGTERM.
+//!
+//! The systemd unit (`contrib/tgwatch.service`) and the container image (`Dockerfile`) are read
+//! as text: their environment, working directory and commands are run on this machine with their
+//! fixed paths moved into a temporary directory (no systemd or container engine runs here).
+
+use crate::common;
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use sea_orm::{ConnectionTrait, Statement};
+use tokio::process::{Child, Command};
+
+use common::TOKEN;
+const STATE_DIR: &str = "/var/lib/tgwatch";
+const CONFIG_DIR: &str = "/etc/tgwatch";
+const INSTALLED_BINARY: &str = "/usr/local/bin/tgwatch";
+
+/// How an artefact runs the binary: environment, working directory, commands before the start
+/// (each must succeed) and the start command.
+#[derive(Debug, Default)]
+struct Launch {
+    env: Vec<(String, String)>,
+    workdir: Option<String>,
+    before: Vec<Vec<String>>,
+    start: Vec<String>,
+}
+
+/// The `[Service]` directives of a systemd unit that say how the binary runs.
+fn systemd_launch(unit: &str) -> Launch {
+    let mut launch = Launch::default();
+    for line in unit.lines().map(str::trim) {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match key {
+            "Environment" => {
+                let (name, value) = value.split_once('=').expect("Environment=NAME=VALUE");
+                launch.env.push((name.to_owned(), value.to_owned()));
+            }
+            "WorkingDirectory" => launch.workdir = Some(value.to_owned()),
+            "ExecStartPre" => launch.before.push(words(value)),
+            "ExecStart" => launch.start = words(value),
+            _ => {}
+        }
+    }
+    launch
+}
+
+/// The final stage of a Dockerfile: `ENV`, `WORKDIR`, `ENTRYPOINT` and `CMD` (exec form).
+fn docker_launch(dockerfile: &str) -> Launch {
+    let joined = dockerfile.replace("\\\n", " ");
+    let final_stage = joined
+        .rsplit_once("\nFROM ")
+        .map_or(joined.as_str(), |(_, stage)| stage);
+    let mut launch = Launch::default();
+    let (mut entrypoint, mut cmd) = (Vec::new(), Vec::new());
+    for line in final_stage.lines().map(str::trim) {
+        let Some((instruction, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        match instruction {
+            "ENV" => {
+                for pair in words(rest) {
+                    let (name, value) = pair.split_once('=').expect("ENV NAME=VALUE");
+                    launch.env.push((name.to_owned(), value.to_owned()));
+                }
+            }
+            "WORKDIR" => launch.workdir = Some(rest.trim().to_owned()),
+            "ENTRYPOINT" => entrypoint = serde_json::from_str(rest).expect("exec-form ENTRYPOINT"),
+            "CMD" => cmd = serde_json::from_str(rest).expect("exec-form CMD"),
+            _ => {}
+        }
+    }
+    launch.start = entrypoint.into_iter().chain(cmd).collect();
+    launch
+}
+
+/// Splits on spaces outside double quotes, dropping the quotes.
+fn words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The host's stand-ins for the artefact's fixed paths.
+struct Host {
+    root: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Host {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(root.path().join("state")).unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        Host { root }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    fn place(&self, text: &str) -> String {
+        text.replace(INSTALLED_BINARY, env!("CARGO_BIN_EXE_tgwatch"))
+            .replace(STATE_DIR, &self.state().display().to_string())
+            .replace(
+                CONFIG_DIR,
+                &self.root.path().join("etc").display().to_string(),
+            )
+    }
+
+    /// A configuration for real Telegram with nothing to log in yet (so nothing is dialled).
+    fn write_real_config(&self) {
+        std::fs::write(
+            self.root.path().join("etc/config.toml"),
+            "[http]\nmetrics_public = true\n",
+        )
+        .unwrap();
+    }
+
+    /// A configuration with one account and one tracked person on a scripted Telegram.
+    fn write_scripted_config(&self) {
+        let scenario = self.root.path().join("scenario.toml");
+        std::fs::write(
+            &scenario,
+            "[[users]]\nid = 1001\nusername = \"alice_example\"\nonline = [[0, 60]]\nrepeat_every = 120\n",
+        )
+        .unwrap();
+        let config = format!(
+            "[telegram]\nscenario = \"{}\"\n\n[[accounts]]\nlabel = \"main\"\n\n[[tracked_users]]\nusername = \"alice_example\"\n",
+            scenario.display()
+        );
+        std::fs::write(self.root.path().join("etc/config.toml"), config).unwrap();
+    }
+
+    fn command(&self, argv: &[String], launch: &Launch, overrides: &[(&str, String)]) -> Command {
+        let argv: Vec<String> = argv.iter().map(|word| self.place(word)).collect();
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).env_clear();
+        for (name, value) in &launch.env {
+            command.env(name, self.place(value));
+        }
+        command.env("TGWATCH_HTTP__ADMIN_TOKEN", TOKEN);
+        for (name, value) in overrides {
+            command.env(name, value);
+        }
+        if let Some(dir) = &launch.workdir {
+            command.current_dir(self.place(dir));
+        }
+        command
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_healthy(base: &str, child: &mut Child) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(answer) = client.get(format!("{base}/readyz")).send().await
+            && answer.status().is_success()
+        {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the service exited before it was healthy: {status}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn terminate(child: &Child) {
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+}
+
+async fn exit_status(child: &mut Child) -> std::process::ExitStatus {
+    tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the service exits within 20 s of SIGTERM")
+        .unwrap()
+}
+
+/// Runs what the artefact runs, checks the service comes up with its state where the artefact
+/// puts it, and stops it with SIGTERM.
+async fn starts_and_stops(launch: Launch) {
+    assert!(!launch.start.is_empty(), "no start command in {launch:?}");
+    let host = Host::new();
+    host.write_real_config();
+    let port = free_port();
+    let bind = [("TGWATCH_HTTP__BIND", format!("127.0.0.1:{port}"))];
+    for before in &launch.before {
+        let output = host.command(before, &launch, &bind).output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "{before:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut child = host
+        .command(&launch.start, &launch, &bind)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_healthy(&format!("http://127.0.0.1:{port}"), &mut child).await;
+
+    let key = host.state().join("tgwatch.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the master key is private");
+    assert!(
+        host.state().join("tgwatch.db").exists(),
+        "the database is in the state directory"
+    );
+
+    terminate(&child);
+    let status = exit_status(&mut child).await;
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop: {status}");
+}
+
+#[tokio::test]
+async fn the_systemd_unit_runs_the_binary_with_its_state_in_the_state_directory() {
+    let launch = systemd_launch(include_str!("../../contrib/tgwatch.service"));
+    assert_eq!(launch.before.len(), 1, "check-config before the start");
+    starts_and_stops(launch).await;
+}
+
+#[tokio::test]
+async fn the_container_image_runs_the_binary_with_its_state_on_the_volume() {
+    let launch = docker_launch(include_str!("../../Dockerfile"));
+    assert_eq!(launch.workdir.as_deref(), Some(STATE_DIR));
+    starts_and_stops(launch).await;
+}
+
+/// SIGTERM in the middle of a burst of manual observations: the service exits 0 and every
+/// observation it acknowledged is in the database.
+#[tokio::test]
+async fn sigterm_during_a_burst_keeps_every_acknowledged_observation() {
+    let host = Host::new();
+    host.write_scripted_config();
+    let database_url = common::fresh_database(&host.state()).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = host.root.path().join("etc/config.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tgwatch"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .current_dir(host.state())
+        .env("TGWATCH_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("TGWATCH_HTTP__ADMIN_TOKEN", TOKEN)
+        .env("TGWATCH_DATABASE__URL", &database_url)
+        .env(
+            "TGWATCH_SECURITY__MASTER_KEY_FILE",
+            host.state().join("tgwatch.key"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_healthy(&base, &mut child).await;
+    let api = common::Api {
+        base: base.clone(),
+        client: reqwest::Client::new(),
+    };
+    let people = api
+        .eventually("/api/tracked-users", Duration::from_secs(30), |body| {
+            body["items"]
+                .as_array()
+                .is_some_and(|items| !items.is_empty())
+        })
+        .await;
+    let alice = people["items"][0]["id"].as_str().unwrap().to_owned();
+
+    // Four writers post observations a second apart (in service time) until the service stops
+    // answering; SIGTERM comes once 40 have been acknowledged.
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (api, alice, acknowledged) = (
+                common::Api {
+                    base: base.clone(),
+                    client: reqwest::Client::new(),
+                },
+                alice.clone(),
+                acknowledged.clone(),
+            );
+            tokio::spawn(async move {
+                for step in 0..10_000 {
+                    let at = start + chrono::Duration::seconds(step * 4 + writer);
+                    let body = serde_json::json!({
+                        "tracked_user_id": alice,
+                        "is_online": step % 2 == 0,
+                        "observed_at": at.to_rfc3339(),
+                    });
+                    let Ok(answer) = api
+                        .client
+                        .post(format!("{}/api/online-statuses", api.base))
+                        .bearer_auth(TOKEN)
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    match answer.status().as_u16() {
+                        201 => acknowledged.lock().unwrap().push(at),
+                        // Refused while stopping: not acknowledged, so nothing is owed.
+                        503 => return,
+                        other => panic!("unexpected answer {other} during the burst"),
+                    }
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().unwrap().len() < 40 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    terminate(&child);
+    let status = exit_status(&mut child).await;
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop: {status}");
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let db = sea_orm::Database::connect(&database_url).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT observed_at FROM status_checks WHERE source = 'manual'",
+        ))
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<i64> = rows
+        .iter()
+        .map(|row| {
+            row.try_get::<chrono::DateTime<chrono::Utc>>("", "observed_at")
+                .unwrap()
+                .timestamp()
+        })
+        .collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|at| !stored.contains(&at.timestamp()))
+        .collect();
+    assert!(acknowledged.len() >= 40);
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+}
+
+#[test]
+fn quoted_words_keep_their_spaces() {
+    assert_eq!(
+        words(r#"A="x y" B=z"#),
+        vec!["A=x y".to_owned(), "B=z".to_owned()]
+    );
+}
+
+/// The probes answer without a token and without detail; `/readyz` is 503 while a migration of
+/// this build is not applied.
+#[actix_rt::test]
+async fn the_probes_answer_without_a_token_and_readyz_sees_a_pending_migration() {
+    let app = common::spawn_app("", |_| {}).await;
+    let client = reqwest::Client::new();
+    let probe = |path: &'static str| {
+        let request = client.get(format!("{}{path}", app.base));
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        probe("/livez").await,
+        (200, serde_json::json!({"status": "alive"}))
+    );
+    assert_eq!(
+        probe("/readyz").await,
+        (200, serde_json::json!({"status": "ready"}))
+    );
+
+    let db = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    db.execute_unprepared(
+        "DELETE FROM seaql_migrations WHERE version = (SELECT MAX(version) FROM seaql_migrations)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        probe("/readyz").await,
+        (503, serde_json::json!({"status": "not_ready"}))
+    );
+    assert_eq!(probe("/livez").await.0, 200, "alive all the same");
+}
+
+/// Runs `tgwatch run` on the scripted configuration with the account health job due every few
+/// milliseconds, for two seconds, and returns what it logged.
+async fn log_of_a_quiet_run(rust_log: Option<&str>) -> String {
+    let host = Host::new();
+    host.write_scripted_config();
+    let config = host.root.path().join("etc/config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("[telegram]\n", "[telegram]\nclock_speed = 600.0\n")
+        + "\n[jobs]\naccount_health_interval_seconds = 1\n";
+    std::fs::write(&config, text).unwrap();
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tgwatch"));
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .current_dir(host.state())
+        .env_remove("RUST_LOG")
+        .env("TGWATCH_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("TGWATCH_HTTP__ADMIN_TOKEN", TOKEN)
+        .env(
+            "TGWATCH_DATABASE__URL",
+            format!("sqlite://{}/tgwatch.db?mode=rwc", host.state().display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command.spawn().unwrap();
+    wait_healthy(&format!("http://127.0.0.1:{port}"), &mut child).await;
+    // A request line over actix-http's own limit, which it refuses before any of our code.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let line = format!(
+        "GET /api/logs?x={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, line.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 64];
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut stream, &mut answer),
+    )
+    .await
+    .expect("an answer")
+    .unwrap();
+    answer.truncate(read);
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 4"),
+        "refused: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    terminate(&child);
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// A periodic job that finds nothing new logs at debug, and a request line too long to parse
+/// is not an ERROR line: the default log shows what changed, and nobody can flood it.
+#[tokio::test]
+async fn routine_job_runs_and_unparsable_requests_stay_out_of_the_default_log() {
+    let debug = log_of_a_quiet_run(Some("info,tgwatch_service::jobs=debug")).await;
+    assert!(
+        debug.matches("account health checked").count() >= 2,
+        "the job ran: {debug}"
+    );
+    let default = log_of_a_quiet_run(None).await;
+    assert!(default.contains("admin API listening"), "{default}");
+    assert!(!default.contains("account health checked"), "{default}");
+    assert!(!default.contains("uri too long"), "{default}");
+    assert!(!default.contains("ERROR"), "{default}");
+}

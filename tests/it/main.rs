@@ -1,0 +1,27 @@
+//! The integration tests: one binary, one module per area. Each test starts the service (or the
+//! binary) on 127.0.0.1 with its own database: SQLite by default, PostgreSQL when
+//! `TGWATCH_TEST_DATABASE_URL` is set.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
+
+mod common;
+
+mod api;
+mod bot;
+mod channels;
+mod cli;
+mod conflicts;
+mod dashboard;
+mod demo;
+mod deploy;
+mod live;
+mod logins;
+mod messages_storage;
+mod mtproto;
+mod mtproto_channels;
+mod operations;
+mod presence;
+mod session_commands;
+mod stored_session;
+mod webhooks;
+mod webhooks_crash;
