@@ -30,5 +30,6 @@ pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod reload;
+pub mod state;
 pub mod tracking;
 pub mod webhooks;

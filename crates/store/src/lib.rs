@@ -137,7 +137,8 @@ impl<T> Doing<T> for Result<T, DbErr> {
     }
 }
 
-/// Connects, tunes SQLite for concurrent readers and one writer, and runs the migrations.
+/// Connects and tunes SQLite for concurrent readers and one writer; [`migrate`] runs the
+/// migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -160,6 +161,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     Ok(db)
 }
 
+/// Applies the migrations that have not run yet (the `migration` crate).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
     Migrator::up(db, None).await.doing("running migrations")
 }

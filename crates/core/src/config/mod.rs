@@ -821,6 +821,14 @@ impl Config {
         if self.database.max_connections == 0 {
             problems.push(invalid("database.max_connections", "must be at least 1"));
         }
+        #[cfg(not(feature = "scripted"))]
+        if self.telegram.scenario.is_some() {
+            problems.push(invalid(
+                "telegram.scenario",
+                "this build has no scripted Telegram: it was built without the default `sandbox` \
+                 feature, so it talks to real Telegram only",
+            ));
+        }
         match &self.http.admin_token {
             Some(token) if token.expose().len() < 16 => problems.push(invalid(
                 "http.admin_token",

@@ -1,4 +1,4 @@
-//! The actors of the running service (see DESIGN.md, "Shape").
+//! The actors of the running service.
 //!
 //! - [`supervisor::FleetSupervisor`] owns everything below and is what the HTTP API talks to.
 //! - [`account::AccountActor`], one per Telegram account: holds the connection, folds the polls
@@ -9,7 +9,8 @@
 //! - [`channels::ChannelsActor`]: the channel updates of every account, stored as messages and
 //!   events in batches.
 //!
-//! Handlers must never panic: a panicking actix actor is gone for good (notes/actix-*.md).
+//! Handlers must never panic: actix does not restart an actor whose handler panicked, so the
+//! actor (and every address to it) would be gone for good.
 
 pub mod account;
 pub mod channels;

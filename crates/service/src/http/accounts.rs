@@ -5,7 +5,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{error::ApiError, params, views::AccountView};
-use crate::app::AppState;
+use crate::state::AppState;
 use tgwatch_store::page::Order;
 use tgwatch_store::{
     self as storage,

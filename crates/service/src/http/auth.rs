@@ -10,7 +10,7 @@ use actix_web::{
 };
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 use tgwatch_core::constant_time;
 
 /// Lets the request through only with `Authorization: Bearer <http.admin_token>`, or with

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
-use crate::app::AppState;
+use crate::state::AppState;
 use tgwatch_store::page::Order;
 use tgwatch_store::{
     self as storage,

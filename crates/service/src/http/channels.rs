@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::{error::ApiError, params};
 use crate::{
-    app::AppState,
     channels::{AddChannel, ChannelError, ChannelInput},
+    state::AppState,
 };
 use tgwatch_store::page::Order;
 use tgwatch_store::{

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
-use crate::{actors::supervisor, app::AppState};
+use crate::{actors::supervisor, state::AppState};
 use tgwatch_telegram::{ChatKind, ChatMessage, Dialog, TelegramSession};
 
 /// Most chats or messages one request returns.

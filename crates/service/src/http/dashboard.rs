@@ -4,13 +4,23 @@
 //! The page calls the `/api` endpoints with the admin token (desktop) or with
 //! `Authorization: tma <initData>` (Mini App, admins only) and opens `/ws`.
 
-use actix_web::{HttpResponse, http::header, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::{app::AppState, live::session};
+use crate::{
+    live::{
+        ConnectError,
+        session::{self, Refused},
+    },
+    state::AppState,
+};
 use tgwatch_store as storage;
 
 const INDEX_HTML: &str = include_str!("../../assets/dashboard/index.html");
@@ -34,8 +44,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/dashboard", web::get().to(index))
         .route("/dashboard/app.js", web::get().to(app_js))
         .route("/dashboard/style.css", web::get().to(style_css))
-        .route("/ws", web::get().to(session::connect))
-        .route("/telegram/ws", web::get().to(session::connect));
+        .route("/ws", web::get().to(live))
+        .route("/telegram/ws", web::get().to(live));
 }
 
 /// Under `/api` (behind the token): what the board starts from.
@@ -139,4 +149,32 @@ async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         "service_time": state.clock.now(),
         "live_clients": state.live.clients(),
     })))
+}
+
+/// `GET /ws`: the live WebSocket's handshake ([`session::connect`]); a refusal is a JSON error.
+async fn live(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(session::connect(&state.live, request, body).await?)
+}
+
+impl From<ConnectError> for ApiError {
+    fn from(error: ConnectError) -> ApiError {
+        ApiError::new(error.status(), error.code(), error.to_string())
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        match refused {
+            Refused::Connect(error) => error.into(),
+            Refused::UpgradeFailed(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "upgrade_failed",
+                refused.to_string(),
+            ),
+        }
+    }
 }

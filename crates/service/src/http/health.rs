@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::{
     actors::messages::{AccountLinks, Snapshot},
-    app::AppState,
+    state::AppState,
 };
 use tgwatch_store as storage;
 

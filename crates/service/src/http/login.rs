@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
-use crate::app::AppState;
+use crate::state::AppState;
 use tgwatch_store as storage;
 use tgwatch_telegram::{
     TelegramError,

@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web}
 use super::error::ApiError;
 use crate::{
     actors::messages::Snapshot,
-    app::AppState,
     metrics::{Gauges, render},
+    state::AppState,
 };
 use tgwatch_core::constant_time;
 use tgwatch_store as storage;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{error::ApiError, params, views::StatusCheckView};
 use crate::{
     actors::messages::{Flush, ManualObservation},
-    app::AppState,
+    state::AppState,
 };
 use tgwatch_core::presence::{Observation, Status, StatusKind};
 use tgwatch_store::page::Order;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use tgwatch_store as storage;
 
 pub async fn livez() -> HttpResponse {

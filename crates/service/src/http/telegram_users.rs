@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{error::ApiError, params};
-use crate::app::AppState;
+use crate::state::AppState;
 use tgwatch_core::roles::{PermissionsError, Role, effective_role, normalize_permissions};
 use tgwatch_store::page::Order;
 use tgwatch_store::{

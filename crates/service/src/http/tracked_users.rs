@@ -10,7 +10,7 @@ use super::{
     params,
     views::{SessionView, StatusCheckView, TrackedUserView},
 };
-use crate::{app::AppState, tracking::TrackRequest};
+use crate::{state::AppState, tracking::TrackRequest};
 use tgwatch_core::presence::stats::{Window, statistics};
 use tgwatch_store::page::Order;
 use tgwatch_store::{self as storage, entities::tracked_users, tracked_users::TrackedUserFilter};

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{error::ApiError, params};
 use crate::{
-    app::AppState,
+    state::AppState,
     webhooks::endpoints::{self, EndpointError, EndpointPatch, EndpointRequest},
 };
 use tgwatch_store::page::Order;

@@ -2,12 +2,16 @@
 //!
 //! # Layout
 //!
-//! - [`init_data`]: Mini App sign-in (`initData`) checked as Telegram documents it (pure).
+//! - [`Live`] (here): the hub: who a client is (admin token, or a Mini App sign-in checked by
+//!   `tgwatch_core::init_data`), the status figures, broadcasts.
 //! - [`protocol`]: client and server messages, who may broadcast, the status figures (pure).
 //! - [`limit`]: broadcasts per person per minute (pure).
-//! - [`session`]: the actix-ws handler: the handshake's checks and one task per connection.
+//! - [`session`]: one connection: the WebSocket handshake (actix-http's codec) and the
+//!   response-body stream that carries the hub's frames and reads the client's.
 //! - `telegram`: broadcasts and pins through the Bot API.
-//! - [`loadtest`]: `tgwatch bench websocket`.
+//!
+//! The `/ws` route is in the `http` module; the load test (`tgwatch bench websocket`) is in
+//! `tgwatch-bench`.
 //!
 //! # Design
 //!

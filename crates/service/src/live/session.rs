@@ -36,7 +36,6 @@ use super::{
     ClientSlot, ConnectError, Live, Outgoing,
     protocol::{self, Action, Audience, ClientMessage, Principal},
 };
-use crate::{app::AppState, http::error::ApiError};
 use tgwatch_core::roles::Role;
 
 /// The largest message a client may send (a broadcast is at most 4096 characters).
@@ -64,10 +63,15 @@ impl ConnectError {
     }
 }
 
-impl From<ConnectError> for ApiError {
-    fn from(error: ConnectError) -> ApiError {
-        ApiError::new(error.status(), error.code(), error.to_string())
-    }
+/// Why the handshake refused a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Who the client is, or whether there is room for it.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The request was no WebSocket upgrade actix-http could answer.
+    #[error("the WebSocket upgrade failed: {0}")]
+    UpgradeFailed(String),
 }
 
 /// `text` as one WebSocket text frame from the server (unmasked: the same bytes for every
@@ -89,12 +93,12 @@ fn encode(message: Message) -> Bytes {
 }
 
 /// The handshake: who is it, is there room, then the upgrade with the connection as its body.
+/// The HTTP route (in the `http` module) renders a refusal as the API's JSON error.
 pub async fn connect(
+    live: &Live,
     request: HttpRequest,
     body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let live = &state.live;
+) -> Result<HttpResponse, Refused> {
     let query = web::Query::<HashMap<String, String>>::from_query(request.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
@@ -114,13 +118,7 @@ pub async fn connect(
         .inspect_err(|error| {
             tracing::info!(reason = %error, status = error.status().as_u16(), "live connection refused");
         })?;
-    let upgrade_failed = |error: &dyn std::fmt::Display| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "upgrade_failed",
-            format!("the WebSocket upgrade failed: {error}"),
-        )
-    };
+    let upgrade_failed = |error: &dyn std::fmt::Display| Refused::UpgradeFailed(error.to_string());
     let mut response = ws::handshake(request.head()).map_err(|e| upgrade_failed(&e))?;
     let slot = live.reserve()?;
     tracing::debug!(

@@ -12,7 +12,8 @@
 //! - One item that cannot be applied (an unknown username, a full account) is logged as a config
 //!   problem (`GET /api/logs`) and skipped; the others apply.
 //!
-//! The decisions are pure functions ([`plan_accounts`], [`plan_tracked_users`]) tested directly;
+//! The decisions are pure functions ([`plan_accounts`], [`plan_tracked_users`],
+//! [`plan_channels`]) tested directly;
 //! the reconcilers carry them out.
 
 use std::{
@@ -24,7 +25,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::tracking::{TrackRequest, Tracking};
+use crate::{
+    channels::{AddChannel, ChannelError, ChannelInput, describe},
+    tracking::{TrackRequest, Tracking},
+};
 use tgwatch_core::{
     clock::Clock,
     config::{AccountConfig, Config, TrackedUserConfig},
@@ -32,9 +36,10 @@ use tgwatch_core::{
 use tgwatch_store::{
     self as storage, StorageError,
     accounts::{AccountPatch, AccountStatus, NewAccount},
-    entities::{accounts, tracked_users},
+    channels::ChannelStatus,
+    entities::{accounts, channels, tracked_users},
 };
-use tgwatch_telegram::Username;
+use tgwatch_telegram::{ChannelRef, Username};
 
 /// `source` of rows declared in config.toml.
 pub const FROM_CONFIG: &str = "config";
@@ -121,7 +126,7 @@ pub fn reconcilers() -> Vec<Box<dyn ConfigReconciler>> {
         Box::new(AccountsReconciler),
         Box::new(TrackedUsersReconciler),
         Box::new(WebhooksReconciler),
-        Box::new(crate::channels::ChannelsReconciler),
+        Box::new(ChannelsReconciler),
     ]
 }
 
@@ -525,9 +530,185 @@ impl ConfigReconciler for WebhooksReconciler {
     }
 }
 
+/// What `[[channels]]` asks for, compared with the channels monitored: which to add, and which
+/// channels the file declared before but names no more (to remove). Pure.
+pub fn plan_channels<'a>(
+    declared: &'a [tgwatch_core::config::ChannelConfig],
+    monitored: &[channels::Model],
+) -> (Vec<&'a tgwatch_core::config::ChannelConfig>, Vec<Uuid>) {
+    use tgwatch_core::config::ChannelTarget;
+    let names = |channel: &channels::Model, target: &ChannelTarget| match target {
+        ChannelTarget::Id(id) => channel.telegram_channel_id == Some(*id),
+        ChannelTarget::Link(ChannelRef::Username(name)) => {
+            channel.username.as_deref() == Some(name.as_str())
+        }
+        ChannelTarget::Link(ChannelRef::Invite(hash)) => {
+            channel.invite_hash.as_deref() == Some(hash.as_str())
+        }
+        ChannelTarget::Link(ChannelRef::Id(input)) => channel.telegram_channel_id == Some(input.id),
+    };
+    let targets: Vec<(&tgwatch_core::config::ChannelConfig, ChannelTarget)> = declared
+        .iter()
+        .filter_map(|entry| entry.channel.target().ok().map(|target| (entry, target)))
+        .collect();
+    let to_add = targets
+        .iter()
+        .filter(|(_, target)| !monitored.iter().any(|channel| names(channel, target)))
+        .map(|(entry, _)| *entry)
+        .collect();
+    let to_remove = monitored
+        .iter()
+        .filter(|channel| channel.source == FROM_CONFIG)
+        .filter(|channel| !targets.iter().any(|(_, target)| names(channel, target)))
+        .map(|channel| channel.id)
+        .collect();
+    (to_add, to_remove)
+}
+
+/// `[[channels]]` as desired state : declared channels are joined,
+/// channels the file declared and no longer names are left; channels added through the API
+/// are never touched.
+pub struct ChannelsReconciler;
+
+/// How long a declared channel waits for an account to be connected (at start-up the accounts
+/// connect while the file is applied).
+const RECONCILE_JOIN_TRIES: u32 = 10;
+
+#[async_trait::async_trait(?Send)]
+impl ConfigReconciler for ChannelsReconciler {
+    fn section(&self) -> &'static str {
+        "channels"
+    }
+
+    async fn reconcile(
+        &self,
+        ctx: &ReconcileContext,
+        config: &tgwatch_core::config::Config,
+    ) -> Result<(), StorageError> {
+        if !ctx.live {
+            return Ok(());
+        }
+        let monitored: Vec<channels::Model> = storage::channels::monitored(&ctx.db)
+            .await?
+            .into_iter()
+            .filter(|channel| channel.status != ChannelStatus::Left.as_str())
+            .collect();
+        let (to_add, to_remove) = plan_channels(&config.channels, &monitored);
+        for entry in to_add {
+            let account_id = match &entry.account {
+                Some(label) => match storage::accounts::find_by_label(&ctx.db, label).await? {
+                    Some(account) => Some(account.id),
+                    None => {
+                        ctx.problem(&format!("config channel: no account labelled `{label}`"))
+                            .await;
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let channel = match entry.channel.target() {
+                Ok(tgwatch_core::config::ChannelTarget::Link(reference)) => {
+                    ChannelInput::Reference(reference)
+                }
+                Ok(tgwatch_core::config::ChannelTarget::Id(id)) => ChannelInput::Id(id),
+                Err(error) => {
+                    ctx.problem(&format!("config channel: {error}")).await;
+                    continue;
+                }
+            };
+            let request = AddChannel {
+                channel,
+                account_id,
+                tags: entry.tags.clone(),
+            };
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match ctx.channels.add(request.clone(), "config").await {
+                    Ok(added) => {
+                        tracing::info!(channel = %describe(&added.channel), rejoined = added.rejoined, "monitoring a channel from config.toml");
+                        break;
+                    }
+                    // Accounts are still connecting (start-up): wait a little.
+                    Err(ChannelError::Resolve(_) | ChannelError::NoAccountAvailable(_))
+                        if tries < RECONCILE_JOIN_TRIES =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(error) => {
+                        ctx.problem(&format!("config channel `{}`: {error}", entry.channel))
+                            .await;
+                        break;
+                    }
+                }
+            }
+        }
+        for id in to_remove {
+            if let Some(channel) = storage::channels::get(&ctx.db, id).await?
+                && let Err(error) = ctx.channels.remove(channel).await
+            {
+                ctx.problem(&format!("config channel removal: {error}"))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tgwatch_core::config::{ChannelConfig, ChannelName};
+
+    fn declared(name: &str) -> ChannelConfig {
+        ChannelConfig {
+            channel: ChannelName::Text(name.to_owned()),
+            account: None,
+            tags: Vec::new(),
+        }
+    }
+
+    fn monitored(username: Option<&str>, telegram_id: i64, source: &str) -> channels::Model {
+        let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        channels::Model {
+            id: Uuid::from_u128(telegram_id as u128),
+            telegram_channel_id: Some(telegram_id),
+            access_hash: Some(1),
+            username: username.map(str::to_owned),
+            invite_hash: None,
+            title: None,
+            about: None,
+            member_count: None,
+            tags: "[]".into(),
+            is_active: true,
+            status: "active".into(),
+            status_reason: None,
+            account_id: None,
+            last_message_id: 0,
+            last_event_at: None,
+            source: source.into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn declared_channels_not_monitored_are_added_and_file_channels_gone_from_it_are_removed() {
+        let file = [declared("@news_room"), declared("https://t.me/tech_feed")];
+        let rows = [
+            monitored(Some("tech_feed"), 2, "config"),
+            monitored(Some("old_one"), 3, "config"),
+            monitored(Some("by_hand"), 4, "api"),
+        ];
+        let (add, remove) = plan_channels(&file, &rows);
+        assert_eq!(add.len(), 1);
+        assert_eq!(add[0].channel, ChannelName::Text("@news_room".into()));
+        assert_eq!(
+            remove,
+            [Uuid::from_u128(3)],
+            "the API channel is never removed"
+        );
+    }
 
     fn account_row(label: &str, source: &str) -> accounts::Model {
         let now = Utc::now();

@@ -68,7 +68,8 @@ struct Dispatcher {
     attempts: mpsc::UnboundedSender<AttemptRecord>,
 }
 
-/// Starts the dispatcher and its writer on the runtime; returns the handle that wakes it.
+/// Starts the dispatcher and its writer on the runtime; `wake` wakes it. Fails only when the
+/// HTTP client cannot be built.
 pub fn spawn(
     db: DatabaseConnection,
     clock: Clock,
