@@ -34,7 +34,7 @@ pub fn least_loaded(candidates: &[Candidate]) -> Option<Uuid> {
 pub struct Account<'a> {
     pub id: Uuid,
     pub label: &'a str,
-    pub status: &'a str,
+    pub status: AccountStatus,
     pub status_reason: Option<&'a str>,
     /// Work it has now (tracked users, or channels).
     pub load: i32,
@@ -68,10 +68,10 @@ pub fn choose(
             .iter()
             .find(|account| account.id == id)
             .ok_or(Refusal::Unknown(id))?;
-        if !AccountStatus::is_usable(account.status) {
+        if !account.status.is_usable() {
             return Err(Refusal::Unusable {
                 label: account.label.to_owned(),
-                status: account.status.to_owned(),
+                status: account.status.to_string(),
             });
         }
         return Ok(id);
@@ -82,7 +82,7 @@ pub fn choose(
             account_id: account.id,
             load: account.load,
             capacity: account.capacity,
-            usable: AccountStatus::is_usable(account.status) && !excluded.contains(&account.id),
+            usable: account.status.is_usable() && !excluded.contains(&account.id),
         })
         .collect();
     least_loaded(&candidates).ok_or_else(|| Refusal::NoneAvailable(why_no_account(accounts, limit)))
@@ -97,7 +97,7 @@ pub fn why_no_account(accounts: &[Account<'_>], limit: &str) -> String {
     }
     let usable: Vec<_> = accounts
         .iter()
-        .filter(|account| AccountStatus::is_usable(account.status))
+        .filter(|account| account.status.is_usable())
         .collect();
     if usable.is_empty() {
         let states: Vec<String> = accounts
@@ -119,17 +119,33 @@ pub fn why_no_account(accounts: &[Account<'_>], limit: &str) -> String {
     "the only accounts with room are the ones the work is moving away from".into()
 }
 
-/// The state of an account (`accounts.status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The state of an account (`accounts.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
 pub enum AccountStatus {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "active"))]
     Active,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "banned"))]
     Banned,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "limited"))]
     Limited,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "inactive"))]
     Inactive,
 }
 
 impl AccountStatus {
+    pub const ALL: [AccountStatus; 4] = [
+        AccountStatus::Active,
+        AccountStatus::Banned,
+        AccountStatus::Limited,
+        AccountStatus::Inactive,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AccountStatus::Active => "active",
@@ -140,8 +156,14 @@ impl AccountStatus {
     }
 
     /// Whether the account may be given work: a limited account (FLOOD_WAIT) comes back by itself.
-    pub fn is_usable(status: &str) -> bool {
-        status == "active" || status == "limited"
+    pub fn is_usable(self) -> bool {
+        matches!(self, AccountStatus::Active | AccountStatus::Limited)
+    }
+}
+
+impl std::fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -19,8 +19,8 @@
 //! - [`vault`]: sealing MTProto sessions and secrets at rest (ChaCha20-Poly1305).
 //! - [`roles`]: the bot's roles and permissions; [`login_limits`]: how often a login may fail;
 //!   [`retry`]: the webhook retry schedule; [`signing`]: Standard Webhooks signatures;
-//!   [`init_data`]: Telegram Mini App `initData` validation; [`constant_time`]: comparing
-//!   secrets.
+//!   [`init_data`]: Telegram Mini App `initData` validation; [`tags`]: the channel tag rule;
+//!   [`constant_time`]: comparing secrets.
 
 pub mod assignment;
 pub mod clock;
@@ -33,5 +33,6 @@ pub mod presence;
 pub mod retry;
 pub mod roles;
 pub mod signing;
+pub mod tags;
 pub mod telegram;
 pub mod vault;

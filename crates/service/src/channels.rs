@@ -181,7 +181,7 @@ impl Channels {
             .map(|account| assignment::Account {
                 id: account.id,
                 label: &account.label,
-                status: &account.status,
+                status: account.status,
                 status_reason: account.status_reason.as_deref(),
                 load: account.channels_count,
                 capacity: account.max_channels,

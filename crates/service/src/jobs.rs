@@ -30,7 +30,7 @@ use crate::{
     metrics::Metrics,
 };
 use tgwatch_core::{clock::Clock, config::Config};
-use tgwatch_store::{self as storage, LogLevel, accounts::AccountStatus};
+use tgwatch_store::{self as storage, LogLevel};
 
 #[derive(Clone)]
 pub struct Jobs {
@@ -80,7 +80,7 @@ impl Jobs {
             .map_err(|_| storage::StorageError::Unavailable)?;
         let observed: Vec<AccountCheck> = accounts
             .iter()
-            .filter(|account| AccountStatus::is_usable(&account.status))
+            .filter(|account| account.status.is_usable())
             .map(|account| {
                 let link = links.get(&account.id).copied();
                 AccountCheck {

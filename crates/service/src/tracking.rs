@@ -15,7 +15,7 @@ use crate::actors::{
 use tgwatch_core::assignment;
 use tgwatch_store::{
     self as storage, StorageError,
-    accounts::{AccountPatch, AccountStatus, NewAccount},
+    accounts::{AccountPatch, NewAccount},
     entities::{accounts, tracked_users},
     tracked_users::{Resolved, TrackFlags, Tracked, TrackedUserPatch},
 };
@@ -240,7 +240,7 @@ impl Tracking {
             .map(|account| assignment::Account {
                 id: account.id,
                 label: &account.label,
-                status: &account.status,
+                status: account.status,
                 status_reason: account.status_reason.as_deref(),
                 load: account.targets_count,
                 capacity: account.max_targets,
@@ -362,7 +362,7 @@ impl Tracking {
     /// actor found (`inactive` when it is not logged in). Gives up after [`ACCOUNT_SETTLE`] and
     /// answers the row as it is then.
     async fn settled(&self, account: accounts::Model) -> Result<accounts::Model, TrackingError> {
-        if !AccountStatus::is_usable(&account.status) {
+        if !account.status.is_usable() {
             return Ok(account);
         }
         let deadline = tokio::time::Instant::now() + ACCOUNT_SETTLE;
@@ -374,10 +374,7 @@ impl Tracking {
                 crate::actors::supervisor::account_session(&self.supervisor, account.id)
                     .await
                     .is_ok();
-            if connected
-                || !AccountStatus::is_usable(&row.status)
-                || tokio::time::Instant::now() >= deadline
-            {
+            if connected || !row.status.is_usable() || tokio::time::Instant::now() >= deadline {
                 return Ok(row);
             }
             tokio::time::sleep(ACCOUNT_SETTLE_POLL).await;

@@ -63,11 +63,7 @@ pub async fn create(
         username: Set(new.username),
         telegram_user_id: Set(new.telegram_user_id),
         api_id: Set(new.api_id),
-        status: Set(new
-            .status
-            .unwrap_or(AccountStatus::Active)
-            .as_str()
-            .to_owned()),
+        status: Set(new.status.unwrap_or(AccountStatus::Active)),
         is_authorized: Set(false),
         max_targets: Set(new.max_targets.unwrap_or(1000)),
         max_channels: Set(new.max_channels.unwrap_or(100)),
@@ -185,7 +181,7 @@ pub async fn update(
         row.max_channels = Set(max_channels);
     }
     if let Some(status) = patch.status {
-        row.status = Set(status.as_str().to_owned());
+        row.status = Set(status);
         row.status_reason = Set(None);
     }
     row.updated_at = Set(now);
@@ -203,12 +199,12 @@ pub async fn delete(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageErro
 pub async fn set_status(
     db: &DatabaseConnection,
     id: Uuid,
-    status: &str,
+    status: AccountStatus,
     reason: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     accounts::Entity::update_many()
-        .col_expr(accounts::Column::Status, Expr::value(status))
+        .col_expr(accounts::Column::Status, Expr::value(status.as_str()))
         .col_expr(accounts::Column::StatusReason, Expr::value(reason))
         .col_expr(accounts::Column::UpdatedAt, Expr::value(now))
         .filter(accounts::Column::Id.eq(id))
@@ -271,12 +267,7 @@ pub async fn count_by_status(
     db: &DatabaseConnection,
 ) -> Result<std::collections::BTreeMap<String, u64>, StorageError> {
     let mut counts = std::collections::BTreeMap::new();
-    for status in [
-        AccountStatus::Active,
-        AccountStatus::Banned,
-        AccountStatus::Limited,
-        AccountStatus::Inactive,
-    ] {
+    for status in AccountStatus::ALL {
         let count = accounts::Entity::find()
             .filter(accounts::Column::Status.eq(status.as_str()))
             .count(db)

@@ -1035,14 +1035,13 @@ impl Config {
                     format!("no account labelled `{label}` in [[accounts]]"),
                 ));
             }
-            if let Some(tag) = channel
-                .tags
-                .iter()
-                .find(|tag| tag.trim().is_empty() || tag.chars().count() > 64)
-            {
+            if let Some(tag) = crate::tags::first_invalid(&channel.tags) {
                 problems.push(invalid(
                     &format!("{key}.tags"),
-                    format!("`{tag}`: a tag is 1 to 64 characters"),
+                    format!(
+                        "`{tag}`: a tag is 1 to {} characters",
+                        crate::tags::MAX_TAG_CHARS
+                    ),
                 ));
             }
         }
@@ -1159,10 +1158,10 @@ mod tests {
 
     #[test]
     fn relative_paths_are_relative_to_the_configuration_folder() {
-        let mut config = Config::from_toml(
-            "[telegram]\nscenario = \"scenarios/x.toml\"\n[security]\nmaster_key_file = \"keys/k\"\n",
-        )
-        .expect("valid");
+        let mut config =
+            Config::from_toml("[security]\nmaster_key_file = \"keys/k\"\n").expect("valid");
+        // Set after validation: builds without the scripted Telegram refuse the key itself.
+        config.telegram.scenario = Some("scenarios/x.toml".to_owned());
         config.resolve_paths(Path::new("/srv/tgwatch"));
         assert_eq!(
             config.database.url,
@@ -1318,5 +1317,34 @@ mod tests {
             let error = Config::from_toml(toml).expect_err(toml).to_string();
             assert!(error.contains(key), "{toml}: {error}");
         }
+    }
+
+    #[cfg(feature = "scripted")]
+    #[test]
+    fn builds_with_the_scripted_telegram_accept_a_scenario() {
+        let mut config = Config::default();
+        config.telegram.scenario = Some("scenarios/example.toml".into());
+        let problems: Vec<String> = config.problems().iter().map(ToString::to_string).collect();
+        assert!(
+            !problems
+                .iter()
+                .any(|problem| problem.contains("telegram.scenario")),
+            "{problems:?}"
+        );
+    }
+
+    #[cfg(not(feature = "scripted"))]
+    #[test]
+    fn builds_without_the_scripted_telegram_refuse_a_scenario() {
+        let mut config = Config::default();
+        config.telegram.scenario = Some("scenarios/example.toml".into());
+        let problems: Vec<String> = config.problems().iter().map(ToString::to_string).collect();
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("telegram.scenario")
+                    && problem.contains("no scripted Telegram")),
+            "{problems:?}"
+        );
     }
 }

@@ -26,7 +26,7 @@ use tgwatch_core::{
     config::{PresenceConfig, TelegramConfig},
     presence::{Observation, Source, Status},
 };
-use tgwatch_store::{self as storage, LogLevel};
+use tgwatch_store::{self as storage, LogLevel, accounts::AccountStatus};
 use tgwatch_telegram::{
     AccountIdentity, InputUser, TelegramConnector, TelegramError, TelegramSession, TelegramUser,
     Update,
@@ -142,7 +142,7 @@ impl AccountActor {
                         act.reconnect.reset();
                         act.session = Some(connection.session);
                         tracing::info!(account = %act.identity.label, "connected to Telegram");
-                        act.note_status("active", None);
+                        act.note_status(AccountStatus::Active, None);
                         act.tell_health(AccountHealth::Ready(act.account_id));
                         let address = ctx.address();
                         let mut updates = connection.updates;
@@ -177,7 +177,7 @@ impl AccountActor {
                 );
                 // Inactive, so that no work is given to it; a login makes it active again.
                 self.note_status(
-                    "inactive",
+                    AccountStatus::Inactive,
                     Some("not logged in: use `tgwatch login` or the login endpoints".into()),
                 );
                 return;
@@ -211,7 +211,7 @@ impl AccountActor {
         self.pending.clear();
         self.pending_ids.clear();
         tracing::error!(account = %self.identity.label, reason, "account can no longer be used");
-        self.note_status("banned", Some(reason.to_owned()));
+        self.note_status(AccountStatus::Banned, Some(reason.to_owned()));
         self.tell_health(AccountHealth::Lost {
             account_id: self.account_id,
             loss: Loss::Banned,
@@ -231,7 +231,7 @@ impl AccountActor {
         self.pending.clear();
         self.pending_ids.clear();
         tracing::error!(account = %self.identity.label, reason, "restart intensity limit reached");
-        self.note_status("inactive", Some(reason.clone()));
+        self.note_status(AccountStatus::Inactive, Some(reason.clone()));
         self.tell_health(AccountHealth::Lost {
             account_id: self.account_id,
             loss: Loss::Parked,
@@ -240,7 +240,7 @@ impl AccountActor {
     }
 
     /// Records the account's status and a log line, without holding up the actor.
-    fn note_status(&self, status: &'static str, reason: Option<String>) {
+    fn note_status(&self, status: AccountStatus, reason: Option<String>) {
         let db = self.db.clone();
         let account_id = self.account_id;
         let now = self.clock.now();
@@ -251,7 +251,7 @@ impl AccountActor {
                 tracing::error!(%account_id, %error, "cannot record account status");
             }
             if let Some(reason) = reason {
-                let level = if status == "banned" {
+                let level = if status == AccountStatus::Banned {
                     LogLevel::Critical
                 } else {
                     LogLevel::Warning
@@ -286,7 +286,7 @@ impl AccountActor {
                 return;
             }
             self.paused_until = None;
-            self.note_status("active", None);
+            self.note_status(AccountStatus::Active, None);
         }
         let Some(session) = self.session.clone() else {
             return; // polled again once connected
@@ -361,7 +361,10 @@ impl AccountActor {
                 self.paused_until = Some(until);
                 self.metrics.flood_wait(&self.identity.label, *seconds);
                 tracing::warn!(account = %self.identity.label, seconds, "FLOOD_WAIT: pausing the account");
-                self.note_status("limited", Some(format!("FLOOD_WAIT of {seconds} s")));
+                self.note_status(
+                    AccountStatus::Limited,
+                    Some(format!("FLOOD_WAIT of {seconds} s")),
+                );
             }
             TelegramError::Unauthorized { reason } => {
                 self.mark_unusable(reason);

@@ -28,6 +28,7 @@ use tgwatch_core::{
     events::TrackedUserRef,
     presence::Source,
 };
+use tgwatch_store::accounts::AccountStatus;
 use tgwatch_telegram::{
     AccountIdentity, InputUser, TelegramConnector, TelegramSession, TelegramUser,
 };
@@ -100,7 +101,10 @@ impl Handler<StartAccount> for FleetSupervisor {
         if let Some(running) = self.accounts.remove(&account.id) {
             running.do_send(StopActor);
         }
-        if account.status == "banned" || account.status == "inactive" {
+        if matches!(
+            account.status,
+            AccountStatus::Banned | AccountStatus::Inactive
+        ) {
             return;
         }
         let actor = AccountActor::new(

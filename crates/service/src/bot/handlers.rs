@@ -528,7 +528,7 @@ impl Run<'_> {
             .into_iter()
             .map(|account| replies::AccountLine {
                 label: account.label,
-                status: account.status,
+                status: account.status.to_string(),
                 authorized: account.is_authorized,
                 targets: account.targets_count,
                 max_targets: account.max_targets,

@@ -11,6 +11,7 @@ use crate::{
     channels::{AddChannel, ChannelError, ChannelInput},
     state::AppState,
 };
+use tgwatch_core::tags;
 use tgwatch_store::page::Order;
 use tgwatch_store::{
     self as storage,
@@ -85,15 +86,16 @@ struct NewChannelBody {
     tags: Vec<String>,
 }
 
+/// The tag rule of `tgwatch_core::tags`, the same as for `[[channels]]` in config.toml.
 fn check_tags(tags: &[String]) -> Result<(), ApiError> {
-    if tags.len() > 50
-        || tags
-            .iter()
-            .any(|tag| tag.trim().is_empty() || tag.len() > 64)
-    {
+    if tags.len() > tags::MAX_TAGS || tags::first_invalid(tags).is_some() {
         return Err(ApiError::bad_request(
             "invalid_tags",
-            "`tags` is a list of at most 50 non-empty tags of up to 64 characters",
+            format!(
+                "`tags` is a list of at most {} non-empty tags of up to {} characters",
+                tags::MAX_TAGS,
+                tags::MAX_TAG_CHARS
+            ),
         ));
     }
     Ok(())

@@ -68,7 +68,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                     // Working for the fleet: an account that is not logged in (or banned, or
                     // deactivated) keeps an idle actor, which does not count.
                     "running": link.is_some_and(|link| link.running)
-                        && storage::accounts::AccountStatus::is_usable(&row.status),
+                        && row.status.is_usable(),
                     "logged_in": row.is_authorized,
                     "connected": link.and_then(|link| link.connected),
                 })

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use tgwatch_core::presence::sessions::Session;
 use tgwatch_store::{
+    accounts::AccountStatus,
     entities::{accounts, logs, online_sessions, status_checks, tracked_users},
     sessions::from_row,
 };
@@ -18,7 +19,7 @@ pub struct AccountView {
     pub username: Option<String>,
     pub telegram_user_id: Option<i64>,
     pub api_id: Option<i32>,
-    pub status: String,
+    pub status: AccountStatus,
     pub status_reason: Option<String>,
     pub is_active: bool,
     pub is_authorized: bool,
@@ -37,7 +38,7 @@ impl From<accounts::Model> for AccountView {
     fn from(row: accounts::Model) -> Self {
         AccountView {
             id: row.id,
-            is_active: row.status == "active",
+            is_active: row.status == AccountStatus::Active,
             label: row.label,
             phone: row.phone,
             username: row.username,

@@ -235,7 +235,7 @@ pub fn plan_accounts<'a>(
 }
 
 fn removed_from_config(row: &accounts::Model) -> bool {
-    row.status == AccountStatus::Inactive.as_str()
+    row.status == AccountStatus::Inactive
         && row.status_reason.as_deref() == Some(REMOVED_FROM_CONFIG)
 }
 
@@ -399,7 +399,7 @@ async fn apply_account(
             storage::accounts::set_status(
                 &ctx.db,
                 id,
-                AccountStatus::Inactive.as_str(),
+                AccountStatus::Inactive,
                 Some(REMOVED_FROM_CONFIG.to_owned()),
                 now,
             )
@@ -719,7 +719,7 @@ mod tests {
             username: None,
             telegram_user_id: None,
             api_id: None,
-            status: "active".to_owned(),
+            status: AccountStatus::Active,
             is_authorized: false,
             max_targets: 1000,
             max_channels: 100,
@@ -781,7 +781,7 @@ mod tests {
     #[test]
     fn a_removed_account_is_deactivated_once_and_comes_back() {
         let mut gone = account_row("gone", FROM_CONFIG);
-        gone.status = "inactive".into();
+        gone.status = AccountStatus::Inactive;
         gone.status_reason = Some(REMOVED_FROM_CONFIG.into());
         assert!(plan_accounts(&[], std::slice::from_ref(&gone)).is_empty());
         let declared = vec![declared_account("gone", 1000)];

@@ -1,6 +1,7 @@
 //! `accounts`: Telegram accounts tgwatch watches with.
 
 use sea_orm::entity::prelude::*;
+pub use tgwatch_core::assignment::AccountStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "accounts")]
@@ -13,8 +14,7 @@ pub struct Model {
     pub username: Option<String>,
     pub telegram_user_id: Option<i64>,
     pub api_id: Option<i32>,
-    /// active / banned / limited / inactive
-    pub status: String,
+    pub status: AccountStatus,
     pub is_authorized: bool,
     pub max_targets: i32,
     pub max_channels: i32,

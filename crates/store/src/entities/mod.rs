@@ -83,7 +83,7 @@ mod tests {
             username: Set(None),
             telegram_user_id: Set(None),
             api_id: Set(None),
-            status: Set("active".into()),
+            status: Set(accounts::AccountStatus::Active),
             is_authorized: Set(false),
             max_targets: Set(1000),
             max_channels: Set(100),
