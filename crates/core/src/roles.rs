@@ -10,13 +10,25 @@ use serde::{Deserialize, Serialize};
 ///   `/digest`, `/channels`) and notifications in the chats they registered.
 /// - `vip`, `moderator`: as `user` in the bot; the Mini App gives them more (with permissions).
 /// - `admin`: also `/accounts`, and alerts (`account_banned`, `alert`) in their chats.
+///
+/// Stored as its `as_str` text (`telegram_users.role`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
 pub enum Role {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "banned"))]
     Banned,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "user"))]
     User,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "vip"))]
     Vip,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "moderator"))]
     Moderator,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "admin"))]
     Admin,
 }
 
@@ -49,13 +61,13 @@ impl Role {
     }
 }
 
-/// The role that applies: `bot.admin_ids` make an admin whatever is stored; a stored role that
-/// no longer parses counts as banned (fail closed).
-pub fn effective_role(telegram_user_id: i64, stored: Option<&str>, admin_ids: &[i64]) -> Role {
+/// The role that applies: `bot.admin_ids` make an admin whatever is stored; no stored role
+/// counts as banned (fail closed).
+pub fn effective_role(telegram_user_id: i64, stored: Option<Role>, admin_ids: &[i64]) -> Role {
     if admin_ids.contains(&telegram_user_id) {
         return Role::Admin;
     }
-    stored.and_then(Role::parse).unwrap_or(Role::Banned)
+    stored.unwrap_or(Role::Banned)
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -112,9 +124,9 @@ mod tests {
 
     #[test]
     fn config_admins_win_and_unknown_roles_fail_closed() {
-        assert_eq!(effective_role(7, Some("banned"), &[7]), Role::Admin);
-        assert_eq!(effective_role(8, Some("vip"), &[7]), Role::Vip);
-        assert_eq!(effective_role(8, Some("superuser"), &[7]), Role::Banned);
+        assert_eq!(effective_role(7, Some(Role::Banned), &[7]), Role::Admin);
+        assert_eq!(effective_role(8, Some(Role::Vip), &[7]), Role::Vip);
+        assert_eq!(Role::parse("superuser"), None);
         assert_eq!(effective_role(8, None, &[]), Role::Banned);
     }
 

@@ -52,10 +52,10 @@ impl PendingWrites {
             id: Set(record.id),
             tracked_user_id: Set(record.tracked_user_id),
             observed_at: Set(observation.observed_at),
-            status: Set(observation.status.kind().as_str().to_owned()),
+            status: Set(observation.status.kind()),
             expires_at: Set(observation.status.expires()),
             was_online_at: Set(observation.status.was_online()),
-            source: Set(record.source.as_str().to_owned()),
+            source: Set(record.source),
             account_id: Set(record.account_id),
             created_at: Set(record.recorded_at),
         });
@@ -145,12 +145,14 @@ pub async fn write(db: &DatabaseConnection, writes: &PendingWrites) -> Result<()
 
 /// Rebuilds the domain observation from its row.
 pub fn to_observation(row: &status_checks::Model) -> Result<Observation, StorageError> {
-    let kind = StatusKind::parse(&row.status).ok_or_else(|| {
-        StorageError::Corrupt(format!("status `{}` in status_checks", row.status))
-    })?;
     Ok(Observation {
         observed_at: row.observed_at,
-        status: Status::from_parts(kind, row.expires_at, row.was_online_at, row.observed_at),
+        status: Status::from_parts(
+            row.status,
+            row.expires_at,
+            row.was_online_at,
+            row.observed_at,
+        ),
     })
 }
 

@@ -85,7 +85,7 @@ pub async fn create(
         telegram_user_id: Set(new.telegram_user_id),
         username: Set(new.username),
         first_name: Set(new.first_name),
-        role: Set(new.role.as_str().to_owned()),
+        role: Set(new.role),
         permissions: Set(serde_json::json!(new.permissions).to_string()),
         created_at: Set(now),
         updated_at: Set(now),
@@ -117,7 +117,7 @@ pub async fn update(
         row.first_name = Set(first_name);
     }
     if let Some(role) = patch.role {
-        row.role = Set(role.as_str().to_owned());
+        row.role = Set(role);
     }
     if let Some(permissions) = patch.permissions {
         row.permissions = Set(serde_json::json!(permissions).to_string());
@@ -166,7 +166,7 @@ pub async fn met(
         telegram_user_id: Set(telegram_user_id),
         username: Set(username),
         first_name: Set(first_name),
-        role: Set(default_role.as_str().to_owned()),
+        role: Set(default_role),
         permissions: Set("[]".to_owned()),
         created_at: Set(now),
         updated_at: Set(now),

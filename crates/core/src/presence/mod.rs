@@ -82,12 +82,23 @@ impl Status {
 /// The status without its timestamps: the `status` column and the API's `status` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
 pub enum StatusKind {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "online"))]
     Online,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "offline"))]
     Offline,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "recently"))]
     Recently,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "last_week"))]
     LastWeek,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "last_month"))]
     LastMonth,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "unknown"))]
     Unknown,
 }
 
@@ -119,15 +130,23 @@ impl StatusKind {
     }
 }
 
-/// Where an observation came from.
+/// Where an observation came from (the `source` column of `status_checks`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
 pub enum Source {
     /// Our batched `users.getUsers` poll.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "poll"))]
     Poll,
     /// An `UpdateUserStatus` that Telegram pushed.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "push"))]
     Push,
     /// Recorded by hand through the API.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "manual"))]
     Manual,
 }
 

@@ -164,7 +164,7 @@ async fn handle(
     .await?;
     let role = effective_role(
         person.telegram_user_id,
-        Some(&person.role),
+        Some(person.role),
         &context.config.admin_ids,
     );
     if role == Role::Banned {
@@ -328,12 +328,10 @@ impl Run<'_> {
             let open = storage::sessions::open_of(self.db(), user.id).await?;
             let newest = storage::observations::newest_of(self.db(), user.id).await?;
             let latest = storage::bot::latest_session_of(self.db(), user.id).await?;
-            let newest = newest.and_then(|row| {
-                Some(replies::Newest {
-                    kind: tgwatch_core::presence::StatusKind::parse(&row.status)?,
-                    was_online: row.was_online_at,
-                    observed_at: row.observed_at,
-                })
+            let newest = newest.map(|row| replies::Newest {
+                kind: row.status,
+                was_online: row.was_online_at,
+                observed_at: row.observed_at,
             });
             let open: Option<Session> = open.as_ref().map(storage::sessions::from_row);
             let presence = replies::presence(

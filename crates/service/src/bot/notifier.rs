@@ -125,7 +125,7 @@ impl Notifier {
                     notify: chat.notify,
                     role: effective_role(
                         owner.telegram_user_id,
-                        Some(&owner.role),
+                        Some(owner.role),
                         &self.config.admin_ids,
                     ),
                 })
@@ -194,7 +194,7 @@ impl Notifier {
             let role = owner.map_or(Role::Banned, |owner| {
                 effective_role(
                     owner.telegram_user_id,
-                    Some(&owner.role),
+                    Some(owner.role),
                     &self.config.admin_ids,
                 )
             });

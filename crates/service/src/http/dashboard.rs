@@ -21,6 +21,7 @@ use crate::{
     },
     state::AppState,
 };
+use tgwatch_core::presence::StatusKind;
 use tgwatch_store as storage;
 
 const INDEX_HTML: &str = include_str!("../../assets/dashboard/index.html");
@@ -91,7 +92,7 @@ struct BoardItem {
     first_name: Option<String>,
     telegram_user_id: Option<i64>,
     /// The newest observation's status (`online`, `offline`, `recently`, ...), if any.
-    status: Option<String>,
+    status: Option<StatusKind>,
     /// Seen online by the newest observation.
     online: bool,
     /// A session is open (the gap rule has not closed it yet).
@@ -110,14 +111,16 @@ async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     for user in users.into_iter().take(BOARD_LIMIT) {
         let newest = storage::observations::newest_of(&state.db, user.id).await?;
         let session = storage::bot::latest_session_of(&state.db, user.id).await?;
-        let online = newest.as_ref().is_some_and(|row| row.status == "online");
+        let online = newest
+            .as_ref()
+            .is_some_and(|row| row.status == StatusKind::Online);
         let session_open = session.as_ref().is_some_and(|s| s.ended_at.is_none());
         let last_seen = [
             session.as_ref().map(|s| s.last_online_at),
             newest.as_ref().and_then(|row| row.was_online_at),
             newest
                 .as_ref()
-                .filter(|row| row.status == "online")
+                .filter(|row| row.status == StatusKind::Online)
                 .map(|row| row.observed_at),
         ]
         .into_iter()
@@ -130,7 +133,7 @@ async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             username: user.username,
             first_name: user.first_name,
             telegram_user_id: user.telegram_user_id,
-            status: newest.as_ref().map(|row| row.status.clone()),
+            status: newest.as_ref().map(|row| row.status),
             online,
             session_open,
             online_since: session

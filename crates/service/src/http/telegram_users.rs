@@ -34,7 +34,7 @@ struct TelegramUserView {
     username: Option<String>,
     first_name: Option<String>,
     /// As stored.
-    role: String,
+    role: Role,
     /// What applies: `admin` for the ids in `bot.admin_ids`, whatever is stored.
     effective_role: Role,
     permissions: Vec<String>,
@@ -47,7 +47,7 @@ impl TelegramUserView {
         TelegramUserView {
             id: row.id,
             telegram_user_id: row.telegram_user_id,
-            effective_role: effective_role(row.telegram_user_id, Some(&row.role), admin_ids),
+            effective_role: effective_role(row.telegram_user_id, Some(row.role), admin_ids),
             permissions: storage::telegram_users::permissions(&row),
             username: row.username,
             first_name: row.first_name,

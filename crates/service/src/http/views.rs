@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use tgwatch_core::presence::sessions::Session;
+use tgwatch_core::presence::{Source, StatusKind, sessions::Session};
 use tgwatch_store::{
     accounts::AccountStatus,
     entities::{accounts, logs, online_sessions, status_checks, tracked_users},
@@ -97,14 +97,14 @@ impl From<tracked_users::Model> for TrackedUserView {
 pub struct StatusCheckView {
     pub id: Uuid,
     pub tracked_user_id: Uuid,
-    pub status: String,
+    pub status: StatusKind,
     pub is_online: bool,
     pub observed_at: DateTime<Utc>,
     /// Seed 002 calls the observation time `created_at`; same value as `observed_at`.
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub was_online_at: Option<DateTime<Utc>>,
-    pub source: String,
+    pub source: Source,
     pub account_id: Option<Uuid>,
 }
 
@@ -113,7 +113,7 @@ impl From<status_checks::Model> for StatusCheckView {
         StatusCheckView {
             id: row.id,
             tracked_user_id: row.tracked_user_id,
-            is_online: row.status == "online",
+            is_online: row.status == StatusKind::Online,
             status: row.status,
             observed_at: row.observed_at,
             created_at: row.observed_at,

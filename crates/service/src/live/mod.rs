@@ -304,7 +304,7 @@ impl Live {
             self.inner.clock.now(),
         )
         .await?;
-        let role = effective_role(user.id, Some(&row.role), &self.inner.admin_ids);
+        let role = effective_role(user.id, Some(row.role), &self.inner.admin_ids);
         if role == Role::Banned {
             return Err(ConnectError::Forbidden(
                 "your Telegram account has no access (ask an admin for a role)".to_owned(),
@@ -327,7 +327,7 @@ impl Live {
         let row = storage::telegram_users::find(&self.inner.db, who.user_id).await?;
         let role = effective_role(
             who.user_id,
-            row.as_ref().map(|row| row.role.as_str()),
+            row.as_ref().map(|row| row.role),
             &self.inner.admin_ids,
         );
         Ok(Principal {

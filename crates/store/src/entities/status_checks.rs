@@ -1,6 +1,7 @@
 //! `status_checks`: every raw presence observation (append-only).
 
 use sea_orm::entity::prelude::*;
+use tgwatch_core::presence::{Source, StatusKind};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "status_checks")]
@@ -9,12 +10,10 @@ pub struct Model {
     pub id: Uuid,
     pub tracked_user_id: Uuid,
     pub observed_at: DateTimeUtc,
-    /// online / offline / recently / last_week / last_month / unknown
-    pub status: String,
+    pub status: StatusKind,
     pub expires_at: Option<DateTimeUtc>,
     pub was_online_at: Option<DateTimeUtc>,
-    /// poll / push / manual
-    pub source: String,
+    pub source: Source,
     /// Account that made the observation (no foreign key).
     pub account_id: Option<Uuid>,
     pub created_at: DateTimeUtc,

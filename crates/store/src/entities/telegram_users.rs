@@ -1,6 +1,7 @@
 //! `telegram_users`: the people who talk to the bot, with their role and permissions.
 
 use sea_orm::entity::prelude::*;
+use tgwatch_core::roles::Role;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "telegram_users")]
@@ -11,8 +12,7 @@ pub struct Model {
     pub telegram_user_id: i64,
     pub username: Option<String>,
     pub first_name: Option<String>,
-    /// banned / user / vip / moderator / admin
-    pub role: String,
+    pub role: Role,
     /// JSON array of strings.
     #[sea_orm(column_type = "Text")]
     pub permissions: String,
