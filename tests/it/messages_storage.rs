@@ -49,7 +49,7 @@ async fn add_channel(db: &DatabaseConnection, telegram_id: i64, username: &str) 
         member_count: Set(Some(10)),
         tags: Set("[]".to_owned()),
         is_active: Set(true),
-        status: Set("active".to_owned()),
+        status: Set(storage::channels::ChannelStatus::Active),
         status_reason: Set(None),
         account_id: Set(None),
         last_message_id: Set(0),

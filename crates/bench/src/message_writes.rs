@@ -48,7 +48,7 @@ pub async fn measure(
             member_count: Set(None),
             tags: Set("[]".to_owned()),
             is_active: Set(true),
-            status: Set("active".to_owned()),
+            status: Set(tgwatch_store::channels::ChannelStatus::Active),
             status_reason: Set(None),
             account_id: Set(None),
             last_message_id: Set(0),

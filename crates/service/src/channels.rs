@@ -255,7 +255,7 @@ impl Channels {
         // channel that was removed and comes back.
         let known = storage::channels::find_by_telegram_id(&self.db, joined.id).await?;
         if let Some(existing) = &known
-            && existing.status != ChannelStatus::Left.as_str()
+            && existing.status != ChannelStatus::Left
         {
             return Err(ChannelError::AlreadyMonitored(Box::new(existing.clone())));
         }
@@ -305,7 +305,7 @@ impl Channels {
         let left = storage::channels::get(&self.db, left.id)
             .await?
             .unwrap_or(left);
-        if left.status != ChannelStatus::Left.as_str() {
+        if left.status != ChannelStatus::Left {
             // Joined again by another request meanwhile.
             return Ok(left);
         }

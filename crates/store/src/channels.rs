@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, prelude::Expr,
+    DatabaseConnection, DeriveActiveEnum, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    prelude::Expr,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,19 +17,32 @@ use super::{
 };
 use tgwatch_core::telegram::TelegramChannel;
 
-/// A channel's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A channel's state (`channels.status`, stored as its `as_str` text).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, DeriveActiveEnum,
+)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum ChannelStatus {
     /// Watched by an account.
+    #[sea_orm(string_value = "active")]
     Active,
     /// No healthy account could take it; it is picked up when one comes back.
+    #[sea_orm(string_value = "unassigned")]
     Unassigned,
     /// The join failed for a reason an account change does not fix (the channel is gone or
     /// private); `status_reason` says why.
+    #[sea_orm(string_value = "failed")]
     Failed,
     /// Removed from monitoring.
+    #[sea_orm(string_value = "left")]
     Left,
+}
+
+impl std::fmt::Display for ChannelStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ChannelStatus {
@@ -162,7 +176,7 @@ pub async fn rejoin(
         row.tags = Set(serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()));
     }
     row.is_active = Set(true);
-    row.status = Set(ChannelStatus::Active.as_str().to_owned());
+    row.status = Set(ChannelStatus::Active);
     row.status_reason = Set(None);
     row.account_id = Set(Some(account_id));
     row.last_message_id = Set(last_message_id);
@@ -200,7 +214,7 @@ pub async fn create_joined(
         member_count: Set(joined.participants_count),
         tags: Set(serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into())),
         is_active: Set(true),
-        status: Set(ChannelStatus::Active.as_str().to_owned()),
+        status: Set(ChannelStatus::Active),
         status_reason: Set(None),
         account_id: Set(Some(account_id)),
         last_message_id: Set(last_message_id),

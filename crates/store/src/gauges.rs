@@ -52,7 +52,7 @@ pub struct ChannelActivity {
     pub id: Uuid,
     pub username: Option<String>,
     pub title: Option<String>,
-    pub status: String,
+    pub status: crate::channels::ChannelStatus,
     /// When the last message event of the channel was stored.
     pub last_event_at: Option<DateTime<Utc>>,
 }

@@ -22,6 +22,7 @@ use crate::{feed::Feed, webhooks::dispatcher::Wake};
 use tgwatch_core::clock::Clock;
 use tgwatch_store::{
     self as storage, StorageError,
+    channels::ChannelStatus,
     entities::channels,
     messages::{ChannelChange, MessageChange},
 };
@@ -119,7 +120,7 @@ impl ChannelsActor {
                 Route {
                     channel_id: channel.id,
                     username: channel.username.clone(),
-                    is_active: channel.is_active && channel.status != "left",
+                    is_active: channel.is_active && channel.status != ChannelStatus::Left,
                 },
             );
         }

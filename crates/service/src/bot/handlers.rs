@@ -514,7 +514,7 @@ impl Run<'_> {
                     })
                     .unwrap_or_else(|| "a private channel".to_owned()),
                 title: channel.title,
-                status: channel.status,
+                status: channel.status.to_string(),
             })
             .collect();
         Ok(replies::channels(&lines))

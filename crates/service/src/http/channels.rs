@@ -40,7 +40,7 @@ pub struct ChannelView {
     pub member_count: Option<i32>,
     pub tags: Vec<String>,
     pub is_active: bool,
-    pub status: String,
+    pub status: ChannelStatus,
     pub status_reason: Option<String>,
     pub account_id: Option<Uuid>,
     pub last_message_id: i32,
@@ -185,7 +185,7 @@ async fn update(
         check_tags(tags)?;
     }
     let mut existing = find(&state, id.into_inner()).await?;
-    if existing.status == ChannelStatus::Left.as_str() {
+    if existing.status == ChannelStatus::Left {
         if patch.is_active != Some(true) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -205,7 +205,7 @@ async fn update(
 /// Leaves the channel; its stored messages stay.
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
-    if existing.status != ChannelStatus::Left.as_str() {
+    if existing.status != ChannelStatus::Left {
         state.channels.remove(existing).await?;
     }
     Ok(HttpResponse::NoContent().finish())

@@ -591,7 +591,7 @@ impl ConfigReconciler for ChannelsReconciler {
         let monitored: Vec<channels::Model> = storage::channels::monitored(&ctx.db)
             .await?
             .into_iter()
-            .filter(|channel| channel.status != ChannelStatus::Left.as_str())
+            .filter(|channel| channel.status != ChannelStatus::Left)
             .collect();
         let (to_add, to_remove) = plan_channels(&config.channels, &monitored);
         for entry in to_add {
@@ -681,7 +681,7 @@ mod tests {
             member_count: None,
             tags: "[]".into(),
             is_active: true,
-            status: "active".into(),
+            status: ChannelStatus::Active,
             status_reason: None,
             account_id: None,
             last_message_id: 0,

@@ -20,8 +20,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub tags: String,
     pub is_active: bool,
-    /// active / unassigned / failed / left
-    pub status: String,
+    pub status: crate::channels::ChannelStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub status_reason: Option<String>,
     pub account_id: Option<Uuid>,
