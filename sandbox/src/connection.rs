@@ -225,8 +225,13 @@ impl Connection {
                 .await
             }
             _ => {
-                let answer =
-                    dispatch::call_with_key(&mut self.shared.world(), key_id, &message.body);
+                let connection = self.peer.as_ref().and_then(|peer| peer.registration);
+                let answer = dispatch::call_with_key(
+                    &mut self.shared.world(),
+                    key_id,
+                    connection,
+                    &message.body,
+                );
                 let result = match answer {
                     Answer::Result(bytes) => bytes,
                     Answer::Error { code, message } => wire::rpc_error(code, &message),
@@ -240,27 +245,35 @@ impl Connection {
     /// Sends updates as a plain encrypted message holding a serialized `Updates` (not in an
     /// `rpc_result`), which grammers hands to its update machinery.
     async fn push(&mut self, pushed: Pushed) -> Result<(), ConnError> {
-        // The channels the updates name, as Telegram always sends them (grammers caches them,
-        // and needs their access hash to ask getChannelDifference later).
-        let chats = match &self.peer {
-            Some(peer) => {
-                let world = self.shared.world();
-                world
-                    .account_of_key(peer.key.id())
-                    .map(|viewer| crate::channels::chats_for(&world, viewer, &pushed.updates))
-                    .unwrap_or_default()
+        let updates = match pushed {
+            Pushed::Short(update) => tl::enums::Updates::UpdateShort(tl::types::UpdateShort {
+                update,
+                date: crate::world::unix_now(),
+            }),
+            Pushed::Updates { updates, users } => {
+                // The channels the updates name, as Telegram always sends them (grammers caches
+                // them, and needs their access hash to ask getChannelDifference later).
+                let chats = match &self.peer {
+                    Some(peer) => {
+                        let world = self.shared.world();
+                        world
+                            .account_of_key(peer.key.id())
+                            .map(|viewer| crate::channels::chats_for(&world, viewer, &updates))
+                            .unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                };
+                tl::enums::Updates::Updates(tl::types::Updates {
+                    updates,
+                    users,
+                    chats,
+                    date: crate::world::unix_now(),
+                    // seq 0 marks updates outside the common sequence, so grammers applies them
+                    // without checking for a gap.
+                    seq: 0,
+                })
             }
-            None => Vec::new(),
         };
-        let updates = tl::enums::Updates::Updates(tl::types::Updates {
-            updates: pushed.updates,
-            users: pushed.users,
-            chats,
-            date: crate::world::unix_now(),
-            // seq 0 marks updates outside the common sequence, so grammers applies them without
-            // checking for a gap.
-            seq: 0,
-        });
         self.send(&tl::Serializable::to_bytes(&updates), Outgoing::Push)
             .await
     }
@@ -283,8 +296,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Unregisters the connection and hands the pushes it did not send back to the world, which
-    /// routes them to another connection of the account or keeps them for `getDifference`.
+    /// Unregisters the connection and hands the pushes it did not send to another connection of
+    /// its key. When there is none they are lost, as on a real network drop, except that the
+    /// channels they were about are marked as missed, so that the next `updates.getDifference`
+    /// names them (pts-carrying updates of the common box are in its log anyway).
     fn finish(self, mut rx: mpsc::UnboundedReceiver<ConnCommand>) {
         let Some(Peer {
             key,
@@ -299,11 +314,16 @@ impl Connection {
         rx.close();
         let account = world.account_of_key(key.id());
         while let Ok(command) = rx.try_recv() {
-            // A key logged in to nobody has no update state to catch up with: its pushes
-            // (`updateLoginToken`) are moot once its connection is gone.
-            if let (ConnCommand::Push(pushed), Some(account)) = (command, account) {
-                // The account exists (the key is logged in to it), so this cannot fail.
-                let _ = world.push(account, pushed);
+            let ConnCommand::Push(pushed) = command else {
+                continue;
+            };
+            let Err(Pushed::Updates { updates, .. }) = world.push_to_key(key.id(), pushed) else {
+                continue;
+            };
+            if let Some(account) = account {
+                for update in &updates {
+                    crate::channels::undelivered(&mut world, account, update);
+                }
             }
         }
     }

@@ -54,17 +54,29 @@ pub(crate) fn call(world: &mut World, account: AccountId, body: &[u8]) -> Answer
         .get(&account)
         .map(|record| record.original_key)
     {
-        Some(key) => call_with_key(world, key, body),
+        Some(key) => call_with_key(world, key, None, body),
         None => Answer::error(401, "AUTH_KEY_UNREGISTERED"),
     }
 }
 
-/// Answers one request made with the auth key `key`, as whichever account it is logged in as.
-pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Answer {
-    let query = match unwrap_wrappers(body) {
-        Ok(query) => query,
-        Err(_) => return Answer::bad_input(),
+/// Answers one request made with the auth key `key` on the live connection `connection`, as
+/// whichever account the key is logged in as.
+pub(crate) fn call_with_key(
+    world: &mut World,
+    key: [u8; 8],
+    connection: Option<u64>,
+    body: &[u8],
+) -> Answer {
+    let Ok(Unwrapped {
+        query,
+        without_updates,
+    }) = unwrap_wrappers(body)
+    else {
+        return Answer::bad_input();
     };
+    if let Some(connection) = connection {
+        world.note_request(key, connection, !without_updates);
+    }
     let id = constructor_of(&query);
     let method = tl::name_for_id(id);
     // Looked up per request: a login or logout on this very connection changes it.
@@ -92,7 +104,9 @@ pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Ans
     let answer = match id {
         functions::help::GetConfig::CONSTRUCTOR_ID => Ok(get_config()),
         functions::updates::GetState::CONSTRUCTOR_ID => get_state(world, account),
-        functions::updates::GetDifference::CONSTRUCTOR_ID => get_difference(world, account),
+        functions::updates::GetDifference::CONSTRUCTOR_ID => {
+            crate::updates::get_difference(world, account, &query)
+        }
         functions::users::GetUsers::CONSTRUCTOR_ID => get_users(world, account, &query),
         functions::users::GetFullUser::CONSTRUCTOR_ID => get_full_user(world, account, &query),
         functions::contacts::ResolveUsername::CONSTRUCTOR_ID => {
@@ -107,10 +121,20 @@ pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Ans
     answer.unwrap_or_else(|_: tl::deserialize::Error| Answer::bad_input())
 }
 
+/// A request without its wrappers.
+struct Unwrapped {
+    query: Vec<u8>,
+    /// It came in `invokeWithoutUpdates`: its connection is not subscribed to updates by it.
+    without_updates: bool,
+}
+
 /// Peels the wrappers that only carry another query. grammers sends
-/// `invokeWithLayer(initConnection(help.getConfig))` first on every connection.
-fn unwrap_wrappers(body: &[u8]) -> Result<Vec<u8>, tl::deserialize::Error> {
+/// `invokeWithLayer(initConnection(help.getConfig))` first on every connection. The client's
+/// layer is not checked: the sandbox speaks grammers' layer, and a client a layer or two apart
+/// (Telethon) only differs in constructors the sandbox does not send.
+fn unwrap_wrappers(body: &[u8]) -> Result<Unwrapped, tl::deserialize::Error> {
     let mut query = body.to_vec();
+    let mut without_updates = false;
     // Each wrapper holds exactly one query; a handful of levels is more than any client nests.
     for _ in 0..8 {
         query = match constructor_of(&query) {
@@ -125,6 +149,7 @@ fn unwrap_wrappers(body: &[u8]) -> Result<Vec<u8>, tl::deserialize::Error> {
                     .0
             }
             functions::InvokeWithoutUpdates::<Tail>::CONSTRUCTOR_ID => {
+                without_updates = true;
                 parse_call::<functions::InvokeWithoutUpdates<Tail>>(&query)?
                     .query
                     .0
@@ -139,10 +164,13 @@ fn unwrap_wrappers(body: &[u8]) -> Result<Vec<u8>, tl::deserialize::Error> {
                     .query
                     .0
             }
-            _ => return Ok(query),
+            _ => break,
         };
     }
-    Ok(query)
+    Ok(Unwrapped {
+        query,
+        without_updates,
+    })
 }
 
 /// Bans and FLOOD_WAITs injected by the control API.
@@ -249,65 +277,9 @@ fn get_config() -> Answer {
     }))
 }
 
-fn state_of(world: &World, account: AccountId) -> tl::types::updates::State {
-    let (pts, qts, seq) = world
-        .accounts
-        .get(&account)
-        .map(|record| (record.pts, record.qts, record.seq))
-        .unwrap_or((1, 0, 0));
-    tl::types::updates::State {
-        pts,
-        qts,
-        date: unix_now(),
-        seq,
-        unread_count: 0,
-    }
-}
-
 fn get_state(world: &World, account: AccountId) -> Result<Answer, tl::deserialize::Error> {
-    Ok(Answer::ok(&tl::enums::updates::State::State(state_of(
-        world, account,
-    ))))
-}
-
-/// Hands over what was pushed while the account had no live connection. grammers asks for it
-/// after every reconnect (the old connection's close looks like a possible gap), which is what
-/// keeps pushes flowing across `drop_connections`. Channel posts are not in here: for each
-/// channel that moved meanwhile there is an `updateChannelTooLong`, and grammers asks
-/// `updates.getChannelDifference` for it (see `crate::channels`).
-fn get_difference(world: &mut World, account: AccountId) -> Result<Answer, tl::deserialize::Error> {
-    let state = state_of(world, account);
-    let pending = world
-        .accounts
-        .get_mut(&account)
-        .map(|record| std::mem::take(&mut record.pending))
-        .unwrap_or_default();
-    let missed_channels = crate::channels::missed_channels(world, account);
-    if pending.is_empty() && missed_channels.is_empty() {
-        return Ok(Answer::ok(&tl::enums::updates::Difference::Empty(
-            tl::types::updates::DifferenceEmpty {
-                date: state.date,
-                seq: state.seq,
-            },
-        )));
-    }
-    let mut other_updates = Vec::new();
-    let mut users = Vec::new();
-    for pushed in pending {
-        other_updates.extend(pushed.updates);
-        users.extend(pushed.users);
-    }
-    other_updates.extend(missed_channels);
-    let chats = crate::channels::chats_for(world, account, &other_updates);
-    Ok(Answer::ok(&tl::enums::updates::Difference::Difference(
-        tl::types::updates::Difference {
-            new_messages: Vec::new(),
-            new_encrypted_messages: Vec::new(),
-            other_updates,
-            chats,
-            users,
-            state: tl::enums::updates::State::State(state),
-        },
+    Ok(Answer::ok(&tl::enums::updates::State::State(
+        crate::updates::state_of(world, account),
     )))
 }
 

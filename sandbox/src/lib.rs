@@ -21,6 +21,8 @@
 //!   invites, `messages.getHistory`, `channels.getFullChannel` / `getMessages`,
 //!   `messages.getDialogs`, `updates.getChannelDifference`, and the control API that posts,
 //!   edits and deletes ([`Sandbox::post`] and friends), pushed live to members.
+//! * `updates`: an account's common update box: pts-carrying updates (private messages) and
+//!   `updates.getDifference` computed from the client's state.
 //! * `dispatch`: the RPC methods the sandbox answers; everything else gets
 //!   `400 METHOD_NOT_IMPLEMENTED` so a client never hangs. A key logged in to nobody gets
 //!   `401 AUTH_KEY_UNREGISTERED` for all but `help.getConfig` and the login methods.
@@ -29,7 +31,8 @@
 //!   control API that plays the user's part (reading the code, scanning the QR code).
 //! * `world`: the state of the fake Telegram: users, accounts, auth keys (an account's original
 //!   pre-shared one plus one per login, or logged in to nobody), contacts, statuses, injected
-//!   faults, per-method call counters, live connections (per key).
+//!   faults, per-method call counters, live connections (per key), and how pushes are routed
+//!   (a copy per authorization).
 //! * `sandbox`: [`Sandbox`], the handle that starts the server and that tests and the scenario
 //!   player drive.
 //! * `session`: building the grammers session that points a client at the sandbox.
@@ -68,6 +71,7 @@ mod error;
 mod login;
 mod sandbox;
 mod session;
+mod updates;
 mod wire;
 mod world;
 

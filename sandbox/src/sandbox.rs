@@ -165,6 +165,29 @@ impl Sandbox {
         ))
     }
 
+    /// A second authorization of the account, as if it had logged in on another device: a new
+    /// auth key logged in to it, and the session data that uses that key. Telegram sends each
+    /// authorization its own copy of every update, so a client on this session does not take
+    /// pushes away from one on [`Self::session_data_for`].
+    pub fn new_authorization(&self, account: AccountId) -> Result<SessionData, SandboxError> {
+        let data = random_key();
+        let access_hash = {
+            let mut world = self.shared.world();
+            let access_hash = world
+                .users
+                .get(&account.user_id())
+                .map(|user| user.access_hash)
+                .ok_or(SandboxError::UnknownAccount(account))?;
+            world.add_key(ServerKey::new(data), Some(account));
+            access_hash
+        };
+        Ok(crate::session::session_data(
+            self.addr,
+            data,
+            Some((account.user_id(), access_hash)),
+        ))
+    }
+
     /// [`Self::session_data_for`] as grammers' in-memory session, ready for
     /// `SenderPool::new(Arc::new(session), api_id)`.
     pub fn session_for(&self, account: AccountId) -> Result<MemorySession, SandboxError> {
