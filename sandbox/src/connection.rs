@@ -9,8 +9,6 @@
 
 use std::sync::Arc;
 
-use grammers_crypto::DequeBuffer;
-use grammers_mtproto::transport::{self, Full, Transport};
 use grammers_tl_types::{self as tl, Identifiable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,9 +17,11 @@ use tokio::sync::mpsc;
 
 use crate::crypto::{CryptoError, ServerKey};
 use crate::dispatch::{self, Answer};
+use crate::housekeeping::{self, SessionMemory};
 use crate::sandbox::Shared;
+use crate::transport::{ServerTransport, TransportError};
 use crate::wire::{self, Outbox, Outgoing, WireError};
-use crate::world::{ConnCommand, Pushed};
+use crate::world::{ConnCommand, Pushed, unix_now};
 
 /// The transport error Telegram sends for an auth key it does not know (a negative length in
 /// place of a packet). grammers then drops the key and tries a key exchange, which the sandbox
@@ -36,7 +36,7 @@ enum ConnError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("transport: {0}")]
-    Transport(#[from] transport::Error),
+    Transport(#[from] TransportError),
     #[error("crypto: {0}")]
     Crypto(#[from] CryptoError),
     #[error("message: {0}")]
@@ -55,13 +55,16 @@ enum ConnError {
 struct Peer {
     key: ServerKey,
     outbox: Option<Outbox>,
+    /// The msg_ids the current session sent, to drop duplicates.
+    memory: SessionMemory,
     registration: Option<u64>,
 }
 
 struct Connection {
     shared: Arc<Shared>,
     writer: OwnedWriteHalf,
-    transport: Full,
+    /// Chosen by the client's first bytes.
+    transport: Option<ServerTransport>,
     peer: Option<Peer>,
     tx: mpsc::UnboundedSender<ConnCommand>,
 }
@@ -74,7 +77,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let mut conn = Connection {
         shared,
         writer,
-        transport: Full::new(),
+        transport: None,
         peer: None,
         tx,
     };
@@ -98,7 +101,11 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             read = reader.read(&mut chunk) => match read {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
-                    buffer.extend_from_slice(&chunk[..n]);
+                    let fresh = &mut chunk[..n];
+                    if let Some(transport) = &mut conn.transport {
+                        transport.read(fresh);
+                    }
+                    buffer.extend_from_slice(fresh);
                     if let Err(err) = conn.on_bytes(&mut buffer).await {
                         break Err(err);
                     }
@@ -117,24 +124,25 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 impl Connection {
     /// Handles every complete transport packet in `buffer`, leaving a partial one in place.
     async fn on_bytes(&mut self, buffer: &mut Vec<u8>) -> Result<(), ConnError> {
-        loop {
-            let unpacked = match self.transport.unpack(&mut buffer[..]) {
-                Ok(unpacked) => unpacked,
-                Err(transport::Error::MissingBytes) => {
-                    if buffer.len() > MAX_PACKET {
-                        return Err(transport::Error::BadLen {
-                            got: i32::try_from(buffer.len()).unwrap_or(i32::MAX),
-                        }
-                        .into());
-                    }
-                    return Ok(());
-                }
-                Err(err) => return Err(err.into()),
+        if self.transport.is_none() {
+            let Some((transport, header)) = ServerTransport::detect(buffer)? else {
+                return Ok(());
             };
-            let packet = buffer[unpacked.data_range].to_vec();
-            buffer.drain(..unpacked.next_offset);
+            buffer.drain(..header);
+            self.transport = Some(transport);
+        }
+        while let Some(transport) = &mut self.transport {
+            let Some(unpacked) = transport.unpack(buffer)? else {
+                if buffer.len() > MAX_PACKET {
+                    return Err(TransportError::BadLength(buffer.len()).into());
+                }
+                return Ok(());
+            };
+            let packet = buffer[unpacked.payload].to_vec();
+            buffer.drain(..unpacked.consumed);
             self.on_packet(&packet).await?;
         }
+        Ok(())
     }
 
     async fn on_packet(&mut self, packet: &[u8]) -> Result<(), ConnError> {
@@ -159,14 +167,16 @@ impl Connection {
                 };
                 let Some(key) = known else {
                     // Includes key id 0: a plain message starting a key exchange.
-                    self.writer
-                        .write_all(&UNKNOWN_AUTH_KEY.to_le_bytes())
-                        .await?;
+                    if let Some(transport) = &mut self.transport {
+                        let frame = transport.error(UNKNOWN_AUTH_KEY);
+                        self.writer.write_all(&frame).await?;
+                    }
                     return Err(ConnError::UnknownKey);
                 };
                 self.peer.insert(Peer {
                     key,
                     outbox: None,
+                    memory: SessionMemory::new(),
                     registration: None,
                 })
             }
@@ -182,6 +192,7 @@ impl Connection {
             // grammers picks a random session id per connection and panics if an answer names
             // another one, so everything we send echoes the latest id it used.
             peer.outbox = Some(Outbox::new(envelope.session_id));
+            peer.memory = SessionMemory::new();
         }
         if peer.registration.is_none() {
             peer.registration = self
@@ -190,8 +201,38 @@ impl Connection {
                 .register_connection(key_id, self.tx.clone());
         }
 
+        let (msg_id, seq_no) = (envelope.message.msg_id, envelope.message.seq_no);
+        let now = i64::from(unix_now());
+        if let Some(code) = housekeeping::msg_id_error(msg_id, now) {
+            let notification = wire::bad_msg_notification(msg_id, seq_no, code);
+            return self.send(&notification, Outgoing::Response).await;
+        }
+        let salt = housekeeping::salt(key_id, now);
+        if !housekeeping::salt_is_valid(key_id, now, envelope.salt) {
+            let notification = wire::bad_server_salt(msg_id, seq_no, salt);
+            return self.send(&notification, Outgoing::Response).await;
+        }
+        if !peer.memory.first_sight(msg_id) {
+            return Ok(());
+        }
+        let new_session = self
+            .shared
+            .world()
+            .note_session(key_id, envelope.session_id);
+        if new_session {
+            let created = wire::new_session_created(msg_id, rand::random(), salt);
+            self.send(&created, Outgoing::Push).await?;
+        }
+
         for message in wire::flatten(envelope.message)? {
-            self.on_message(key_id, message).await?;
+            let first_sight = self
+                .peer
+                .as_mut()
+                .is_some_and(|peer| peer.memory.first_sight(message.msg_id));
+            // A container's messages are new with it; a repeat of one sent alone is dropped.
+            if first_sight || message.msg_id == msg_id {
+                self.on_message(key_id, message).await?;
+            }
         }
         Ok(())
     }
@@ -204,6 +245,31 @@ impl Connection {
         match message.constructor() {
             // Acknowledgements need no answer; the sandbox never resends.
             tl::types::MsgsAck::CONSTRUCTOR_ID => Ok(()),
+            // Service requests answered by a top-level message, not an `rpc_result`.
+            tl::functions::GetFutureSalts::CONSTRUCTOR_ID => {
+                let request = wire::parse_call::<tl::functions::GetFutureSalts>(&message.body)
+                    .map_err(WireError::from)?;
+                let now = unix_now();
+                let salts = housekeeping::future_salts(key_id, i64::from(now), request.num);
+                self.send(
+                    &wire::future_salts(message.msg_id, now, &salts),
+                    Outgoing::Response,
+                )
+                .await
+            }
+            tl::functions::DestroySession::CONSTRUCTOR_ID => {
+                let request = wire::parse_call::<tl::functions::DestroySession>(&message.body)
+                    .map_err(WireError::from)?;
+                let existed = self
+                    .shared
+                    .world()
+                    .forget_session(key_id, request.session_id);
+                self.send(
+                    &wire::destroy_session_result(request.session_id, existed),
+                    Outgoing::Response,
+                )
+                .await
+            }
             tl::functions::Ping::CONSTRUCTOR_ID => {
                 let ping = wire::parse_call::<tl::functions::Ping>(&message.body)
                     .map_err(WireError::from)?;
@@ -287,12 +353,14 @@ impl Connection {
             // Only registered connections (which have an outbox) are pushed to.
             return Ok(());
         };
-        let plaintext = outbox.seal(body, kind);
+        let salt = housekeeping::salt(peer.key.id(), i64::from(unix_now()));
+        let plaintext = outbox.seal(body, kind, salt);
         let packet = peer.key.encrypt_for_client(&plaintext);
-        let mut frame = DequeBuffer::with_capacity(packet.len() + 4, 8);
-        frame.extend(packet);
-        self.transport.pack(&mut frame);
-        self.writer.write_all(&frame[..]).await?;
+        let Some(transport) = &mut self.transport else {
+            return Ok(());
+        };
+        let frame = transport.pack(&packet);
+        self.writer.write_all(&frame).await?;
         Ok(())
     }
 

@@ -2,10 +2,11 @@
 //! on 127.0.0.1.
 //!
 //! No machine of this project can reach Telegram, so the integration tests, the benchmarks and
-//! `demo` mode run the real client against this server instead. It speaks just enough MTProto for
-//! grammers 0.11: the "full" transport, MTProto 2.0 encryption with a pre-shared auth key (so no
-//! key exchange, which would need Telegram's RSA private key), `rpc_result` / `rpc_error`,
-//! containers, gzip, pings and pushed `Updates`. Accounts can also log in the way a new session
+//! `demo` mode run the real client against this server instead. It speaks enough MTProto for
+//! grammers 0.11 and Telethon: every transport (told apart by the first bytes), MTProto 2.0
+//! encryption with a pre-shared auth key (so no key exchange, which would need Telegram's RSA
+//! private key), session housekeeping (salts, msg_id checks, new sessions), `rpc_result` /
+//! `rpc_error`, containers, gzip, pings and pushed updates routed per authorization. Accounts can also log in the way a new session
 //! does: by phone code, with a 2FA password (SRP, really checked) and by QR code, on a fresh key
 //! from [`Sandbox::fresh_session_data`].
 //!
@@ -15,6 +16,11 @@
 //!   client sent, `x = 8` for what we send), on top of grammers-crypto's AES-IGE.
 //! * `wire`: the plaintext message layer: envelopes, containers, gzip, `rpc_result`, `pong`,
 //!   server message ids and sequence numbers.
+//! * `housekeeping`: what Telegram's servers check and say about sessions: server salts
+//!   (`bad_server_salt`, `get_future_salts`), the client's `msg_id` window
+//!   (`bad_msg_notification`), `new_session_created`, `destroy_session`, duplicates.
+//! * `transport`: the MTProto transports (abridged, intermediate, padded intermediate, full,
+//!   and obfuscated over the first three), told apart from a connection's first bytes.
 //! * `connection`: one task per TCP connection: framing, decryption, answering, pushing.
 //! * `channels`: broadcast channels, each with its own pts and message log, and which accounts
 //!   joined them: `contacts.resolveUsername` for their usernames, `channels.joinChannel`,
@@ -68,9 +74,11 @@ mod connection;
 mod crypto;
 mod dispatch;
 mod error;
+mod housekeeping;
 mod login;
 mod sandbox;
 mod session;
+mod transport;
 mod updates;
 mod wire;
 mod world;

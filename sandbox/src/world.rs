@@ -225,6 +225,8 @@ pub(crate) struct KeyRecord {
     pub(crate) account: Option<AccountId>,
     /// Live connections using this key, oldest first.
     pub(crate) connections: Vec<LiveConnection>,
+    /// The MTProto sessions (ids chosen by the client) the server knows for this key.
+    pub(crate) sessions: BTreeSet<i64>,
 }
 
 #[derive(Default)]
@@ -342,6 +344,7 @@ impl World {
                 key,
                 account,
                 connections: Vec::new(),
+                sessions: BTreeSet::new(),
             },
         );
     }
@@ -560,6 +563,21 @@ impl World {
             live.subscribed = true;
             live.last_active = now;
         }
+    }
+
+    /// Remembers the session `session_id` of the key; true if it was new (the client must be
+    /// told `new_session_created`).
+    pub(crate) fn note_session(&mut self, key: [u8; 8], session_id: i64) -> bool {
+        self.keys
+            .get_mut(&key)
+            .is_some_and(|record| record.sessions.insert(session_id))
+    }
+
+    /// Forgets a session of the key (`destroy_session`); false if it was not known.
+    pub(crate) fn forget_session(&mut self, key: [u8; 8], session_id: i64) -> bool {
+        self.keys
+            .get_mut(&key)
+            .is_some_and(|record| record.sessions.remove(&session_id))
     }
 
     /// Registers a connection that has proven its key (by decrypting) and session.
