@@ -313,7 +313,7 @@ impl Connection {
     async fn push(&mut self, pushed: Pushed) -> Result<(), ConnError> {
         let updates = match pushed {
             Pushed::Short(update) => tl::enums::Updates::UpdateShort(tl::types::UpdateShort {
-                update,
+                update: *update,
                 date: crate::world::unix_now(),
             }),
             Pushed::Updates { updates, users } => {

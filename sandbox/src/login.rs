@@ -771,7 +771,7 @@ impl Sandbox {
         token.accepted_by = Some(account);
         let key = token.key;
         // Nobody to tell if the waiting client went away: it asks `auth.exportLoginToken` again.
-        let _ = world.push_to_key(key, Pushed::Short(tl::enums::Update::LoginToken));
+        let _ = world.push_to_key(key, Pushed::Short(Box::new(tl::enums::Update::LoginToken)));
         Ok(())
     }
 

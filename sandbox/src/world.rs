@@ -171,7 +171,7 @@ pub(crate) struct FloodWait {
 pub(crate) enum Pushed {
     /// `updateShort`: one update that needs no users or chats sent along (a status change of a
     /// contact, `updateLoginToken`).
-    Short(tl::enums::Update),
+    Short(Box<tl::enums::Update>),
     /// `updates`: with the users they mention (the chats are added when sent, as the viewer
     /// sees them).
     Updates {
@@ -476,7 +476,7 @@ impl World {
                 user_id,
                 status: status.to_tl(),
             });
-            match self.push(viewer, &Pushed::Short(update))? {
+            match self.push(viewer, &Pushed::Short(Box::new(update)))? {
                 0 => delivery.dropped += 1,
                 reached => delivery.live += reached,
             }
