@@ -62,6 +62,8 @@ struct Peer {
 
 struct Connection {
     shared: Arc<Shared>,
+    /// The DC whose listener accepted it.
+    dc: i32,
     writer: OwnedWriteHalf,
     /// Chosen by the client's first bytes.
     transport: Option<ServerTransport>,
@@ -70,12 +72,13 @@ struct Connection {
 }
 
 /// Serves one client until it disconnects, misbehaves, or the control API closes it.
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, dc: i32) {
     let peer_addr = stream.peer_addr().ok();
     let (mut reader, writer) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut conn = Connection {
         shared,
+        dc,
         writer,
         transport: None,
         peer: None,
@@ -291,13 +294,12 @@ impl Connection {
                 .await
             }
             _ => {
-                let connection = self.peer.as_ref().and_then(|peer| peer.registration);
-                let answer = dispatch::call_with_key(
-                    &mut self.shared.world(),
-                    key_id,
-                    connection,
-                    &message.body,
-                );
+                let caller = dispatch::Caller {
+                    key: key_id,
+                    connection: self.peer.as_ref().and_then(|peer| peer.registration),
+                    dc: self.dc,
+                };
+                let answer = dispatch::call(&mut self.shared.world(), caller, &message.body);
                 let result = match answer {
                     Answer::Result(bytes) => bytes,
                     Answer::Error { code, message } => wire::rpc_error(code, &message),

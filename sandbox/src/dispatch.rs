@@ -46,27 +46,47 @@ impl Answer {
     }
 }
 
+/// Who makes a request: the auth key it is encrypted with, on which live connection, on which
+/// DC.
+#[derive(Clone, Copy)]
+pub(crate) struct Caller {
+    pub(crate) key: [u8; 8],
+    pub(crate) connection: Option<u64>,
+    pub(crate) dc: i32,
+}
+
+impl Caller {
+    /// A request made outside any connection, on the home DC: the unit tests' shorthand.
+    #[cfg(test)]
+    pub(crate) fn key(key: [u8; 8]) -> Self {
+        Caller {
+            key,
+            connection: None,
+            dc: crate::HOME_DC,
+        }
+    }
+}
+
 /// Answers one request of `account` made with its original key: the unit tests' shorthand.
 #[cfg(test)]
-pub(crate) fn call(world: &mut World, account: AccountId, body: &[u8]) -> Answer {
+pub(crate) fn call_as(world: &mut World, account: AccountId, body: &[u8]) -> Answer {
     match world
         .accounts
         .get(&account)
         .map(|record| record.original_key)
     {
-        Some(key) => call_with_key(world, key, None, body),
+        Some(key) => call(world, Caller::key(key), body),
         None => Answer::error(401, "AUTH_KEY_UNREGISTERED"),
     }
 }
 
-/// Answers one request made with the auth key `key` on the live connection `connection`, as
-/// whichever account the key is logged in as.
-pub(crate) fn call_with_key(
-    world: &mut World,
-    key: [u8; 8],
-    connection: Option<u64>,
-    body: &[u8],
-) -> Answer {
+/// Answers one request, as whichever account the caller's key is logged in as.
+pub(crate) fn call(world: &mut World, caller: Caller, body: &[u8]) -> Answer {
+    let Caller {
+        key,
+        connection,
+        dc,
+    } = caller;
     let Ok(Unwrapped {
         query,
         without_updates,
@@ -86,12 +106,12 @@ pub(crate) fn call_with_key(
     if let Some(answer) = injected_fault(world, account, method, id) {
         return answer;
     }
-    if let Some(answer) = crate::login::answer(world, key, id, &query) {
+    if let Some(answer) = crate::login::answer(world, key, dc, id, &query) {
         return answer.unwrap_or_else(|_: tl::deserialize::Error| Answer::bad_input());
     }
     let Some(account) = account else {
         return if id == functions::help::GetConfig::CONSTRUCTOR_ID {
-            get_config()
+            get_config(dc)
         } else if method.starts_with("auth.") {
             // A login method the sandbox does not answer (auth.resendCode, bots...): saying
             // "not logged in" would send the client round in circles.
@@ -101,8 +121,20 @@ pub(crate) fn call_with_key(
         };
     };
 
+    if id == functions::help::GetConfig::CONSTRUCTOR_ID {
+        return get_config(dc);
+    }
+    // An account is served by its own DC only; its key is known everywhere here (standing in
+    // for the authorization a client would export to another DC).
+    let home_dc = world
+        .accounts
+        .get(&account)
+        .map_or(dc, |record| record.home_dc);
+    if home_dc != dc {
+        return Answer::error(303, format!("USER_MIGRATE_{home_dc}"));
+    }
+
     let answer = match id {
-        functions::help::GetConfig::CONSTRUCTOR_ID => Ok(get_config()),
         functions::updates::GetState::CONSTRUCTOR_ID => get_state(world, account),
         functions::updates::GetDifference::CONSTRUCTOR_ID => {
             crate::updates::get_difference(world, account, &query)
@@ -223,8 +255,8 @@ fn injected_fault(
 }
 
 /// A `Config` with no `dc_options`: grammers then keeps the session's DC addresses, which all
-/// point at the sandbox.
-fn get_config() -> Answer {
+/// point at the sandbox. `this_dc` is the DC the request reached.
+fn get_config(dc: i32) -> Answer {
     let now = unix_now();
     Answer::ok(&tl::enums::Config::Config(tl::types::Config {
         default_p2p_contacts: false,
@@ -235,7 +267,7 @@ fn get_config() -> Answer {
         date: now,
         expires: now.saturating_add(3600),
         test_mode: false,
-        this_dc: crate::HOME_DC,
+        this_dc: dc,
         dc_options: Vec::new(),
         dc_txt_domain_name: "sandbox.invalid".into(),
         chat_size_max: 200,
@@ -495,7 +527,7 @@ mod tests {
                 query: functions::help::GetConfig {},
             },
         };
-        let Answer::Result(bytes) = call(&mut world, account, &request.to_bytes()) else {
+        let Answer::Result(bytes) = call_as(&mut world, account, &request.to_bytes()) else {
             panic!("getConfig failed");
         };
         let tl::enums::Config::Config(config) =
@@ -516,7 +548,7 @@ mod tests {
             functions::updates::GetState {}.to_bytes(),
         ] {
             assert!(matches!(
-                call(&mut world, account, &spared),
+                call_as(&mut world, account, &spared),
                 Answer::Result(_)
             ));
         }
@@ -525,11 +557,11 @@ mod tests {
         }
         .to_bytes();
         assert_eq!(
-            error_of(call(&mut world, account, &get_me)),
+            error_of(call_as(&mut world, account, &get_me)),
             (420, "FLOOD_WAIT_9".to_owned())
         );
         assert!(matches!(
-            call(&mut world, account, &get_me),
+            call_as(&mut world, account, &get_me),
             Answer::Result(_)
         ));
     }
@@ -539,7 +571,7 @@ mod tests {
         let (mut world, account) = world_with_account();
         world.account_mut(account).expect("account").ban = Some(Ban::SessionRevoked);
         assert!(matches!(
-            call(
+            call_as(
                 &mut world,
                 account,
                 &functions::help::GetConfig {}.to_bytes()
@@ -547,7 +579,7 @@ mod tests {
             Answer::Result(_)
         ));
         assert_eq!(
-            error_of(call(
+            error_of(call_as(
                 &mut world,
                 account,
                 &functions::updates::GetState {}.to_bytes()
@@ -564,9 +596,9 @@ mod tests {
         }
         .to_bytes();
         truncated.truncate(6);
-        assert_eq!(error_of(call(&mut world, account, &truncated)).0, 400);
+        assert_eq!(error_of(call_as(&mut world, account, &truncated)).0, 400);
         assert_eq!(
-            error_of(call(&mut world, account, &[1, 2])),
+            error_of(call_as(&mut world, account, &[1, 2])),
             (400, "METHOD_NOT_IMPLEMENTED".to_owned())
         );
     }

@@ -89,7 +89,9 @@ pub use error::SandboxError;
 pub use sandbox::Sandbox;
 pub use world::{AccountId, Ban, Delivery, MessageClock, UserStatus};
 
-/// The DC every session points at. grammers connects to the home DC first, so all accounts live
-/// in DC 2 (as most real accounts do); the other DC options point at the sandbox as well, so a
-/// stray `invoke_in_dc` still reaches us instead of the real Telegram.
+/// The DC accounts live in unless moved ([`Sandbox::set_home_dc`]), and where a fresh session
+/// starts, as most real accounts do. [`Sandbox::addr`] is its address.
 pub const HOME_DC: i32 = 2;
+
+/// The DCs the sandbox runs, each on a port of its own, as Telegram's production DCs 1..=5.
+pub const DCS: std::ops::RangeInclusive<i32> = 1..=5;

@@ -206,6 +206,8 @@ pub(crate) struct AccountRecord {
     pub(crate) contacts: BTreeSet<i64>,
     pub(crate) flood: Option<FloodWait>,
     pub(crate) ban: Option<Ban>,
+    /// The DC the account lives in: its requests are served there only.
+    pub(crate) home_dc: i32,
     /// The common update sequence (`updates.getState`), moved by pts-carrying updates only.
     pub(crate) pts: i32,
     pub(crate) qts: i32,
@@ -325,6 +327,7 @@ impl World {
                 contacts: BTreeSet::new(),
                 flood: None,
                 ban: None,
+                home_dc: crate::HOME_DC,
                 pts: 1,
                 qts: 0,
                 seq: 0,

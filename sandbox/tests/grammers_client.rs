@@ -496,13 +496,18 @@ async fn get_full_user_and_raw_session_data() {
     );
     assert_eq!((error.code, error.name.as_str()), (400, "USER_ID_INVALID"));
 
-    // The seeded session: home DC 2, every DC at the sandbox with the account's key.
+    // The seeded session: home DC 2 at the sandbox's address, every DC at its own listener with
+    // the account's key.
     let data = sandbox.session_data_for(account).expect("session data");
     assert_eq!(data.home_dc, 2);
+    assert_eq!(sandbox.dc_addr(2), Some(sandbox.addr()));
     let key = sandbox.auth_key(account).expect("key");
     for dc in 1..=5 {
         let option = &data.dc_options[&dc];
-        assert_eq!(std::net::SocketAddr::V4(option.ipv4), sandbox.addr());
+        assert_eq!(
+            Some(std::net::SocketAddr::V4(option.ipv4)),
+            sandbox.dc_addr(dc)
+        );
         assert_eq!(option.auth_key, Some(key));
     }
 }
