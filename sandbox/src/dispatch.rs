@@ -205,7 +205,8 @@ fn unwrap_wrappers(body: &[u8]) -> Result<Unwrapped, tl::deserialize::Error> {
     })
 }
 
-/// Bans and FLOOD_WAITs injected by the control API.
+/// Bans and FLOOD_WAITs injected by the control API: a ban, then a method's FLOOD_WAIT for
+/// everyone, then one for the account's calls of the method, then one for all its calls.
 ///
 /// `help.getConfig` (the payload of `initConnection`) is never refused: Telegram answers it even
 /// for an unregistered key, and refusing it would fail the connection instead of the request.
@@ -237,6 +238,14 @@ fn injected_fault(
         return Some(Answer::error(420, format!("FLOOD_WAIT_{seconds}")));
     }
     let record = world.accounts.get_mut(&account?)?;
+    if let Some(flood) = record.method_floods.get_mut(method) {
+        let seconds = flood.seconds;
+        flood.remaining = flood.remaining.saturating_sub(1);
+        if flood.remaining == 0 {
+            record.method_floods.remove(method);
+        }
+        return Some(Answer::error(420, format!("FLOOD_WAIT_{seconds}")));
+    }
     if matches!(
         id,
         functions::updates::GetState::CONSTRUCTOR_ID
@@ -559,6 +568,46 @@ mod tests {
         assert_eq!(
             error_of(call_as(&mut world, account, &get_me)),
             (420, "FLOOD_WAIT_9".to_owned())
+        );
+        assert!(matches!(
+            call_as(&mut world, account, &get_me),
+            Answer::Result(_)
+        ));
+    }
+
+    #[test]
+    fn an_accounts_method_flood_wait_spares_its_other_methods_and_other_accounts() {
+        let (mut world, account) = world_with_account();
+        let other = world
+            .add_account(2, 2, None, "Other", ServerKey::new(random_key()))
+            .expect("account");
+        world
+            .account_mut(account)
+            .expect("account")
+            .method_floods
+            .insert(
+                "users.getUsers".to_owned(),
+                crate::world::FloodWait {
+                    seconds: 5,
+                    remaining: 1,
+                },
+            );
+        let get_me = functions::users::GetUsers {
+            id: vec![tl::enums::InputUser::UserSelf],
+        }
+        .to_bytes();
+        let get_state = functions::updates::GetState {}.to_bytes();
+        assert!(matches!(
+            call_as(&mut world, other, &get_me),
+            Answer::Result(_)
+        ));
+        assert!(matches!(
+            call_as(&mut world, account, &get_state),
+            Answer::Result(_)
+        ));
+        assert_eq!(
+            error_of(call_as(&mut world, account, &get_me)),
+            (420, "FLOOD_WAIT_5".to_owned())
         );
         assert!(matches!(
             call_as(&mut world, account, &get_me),

@@ -310,6 +310,32 @@ impl Sandbox {
         }
     }
 
+    /// The account's next `calls` calls of the TL method `method` fail with
+    /// `420 FLOOD_WAIT_<seconds>`; its other calls, and other accounts, are not affected. Replaces
+    /// any earlier injection for the method; `calls = 0` clears it.
+    pub fn inject_account_method_flood_wait(
+        &self,
+        account: AccountId,
+        method: &str,
+        seconds: u32,
+        calls: u32,
+    ) -> Result<(), SandboxError> {
+        let mut world = self.shared.world();
+        let floods = &mut world.account_mut(account)?.method_floods;
+        if calls == 0 {
+            floods.remove(method);
+        } else {
+            floods.insert(
+                method.to_owned(),
+                FloodWait {
+                    seconds,
+                    remaining: calls,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// Every later call of the account fails with `401` and the ban's name (connection setup
     /// still succeeds, as on Telegram, so the error reaches the caller of the request). It
     /// covers every key of the account: its original one and those of its logins.

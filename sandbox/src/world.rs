@@ -205,6 +205,8 @@ pub(crate) struct AccountRecord {
     pub(crate) original_key: [u8; 8],
     pub(crate) contacts: BTreeSet<i64>,
     pub(crate) flood: Option<FloodWait>,
+    /// Method name -> FLOOD_WAIT for the account's next calls of it.
+    pub(crate) method_floods: HashMap<String, FloodWait>,
     pub(crate) ban: Option<Ban>,
     /// The DC the account lives in: its requests are served there only.
     pub(crate) home_dc: i32,
@@ -326,6 +328,7 @@ impl World {
                 original_key,
                 contacts: BTreeSet::new(),
                 flood: None,
+                method_floods: HashMap::new(),
                 ban: None,
                 home_dc: crate::HOME_DC,
                 pts: 1,
