@@ -4,8 +4,8 @@
 //! Each channel has its own update sequence (`pts`), as on Telegram: every post, edit and
 //! deletion moves it and is logged, so that `updates.getChannelDifference` can replay what an
 //! account missed. A change is pushed at once to every member with a live connection; a member
-//! without one is not queued anything (unlike statuses, which wait in the account's common
-//! `updates.getDifference`). Instead its next `updates.getDifference` carries an
+//! without one is not queued anything in its common update box. Instead its next
+//! `updates.getDifference` carries an
 //! `updateChannelTooLong` naming the pts it last saw, which is how Telegram tells a client
 //! "this channel moved while you were away: ask `updates.getChannelDifference`". grammers does
 //! so by itself, as it also does when it notices a pts gap in pushed channel updates.
@@ -475,14 +475,15 @@ fn publish(
         .map(|channel| channel.members.keys().copied().collect())
         .unwrap_or_default();
     let mut delivery = Delivery::default();
+    let pushed = Pushed::Updates {
+        updates: vec![update.clone()],
+        users: Vec::new(),
+    };
     for account in members {
-        let pushed = Pushed {
-            updates: vec![update.clone()],
-            users: Vec::new(),
-        };
-        // Never queued for the common getDifference: getChannelDifference replays the log.
-        if world.push_live(account, pushed) {
-            delivery.live += 1;
+        // Never logged in the common box: getChannelDifference replays the channel's log.
+        let reached = world.push(account, &pushed).unwrap_or(0);
+        if reached > 0 {
+            delivery.live += reached;
             if let Some(member) = world
                 .channels
                 .by_id
@@ -499,6 +500,35 @@ fn publish(
         }
     }
     delivery
+}
+
+/// A channel update sent to `account` that its connection closed before writing: the member
+/// is taken back to before it, so that the next `updates.getDifference` names the channel.
+pub(crate) fn undelivered(world: &mut World, account: AccountId, update: &tl::enums::Update) {
+    let (channel_id, pts, pts_count) = match update {
+        tl::enums::Update::NewChannelMessage(u) => {
+            let Some(id) = channel_of_update(update) else {
+                return;
+            };
+            (id, u.pts, u.pts_count)
+        }
+        tl::enums::Update::EditChannelMessage(u) => {
+            let Some(id) = channel_of_update(update) else {
+                return;
+            };
+            (id, u.pts, u.pts_count)
+        }
+        tl::enums::Update::DeleteChannelMessages(u) => (u.channel_id, u.pts, u.pts_count),
+        _ => return,
+    };
+    if let Some(member) = world
+        .channels
+        .by_id
+        .get_mut(&channel_id)
+        .and_then(|channel| channel.members.get_mut(&account))
+    {
+        member.seen_pts = member.seen_pts.min(pts - pts_count);
+    }
 }
 
 fn post(
@@ -1566,8 +1596,8 @@ mod tests {
             )]
         );
         assert_eq!(chats_for(&world, account, &hints).len(), 1);
-        // Nothing went to the common getDifference queue.
-        assert!(world.account(account).expect("account").pending.is_empty());
+        // Nothing went to the account's own update log.
+        assert!(world.account(account).expect("account").log.is_empty());
     }
 
     #[test]

@@ -9,8 +9,6 @@
 
 use std::sync::Arc;
 
-use grammers_crypto::DequeBuffer;
-use grammers_mtproto::transport::{self, Full, Transport};
 use grammers_tl_types::{self as tl, Identifiable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,9 +17,11 @@ use tokio::sync::mpsc;
 
 use crate::crypto::{CryptoError, ServerKey};
 use crate::dispatch::{self, Answer};
+use crate::housekeeping::{self, SessionMemory};
 use crate::sandbox::Shared;
+use crate::transport::{ServerTransport, TransportError};
 use crate::wire::{self, Outbox, Outgoing, WireError};
-use crate::world::{ConnCommand, Pushed};
+use crate::world::{ConnCommand, Pushed, unix_now};
 
 /// The transport error Telegram sends for an auth key it does not know (a negative length in
 /// place of a packet). grammers then drops the key and tries a key exchange, which the sandbox
@@ -36,7 +36,7 @@ enum ConnError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("transport: {0}")]
-    Transport(#[from] transport::Error),
+    Transport(#[from] TransportError),
     #[error("crypto: {0}")]
     Crypto(#[from] CryptoError),
     #[error("message: {0}")]
@@ -55,26 +55,32 @@ enum ConnError {
 struct Peer {
     key: ServerKey,
     outbox: Option<Outbox>,
+    /// The msg_ids the current session sent, to drop duplicates.
+    memory: SessionMemory,
     registration: Option<u64>,
 }
 
 struct Connection {
     shared: Arc<Shared>,
+    /// The DC whose listener accepted it.
+    dc: i32,
     writer: OwnedWriteHalf,
-    transport: Full,
+    /// Chosen by the client's first bytes.
+    transport: Option<ServerTransport>,
     peer: Option<Peer>,
     tx: mpsc::UnboundedSender<ConnCommand>,
 }
 
 /// Serves one client until it disconnects, misbehaves, or the control API closes it.
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, dc: i32) {
     let peer_addr = stream.peer_addr().ok();
     let (mut reader, writer) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut conn = Connection {
         shared,
+        dc,
         writer,
-        transport: Full::new(),
+        transport: None,
         peer: None,
         tx,
     };
@@ -98,7 +104,11 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             read = reader.read(&mut chunk) => match read {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
-                    buffer.extend_from_slice(&chunk[..n]);
+                    let fresh = &mut chunk[..n];
+                    if let Some(transport) = &mut conn.transport {
+                        transport.read(fresh);
+                    }
+                    buffer.extend_from_slice(fresh);
                     if let Err(err) = conn.on_bytes(&mut buffer).await {
                         break Err(err);
                     }
@@ -117,24 +127,25 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 impl Connection {
     /// Handles every complete transport packet in `buffer`, leaving a partial one in place.
     async fn on_bytes(&mut self, buffer: &mut Vec<u8>) -> Result<(), ConnError> {
-        loop {
-            let unpacked = match self.transport.unpack(&mut buffer[..]) {
-                Ok(unpacked) => unpacked,
-                Err(transport::Error::MissingBytes) => {
-                    if buffer.len() > MAX_PACKET {
-                        return Err(transport::Error::BadLen {
-                            got: i32::try_from(buffer.len()).unwrap_or(i32::MAX),
-                        }
-                        .into());
-                    }
-                    return Ok(());
-                }
-                Err(err) => return Err(err.into()),
+        if self.transport.is_none() {
+            let Some((transport, header)) = ServerTransport::detect(buffer)? else {
+                return Ok(());
             };
-            let packet = buffer[unpacked.data_range].to_vec();
-            buffer.drain(..unpacked.next_offset);
+            buffer.drain(..header);
+            self.transport = Some(transport);
+        }
+        while let Some(transport) = &mut self.transport {
+            let Some(unpacked) = transport.unpack(buffer)? else {
+                if buffer.len() > MAX_PACKET {
+                    return Err(TransportError::BadLength(buffer.len()).into());
+                }
+                return Ok(());
+            };
+            let packet = buffer[unpacked.payload].to_vec();
+            buffer.drain(..unpacked.consumed);
             self.on_packet(&packet).await?;
         }
+        Ok(())
     }
 
     async fn on_packet(&mut self, packet: &[u8]) -> Result<(), ConnError> {
@@ -159,14 +170,16 @@ impl Connection {
                 };
                 let Some(key) = known else {
                     // Includes key id 0: a plain message starting a key exchange.
-                    self.writer
-                        .write_all(&UNKNOWN_AUTH_KEY.to_le_bytes())
-                        .await?;
+                    if let Some(transport) = &mut self.transport {
+                        let frame = transport.error(UNKNOWN_AUTH_KEY);
+                        self.writer.write_all(&frame).await?;
+                    }
                     return Err(ConnError::UnknownKey);
                 };
                 self.peer.insert(Peer {
                     key,
                     outbox: None,
+                    memory: SessionMemory::new(),
                     registration: None,
                 })
             }
@@ -182,6 +195,7 @@ impl Connection {
             // grammers picks a random session id per connection and panics if an answer names
             // another one, so everything we send echoes the latest id it used.
             peer.outbox = Some(Outbox::new(envelope.session_id));
+            peer.memory = SessionMemory::new();
         }
         if peer.registration.is_none() {
             peer.registration = self
@@ -190,8 +204,38 @@ impl Connection {
                 .register_connection(key_id, self.tx.clone());
         }
 
+        let (msg_id, seq_no) = (envelope.message.msg_id, envelope.message.seq_no);
+        let now = i64::from(unix_now());
+        if let Some(code) = housekeeping::msg_id_error(msg_id, now) {
+            let notification = wire::bad_msg_notification(msg_id, seq_no, code);
+            return self.send(&notification, Outgoing::Response).await;
+        }
+        let salt = housekeeping::salt(key_id, now);
+        if !housekeeping::salt_is_valid(key_id, now, envelope.salt) {
+            let notification = wire::bad_server_salt(msg_id, seq_no, salt);
+            return self.send(&notification, Outgoing::Response).await;
+        }
+        if !peer.memory.first_sight(msg_id) {
+            return Ok(());
+        }
+        let new_session = self
+            .shared
+            .world()
+            .note_session(key_id, envelope.session_id);
+        if new_session {
+            let created = wire::new_session_created(msg_id, rand::random(), salt);
+            self.send(&created, Outgoing::Push).await?;
+        }
+
         for message in wire::flatten(envelope.message)? {
-            self.on_message(key_id, message).await?;
+            let first_sight = self
+                .peer
+                .as_mut()
+                .is_some_and(|peer| peer.memory.first_sight(message.msg_id));
+            // A container's messages are new with it; a repeat of one sent alone is dropped.
+            if first_sight || message.msg_id == msg_id {
+                self.on_message(key_id, message).await?;
+            }
         }
         Ok(())
     }
@@ -204,6 +248,31 @@ impl Connection {
         match message.constructor() {
             // Acknowledgements need no answer; the sandbox never resends.
             tl::types::MsgsAck::CONSTRUCTOR_ID => Ok(()),
+            // Service requests answered by a top-level message, not an `rpc_result`.
+            tl::functions::GetFutureSalts::CONSTRUCTOR_ID => {
+                let request = wire::parse_call::<tl::functions::GetFutureSalts>(&message.body)
+                    .map_err(WireError::from)?;
+                let now = unix_now();
+                let salts = housekeeping::future_salts(key_id, i64::from(now), request.num);
+                self.send(
+                    &wire::future_salts(message.msg_id, now, &salts),
+                    Outgoing::Response,
+                )
+                .await
+            }
+            tl::functions::DestroySession::CONSTRUCTOR_ID => {
+                let request = wire::parse_call::<tl::functions::DestroySession>(&message.body)
+                    .map_err(WireError::from)?;
+                let existed = self
+                    .shared
+                    .world()
+                    .forget_session(key_id, request.session_id);
+                self.send(
+                    &wire::destroy_session_result(request.session_id, existed),
+                    Outgoing::Response,
+                )
+                .await
+            }
             tl::functions::Ping::CONSTRUCTOR_ID => {
                 let ping = wire::parse_call::<tl::functions::Ping>(&message.body)
                     .map_err(WireError::from)?;
@@ -225,8 +294,12 @@ impl Connection {
                 .await
             }
             _ => {
-                let answer =
-                    dispatch::call_with_key(&mut self.shared.world(), key_id, &message.body);
+                let caller = dispatch::Caller {
+                    key: key_id,
+                    connection: self.peer.as_ref().and_then(|peer| peer.registration),
+                    dc: self.dc,
+                };
+                let answer = dispatch::call(&mut self.shared.world(), caller, &message.body);
                 let result = match answer {
                     Answer::Result(bytes) => bytes,
                     Answer::Error { code, message } => wire::rpc_error(code, &message),
@@ -240,27 +313,35 @@ impl Connection {
     /// Sends updates as a plain encrypted message holding a serialized `Updates` (not in an
     /// `rpc_result`), which grammers hands to its update machinery.
     async fn push(&mut self, pushed: Pushed) -> Result<(), ConnError> {
-        // The channels the updates name, as Telegram always sends them (grammers caches them,
-        // and needs their access hash to ask getChannelDifference later).
-        let chats = match &self.peer {
-            Some(peer) => {
-                let world = self.shared.world();
-                world
-                    .account_of_key(peer.key.id())
-                    .map(|viewer| crate::channels::chats_for(&world, viewer, &pushed.updates))
-                    .unwrap_or_default()
+        let updates = match pushed {
+            Pushed::Short(update) => tl::enums::Updates::UpdateShort(tl::types::UpdateShort {
+                update: *update,
+                date: crate::world::unix_now(),
+            }),
+            Pushed::Updates { updates, users } => {
+                // The channels the updates name, as Telegram always sends them (grammers caches
+                // them, and needs their access hash to ask getChannelDifference later).
+                let chats = match &self.peer {
+                    Some(peer) => {
+                        let world = self.shared.world();
+                        world
+                            .account_of_key(peer.key.id())
+                            .map(|viewer| crate::channels::chats_for(&world, viewer, &updates))
+                            .unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                };
+                tl::enums::Updates::Updates(tl::types::Updates {
+                    updates,
+                    users,
+                    chats,
+                    date: crate::world::unix_now(),
+                    // seq 0 marks updates outside the common sequence, so grammers applies them
+                    // without checking for a gap.
+                    seq: 0,
+                })
             }
-            None => Vec::new(),
         };
-        let updates = tl::enums::Updates::Updates(tl::types::Updates {
-            updates: pushed.updates,
-            users: pushed.users,
-            chats,
-            date: crate::world::unix_now(),
-            // seq 0 marks updates outside the common sequence, so grammers applies them without
-            // checking for a gap.
-            seq: 0,
-        });
         self.send(&tl::Serializable::to_bytes(&updates), Outgoing::Push)
             .await
     }
@@ -274,17 +355,21 @@ impl Connection {
             // Only registered connections (which have an outbox) are pushed to.
             return Ok(());
         };
-        let plaintext = outbox.seal(body, kind);
+        let salt = housekeeping::salt(peer.key.id(), i64::from(unix_now()));
+        let plaintext = outbox.seal(body, kind, salt);
         let packet = peer.key.encrypt_for_client(&plaintext);
-        let mut frame = DequeBuffer::with_capacity(packet.len() + 4, 8);
-        frame.extend(packet);
-        self.transport.pack(&mut frame);
-        self.writer.write_all(&frame[..]).await?;
+        let Some(transport) = &mut self.transport else {
+            return Ok(());
+        };
+        let frame = transport.pack(&packet);
+        self.writer.write_all(&frame).await?;
         Ok(())
     }
 
-    /// Unregisters the connection and hands the pushes it did not send back to the world, which
-    /// routes them to another connection of the account or keeps them for `getDifference`.
+    /// Unregisters the connection and hands the pushes it did not send to another connection of
+    /// its key. When there is none they are lost, as on a real network drop, except that the
+    /// channels they were about are marked as missed, so that the next `updates.getDifference`
+    /// names them (pts-carrying updates of the common box are in its log anyway).
     fn finish(self, mut rx: mpsc::UnboundedReceiver<ConnCommand>) {
         let Some(Peer {
             key,
@@ -299,11 +384,16 @@ impl Connection {
         rx.close();
         let account = world.account_of_key(key.id());
         while let Ok(command) = rx.try_recv() {
-            // A key logged in to nobody has no update state to catch up with: its pushes
-            // (`updateLoginToken`) are moot once its connection is gone.
-            if let (ConnCommand::Push(pushed), Some(account)) = (command, account) {
-                // The account exists (the key is logged in to it), so this cannot fail.
-                let _ = world.push(account, pushed);
+            let ConnCommand::Push(pushed) = command else {
+                continue;
+            };
+            let Err(Pushed::Updates { updates, .. }) = world.push_to_key(key.id(), pushed) else {
+                continue;
+            };
+            if let Some(account) = account {
+                for update in &updates {
+                    crate::channels::undelivered(&mut world, account, update);
+                }
             }
         }
     }

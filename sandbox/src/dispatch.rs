@@ -46,25 +46,57 @@ impl Answer {
     }
 }
 
+/// Who makes a request: the auth key it is encrypted with, on which live connection, on which
+/// DC.
+#[derive(Clone, Copy)]
+pub(crate) struct Caller {
+    pub(crate) key: [u8; 8],
+    pub(crate) connection: Option<u64>,
+    pub(crate) dc: i32,
+}
+
+impl Caller {
+    /// A request made outside any connection, on the home DC: the unit tests' shorthand.
+    #[cfg(test)]
+    pub(crate) fn key(key: [u8; 8]) -> Self {
+        Caller {
+            key,
+            connection: None,
+            dc: crate::HOME_DC,
+        }
+    }
+}
+
 /// Answers one request of `account` made with its original key: the unit tests' shorthand.
 #[cfg(test)]
-pub(crate) fn call(world: &mut World, account: AccountId, body: &[u8]) -> Answer {
+pub(crate) fn call_as(world: &mut World, account: AccountId, body: &[u8]) -> Answer {
     match world
         .accounts
         .get(&account)
         .map(|record| record.original_key)
     {
-        Some(key) => call_with_key(world, key, body),
+        Some(key) => call(world, Caller::key(key), body),
         None => Answer::error(401, "AUTH_KEY_UNREGISTERED"),
     }
 }
 
-/// Answers one request made with the auth key `key`, as whichever account it is logged in as.
-pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Answer {
-    let query = match unwrap_wrappers(body) {
-        Ok(query) => query,
-        Err(_) => return Answer::bad_input(),
+/// Answers one request, as whichever account the caller's key is logged in as.
+pub(crate) fn call(world: &mut World, caller: Caller, body: &[u8]) -> Answer {
+    let Caller {
+        key,
+        connection,
+        dc,
+    } = caller;
+    let Ok(Unwrapped {
+        query,
+        without_updates,
+    }) = unwrap_wrappers(body)
+    else {
+        return Answer::bad_input();
     };
+    if let Some(connection) = connection {
+        world.note_request(key, connection, !without_updates);
+    }
     let id = constructor_of(&query);
     let method = tl::name_for_id(id);
     // Looked up per request: a login or logout on this very connection changes it.
@@ -74,12 +106,12 @@ pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Ans
     if let Some(answer) = injected_fault(world, account, method, id) {
         return answer;
     }
-    if let Some(answer) = crate::login::answer(world, key, id, &query) {
+    if let Some(answer) = crate::login::answer(world, key, dc, id, &query) {
         return answer.unwrap_or_else(|_: tl::deserialize::Error| Answer::bad_input());
     }
     let Some(account) = account else {
         return if id == functions::help::GetConfig::CONSTRUCTOR_ID {
-            get_config()
+            get_config(dc)
         } else if method.starts_with("auth.") {
             // A login method the sandbox does not answer (auth.resendCode, bots...): saying
             // "not logged in" would send the client round in circles.
@@ -89,10 +121,24 @@ pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Ans
         };
     };
 
+    if id == functions::help::GetConfig::CONSTRUCTOR_ID {
+        return get_config(dc);
+    }
+    // An account is served by its own DC only; its key is known everywhere here (standing in
+    // for the authorization a client would export to another DC).
+    let home_dc = world
+        .accounts
+        .get(&account)
+        .map_or(dc, |record| record.home_dc);
+    if home_dc != dc {
+        return Answer::error(303, format!("USER_MIGRATE_{home_dc}"));
+    }
+
     let answer = match id {
-        functions::help::GetConfig::CONSTRUCTOR_ID => Ok(get_config()),
         functions::updates::GetState::CONSTRUCTOR_ID => get_state(world, account),
-        functions::updates::GetDifference::CONSTRUCTOR_ID => get_difference(world, account),
+        functions::updates::GetDifference::CONSTRUCTOR_ID => {
+            crate::updates::get_difference(world, account, &query)
+        }
         functions::users::GetUsers::CONSTRUCTOR_ID => get_users(world, account, &query),
         functions::users::GetFullUser::CONSTRUCTOR_ID => get_full_user(world, account, &query),
         functions::contacts::ResolveUsername::CONSTRUCTOR_ID => {
@@ -107,10 +153,20 @@ pub(crate) fn call_with_key(world: &mut World, key: [u8; 8], body: &[u8]) -> Ans
     answer.unwrap_or_else(|_: tl::deserialize::Error| Answer::bad_input())
 }
 
+/// A request without its wrappers.
+struct Unwrapped {
+    query: Vec<u8>,
+    /// It came in `invokeWithoutUpdates`: its connection is not subscribed to updates by it.
+    without_updates: bool,
+}
+
 /// Peels the wrappers that only carry another query. grammers sends
-/// `invokeWithLayer(initConnection(help.getConfig))` first on every connection.
-fn unwrap_wrappers(body: &[u8]) -> Result<Vec<u8>, tl::deserialize::Error> {
+/// `invokeWithLayer(initConnection(help.getConfig))` first on every connection. The client's
+/// layer is not checked: the sandbox speaks grammers' layer, and a client a layer or two apart
+/// (Telethon) only differs in constructors the sandbox does not send.
+fn unwrap_wrappers(body: &[u8]) -> Result<Unwrapped, tl::deserialize::Error> {
     let mut query = body.to_vec();
+    let mut without_updates = false;
     // Each wrapper holds exactly one query; a handful of levels is more than any client nests.
     for _ in 0..8 {
         query = match constructor_of(&query) {
@@ -125,6 +181,7 @@ fn unwrap_wrappers(body: &[u8]) -> Result<Vec<u8>, tl::deserialize::Error> {
                     .0
             }
             functions::InvokeWithoutUpdates::<Tail>::CONSTRUCTOR_ID => {
+                without_updates = true;
                 parse_call::<functions::InvokeWithoutUpdates<Tail>>(&query)?
                     .query
                     .0
@@ -139,13 +196,17 @@ fn unwrap_wrappers(body: &[u8]) -> Result<Vec<u8>, tl::deserialize::Error> {
                     .query
                     .0
             }
-            _ => return Ok(query),
+            _ => break,
         };
     }
-    Ok(query)
+    Ok(Unwrapped {
+        query,
+        without_updates,
+    })
 }
 
-/// Bans and FLOOD_WAITs injected by the control API.
+/// Bans and FLOOD_WAITs injected by the control API: a ban, then a method's FLOOD_WAIT for
+/// everyone, then one for the account's calls of the method, then one for all its calls.
 ///
 /// `help.getConfig` (the payload of `initConnection`) is never refused: Telegram answers it even
 /// for an unregistered key, and refusing it would fail the connection instead of the request.
@@ -177,6 +238,14 @@ fn injected_fault(
         return Some(Answer::error(420, format!("FLOOD_WAIT_{seconds}")));
     }
     let record = world.accounts.get_mut(&account?)?;
+    if let Some(flood) = record.method_floods.get_mut(method) {
+        let seconds = flood.seconds;
+        flood.remaining = flood.remaining.saturating_sub(1);
+        if flood.remaining == 0 {
+            record.method_floods.remove(method);
+        }
+        return Some(Answer::error(420, format!("FLOOD_WAIT_{seconds}")));
+    }
     if matches!(
         id,
         functions::updates::GetState::CONSTRUCTOR_ID
@@ -195,8 +264,8 @@ fn injected_fault(
 }
 
 /// A `Config` with no `dc_options`: grammers then keeps the session's DC addresses, which all
-/// point at the sandbox.
-fn get_config() -> Answer {
+/// point at the sandbox. `this_dc` is the DC the request reached.
+fn get_config(dc: i32) -> Answer {
     let now = unix_now();
     Answer::ok(&tl::enums::Config::Config(tl::types::Config {
         default_p2p_contacts: false,
@@ -207,7 +276,7 @@ fn get_config() -> Answer {
         date: now,
         expires: now.saturating_add(3600),
         test_mode: false,
-        this_dc: crate::HOME_DC,
+        this_dc: dc,
         dc_options: Vec::new(),
         dc_txt_domain_name: "sandbox.invalid".into(),
         chat_size_max: 200,
@@ -249,65 +318,9 @@ fn get_config() -> Answer {
     }))
 }
 
-fn state_of(world: &World, account: AccountId) -> tl::types::updates::State {
-    let (pts, qts, seq) = world
-        .accounts
-        .get(&account)
-        .map(|record| (record.pts, record.qts, record.seq))
-        .unwrap_or((1, 0, 0));
-    tl::types::updates::State {
-        pts,
-        qts,
-        date: unix_now(),
-        seq,
-        unread_count: 0,
-    }
-}
-
 fn get_state(world: &World, account: AccountId) -> Result<Answer, tl::deserialize::Error> {
-    Ok(Answer::ok(&tl::enums::updates::State::State(state_of(
-        world, account,
-    ))))
-}
-
-/// Hands over what was pushed while the account had no live connection. grammers asks for it
-/// after every reconnect (the old connection's close looks like a possible gap), which is what
-/// keeps pushes flowing across `drop_connections`. Channel posts are not in here: for each
-/// channel that moved meanwhile there is an `updateChannelTooLong`, and grammers asks
-/// `updates.getChannelDifference` for it (see `crate::channels`).
-fn get_difference(world: &mut World, account: AccountId) -> Result<Answer, tl::deserialize::Error> {
-    let state = state_of(world, account);
-    let pending = world
-        .accounts
-        .get_mut(&account)
-        .map(|record| std::mem::take(&mut record.pending))
-        .unwrap_or_default();
-    let missed_channels = crate::channels::missed_channels(world, account);
-    if pending.is_empty() && missed_channels.is_empty() {
-        return Ok(Answer::ok(&tl::enums::updates::Difference::Empty(
-            tl::types::updates::DifferenceEmpty {
-                date: state.date,
-                seq: state.seq,
-            },
-        )));
-    }
-    let mut other_updates = Vec::new();
-    let mut users = Vec::new();
-    for pushed in pending {
-        other_updates.extend(pushed.updates);
-        users.extend(pushed.users);
-    }
-    other_updates.extend(missed_channels);
-    let chats = crate::channels::chats_for(world, account, &other_updates);
-    Ok(Answer::ok(&tl::enums::updates::Difference::Difference(
-        tl::types::updates::Difference {
-            new_messages: Vec::new(),
-            new_encrypted_messages: Vec::new(),
-            other_updates,
-            chats,
-            users,
-            state: tl::enums::updates::State::State(state),
-        },
+    Ok(Answer::ok(&tl::enums::updates::State::State(
+        crate::updates::state_of(world, account),
     )))
 }
 
@@ -523,7 +536,7 @@ mod tests {
                 query: functions::help::GetConfig {},
             },
         };
-        let Answer::Result(bytes) = call(&mut world, account, &request.to_bytes()) else {
+        let Answer::Result(bytes) = call_as(&mut world, account, &request.to_bytes()) else {
             panic!("getConfig failed");
         };
         let tl::enums::Config::Config(config) =
@@ -544,7 +557,7 @@ mod tests {
             functions::updates::GetState {}.to_bytes(),
         ] {
             assert!(matches!(
-                call(&mut world, account, &spared),
+                call_as(&mut world, account, &spared),
                 Answer::Result(_)
             ));
         }
@@ -553,11 +566,51 @@ mod tests {
         }
         .to_bytes();
         assert_eq!(
-            error_of(call(&mut world, account, &get_me)),
+            error_of(call_as(&mut world, account, &get_me)),
             (420, "FLOOD_WAIT_9".to_owned())
         );
         assert!(matches!(
-            call(&mut world, account, &get_me),
+            call_as(&mut world, account, &get_me),
+            Answer::Result(_)
+        ));
+    }
+
+    #[test]
+    fn an_accounts_method_flood_wait_spares_its_other_methods_and_other_accounts() {
+        let (mut world, account) = world_with_account();
+        let other = world
+            .add_account(2, 2, None, "Other", ServerKey::new(random_key()))
+            .expect("account");
+        world
+            .account_mut(account)
+            .expect("account")
+            .method_floods
+            .insert(
+                "users.getUsers".to_owned(),
+                crate::world::FloodWait {
+                    seconds: 5,
+                    remaining: 1,
+                },
+            );
+        let get_me = functions::users::GetUsers {
+            id: vec![tl::enums::InputUser::UserSelf],
+        }
+        .to_bytes();
+        let get_state = functions::updates::GetState {}.to_bytes();
+        assert!(matches!(
+            call_as(&mut world, other, &get_me),
+            Answer::Result(_)
+        ));
+        assert!(matches!(
+            call_as(&mut world, account, &get_state),
+            Answer::Result(_)
+        ));
+        assert_eq!(
+            error_of(call_as(&mut world, account, &get_me)),
+            (420, "FLOOD_WAIT_5".to_owned())
+        );
+        assert!(matches!(
+            call_as(&mut world, account, &get_me),
             Answer::Result(_)
         ));
     }
@@ -567,7 +620,7 @@ mod tests {
         let (mut world, account) = world_with_account();
         world.account_mut(account).expect("account").ban = Some(Ban::SessionRevoked);
         assert!(matches!(
-            call(
+            call_as(
                 &mut world,
                 account,
                 &functions::help::GetConfig {}.to_bytes()
@@ -575,7 +628,7 @@ mod tests {
             Answer::Result(_)
         ));
         assert_eq!(
-            error_of(call(
+            error_of(call_as(
                 &mut world,
                 account,
                 &functions::updates::GetState {}.to_bytes()
@@ -592,9 +645,9 @@ mod tests {
         }
         .to_bytes();
         truncated.truncate(6);
-        assert_eq!(error_of(call(&mut world, account, &truncated)).0, 400);
+        assert_eq!(error_of(call_as(&mut world, account, &truncated)).0, 400);
         assert_eq!(
-            error_of(call(&mut world, account, &[1, 2])),
+            error_of(call_as(&mut world, account, &[1, 2])),
             (400, "METHOD_NOT_IMPLEMENTED".to_owned())
         );
     }

@@ -10,6 +10,10 @@ pub enum SandboxError {
     #[error("could not bind the sandbox listener: {0}")]
     Bind(#[source] std::io::Error),
 
+    /// The sandbox runs DCs 1..=5 only.
+    #[error("there is no DC {0} in the sandbox (it runs DCs 1 to 5)")]
+    UnknownDc(i32),
+
     /// The account was never added to this sandbox.
     #[error("unknown sandbox account {0}")]
     UnknownAccount(AccountId),

@@ -303,23 +303,28 @@ fn normalize_phone(phone: &str) -> String {
 pub(crate) fn answer(
     world: &mut World,
     key: [u8; 8],
+    dc: i32,
     id: u32,
     query: &[u8],
 ) -> Option<Result<Answer, tl::deserialize::Error>> {
     let answer = match id {
-        functions::auth::SendCode::CONSTRUCTOR_ID => send_code(world, query),
+        functions::auth::SendCode::CONSTRUCTOR_ID => send_code(world, dc, query),
         functions::auth::SignIn::CONSTRUCTOR_ID => sign_in(world, key, query),
         functions::account::GetPassword::CONSTRUCTOR_ID => Ok(get_password(world, key)),
         functions::auth::CheckPassword::CONSTRUCTOR_ID => check_password(world, key, query),
-        functions::auth::ExportLoginToken::CONSTRUCTOR_ID => export_login_token(world, key, query),
-        functions::auth::ImportLoginToken::CONSTRUCTOR_ID => import_login_token(world, key, query),
+        functions::auth::ExportLoginToken::CONSTRUCTOR_ID => {
+            export_login_token(world, key, dc, query)
+        }
+        functions::auth::ImportLoginToken::CONSTRUCTOR_ID => {
+            import_login_token(world, key, dc, query)
+        }
         functions::auth::LogOut::CONSTRUCTOR_ID => Ok(log_out(world, key)),
         _ => return None,
     };
     Some(answer)
 }
 
-fn send_code(world: &mut World, query: &[u8]) -> Result<Answer, tl::deserialize::Error> {
+fn send_code(world: &mut World, dc: i32, query: &[u8]) -> Result<Answer, tl::deserialize::Error> {
     let request = parse_call::<functions::auth::SendCode>(query)?;
     if request.api_hash.is_empty() {
         return Ok(Answer::error(400, "API_ID_INVALID"));
@@ -328,6 +333,10 @@ fn send_code(world: &mut World, query: &[u8]) -> Result<Answer, tl::deserialize:
     let Some(&account) = world.logins.phones.get(&phone) else {
         return Ok(Answer::error(400, "PHONE_NUMBER_INVALID"));
     };
+    // The login happens in the account's own DC: the client moves there and asks again.
+    if let Some(home_dc) = other_home_dc(world, account, dc) {
+        return Ok(Answer::error(303, format!("PHONE_MIGRATE_{home_dc}")));
+    }
     // Other bans are about sessions, and a new login is how a user gets past them.
     if world
         .account(account)
@@ -557,6 +566,23 @@ fn check_password(
     })
 }
 
+/// The account's DC when it is not `dc`.
+fn other_home_dc(world: &World, account: AccountId, dc: i32) -> Option<i32> {
+    world
+        .account(account)
+        .ok()
+        .map(|record| record.home_dc)
+        .filter(|home_dc| *home_dc != dc)
+}
+
+/// `auth.loginTokenMigrateTo`: the account that accepted the token lives in another DC, where
+/// the client must import the token.
+fn login_token_migrate(dc_id: i32, token: Vec<u8>) -> Answer {
+    Answer::ok(&tl::enums::auth::LoginToken::MigrateTo(
+        tl::types::auth::LoginTokenMigrateTo { dc_id, token },
+    ))
+}
+
 fn login_token_answer(token: Vec<u8>, expires: i32) -> Answer {
     Answer::ok(&tl::enums::auth::LoginToken::Token(
         tl::types::auth::LoginToken { expires, token },
@@ -575,6 +601,7 @@ fn finish_qr(world: &mut World, key: [u8; 8], account: AccountId) -> Answer {
 fn export_login_token(
     world: &mut World,
     key: [u8; 8],
+    dc: i32,
     query: &[u8],
 ) -> Result<Answer, tl::deserialize::Error> {
     let request = parse_call::<functions::auth::ExportLoginToken>(query)?;
@@ -589,10 +616,13 @@ fn export_login_token(
         .find(|(_, token)| token.key == key && !token.is_expired(now))
         .map(|(bytes, token)| (bytes.clone(), token.expires, token.accepted_by));
     match current {
-        Some((bytes, _, Some(account))) => {
-            world.logins.tokens.remove(&bytes);
-            Ok(finish_qr(world, key, account))
-        }
+        Some((bytes, _, Some(account))) => match other_home_dc(world, account, dc) {
+            Some(home_dc) => Ok(login_token_migrate(home_dc, bytes)),
+            None => {
+                world.logins.tokens.remove(&bytes);
+                Ok(finish_qr(world, key, account))
+            }
+        },
         Some((bytes, expires, None)) => Ok(login_token_answer(bytes, expires)),
         None => {
             world.logins.tokens.retain(|_, token| token.key != key);
@@ -616,6 +646,7 @@ fn export_login_token(
 fn import_login_token(
     world: &mut World,
     key: [u8; 8],
+    dc: i32,
     query: &[u8],
 ) -> Result<Answer, tl::deserialize::Error> {
     let request = parse_call::<functions::auth::ImportLoginToken>(query)?;
@@ -626,10 +657,13 @@ fn import_login_token(
         return Ok(Answer::error(400, "AUTH_TOKEN_EXPIRED"));
     }
     Ok(match token.accepted_by {
-        Some(account) => {
-            world.logins.tokens.remove(&request.token);
-            finish_qr(world, key, account)
-        }
+        Some(account) => match other_home_dc(world, account, dc) {
+            Some(home_dc) => login_token_migrate(home_dc, request.token),
+            None => {
+                world.logins.tokens.remove(&request.token);
+                finish_qr(world, key, account)
+            }
+        },
         // Not scanned yet: the token stands, as exportLoginToken would say.
         None => login_token_answer(request.token, token.expires),
     })
@@ -721,7 +755,7 @@ impl Sandbox {
     pub fn fresh_session_data(&self) -> SessionData {
         let data = random_key();
         self.shared.world().add_key(ServerKey::new(data), None);
-        crate::session::session_data(self.addr(), data, None)
+        crate::session::session_data(&self.dcs, crate::HOME_DC, data, None)
     }
 
     /// The code last "sent" to this phone by `auth.sendCode` (any formatting; only the digits
@@ -770,13 +804,8 @@ impl Sandbox {
         }
         token.accepted_by = Some(account);
         let key = token.key;
-        world.push_to_key(
-            key,
-            Pushed {
-                updates: vec![tl::enums::Update::LoginToken],
-                users: Vec::new(),
-            },
-        );
+        // Nobody to tell if the waiting client went away: it asks `auth.exportLoginToken` again.
+        let _ = world.push_to_key(key, Pushed::Short(Box::new(tl::enums::Update::LoginToken)));
         Ok(())
     }
 
@@ -863,8 +892,9 @@ mod tests {
         let key_id = key.id();
         world.add_key(key, None);
 
-        let call =
-            |world: &mut World, body: Vec<u8>| crate::dispatch::call_with_key(world, key_id, &body);
+        let call = |world: &mut World, body: Vec<u8>| {
+            crate::dispatch::call(world, crate::dispatch::Caller::key(key_id), &body)
+        };
         assert!(matches!(
             call(&mut world, functions::help::GetConfig {}.to_bytes()),
             Answer::Result(_)
@@ -923,12 +953,20 @@ mod tests {
         let get_state = functions::updates::GetState {}.to_bytes();
         for key in [logged_in, fresh_id] {
             assert_eq!(
-                error_of(crate::dispatch::call_with_key(&mut world, key, &get_state)),
+                error_of(crate::dispatch::call(
+                    &mut world,
+                    crate::dispatch::Caller::key(key),
+                    &get_state
+                )),
                 (420, "FLOOD_WAIT_7".to_owned())
             );
         }
         assert!(matches!(
-            crate::dispatch::call_with_key(&mut world, logged_in, &get_state),
+            crate::dispatch::call(
+                &mut world,
+                crate::dispatch::Caller::key(logged_in),
+                &get_state,
+            ),
             Answer::Result(_)
         ));
         assert!(world.method_floods.is_empty());

@@ -57,11 +57,13 @@ pub struct Sandbox {
     pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     addr_v6: Option<SocketAddr>,
+    /// Where each DC listens (127.0.0.1, a port each); [`crate::HOME_DC`] is at `addr`.
+    pub(crate) dcs: Arc<BTreeMap<i32, SocketAddr>>,
     _lifetime: Arc<Lifetime>,
 }
 
-/// Serves every connection `listener` accepts, until aborted.
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> AbortHandle {
+/// Serves every connection `listener` accepts as DC `dc`, until aborted.
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>, dc: i32) -> AbortHandle {
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -69,7 +71,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> AbortHandle {
                     // Answers are small and latency matters more than throughput here.
                     let _ = stream.set_nodelay(true);
                     shared.world().connections_accepted += 1;
-                    tokio::spawn(connection::serve(stream, Arc::clone(&shared)));
+                    tokio::spawn(connection::serve(stream, Arc::clone(&shared), dc));
                 }
                 // Running out of file descriptors and the like: keep serving the others.
                 Err(err) => tracing::warn!(%err, "sandbox: accept failed"),
@@ -102,16 +104,43 @@ impl Sandbox {
             world: Mutex::new(World::default()),
         });
 
-        let mut accept = vec![accept_loop(listener, Arc::clone(&shared))];
-        accept.extend(listener_v6.map(|listener| accept_loop(listener, Arc::clone(&shared))));
+        let mut accept = vec![accept_loop(listener, Arc::clone(&shared), crate::HOME_DC)];
+        accept.extend(
+            listener_v6.map(|listener| accept_loop(listener, Arc::clone(&shared), crate::HOME_DC)),
+        );
+        let mut dcs = BTreeMap::from([(crate::HOME_DC, addr)]);
+        for dc in crate::DCS.filter(|dc| *dc != crate::HOME_DC) {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .map_err(SandboxError::Bind)?;
+            dcs.insert(dc, listener.local_addr().map_err(SandboxError::Bind)?);
+            accept.push(accept_loop(listener, Arc::clone(&shared), dc));
+        }
 
-        tracing::debug!(%addr, ?addr_v6, "sandbox: listening");
+        tracing::debug!(%addr, ?addr_v6, ?dcs, "sandbox: listening");
         Ok(Sandbox {
             shared: Arc::clone(&shared),
             addr,
             addr_v6,
+            dcs: Arc::new(dcs),
             _lifetime: Arc::new(Lifetime { shared, accept }),
         })
+    }
+
+    /// Where DC `dc` listens; `None` outside 1..=5.
+    pub fn dc_addr(&self, dc: i32) -> Option<SocketAddr> {
+        self.dcs.get(&dc).copied()
+    }
+
+    /// Moves the account to DC `dc` (1..=5): it logs in there, and its requests made on any
+    /// other DC are answered `303 USER_MIGRATE_<dc>` (a login by phone on another DC gets
+    /// `PHONE_MIGRATE_<dc>`, a QR login accepted by it `auth.loginTokenMigrateTo`).
+    pub fn set_home_dc(&self, account: AccountId, dc: i32) -> Result<(), SandboxError> {
+        if !crate::DCS.contains(&dc) {
+            return Err(SandboxError::UnknownDc(dc));
+        }
+        self.shared.world().account_mut(account)?.home_dc = dc;
+        Ok(())
     }
 
     /// Where the sandbox listens (127.0.0.1 and the port it got).
@@ -144,7 +173,7 @@ impl Sandbox {
     }
 
     /// The session data that points a grammers client at the sandbox, logged in as `account`:
-    /// home DC 2, every DC 1..=5 at [`Self::addr`] with the account's key (so the client never
+    /// the account's home DC, every DC 1..=5 at its listener with the account's key (so the client never
     /// attempts a key exchange), and the self user cached with `is_self`, without which
     /// grammers' update stream never fetches `updates.getState`.
     ///
@@ -158,9 +187,36 @@ impl Sandbox {
             .get(&account.user_id())
             .map(|user| user.access_hash)
             .ok_or(SandboxError::UnknownAccount(account))?;
+        let home_dc = self.shared.world().account(account)?.home_dc;
         Ok(crate::session::session_data(
-            self.addr,
+            &self.dcs,
+            home_dc,
             key,
+            Some((account.user_id(), access_hash)),
+        ))
+    }
+
+    /// A second authorization of the account, as if it had logged in on another device: a new
+    /// auth key logged in to it, and the session data that uses that key. Telegram sends each
+    /// authorization its own copy of every update, so a client on this session does not take
+    /// pushes away from one on [`Self::session_data_for`].
+    pub fn new_authorization(&self, account: AccountId) -> Result<SessionData, SandboxError> {
+        let data = random_key();
+        let access_hash = {
+            let mut world = self.shared.world();
+            let access_hash = world
+                .users
+                .get(&account.user_id())
+                .map(|user| user.access_hash)
+                .ok_or(SandboxError::UnknownAccount(account))?;
+            world.add_key(ServerKey::new(data), Some(account));
+            access_hash
+        };
+        let home_dc = self.shared.world().account(account)?.home_dc;
+        Ok(crate::session::session_data(
+            &self.dcs,
+            home_dc,
+            data,
             Some((account.user_id(), access_hash)),
         ))
     }
@@ -252,6 +308,32 @@ impl Sandbox {
                 },
             );
         }
+    }
+
+    /// The account's next `calls` calls of the TL method `method` fail with
+    /// `420 FLOOD_WAIT_<seconds>`; its other calls, and other accounts, are not affected. Replaces
+    /// any earlier injection for the method; `calls = 0` clears it.
+    pub fn inject_account_method_flood_wait(
+        &self,
+        account: AccountId,
+        method: &str,
+        seconds: u32,
+        calls: u32,
+    ) -> Result<(), SandboxError> {
+        let mut world = self.shared.world();
+        let floods = &mut world.account_mut(account)?.method_floods;
+        if calls == 0 {
+            floods.remove(method);
+        } else {
+            floods.insert(
+                method.to_owned(),
+                FloodWait {
+                    seconds,
+                    remaining: calls,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Every later call of the account fails with `401` and the ban's name (connection setup

@@ -1,35 +1,37 @@
 //! The grammers session that points a client at the sandbox.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use grammers_session::SessionData;
 use grammers_session::types::{DcOption, PeerAuth, PeerId, PeerInfo};
 
-/// Session data for one auth key: home DC, every DC at the sandbox with that key, and the self
-/// user (`(user id, access hash)`) if the key is logged in. A key about to log in has none:
-/// grammers caches the self user itself when the login completes.
+/// Session data for one auth key: its home DC, every DC at its sandbox listener with that key
+/// (one key for every DC stands in for the per-DC keys a real client makes by key exchange), and
+/// the self user (`(user id, access hash)`) if the key is logged in. A key about to log in has
+/// none: grammers caches the self user itself when the login completes.
 pub(crate) fn session_data(
-    addr: SocketAddr,
+    dcs: &BTreeMap<i32, SocketAddr>,
+    home_dc: i32,
     auth_key: [u8; 256],
     self_user: Option<(i64, i64)>,
 ) -> SessionData {
-    let ipv4 = match addr.ip() {
-        IpAddr::V4(ip) => SocketAddrV4::new(ip, addr.port()),
-        // The sandbox binds 127.0.0.1; this arm only keeps the function total.
-        IpAddr::V6(ip) => SocketAddrV4::new(
-            ip.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
-            addr.port(),
-        ),
-    };
-    let ipv6 = SocketAddrV6::new(ipv4.ip().to_ipv6_mapped(), ipv4.port(), 0, 0);
-
     let mut data = SessionData {
-        home_dc: crate::HOME_DC,
+        home_dc,
         ..SessionData::default()
     };
     // Every DC, not just the home one: with a key present grammers skips the key exchange, and
     // a DC left at its default would send the client to the real Telegram.
-    for id in 1..=5 {
+    for (&id, &addr) in dcs {
+        let ipv4 = match addr.ip() {
+            IpAddr::V4(ip) => SocketAddrV4::new(ip, addr.port()),
+            // The sandbox binds 127.0.0.1; this arm only keeps the function total.
+            IpAddr::V6(ip) => SocketAddrV4::new(
+                ip.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+                addr.port(),
+            ),
+        };
+        let ipv6 = SocketAddrV6::new(ipv4.ip().to_ipv6_mapped(), ipv4.port(), 0, 0);
         data.dc_options.insert(
             id,
             DcOption {

@@ -19,11 +19,6 @@ pub(crate) const GZIP_PACKED: u32 = 0x3072_cfa1;
 /// `rpc_result#f35c6d01 req_msg_id:long result:Object = RpcResult;`
 const RPC_RESULT: u32 = 0xf35c_6d01;
 
-/// Salt the sandbox always uses. grammers starts with salt 0 and only asks for future salts once
-/// it has a non-zero one, so never sending another salt keeps it from waiting on
-/// `get_future_salts`.
-const SALT: i64 = 0;
-
 /// A decompressed request larger than this is refused: no legitimate request comes close, and a
 /// bug must not make the sandbox allocate without bound.
 const MAX_UNPACKED: u64 = 16 * 1024 * 1024;
@@ -48,6 +43,7 @@ pub(crate) enum WireError {
 #[derive(Debug, Clone)]
 pub(crate) struct Message {
     pub(crate) msg_id: i64,
+    pub(crate) seq_no: i32,
     pub(crate) body: Vec<u8>,
 }
 
@@ -68,6 +64,7 @@ pub(crate) fn constructor_of(body: &[u8]) -> u32 {
 
 /// A decrypted packet: whose session it belongs to and the message it carries.
 pub(crate) struct Envelope {
+    pub(crate) salt: i64,
     pub(crate) session_id: i64,
     pub(crate) message: Message,
 }
@@ -75,10 +72,11 @@ pub(crate) struct Envelope {
 /// Splits a decrypted packet into its envelope. The padding after the body is ignored.
 pub(crate) fn parse_plaintext(plaintext: &[u8]) -> Result<Envelope, WireError> {
     let mut cursor = Cursor::from_slice(plaintext);
-    let _salt = i64::deserialize(&mut cursor)?;
+    let salt = i64::deserialize(&mut cursor)?;
     let session_id = i64::deserialize(&mut cursor)?;
     let message = read_message(&mut cursor)?;
     Ok(Envelope {
+        salt,
         session_id,
         message,
     })
@@ -87,7 +85,7 @@ pub(crate) fn parse_plaintext(plaintext: &[u8]) -> Result<Envelope, WireError> {
 /// Reads `msg_id:long seq_no:int bytes:int body`.
 fn read_message(cursor: &mut Cursor) -> Result<Message, WireError> {
     let msg_id = i64::deserialize(cursor)?;
-    let _seq_no = i32::deserialize(cursor)?;
+    let seq_no = i32::deserialize(cursor)?;
     let len = i32::deserialize(cursor)?;
     let size = usize::try_from(len).map_err(|_| WireError::BadLength(len))?;
     if size % 4 != 0 {
@@ -97,7 +95,11 @@ fn read_message(cursor: &mut Cursor) -> Result<Message, WireError> {
     cursor
         .read_exact(&mut body)
         .map_err(|_| WireError::Truncated)?;
-    Ok(Message { msg_id, body })
+    Ok(Message {
+        msg_id,
+        seq_no,
+        body,
+    })
 }
 
 /// Flattens a message into the messages to act on: unwraps `msg_container` and `gzip_packed`
@@ -129,6 +131,7 @@ fn flatten_into(message: Message, depth: u8, out: &mut Vec<Message>) -> Result<(
             flatten_into(
                 Message {
                     msg_id: message.msg_id,
+                    seq_no: message.seq_no,
                     body,
                 },
                 depth + 1,
@@ -198,6 +201,74 @@ pub(crate) fn pong(req_msg_id: i64, ping_id: i64) -> Vec<u8> {
     .to_bytes()
 }
 
+/// `bad_msg_notification`: the client's message `bad_msg_id` was refused with `code` (see
+/// `crate::housekeeping`).
+pub(crate) fn bad_msg_notification(bad_msg_id: i64, bad_msg_seqno: i32, code: i32) -> Vec<u8> {
+    tl::enums::BadMsgNotification::Notification(tl::types::BadMsgNotification {
+        bad_msg_id,
+        bad_msg_seqno,
+        error_code: code,
+    })
+    .to_bytes()
+}
+
+/// `bad_server_salt`: the message carried a wrong salt; resend it with `new_server_salt`.
+pub(crate) fn bad_server_salt(
+    bad_msg_id: i64,
+    bad_msg_seqno: i32,
+    new_server_salt: i64,
+) -> Vec<u8> {
+    tl::enums::BadMsgNotification::BadServerSalt(tl::types::BadServerSalt {
+        bad_msg_id,
+        bad_msg_seqno,
+        error_code: 48,
+        new_server_salt,
+    })
+    .to_bytes()
+}
+
+/// `new_session_created`, sent before anything else in a session the server did not know.
+pub(crate) fn new_session_created(first_msg_id: i64, unique_id: i64, server_salt: i64) -> Vec<u8> {
+    tl::enums::NewSession::Created(tl::types::NewSessionCreated {
+        first_msg_id,
+        unique_id,
+        server_salt,
+    })
+    .to_bytes()
+}
+
+/// `future_salts`, a top-level answer (not in an `rpc_result`) to `get_future_salts`.
+pub(crate) fn future_salts(req_msg_id: i64, now: i32, salts: &[(i32, i32, i64)]) -> Vec<u8> {
+    tl::enums::FutureSalts::Salts(tl::types::FutureSalts {
+        req_msg_id,
+        now,
+        salts: tl::RawVec(
+            salts
+                .iter()
+                .map(|&(valid_since, valid_until, salt)| tl::types::FutureSalt {
+                    valid_since,
+                    valid_until,
+                    salt,
+                })
+                .collect(),
+        ),
+    })
+    .to_bytes()
+}
+
+/// `destroy_session_ok` or `destroy_session_none`, a top-level answer to `destroy_session`.
+pub(crate) fn destroy_session_result(session_id: i64, existed: bool) -> Vec<u8> {
+    if existed {
+        tl::enums::DestroySessionRes::DestroySessionOk(tl::types::DestroySessionOk { session_id })
+            .to_bytes()
+    } else {
+        tl::enums::DestroySessionRes::DestroySessionNone(tl::types::DestroySessionNone {
+            session_id,
+        })
+        .to_bytes()
+    }
+}
+
 /// What an outgoing message is, which decides the low bits of its `msg_id`.
 #[derive(Clone, Copy)]
 pub(crate) enum Outgoing {
@@ -258,13 +329,14 @@ impl Outbox {
         seq
     }
 
-    /// The plaintext of one message carrying `body`, ready to be encrypted.
-    pub(crate) fn seal(&mut self, body: &[u8], kind: Outgoing) -> Vec<u8> {
+    /// The plaintext of one message carrying `body` under the server salt `salt`, ready to be
+    /// encrypted.
+    pub(crate) fn seal(&mut self, body: &[u8], kind: Outgoing, salt: i64) -> Vec<u8> {
         let msg_id = self.next_msg_id(kind);
         let seq_no = self.next_seq_no();
         let len = i32::try_from(body.len()).unwrap_or(i32::MAX);
         let mut plaintext = Vec::with_capacity(32 + body.len());
-        SALT.serialize(&mut plaintext);
+        salt.serialize(&mut plaintext);
         self.session_id.serialize(&mut plaintext);
         msg_id.serialize(&mut plaintext);
         seq_no.serialize(&mut plaintext);
@@ -306,6 +378,7 @@ mod tests {
 
         let flat = flatten(Message {
             msg_id: 12,
+            seq_no: 1,
             body: container,
         })
         .expect("flattens");

@@ -7,23 +7,28 @@
 //! Simplifications, on purpose:
 //! * one access hash per user, valid for every account (Telegram's is per viewer);
 //! * a contact is always shown as a mutual contact;
-//! * an account's update state only moves for pts-carrying updates, of which there are none yet,
-//!   so `pts` stays put; statuses are pts-less updates, as on Telegram.
+//! * the only pts-carrying updates of an account's common box are incoming private messages
+//!   ([`crate::Sandbox::send_private_message`]); statuses are pts-less, as on Telegram;
+//! * channel catch-up state (which pts a member last got) is kept per account, not per
+//!   authorization.
 //!
 //! Auth keys: an account has its original pre-shared key plus one per login, and a key may be
 //! logged in to nobody (a fresh session before its login, or after `auth.logOut`). Connections
 //! belong to a key, so a login or logout on a live connection takes effect on its next request.
-//! An account's updates go to the newest live connection of any of its keys (Telegram sends them
-//! to every session; tgwatch runs one client per account).
+//! Updates are routed as Telegram routes them: every authorization (auth key) logged in to the
+//! account gets its own copy, on that key's most recently active connection among those that
+//! asked for updates (a connection whose requests all come wrapped in `invokeWithoutUpdates`
+//! gets none). An account without any such connection misses the push: a pts-less update (a
+//! status change) is then lost, as on Telegram, while pts-carrying ones stay in the account's
+//! update log (`crate::updates`) for `updates.getDifference`.
 //!
 //! Growing it: channels (id, access hash, title, username, members, a per-channel `pts` and a
 //! message log for `messages.getHistory` / `getChannelDifference`) are
 //! [`crate::channels::Channels`]; logins (phones, codes, 2FA verifiers, QR tokens) are
 //! [`crate::login::Logins`]. Both hang off [`World`] the same way users do, and their pushes go
 //! through [`World::push`] (or [`World::push_to_key`] for a key that is logged in to nobody yet).
-//! Channel updates are the exception: they are only ever sent live, since what a member missed
-//! is replayed from the channel's own log by `updates.getChannelDifference`, not queued for the
-//! common `updates.getDifference`. A new family (groups, private messages) would do the same:
+//! What a member missed of a channel is replayed from the channel's own log by
+//! `updates.getChannelDifference`, not by the common `updates.getDifference`. A new family (groups, private messages) would do the same:
 //! a module with its state as one field here, its RPC methods behind one `match` arm in
 //! `dispatch`, and its control API as an `impl Sandbox` block in its own module.
 
@@ -134,10 +139,15 @@ impl FromStr for Ban {
 /// Where a pushed update went.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Delivery {
-    /// Accounts it was sent to over a live connection.
+    /// Authorizations (auth keys) it was sent to over a live connection: an account with two
+    /// logged-in clients counts twice.
     pub live: usize,
-    /// Accounts without a live connection: it waits for their next `updates.getDifference`.
+    /// Accounts without a connection that takes updates, for which it waits in a log: the
+    /// account's own (`updates.getDifference`) or the channel's (`getChannelDifference`).
     pub queued: usize,
+    /// Accounts without a connection that takes updates, for which it is lost: pts-less updates
+    /// (status changes) are not part of any difference.
+    pub dropped: usize,
 }
 
 /// A user of the fake Telegram (accounts are users too).
@@ -155,10 +165,19 @@ pub(crate) struct FloodWait {
     pub(crate) remaining: u32,
 }
 
-/// An update batch on its way to one account, already shaped for that account.
-pub(crate) struct Pushed {
-    pub(crate) updates: Vec<tl::enums::Update>,
-    pub(crate) users: Vec<tl::enums::User>,
+/// Updates on their way to one authorization, already shaped for its account and in the
+/// envelope Telegram uses for them.
+#[derive(Clone)]
+pub(crate) enum Pushed {
+    /// `updateShort`: one update that needs no users or chats sent along (a status change of a
+    /// contact, `updateLoginToken`).
+    Short(Box<tl::enums::Update>),
+    /// `updates`: with the users they mention (the chats are added when sent, as the viewer
+    /// sees them).
+    Updates {
+        updates: Vec<tl::enums::Update>,
+        users: Vec<tl::enums::User>,
+    },
 }
 
 /// Orders for a connection task.
@@ -169,10 +188,16 @@ pub(crate) enum ConnCommand {
     Close,
 }
 
-/// A connection that has told us its key and session, so it can be pushed to.
+/// A connection that has told us its key and session.
 pub(crate) struct LiveConnection {
     pub(crate) id: u64,
     pub(crate) tx: mpsc::UnboundedSender<ConnCommand>,
+    /// Whether it made a request not wrapped in `invokeWithoutUpdates`: only such connections
+    /// are pushed to.
+    pub(crate) subscribed: bool,
+    /// When it last made such a request ([`World::activity`] ticks): pushes go to the key's
+    /// most recently active connection.
+    pub(crate) last_active: u64,
 }
 
 pub(crate) struct AccountRecord {
@@ -180,14 +205,20 @@ pub(crate) struct AccountRecord {
     pub(crate) original_key: [u8; 8],
     pub(crate) contacts: BTreeSet<i64>,
     pub(crate) flood: Option<FloodWait>,
+    /// Method name -> FLOOD_WAIT for the account's next calls of it.
+    pub(crate) method_floods: HashMap<String, FloodWait>,
     pub(crate) ban: Option<Ban>,
-    /// The common update sequence (`updates.getState`). Statuses carry no pts, so only `date`
-    /// moves for now; pts-carrying private messages would bump `pts` here.
+    /// The DC the account lives in: its requests are served there only.
+    pub(crate) home_dc: i32,
+    /// The common update sequence (`updates.getState`), moved by pts-carrying updates only.
     pub(crate) pts: i32,
     pub(crate) qts: i32,
     pub(crate) seq: i32,
-    /// Updates that found no live connection, for the next `updates.getDifference`.
-    pub(crate) pending: Vec<Pushed>,
+    /// The pts-carrying updates of the common box, oldest first: what `updates.getDifference`
+    /// answers from, without consuming anything.
+    pub(crate) log: Vec<crate::updates::LoggedUpdate>,
+    /// The id of the last private message the account received (ids are per account).
+    pub(crate) last_message_id: i32,
     pub(crate) calls: HashMap<String, u64>,
 }
 
@@ -198,6 +229,8 @@ pub(crate) struct KeyRecord {
     pub(crate) account: Option<AccountId>,
     /// Live connections using this key, oldest first.
     pub(crate) connections: Vec<LiveConnection>,
+    /// The MTProto sessions (ids chosen by the client) the server knows for this key.
+    pub(crate) sessions: BTreeSet<i64>,
 }
 
 #[derive(Default)]
@@ -218,6 +251,9 @@ pub(crate) struct World {
     pub(crate) calls: HashMap<String, u64>,
     pub(crate) connections_accepted: u64,
     next_connection_id: u64,
+    /// Counts requests that subscribe their connection to updates; orders connections by
+    /// activity.
+    activity: u64,
     /// Where the dates of channels, posts and edits come from: the wall clock unless a faster
     /// world is played (see [`crate::Sandbox::set_message_clock`]).
     pub(crate) message_clock: Option<MessageClock>,
@@ -292,11 +328,14 @@ impl World {
                 original_key,
                 contacts: BTreeSet::new(),
                 flood: None,
+                method_floods: HashMap::new(),
                 ban: None,
+                home_dc: crate::HOME_DC,
                 pts: 1,
                 qts: 0,
                 seq: 0,
-                pending: Vec::new(),
+                log: Vec::new(),
+                last_message_id: 0,
                 calls: HashMap::new(),
             },
         );
@@ -311,6 +350,7 @@ impl World {
                 key,
                 account,
                 connections: Vec::new(),
+                sessions: BTreeSet::new(),
             },
         );
     }
@@ -442,100 +482,65 @@ impl World {
                 user_id,
                 status: status.to_tl(),
             });
-            let users = self
-                .users
-                .get(&user_id)
-                .map(|user| vec![self.user_for(user, viewer)])
-                .unwrap_or_default();
-            let pushed = Pushed {
-                updates: vec![update],
-                users,
-            };
-            if self.push(viewer, pushed)? {
-                delivery.live += 1;
-            } else {
-                delivery.queued += 1;
+            match self.push(viewer, &Pushed::Short(Box::new(update)))? {
+                0 => delivery.dropped += 1,
+                reached => delivery.live += reached,
             }
         }
         Ok(delivery)
     }
 
-    /// Sends updates to the account's newest live connection (of any of its keys), or keeps them
-    /// for its next `updates.getDifference`. Returns whether a live connection took them.
+    /// Sends updates to every authorization of the account (each key logged in to it), on the
+    /// key's most recently active subscribed connection. Returns how many authorizations took
+    /// them; what none took is not kept here (pts-carrying updates are in a log already).
     pub(crate) fn push(
         &mut self,
         account: AccountId,
-        pushed: Pushed,
-    ) -> Result<bool, SandboxError> {
-        self.account(account)?;
-        match self.send_live(account, pushed) {
-            Ok(()) => Ok(true),
-            Err(pushed) => {
-                self.account_mut(account)?.pending.push(pushed);
-                Ok(false)
-            }
-        }
-    }
-
-    /// Like [`Self::push`], but never queues: returns whether a live connection took the
-    /// updates (for updates that something else replays, like `getChannelDifference`).
-    pub(crate) fn push_live(&mut self, account: AccountId, pushed: Pushed) -> bool {
-        self.send_live(account, pushed).is_ok()
-    }
-
-    /// Tries the account's live connections (of all its keys), newest first; gives the updates
-    /// back if none took them.
-    fn send_live(&mut self, account: AccountId, pushed: Pushed) -> Result<(), Pushed> {
+        pushed: &Pushed,
+    ) -> Result<usize, SandboxError> {
         // Telegram sends nothing to a banned account or to one that cannot be reached.
-        let locked_out = self
-            .accounts
-            .get(&account)
-            .is_none_or(|record| record.ban.is_some())
-            || self.unreachable.contains(&account);
+        let locked_out =
+            self.account(account)?.ban.is_some() || self.unreachable.contains(&account);
         if locked_out {
-            return Err(pushed);
+            return Ok(0);
         }
-        let mut pushed = pushed;
-        loop {
-            // Connection ids only grow, so the largest is the newest.
-            let newest = self
-                .keys
-                .iter()
-                .filter(|(_, record)| record.account == Some(account))
-                .filter_map(|(id, record)| record.connections.last().map(|live| (live.id, *id)))
-                .max();
-            let Some((_, key)) = newest else {
-                return Err(pushed);
-            };
-            // Dead connections are forgotten on the way, so this loop ends.
-            match self.send_to_key(key, pushed) {
-                Ok(()) => return Ok(()),
-                Err(back) => pushed = back,
-            }
-        }
+        let keys: Vec<[u8; 8]> = self
+            .keys
+            .iter()
+            .filter(|(_, record)| record.account == Some(account))
+            .map(|(id, _)| *id)
+            .collect();
+        Ok(keys
+            .into_iter()
+            .filter(|key| self.push_to_key(*key, pushed.clone()).is_ok())
+            .count())
     }
 
-    /// Sends updates to the key's newest live connection; returns whether one took them. Nothing
-    /// is kept for later: this is for keys logged in to nobody (`updateLoginToken`), which have
-    /// no update state to catch up with.
-    pub(crate) fn push_to_key(&mut self, key: [u8; 8], pushed: Pushed) -> bool {
-        self.send_to_key(key, pushed).is_ok()
-    }
-
-    /// Tries the key's live connections, newest first, forgetting dead ones; gives the updates
-    /// back if none took them.
-    fn send_to_key(&mut self, key: [u8; 8], pushed: Pushed) -> Result<(), Pushed> {
+    /// Sends updates to the key's most recently active subscribed connection, forgetting dead
+    /// ones on the way; gives the updates back if none took them. Also how keys logged in to
+    /// nobody get `updateLoginToken`.
+    pub(crate) fn push_to_key(&mut self, key: [u8; 8], pushed: Pushed) -> Result<(), Pushed> {
         let Some(record) = self.keys.get_mut(&key) else {
             return Err(pushed);
         };
         let mut pushed = pushed;
-        while let Some(connection) = record.connections.last() {
-            match connection.tx.send(ConnCommand::Push(pushed)) {
+        loop {
+            let Some(index) = record
+                .connections
+                .iter()
+                .enumerate()
+                .filter(|(_, live)| live.subscribed)
+                .max_by_key(|(_, live)| live.last_active)
+                .map(|(index, _)| index)
+            else {
+                return Err(pushed);
+            };
+            match record.connections[index].tx.send(ConnCommand::Push(pushed)) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::SendError(cmd)) => {
                     // The task is gone without unregistering (it panicked or is exiting);
                     // forget it and try the next one.
-                    record.connections.pop();
+                    record.connections.remove(index);
                     match cmd {
                         ConnCommand::Push(back) => pushed = back,
                         // Only pushes are sent here, so this cannot happen; there would be
@@ -545,7 +550,40 @@ impl World {
                 }
             }
         }
-        Err(pushed)
+    }
+
+    /// Records a request on a connection: unless it came wrapped in `invokeWithoutUpdates`, the
+    /// connection now takes updates and is its key's most recently active one.
+    pub(crate) fn note_request(&mut self, key: [u8; 8], connection: u64, wants_updates: bool) {
+        if !wants_updates {
+            return;
+        }
+        self.activity += 1;
+        let now = self.activity;
+        if let Some(live) = self.keys.get_mut(&key).and_then(|record| {
+            record
+                .connections
+                .iter_mut()
+                .find(|live| live.id == connection)
+        }) {
+            live.subscribed = true;
+            live.last_active = now;
+        }
+    }
+
+    /// Remembers the session `session_id` of the key; true if it was new (the client must be
+    /// told `new_session_created`).
+    pub(crate) fn note_session(&mut self, key: [u8; 8], session_id: i64) -> bool {
+        self.keys
+            .get_mut(&key)
+            .is_some_and(|record| record.sessions.insert(session_id))
+    }
+
+    /// Forgets a session of the key (`destroy_session`); false if it was not known.
+    pub(crate) fn forget_session(&mut self, key: [u8; 8], session_id: i64) -> bool {
+        self.keys
+            .get_mut(&key)
+            .is_some_and(|record| record.sessions.remove(&session_id))
     }
 
     /// Registers a connection that has proven its key (by decrypting) and session.
@@ -557,7 +595,12 @@ impl World {
         let record = self.keys.get_mut(&key)?;
         self.next_connection_id += 1;
         let id = self.next_connection_id;
-        record.connections.push(LiveConnection { id, tx });
+        record.connections.push(LiveConnection {
+            id,
+            tx,
+            subscribed: false,
+            last_active: 0,
+        });
         Some(id)
     }
 
@@ -571,7 +614,7 @@ impl World {
     /// many there were.
     ///
     /// Unregistering happens here, under the lock, so that no push can be sent to a connection
-    /// that is about to close: later pushes queue for `updates.getDifference` instead.
+    /// that is about to close: later pushes find no connection, as in a real network drop.
     pub(crate) fn drop_connections(&mut self, account: AccountId) -> Result<usize, SandboxError> {
         self.account(account)?;
         Ok(self.close_connections(|owner| owner == Some(account)))

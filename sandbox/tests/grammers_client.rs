@@ -39,9 +39,21 @@ async fn next_status(stream: &mut UpdateStream) -> (i64, tl::enums::UserStatus) 
 
 /// Forwards every pushed `updateUserStatus` from a stream consumed in the background.
 fn spawn_status_consumer(
-    mut stream: UpdateStream,
+    stream: UpdateStream,
 ) -> mpsc::UnboundedReceiver<(i64, tl::enums::UserStatus)> {
+    spawn_consumer(stream).0
+}
+
+/// Forwards every `updateUserStatus` and the text of every new private message from a stream
+/// consumed in the background.
+fn spawn_consumer(
+    mut stream: UpdateStream,
+) -> (
+    mpsc::UnboundedReceiver<(i64, tl::enums::UserStatus)>,
+    mpsc::UnboundedReceiver<String>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (messages_tx, messages_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while !tx.is_closed() {
             match stream.next().await {
@@ -50,6 +62,9 @@ fn spawn_status_consumer(
                         let _ = tx.send((status.user_id, status.status));
                     }
                 }
+                Ok(Update::NewMessage(message)) => {
+                    let _ = messages_tx.send(message.text().to_owned());
+                }
                 Ok(_) => {}
                 // A getDifference racing a connection close can fail; the stream retries it on
                 // the next call, as tgwatch's consumer must.
@@ -57,7 +72,7 @@ fn spawn_status_consumer(
             }
         }
     });
-    rx
+    (rx, messages_rx)
 }
 
 async fn next_from(
@@ -347,7 +362,7 @@ async fn after_drop_connections_the_update_stream_reconnects_and_pushes_keep_flo
     let mut tc = TestClient::connect(&sandbox, account);
     // Consumed in the background, as tgwatch's account actor does: the stream is what notices
     // a closed connection and asks updates.getDifference (which reconnects).
-    let mut statuses = spawn_status_consumer(tc.stream().await);
+    let (mut statuses, mut messages) = spawn_consumer(tc.stream().await);
     within("get_me", tc.client.get_me()).await.expect("get_me");
 
     sandbox
@@ -355,24 +370,30 @@ async fn after_drop_connections_the_update_stream_reconnects_and_pushes_keep_flo
         .expect("status");
     assert_eq!(next_from(&mut statuses).await.0, 2000);
 
-    // The connection is dropped and the account kept off the network while a push is made, so
-    // the push must wait for the stream's getDifference. (A plain drop races the stream, which
-    // may reconnect before the push and then receive it live.)
+    // The connection is dropped and the account kept off the network while Alice goes offline
+    // and writes: the status change is lost (statuses carry no pts, as on Telegram), the
+    // message waits in the account's update log.
     sandbox.set_unreachable(account, true).expect("unreachable");
     assert_eq!(sandbox.connection_count(account).expect("count"), 0);
     let delivery = sandbox
         .set_user_status(2000, UserStatus::Offline { was_online: 20 })
         .expect("status");
+    assert_eq!(
+        (delivery.live, delivery.queued, delivery.dropped),
+        (0, 0, 1)
+    );
+    let (_, delivery) = sandbox
+        .send_private_message(2000, account, "while you were away")
+        .expect("message");
     assert_eq!((delivery.live, delivery.queued), (0, 1));
     sandbox.set_unreachable(account, false).expect("reachable");
 
-    // The stream reconnects by itself and gets the queued push from updates.getDifference.
-    let (user, status) = next_from(&mut statuses).await;
-    assert_eq!(user, 2000);
-    assert_eq!(
-        status,
-        tl::enums::UserStatus::Offline(tl::types::UserStatusOffline { was_online: 20 })
-    );
+    // The stream reconnects by itself and gets the message from updates.getDifference; the
+    // status change is not replayed.
+    let text = within("the missed message", messages.recv())
+        .await
+        .expect("the update stream ended");
+    assert_eq!(text, "while you were away");
     assert!(sandbox.calls("updates.getDifference") >= 1);
     let accepted_after_reconnect = sandbox.connections_accepted();
     assert!(accepted_after_reconnect >= 2);
@@ -384,7 +405,7 @@ async fn after_drop_connections_the_update_stream_reconnects_and_pushes_keep_flo
     assert_eq!(me.id().bare_id(), Some(1000));
     assert_eq!(sandbox.connections_accepted(), accepted_after_reconnect);
 
-    // ...and live pushes flow over it.
+    // ...and live pushes flow over it; the first status the stream sees is the new one.
     let delivery = sandbox
         .set_user_status(2000, UserStatus::Online { expires: 30 })
         .expect("status");
@@ -475,13 +496,18 @@ async fn get_full_user_and_raw_session_data() {
     );
     assert_eq!((error.code, error.name.as_str()), (400, "USER_ID_INVALID"));
 
-    // The seeded session: home DC 2, every DC at the sandbox with the account's key.
+    // The seeded session: home DC 2 at the sandbox's address, every DC at its own listener with
+    // the account's key.
     let data = sandbox.session_data_for(account).expect("session data");
     assert_eq!(data.home_dc, 2);
+    assert_eq!(sandbox.dc_addr(2), Some(sandbox.addr()));
     let key = sandbox.auth_key(account).expect("key");
     for dc in 1..=5 {
         let option = &data.dc_options[&dc];
-        assert_eq!(std::net::SocketAddr::V4(option.ipv4), sandbox.addr());
+        assert_eq!(
+            Some(std::net::SocketAddr::V4(option.ipv4)),
+            sandbox.dc_addr(dc)
+        );
         assert_eq!(option.auth_key, Some(key));
     }
 }
@@ -525,4 +551,114 @@ async fn an_unknown_auth_key_fails_the_request_instead_of_hanging() {
     // sandbox refuses the same way, so the call fails.
     let result = within("get_me with an unknown key", tc.client.get_me()).await;
     assert!(result.is_err(), "{result:?}");
+}
+
+fn online(expires: i32) -> tl::enums::UserStatus {
+    tl::enums::UserStatus::Online(tl::types::UserStatusOnline { expires })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_authorization_gets_its_own_copy_of_every_push() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox.add_user(2000, 1, None, "Alice").expect("user");
+    sandbox.add_contact(account, 2000).expect("contact");
+    let mut service = TestClient::connect(&sandbox, account);
+    let mut service_statuses = spawn_status_consumer(service.stream().await);
+    within("get_me", service.client.get_me())
+        .await
+        .expect("get_me");
+
+    // The same account logged in on another device, active after the service.
+    let mut phone = TestClient::on_session(MemorySession::from(
+        sandbox.new_authorization(account).expect("authorization"),
+    ));
+    let mut phone_statuses = spawn_status_consumer(phone.stream().await);
+    within("get_me", phone.client.get_me())
+        .await
+        .expect("get_me");
+
+    let delivery = sandbox
+        .set_user_status(2000, UserStatus::Online { expires: 10 })
+        .expect("status");
+    assert_eq!((delivery.live, delivery.dropped), (2, 0));
+    assert_eq!(next_from(&mut service_statuses).await, (2000, online(10)));
+    assert_eq!(next_from(&mut phone_statuses).await, (2000, online(10)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_go_to_the_keys_most_recently_active_connection_that_takes_updates() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox.add_user(2000, 1, None, "Alice").expect("user");
+    sandbox.add_contact(account, 2000).expect("contact");
+    // Two clients on one auth key (one authorization).
+    let mut first = TestClient::connect(&sandbox, account);
+    let mut first_statuses = spawn_status_consumer(first.stream().await);
+    let mut second = TestClient::connect(&sandbox, account);
+    let mut second_statuses = spawn_status_consumer(second.stream().await);
+    let get_me_without_updates = tl::functions::InvokeWithoutUpdates {
+        query: tl::functions::users::GetUsers {
+            id: vec![tl::enums::InputUser::UserSelf],
+        },
+    };
+    within(
+        "second connects",
+        second.client.invoke(&get_me_without_updates),
+    )
+    .await
+    .expect("wrapped get_me");
+    within("first get_me", first.client.get_me())
+        .await
+        .expect("get_me");
+    // Requests in invokeWithoutUpdates do not make the second the active one.
+    within(
+        "wrapped get_me",
+        second.client.invoke(&get_me_without_updates),
+    )
+    .await
+    .expect("wrapped get_me");
+    let delivery = sandbox
+        .set_user_status(2000, UserStatus::Online { expires: 1 })
+        .expect("status");
+    assert_eq!(delivery.live, 1);
+    assert_eq!(next_from(&mut first_statuses).await, (2000, online(1)));
+
+    // A plain request does.
+    within("second get_me", second.client.get_me())
+        .await
+        .expect("get_me");
+    sandbox
+        .set_user_status(2000, UserStatus::Online { expires: 2 })
+        .expect("status");
+    // The second's first push is the second status: it never got the first.
+    assert_eq!(next_from(&mut second_statuses).await, (2000, online(2)));
+
+    within("first get_me", first.client.get_me())
+        .await
+        .expect("get_me");
+    sandbox
+        .set_user_status(2000, UserStatus::Online { expires: 3 })
+        .expect("status");
+    // The first's next push is the third status: it never got the second.
+    assert_eq!(next_from(&mut first_statuses).await, (2000, online(3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_are_pushed_as_update_short() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox.add_user(2000, 1, None, "Alice").expect("user");
+    sandbox.add_contact(account, 2000).expect("contact");
+    let mut tc = TestClient::connect(&sandbox, account);
+    let mut raw = tc.raw_updates();
+    within("get_me", tc.client.get_me()).await.expect("get_me");
+    sandbox
+        .set_user_status(2000, UserStatus::Online { expires: 5 })
+        .expect("status");
+    let updates = within("the raw push", raw.recv()).await.expect("a push");
+    let tl::enums::Updates::UpdateShort(short) = updates else {
+        panic!("expected updateShort, got {updates:?}");
+    };
+    assert!(matches!(
+        short.update,
+        tl::enums::Update::UserStatus(tl::types::UpdateUserStatus { user_id: 2000, .. })
+    ));
 }

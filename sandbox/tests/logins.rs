@@ -798,3 +798,99 @@ async fn phones_are_unique_and_need_digits() {
         .expect("sign_in");
     assert_eq!(user.id().bare_id(), Some(1001));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_by_code_moves_to_the_dc_the_account_lives_in() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox.set_home_dc(account, 4).expect("dc 4");
+    let fresh = TestClient::fresh(&sandbox);
+    assert_eq!(fresh.session.home_dc_id().expect("home dc"), 2);
+
+    // auth.sendCode on DC 2 answers PHONE_MIGRATE_4; grammers moves its home and asks again.
+    let token = within(
+        "request_login_code",
+        fresh.client.request_login_code(PHONE, API_HASH),
+    )
+    .await
+    .expect("request_login_code");
+    assert_eq!(sandbox.calls("auth.sendCode"), 2);
+    assert_eq!(fresh.session.home_dc_id().expect("home dc"), 4);
+    let code = sandbox.login_code(PHONE).expect("a code was sent");
+    let user = within("sign_in", fresh.client.sign_in(&token, &code))
+        .await
+        .expect("sign_in");
+    assert_eq!(user.id().bare_id(), Some(1000));
+    within("get_me", fresh.client.get_me())
+        .await
+        .expect("get_me in the account's DC");
+
+    // Anywhere else the account is sent home.
+    let elsewhere = within(
+        "get_me in DC 2",
+        fresh.client.invoke_in_dc(
+            2,
+            &tl::functions::users::GetUsers {
+                id: vec![tl::enums::InputUser::UserSelf],
+            },
+        ),
+    )
+    .await;
+    let error = rpc_error(elsewhere);
+    assert_eq!(
+        (error.code, error.name.as_str(), error.value),
+        (303, "USER_MIGRATE", Some(4))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_login_accepted_by_an_account_in_another_dc_is_finished_there() {
+    let (sandbox, account) = start_with_account().await;
+    sandbox.set_home_dc(account, 4).expect("dc 4");
+    let fresh = TestClient::fresh(&sandbox);
+    let (token, _) = fresh.qr_token().await;
+    sandbox.accept_login_token(&token, account).expect("accept");
+
+    let tl::enums::auth::LoginToken::MigrateTo(migrate) = fresh.export_login_token().await else {
+        panic!("expected loginTokenMigrateTo");
+    };
+    assert_eq!(migrate.dc_id, 4);
+    let imported = within(
+        "importLoginToken in DC 4",
+        fresh.client.invoke_in_dc(
+            4,
+            &tl::functions::auth::ImportLoginToken {
+                token: migrate.token,
+            },
+        ),
+    )
+    .await
+    .expect("importLoginToken");
+    let tl::enums::auth::LoginToken::Success(success) = imported else {
+        panic!("expected loginTokenSuccess, got {imported:?}");
+    };
+    assert_eq!(authorized_user(success.authorization).id, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dc_answers_on_its_own_port_and_says_which_it_is() {
+    let (sandbox, account) = start_with_account().await;
+    let tc = TestClient::connect(&sandbox, account);
+    for dc in tgwatch_sandbox::DCS {
+        let tl::enums::Config::Config(config) = within(
+            "help.getConfig",
+            tc.client
+                .invoke_in_dc(dc, &tl::functions::help::GetConfig {}),
+        )
+        .await
+        .expect("getConfig");
+        assert_eq!(config.this_dc, dc);
+    }
+    let ports: std::collections::BTreeSet<u16> = tgwatch_sandbox::DCS
+        .map(|dc| sandbox.dc_addr(dc).expect("a DC").port())
+        .collect();
+    assert_eq!(ports.len(), 5);
+    assert!(matches!(
+        sandbox.set_home_dc(account, 6),
+        Err(SandboxError::UnknownDc(6))
+    ));
+}

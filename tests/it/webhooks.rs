@@ -305,7 +305,8 @@ async fn a_dead_consumer_is_disabled_with_an_alert() {
         .eventually(
             &format!("/api/webhooks/{dead_id}/deliveries"),
             Duration::from_secs(10),
-            |d| d["items"].as_array().is_some_and(|items| items.len() == 4),
+            // At least one attempt more; its retries may follow at once on a fast clock.
+            |d| d["items"].as_array().is_some_and(|items| items.len() > 3),
         )
         .await;
     assert!(

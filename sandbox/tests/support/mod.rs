@@ -79,6 +79,23 @@ impl TestClient {
         }
     }
 
+    /// The pushed `Updates` as they came off the wire (instead of [`Self::stream`]), to check
+    /// their envelope.
+    pub fn raw_updates(&mut self) -> mpsc::UnboundedReceiver<grammers_client::tl::enums::Updates> {
+        let mut updates = self.updates.take().expect("updates taken once");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(like) = updates.recv().await {
+                if let UpdatesLike::Updates(raw) = like
+                    && tx.send(raw).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
     pub async fn stream(&mut self) -> UpdateStream {
         let updates = self.updates.take().expect("updates taken once");
         within(
