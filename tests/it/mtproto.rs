@@ -488,7 +488,11 @@ impl Service {
     }
 }
 
-async fn spawn_service(connector: GrammersConnector, clock: Clock) -> Service {
+async fn spawn_service(
+    connector: GrammersConnector,
+    clock: Clock,
+    tweak: impl FnOnce(&mut Config),
+) -> Service {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.database.url = common::fresh_database(dir.path()).await;
@@ -504,6 +508,7 @@ async fn spawn_service(connector: GrammersConnector, clock: Clock) -> Service {
         max_targets: 1000,
         max_channels: 100,
     }];
+    tweak(&mut config);
     config.validate().expect("test config is valid");
     let connector: Arc<dyn TelegramConnector> = Arc::new(connector);
     let app = Application::build_with(config, clock, connector)
@@ -553,7 +558,7 @@ async fn the_service_polls_presence_through_grammers() {
             },
         )
         .expect("status");
-    let service = spawn_service(connector_for(&sandbox, account), clock).await;
+    let service = spawn_service(connector_for(&sandbox, account), clock, |_| {}).await;
 
     // The account connects in the background; tracking needs it to resolve the username.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -631,6 +636,90 @@ async fn the_service_polls_presence_through_grammers() {
     assert_eq!(sandbox.calls("contacts.resolveUsername"), 1);
 }
 
+/// A status change pushed while the account was cut off is lost, as on Telegram (statuses carry
+/// no pts, so no difference brings them back). After the gap the service polls everyone it
+/// watches at once instead of waiting for their next scheduled poll (a day away here).
+#[actix_web::test]
+async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
+    let sandbox = Sandbox::start().await.expect("sandbox starts");
+    let account = sandbox
+        .add_account(1000, 77, Some("watcher"), "Watcher")
+        .expect("account");
+    sandbox
+        .add_user(2000, 4242, Some("alice_w"), "Alice")
+        .expect("user");
+    sandbox.add_contact(account, 2000).expect("contact");
+    let clock = Clock::fast(common::SPEED);
+    let connector =
+        connector_for(&sandbox, account).with_watchdog_interval(Duration::from_millis(200));
+    let service = spawn_service(connector, clock.clone(), |config| {
+        config.presence.poll_min_seconds = 86_400;
+        config.presence.poll_max_seconds = 86_400;
+        config.telegram.reconnect_min_seconds = 1;
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let alice = loop {
+        let (status, body) = service
+            .post("/api/tracked-users", &json!({ "username": "alice_w" }))
+            .await;
+        if status == 201 {
+            break body["id"].as_str().expect("id").to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
+
+    // Pushes reach the service...
+    let online = |at: DateTime<Utc>| UserStatus::Online {
+        expires: unix(at + chrono::Duration::hours(1)),
+    };
+    let pushed = |body: &Value| {
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|item| item["source"] == "push")
+    };
+    let delivery = loop {
+        let delivery = sandbox
+            .set_user_status(2000, online(clock.now()))
+            .expect("status");
+        let (_, body) = service.get(&statuses).await;
+        if pushed(&body) {
+            break delivery;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no push arrived: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(delivery.live, 1);
+
+    // ...until the account is cut off, and Alice leaves meanwhile: that push is lost.
+    sandbox.set_unreachable(account, true).expect("cut off");
+    let was_online = clock.now().trunc_subsecs(0);
+    let delivery = sandbox
+        .set_user_status(
+            2000,
+            UserStatus::Offline {
+                was_online: unix(was_online),
+            },
+        )
+        .expect("status");
+    assert_eq!((delivery.live, delivery.dropped), (0, 1));
+    sandbox.set_unreachable(account, false).expect("back");
+
+    // The service asks at once after the gap, and so learns she left.
+    let body = service
+        .eventually(&statuses, |body| !polled(body, "offline").is_empty())
+        .await;
+    let offline = polled(&body, "offline")[0];
+    assert_eq!(common::timestamp(&offline["was_online_at"]), was_online);
+}
+
 /// A FLOOD_WAIT answered to a poll, through the real grammers client, pauses the account in the
 /// running service for the seconds Telegram asked (service time): it is shown as limited with
 /// the reason, makes no call meanwhile, and polls again, active, once the wait is over.
@@ -645,7 +734,12 @@ async fn a_flood_wait_pauses_the_account_in_the_running_service() {
     sandbox
         .add_user(2000, 4242, Some("alice_w"), "Alice")
         .expect("user");
-    let service = spawn_service(connector_for(&sandbox, account), Clock::fast(common::SPEED)).await;
+    let service = spawn_service(
+        connector_for(&sandbox, account),
+        Clock::fast(common::SPEED),
+        |_| {},
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (status, body) = service

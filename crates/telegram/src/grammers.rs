@@ -642,6 +642,9 @@ async fn forward_updates(
                     return;
                 }
                 failures += 1;
+                if failures == 1 && updates.send(Update::Gap).await.is_err() {
+                    return;
+                }
                 if failures >= MAX_STREAM_FAILURES {
                     tracing::warn!(account = %account, %error, failures, "update stream ended: it keeps failing");
                     return;

@@ -109,6 +109,11 @@ pub enum Update {
     /// The last update of a connection that Telegram refused (a 401: ban, revoked session):
     /// reconnecting cannot help, so the account is lost now rather than after a reconnect.
     Unauthorized { reason: String },
+    /// The connection was interrupted. What Telegram pushed meanwhile is lost for good: status
+    /// changes carry no pts, so no `updates.getDifference` brings them back (channel posts do
+    /// come back, through `getChannelDifference`). The people the account watches must be
+    /// asked again now.
+    Gap,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

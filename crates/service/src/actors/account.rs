@@ -1,6 +1,8 @@
 //! AccountActor: one Telegram account. Holds its connection, folds the polls that fall due into
 //! batched `users.getUsers` calls (up to `batch_size` users, waiting at most `batch_delay` for a
 //! batch to fill), pauses for FLOOD_WAIT, and forwards pushed status updates to the targets.
+//! After a gap in the pushes (a reconnect, an interrupted update stream) it polls every person
+//! it watches at once: status changes pushed meanwhile are lost, as on Telegram.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -38,6 +40,13 @@ struct PendingPoll {
     target: Addr<TargetActor>,
 }
 
+/// A person the account watches, as its target introduced itself.
+struct Watched {
+    tracked_user_id: Uuid,
+    user: InputUser,
+    target: Addr<TargetActor>,
+}
+
 pub struct AccountActor {
     pub account_id: Uuid,
     pub identity: AccountIdentity,
@@ -54,7 +63,9 @@ pub struct AccountActor {
     paused_until: Option<DateTime<Utc>>,
     /// Set by a 401 answer: the account is not used again until it is started anew.
     unusable: bool,
-    targets_by_telegram_id: HashMap<i64, Addr<TargetActor>>,
+    targets_by_telegram_id: HashMap<i64, Watched>,
+    /// Whether the account was connected before: a connection after that is a reconnect.
+    was_connected: bool,
     metrics: Arc<crate::metrics::Metrics>,
     /// Where health changes and channel updates go (the fleet's caretaker and the channels
     /// actor); absent in setups without them.
@@ -97,6 +108,7 @@ impl AccountActor {
             paused_until: None,
             unusable: false,
             targets_by_telegram_id: HashMap::new(),
+            was_connected: false,
             metrics: Arc::default(),
             health: None,
             channel_updates: None,
@@ -152,6 +164,9 @@ impl AccountActor {
                             }
                             address.do_send(ConnectionLost);
                         });
+                        if std::mem::replace(&mut act.was_connected, true) {
+                            act.poll_everyone_now(ctx);
+                        }
                         act.schedule_flush(ctx, std::time::Duration::ZERO);
                     }
                     Err(error) => act.connection_failed(ctx, &error),
@@ -271,6 +286,22 @@ impl AccountActor {
             act.flush_scheduled = false;
             act.flush(ctx);
         });
+    }
+
+    /// Queues a poll of every person the account watches, ahead of their schedules: after a
+    /// gap in the pushes, only asking tells what changed meanwhile.
+    fn poll_everyone_now(&mut self, ctx: &mut Context<Self>) {
+        for watched in self.targets_by_telegram_id.values() {
+            if self.pending_ids.insert(watched.tracked_user_id) {
+                self.pending.push_back(PendingPoll {
+                    tracked_user_id: watched.tracked_user_id,
+                    user: watched.user,
+                    target: watched.target.clone(),
+                });
+            }
+        }
+        tracing::debug!(account = %self.identity.label, queued = self.pending.len(), "gap in the pushes: polling everyone");
+        self.flush(ctx);
     }
 
     /// Sends the pending polls as batched calls, one call at a time.
@@ -417,8 +448,14 @@ impl Handler<PollDue> for AccountActor {
 impl Handler<AttachTarget> for AccountActor {
     type Result = ();
     fn handle(&mut self, attach: AttachTarget, _ctx: &mut Self::Context) {
-        self.targets_by_telegram_id
-            .insert(attach.telegram_user_id, attach.target);
+        self.targets_by_telegram_id.insert(
+            attach.user.id,
+            Watched {
+                tracked_user_id: attach.tracked_user_id,
+                user: attach.user,
+                target: attach.target,
+            },
+        );
     }
 }
 
@@ -434,8 +471,8 @@ impl Handler<Pushed> for AccountActor {
     fn handle(&mut self, Pushed(update): Pushed, ctx: &mut Self::Context) {
         match update {
             Update::UserStatus { user_id, status } => {
-                if let Some(target) = self.targets_by_telegram_id.get(&user_id) {
-                    target.do_send(Observed {
+                if let Some(watched) = self.targets_by_telegram_id.get(&user_id) {
+                    watched.target.do_send(Observed {
                         observation: Observation {
                             observed_at: self.clock.now(),
                             status,
@@ -458,6 +495,11 @@ impl Handler<Pushed> for AccountActor {
             Update::Unauthorized { reason } => {
                 if self.session.is_some() && !self.unusable {
                     self.connection_failed(ctx, &TelegramError::Unauthorized { reason });
+                }
+            }
+            Update::Gap => {
+                if !self.unusable {
+                    self.poll_everyone_now(ctx);
                 }
             }
         }

@@ -233,7 +233,7 @@ impl Handler<ChannelUpdate> for ChannelsActor {
             Update::ChannelMessagesDeleted { channel_id, ids } => {
                 self.push(ctx, channel_id, MessageChange::Deleted { ids });
             }
-            Update::UserStatus { .. } | Update::Unauthorized { .. } => {}
+            Update::UserStatus { .. } | Update::Unauthorized { .. } | Update::Gap => {}
         }
     }
 }

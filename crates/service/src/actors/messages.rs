@@ -21,11 +21,13 @@ pub struct PollDue {
     pub target: Addr<TargetActor>,
 }
 
-/// A target tells its account which Telegram user it is, so pushed updates reach it.
+/// A target tells its account which Telegram user it is, so pushed updates reach it and the
+/// account can poll it out of turn (after a gap in the pushes).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AttachTarget {
-    pub telegram_user_id: i64,
+    pub tracked_user_id: Uuid,
+    pub user: InputUser,
     pub target: Addr<TargetActor>,
 }
 

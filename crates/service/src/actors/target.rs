@@ -111,7 +111,8 @@ impl Actor for TargetActor {
         );
         if let (Some(account), Some(user)) = (&self.account, self.user) {
             account.do_send(AttachTarget {
-                telegram_user_id: user.id,
+                tracked_user_id: self.tracked_user_id,
+                user,
                 target: ctx.address(),
             });
         }
