@@ -873,3 +873,52 @@ async fn a_telethon_session_with_an_ipv6_address_connects_there() {
     app.eventually(&format!("/api/accounts/{id}/chats"), WAIT, |_| true)
         .await;
 }
+
+/// The DC the account's stored session calls home.
+async fn stored_home_dc(app: &MtprotoApp, id: &str) -> i32 {
+    let row = stored_row(app, id).await;
+    tgwatch_telegram::stored_session::PersistedSession::from_bytes(&row.session)
+        .unwrap()
+        .home_dc
+}
+
+/// An account that lives in DC 4 logs in from a session that starts in DC 2, as a new session
+/// does on Telegram: by code the phone is sent to DC 4 (`PHONE_MIGRATE_4`), by QR the scan is
+/// finished there (`auth.loginTokenMigrateTo`). The sealed session keeps DC 4 as its home, so
+/// that the account works, and works again after a restart.
+#[actix_rt::test]
+async fn a_login_that_moves_to_another_dc_keeps_that_dc_as_home() {
+    for qr in [false, true] {
+        let (sandbox, account) = sandbox(None).await;
+        sandbox.set_home_dc(account, 4).unwrap();
+        let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+        let id = add_account(&app).await;
+        if qr {
+            let (status, body) = app.get(&format!("/api/accounts/{id}/login/qr")).await;
+            assert_eq!(status, 200, "{body}");
+            sandbox
+                .accept_login_token(&token_of(body["url"].as_str().unwrap()), account)
+                .unwrap();
+            wait_logged_in(&app, &id).await;
+        } else {
+            let (status, body) = app
+                .post(&format!("/api/accounts/{id}/login/phone"), &json!({}))
+                .await;
+            assert_eq!((status, body["state"].as_str()), (200, Some("code_sent")));
+            let code = sandbox.login_code(PHONE).expect("a code was sent");
+            let (status, body) = app
+                .post(
+                    &format!("/api/accounts/{id}/login/code"),
+                    &json!({ "code": code }),
+                )
+                .await;
+            assert_eq!((status, body["state"].as_str()), (200, Some("logged_in")));
+        }
+        assert_eq!(stored_home_dc(&app, &id).await, 4, "qr: {qr}");
+        app.track("alice_w").await;
+
+        app.server.stop(true).await;
+        let again = start_mtproto_app(&sandbox, app.config.clone(), app.dir.clone()).await;
+        again.track("bob_b").await;
+    }
+}

@@ -541,6 +541,14 @@ fn map_rpc_error(rpc: &RpcError) -> TelegramError {
             reason: rpc.name.clone(),
         };
     }
+    if rpc.code == 303
+        && let Some(dc) = rpc.value.and_then(|dc| i32::try_from(dc).ok())
+    {
+        return TelegramError::Migrate {
+            name: rpc.name.clone(),
+            dc,
+        };
+    }
     TelegramError::Rpc {
         code: rpc.code,
         name: rpc.name.clone(),
@@ -739,6 +747,19 @@ mod tests {
                 reason: "USER_DEACTIVATED_BAN".into()
             }
         );
+    }
+
+    #[test]
+    fn migrate_errors_name_the_dc_to_ask() {
+        for name in ["PHONE_MIGRATE", "USER_MIGRATE", "NETWORK_MIGRATE"] {
+            assert_eq!(
+                map_invocation_error(&rpc(303, &format!("{name}_4"))),
+                TelegramError::Migrate {
+                    name: name.into(),
+                    dc: 4
+                }
+            );
+        }
     }
 
     #[test]

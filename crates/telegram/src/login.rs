@@ -131,12 +131,25 @@ impl LoginClient {
         }
     }
 
+    /// Makes a login call. When Telegram says the phone or account lives in another DC
+    /// (`PHONE_MIGRATE_X`, `USER_MIGRATE_X`), the session moves its home there, where the
+    /// login goes on, and the call is made again: the sealed session then keeps that DC.
     async fn call<R>(&self, request: R) -> Result<R::Return, TelegramError>
     where
-        R: tl::RemoteCall + Send + Sync + 'static,
+        R: tl::RemoteCall + Clone + Send + Sync + 'static,
         R::Return: Send + 'static,
     {
-        invoke(&self.client, self.call_timeout, request).await
+        match invoke(&self.client, self.call_timeout, request.clone()).await {
+            Err(TelegramError::Migrate { name, dc }) => {
+                tracing::info!(%name, dc, "login: moving to the account's DC");
+                self.session
+                    .set_home_dc_id(dc)
+                    .await
+                    .map_err(|error| TelegramError::Connection(error.to_string()))?;
+                invoke(&self.client, self.call_timeout, request).await
+            }
+            other => other,
+        }
     }
 
     /// `auth.sendCode`: Telegram sends a code to the account's apps (or by SMS).

@@ -129,6 +129,10 @@ pub enum TelegramError {
     /// endpoints). Unlike a ban, nothing is wrong with the account.
     #[error("the account is not logged in")]
     NotLoggedIn,
+    /// 303 `PHONE_MIGRATE_X`, `USER_MIGRATE_X`, ...: the phone or account lives in DC `dc`,
+    /// and the request must be made there.
+    #[error("Telegram answered {name}: ask DC {dc}")]
+    Migrate { name: String, dc: i32 },
     #[error("Telegram answered {code} {name}")]
     Rpc { code: i32, name: String },
     #[error("connection to Telegram failed: {0}")]

@@ -404,7 +404,8 @@ impl AccountActor {
             TelegramError::Connection(_) | TelegramError::NotLoggedIn => {
                 self.connection_failed(ctx, &error)
             }
-            TelegramError::Rpc { .. } => {
+            // A session whose home DC is not the account's is moved by a new login, not here.
+            TelegramError::Rpc { .. } | TelegramError::Migrate { .. } => {
                 tracing::warn!(account = %self.identity.label, %error, "poll refused; retrying in the next batch");
             }
         }

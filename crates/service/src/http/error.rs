@@ -151,7 +151,9 @@ impl From<TelegramError> for ApiError {
             TelegramError::FloodWait { .. } => (StatusCode::TOO_MANY_REQUESTS, "flood_wait"),
             TelegramError::Unauthorized { .. } => (StatusCode::CONFLICT, "account_unusable"),
             TelegramError::NotLoggedIn => (StatusCode::CONFLICT, "account_not_logged_in"),
-            TelegramError::Rpc { .. } => (StatusCode::BAD_GATEWAY, "telegram_error"),
+            TelegramError::Rpc { .. } | TelegramError::Migrate { .. } => {
+                (StatusCode::BAD_GATEWAY, "telegram_error")
+            }
             TelegramError::Connection(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "telegram_unreachable")
             }
