@@ -299,50 +299,67 @@ async fn sigterm_during_a_burst_keeps_every_acknowledged_observation() {
     let alice = people["items"][0]["id"].as_str().unwrap().to_owned();
 
     // Four writers post observations a second apart (in service time) until the service stops
-    // answering; SIGTERM comes once 40 have been acknowledged.
+    // answering; SIGTERM comes once 40 have been acknowledged. Before SIGTERM a 503 is a loaded
+    // machine's "try again" (the answer says so), not the stop: the writer tries again.
     let start = chrono::Utc::now() - chrono::Duration::hours(1);
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let terminated = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|writer| {
-            let (api, alice, acknowledged) = (
+            let (api, alice, acknowledged, terminated) = (
                 common::Api {
                     base: base.clone(),
                     client: reqwest::Client::new(),
                 },
                 alice.clone(),
                 acknowledged.clone(),
+                terminated.clone(),
             );
             tokio::spawn(async move {
-                for step in 0..10_000 {
+                let mut step = 0;
+                while step < 10_000 {
                     let at = start + chrono::Duration::seconds(step * 4 + writer);
                     let body = serde_json::json!({
                         "tracked_user_id": alice,
                         "is_online": step % 2 == 0,
                         "observed_at": at.to_rfc3339(),
                     });
-                    let Ok(answer) = api
+                    let sent = api
                         .client
                         .post(format!("{}/api/online-statuses", api.base))
                         .bearer_auth(TOKEN)
                         .json(&body)
                         .send()
-                        .await
-                    else {
-                        return;
-                    };
-                    match answer.status().as_u16() {
-                        201 => acknowledged.lock().unwrap().push(at),
-                        // Refused while stopping: not acknowledged, so nothing is owed.
-                        503 => return,
-                        other => panic!("unexpected answer {other} during the burst"),
+                        .await;
+                    let stopping = terminated.load(std::sync::atomic::Ordering::SeqCst);
+                    match sent.map(|answer| answer.status().as_u16()) {
+                        Ok(201) => {
+                            acknowledged.lock().unwrap().push(at);
+                            step += 1;
+                        }
+                        // Refused or cut off while stopping: not acknowledged, nothing is owed.
+                        Ok(503) | Err(_) if stopping => return,
+                        Ok(503) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        Ok(other) => panic!("unexpected answer {other} during the burst"),
+                        Err(error) => panic!("the service failed before SIGTERM: {error}"),
                     }
                 }
             })
         })
         .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while acknowledged.lock().unwrap().len() < 40 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "40 observations were not acknowledged within 60 s ({} were)",
+            acknowledged.lock().unwrap().len()
+        );
+        if let Some(finished) = writers.iter().position(|writer| writer.is_finished()) {
+            panic!("writer {finished} stopped before SIGTERM");
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    terminated.store(true, std::sync::atomic::Ordering::SeqCst);
     terminate(&child);
     let status = exit_status(&mut child).await;
     for writer in writers {
