@@ -21,6 +21,7 @@ mod mtproto;
 mod mtproto_channels;
 mod operations;
 mod presence;
+mod sandbox_server;
 mod session_commands;
 mod stored_session;
 mod webhooks;

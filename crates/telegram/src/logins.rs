@@ -122,6 +122,9 @@ pub struct Logins {
     default_api_hash: Option<String>,
     limits: LoginLimits,
     pending: Mutex<HashMap<Uuid, Pending>>,
+    /// Accounts whose login succeeded and whose actor is being restarted with the new session:
+    /// their status says `logging_in` until the account can take work, not `logged_in`.
+    finishing: Mutex<std::collections::HashSet<Uuid>>,
 }
 
 impl Logins {
@@ -151,6 +154,7 @@ impl Logins {
             default_api_hash,
             limits,
             pending: Mutex::new(HashMap::new()),
+            finishing: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -433,9 +437,27 @@ impl Logins {
 
     /// The login succeeded: the session goes to the account's connection.
     async fn finish(&self, account_id: Uuid, signed_in: SignedIn) -> Result<(), LoginsError> {
-        let Some(pending) = self.pending.lock().await.remove(&account_id) else {
-            return Ok(());
+        let pending = {
+            let mut all = self.pending.lock().await;
+            let Some(pending) = all.remove(&account_id) else {
+                return Ok(());
+            };
+            // Under the same lock: the status never shows neither the stage nor this.
+            self.finishing.lock().await.insert(account_id);
+            pending
         };
+        let finished = self.hand_over(account_id, pending, signed_in).await;
+        self.finishing.lock().await.remove(&account_id);
+        finished
+    }
+
+    /// Stores the logged-in session, marks the account logged in and restarts its actor on it.
+    async fn hand_over(
+        &self,
+        account_id: Uuid,
+        pending: Pending,
+        signed_in: SignedIn,
+    ) -> Result<(), LoginsError> {
         // The login's pool must stop before the account's own pool uses the session.
         drop(pending.client);
         pending.session.persist().await?;
@@ -614,7 +636,11 @@ impl Logins {
     pub async fn status(&self, account_id: Uuid) -> Result<LoginStatus, LoginsError> {
         let account = self.account(account_id).await?;
         let all = self.pending.lock().await;
-        Ok(status_of(all.get(&account_id), &account, self.clock))
+        let mut status = status_of(all.get(&account_id), &account, self.clock);
+        if self.finishing.lock().await.contains(&account_id) {
+            status.state = "logging_in";
+        }
+        Ok(status)
     }
 
     /// `POST .../session/reset`: forgets the session; the account must log in again.

@@ -194,6 +194,44 @@ impl PersistedSession {
     }
 }
 
+impl PersistedSession {
+    /// The home DC as a Telethon `StringSession` (the format [`Self::from_telethon`] reads), over
+    /// IPv4: Telethon holds one DC, its address and its key, nothing else.
+    pub fn to_telethon(&self) -> Result<String, SessionError> {
+        let option = self
+            .dc_options
+            .iter()
+            .find(|option| option.id == self.home_dc)
+            .ok_or_else(|| {
+                SessionError::Format(format!(
+                    "the session has no address for its home DC {}",
+                    self.home_dc
+                ))
+            })?;
+        let auth_key = option.auth_key.ok_or_else(|| {
+            SessionError::Format(format!(
+                "the session has no auth key for its home DC {}",
+                self.home_dc
+            ))
+        })?;
+        let dc_id = u8::try_from(self.home_dc).map_err(|_| {
+            SessionError::Format(format!(
+                "DC {} does not fit Telethon's format",
+                self.home_dc
+            ))
+        })?;
+        let mut bytes = Vec::with_capacity(263);
+        bytes.push(dc_id);
+        bytes.extend_from_slice(&option.ipv4.ip().octets());
+        bytes.extend_from_slice(&option.ipv4.port().to_be_bytes());
+        bytes.extend_from_slice(&auth_key);
+        Ok(format!(
+            "1{}",
+            base64::engine::general_purpose::URL_SAFE.encode(bytes)
+        ))
+    }
+}
+
 /// Whether the session's home DC is reachable over IPv6 only: a session imported with an IPv6
 /// address (a Telethon session holds one address) knows no IPv4 address for it. grammers dials
 /// either every DC's IPv4 or every DC's IPv6 address, as its connection parameters say.
@@ -545,6 +583,34 @@ mod tests {
 
     /// A Telethon string built byte by byte as Telethon's `StringSession.save` does
     /// (`struct.pack('>B4sH256s', dc_id, ip, port, key)`, base64url, version `1`).
+    #[test]
+    fn a_session_exported_for_telethon_reads_back_with_its_home_dc_address_and_key() {
+        let mut data = SessionData {
+            home_dc: 4,
+            ..SessionData::default()
+        };
+        let option = data.dc_options.get_mut(&4).unwrap();
+        option.ipv4 = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 4444);
+        option.auth_key = Some([9; 256]);
+        let text = PersistedSession::from_data(&data).to_telethon().unwrap();
+        assert!(text.starts_with('1'));
+        let back = PersistedSession::from_telethon(&text).unwrap();
+        assert_eq!(back.home_dc, 4);
+        let home = back
+            .dc_options
+            .iter()
+            .find(|option| option.id == 4)
+            .unwrap();
+        assert_eq!(home.ipv4.to_string(), "127.0.0.1:4444");
+        assert_eq!(home.auth_key, Some([9; 256]));
+        // A session without a key for its home DC has nothing to give Telethon.
+        assert!(
+            PersistedSession::from_data(&SessionData::default())
+                .to_telethon()
+                .is_err()
+        );
+    }
+
     #[test]
     fn telethon_string_sessions_import_with_their_dc_address_and_key() {
         let mut packed = vec![4_u8];

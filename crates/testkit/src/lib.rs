@@ -5,8 +5,11 @@
 //!   channel posts) with a fast clock, behind the same port as real Telegram.
 //! - [`sandbox_player`] and [`sandbox_newsroom`]: play a scenario, or a newsroom of channels,
 //!   into the sandbox (the fake MTProto server), for the real grammers client to see.
+//! - [`sandbox_server`]: the sandbox as a server of its own with an HTTP control API, run by
+//!   the `tgwatch-sandbox` binary, that several tgwatch instances and other clients can share.
 
 pub mod demo;
 pub mod sandbox_newsroom;
 pub mod sandbox_player;
+pub mod sandbox_server;
 pub mod scripted;
