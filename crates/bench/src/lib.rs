@@ -204,7 +204,7 @@ async fn insert_tracked_users(
             visible_online: Set(true),
             notify: Set(false),
             is_active: Set(true),
-            source: Set("api".to_owned()),
+            source: Set(tgwatch_core::config::Origin::Api),
             created_at: Set(now),
             updated_at: Set(now),
         })
@@ -481,7 +481,7 @@ pub async fn webhooks(
             tracked_user_id: None,
             channel_id: None,
             secret: tgwatch_core::signing::SigningSecret::generate().expose(),
-            source: "api",
+            source: tgwatch_core::config::Origin::Api,
         },
         clock.now(),
     )
@@ -667,7 +667,7 @@ pub async fn channels(
                     account_id: None,
                     tags: Vec::new(),
                 },
-                "api",
+                tgwatch_core::config::Origin::Api,
             )
             .await?;
     }

@@ -8,6 +8,7 @@ use sea_orm::{
     prelude::Expr,
 };
 use serde::{Deserialize, Serialize};
+use tgwatch_core::config::Origin;
 use uuid::Uuid;
 
 use super::{
@@ -81,7 +82,7 @@ pub struct NewChannel {
     pub username: Option<String>,
     pub invite_hash: Option<String>,
     pub tags: Vec<String>,
-    pub source: &'static str,
+    pub source: Origin,
 }
 
 #[derive(Debug, Default)]
@@ -180,7 +181,7 @@ pub async fn rejoin(
     row.status_reason = Set(None);
     row.account_id = Set(Some(account_id));
     row.last_message_id = Set(last_message_id);
-    row.source = Set(new.source.to_owned());
+    row.source = Set(new.source);
     row.updated_at = Set(now);
     let row = row.update(&txn).await.doing("rejoining a channel")?;
     end_assignments(&txn, channel_id, AssignmentEnd::Left, None, now).await?;
@@ -219,7 +220,7 @@ pub async fn create_joined(
         account_id: Set(Some(account_id)),
         last_message_id: Set(last_message_id),
         last_event_at: Set(None),
-        source: Set(new.source.to_owned()),
+        source: Set(new.source),
         created_at: Set(now),
         updated_at: Set(now),
     }

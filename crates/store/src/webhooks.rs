@@ -12,6 +12,7 @@ use sea_orm::{
     sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
 };
 use serde_json::json;
+use tgwatch_core::config::Origin;
 use uuid::Uuid;
 
 use super::{
@@ -70,7 +71,7 @@ pub struct NewWebhook {
     pub tracked_user_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
     pub secret: String,
-    pub source: &'static str,
+    pub source: Origin,
 }
 
 pub async fn create(
@@ -94,7 +95,7 @@ pub async fn create(
         secret: Set(new.secret),
         previous_secret: Set(None),
         previous_secret_until: Set(None),
-        source: Set(new.source.to_owned()),
+        source: Set(new.source),
         created_at: Set(now),
         updated_at: Set(now),
     }

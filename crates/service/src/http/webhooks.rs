@@ -10,6 +10,7 @@ use crate::{
     state::AppState,
     webhooks::endpoints::{self, EndpointError, EndpointPatch, EndpointRequest},
 };
+use tgwatch_core::config::Origin;
 use tgwatch_store::page::Order;
 use tgwatch_store::{
     self as storage,
@@ -68,7 +69,7 @@ struct WebhookView {
     consecutive_failed_messages: i32,
     last_triggered: Option<chrono::DateTime<chrono::Utc>>,
     previous_secret_valid_until: Option<chrono::DateTime<chrono::Utc>>,
-    source: String,
+    source: Origin,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -203,7 +204,7 @@ async fn create(
         &state.webhooks,
         request,
         None,
-        "api",
+        Origin::Api,
         state.clock.now(),
     )
     .await?;

@@ -6,6 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::address;
+use tgwatch_core::config::Origin;
 use tgwatch_core::signing::SigningSecret;
 use tgwatch_core::{
     config::{WebhookEndpointConfig, WebhooksConfig},
@@ -81,7 +82,7 @@ pub async fn create(
     config: &WebhooksConfig,
     request: EndpointRequest,
     secret: Option<SigningSecret>,
-    source: &'static str,
+    source: Origin,
     now: DateTime<Utc>,
 ) -> Result<(webhooks::Model, SigningSecret), EndpointError> {
     if let Some(name) = &request.name {
@@ -209,7 +210,7 @@ pub async fn reconcile(
         }
     }
     for stale in existing.iter().filter(|w| {
-        w.source == "config"
+        w.source == Origin::Config
             && !config
                 .endpoints
                 .iter()
@@ -248,7 +249,7 @@ async fn apply_declared(
                 event_types: declared.events.clone(),
                 tracked_user_id,
             };
-            create(db, config, request, Some(secret), "config", now).await?;
+            create(db, config, request, Some(secret), Origin::Config, now).await?;
         }
         Some(current) => {
             let mut row: webhooks::ActiveModel = current.into();
@@ -261,7 +262,7 @@ async fn apply_declared(
             row.tracked_user_id = Set(tracked_user_id);
             row.secret = Set(secret.expose());
             // Declared in the file: the file owns it from now on (removed when it leaves).
-            row.source = Set("config".to_owned());
+            row.source = Set(Origin::Config);
             row.updated_at = Set(now);
             storage::webhooks::save(db, row).await?;
         }

@@ -24,7 +24,7 @@ pub struct Model {
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<DateTimeUtc>,
-    pub source: String,
+    pub source: tgwatch_core::config::Origin,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
