@@ -5,8 +5,14 @@
 //!   channel posts) with a fast clock, behind the same port as real Telegram.
 //! - [`sandbox_player`] and [`sandbox_newsroom`]: play a scenario, or a newsroom of channels,
 //!   into the sandbox (the fake MTProto server), for the real grammers client to see.
+//! - [`demo`]: `tgwatch demo`'s configuration, and the sandbox fleet (sandbox, accounts with
+//!   imported sessions, database) that the demo and the MTProto benchmarks start from.
+//! - `harness` (feature `harness`, for the integration tests): `spawn_app` and friends, and a
+//!   webhook receiver.
 
 pub mod demo;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod sandbox_newsroom;
 pub mod sandbox_player;
 pub mod scripted;
