@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DeriveActiveEnum,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
     prelude::Expr,
     sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
 };
+use serde::Serialize;
 use serde_json::json;
 use tgwatch_core::config::Origin;
 use uuid::Uuid;
@@ -23,11 +24,30 @@ use super::{
 };
 use tgwatch_core::events::{Event, EventType};
 
-pub const ACTIVE: &str = "active";
-/// Switched off by the operator.
-pub const INACTIVE: &str = "inactive";
-/// Switched off by the service after failing for too long.
-pub const DISABLED: &str = "disabled";
+/// A webhook endpoint's state (`webhooks.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum EndpointStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// Switched off by the operator.
+    #[sea_orm(string_value = "inactive")]
+    Inactive,
+    /// Switched off by the service after failing for too long.
+    #[sea_orm(string_value = "disabled")]
+    Disabled,
+}
+
+impl EndpointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointStatus::Active => "active",
+            EndpointStatus::Inactive => "inactive",
+            EndpointStatus::Disabled => "disabled",
+        }
+    }
+}
 
 /// Writes events into the outbox, inside the caller's transaction.
 pub async fn insert_events(
@@ -86,7 +106,7 @@ pub async fn create(
         event_types: Set(json!(new.event_types).to_string()),
         tracked_user_id: Set(new.tracked_user_id),
         channel_id: Set(new.channel_id),
-        status: Set(ACTIVE.to_owned()),
+        status: Set(EndpointStatus::Active),
         status_reason: Set(None),
         failure_count: Set(0),
         consecutive_failed_messages: Set(0),
@@ -134,14 +154,14 @@ pub async fn all(db: &DatabaseConnection) -> Result<Vec<webhooks::Model>, Storag
 
 pub async fn list(
     db: &DatabaseConnection,
-    status: Option<&str>,
+    status: Option<EndpointStatus>,
     limit: u64,
     cursor: Option<Uuid>,
     order: Order,
 ) -> Result<Page<webhooks::Model>, StorageError> {
     let mut select = webhooks::Entity::find();
     if let Some(status) = status {
-        select = select.filter(webhooks::Column::Status.eq(status));
+        select = select.filter(webhooks::Column::Status.eq(status.as_str()));
     }
     page::fetch(
         db,
@@ -207,7 +227,7 @@ pub async fn fan_out(
         return Ok(0);
     }
     let endpoints = webhooks::Entity::find()
-        .filter(webhooks::Column::Status.eq(ACTIVE))
+        .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
         .all(&txn)
         .await
         .doing("loading active webhooks")?;
@@ -278,7 +298,7 @@ pub async fn claim(
 ) -> Result<Vec<Claimed>, StorageError> {
     let txn = super::begin_write(db, "starting a claim").await?;
     let endpoints = webhooks::Entity::find()
-        .filter(webhooks::Column::Status.eq(ACTIVE))
+        .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
         .all(&txn)
         .await
         .doing("loading active webhooks")?;
@@ -497,9 +517,9 @@ pub async fn record_attempts(
             None
         };
         if let Some(reason) = reason
-            && endpoint.status == ACTIVE
+            && endpoint.status == EndpointStatus::Active
         {
-            endpoint.status = DISABLED.to_owned();
+            endpoint.status = EndpointStatus::Disabled;
             endpoint.status_reason = Some(reason);
             disabled.push(endpoint.clone());
         }

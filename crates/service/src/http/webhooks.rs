@@ -12,6 +12,7 @@ use crate::{
 };
 use tgwatch_core::config::Origin;
 use tgwatch_store::page::Order;
+use tgwatch_store::webhooks::EndpointStatus;
 use tgwatch_store::{
     self as storage,
     entities::{webhook_deliveries, webhooks},
@@ -63,7 +64,7 @@ struct WebhookView {
     url: String,
     event_types: Vec<String>,
     tracked_user_id: Option<Uuid>,
-    status: String,
+    status: EndpointStatus,
     status_reason: Option<String>,
     failure_count: i32,
     consecutive_failed_messages: i32,
@@ -139,12 +140,12 @@ enum WebhookStatus {
     Disabled,
 }
 
-impl WebhookStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            WebhookStatus::Active => storage::webhooks::ACTIVE,
-            WebhookStatus::Inactive => storage::webhooks::INACTIVE,
-            WebhookStatus::Disabled => storage::webhooks::DISABLED,
+impl From<WebhookStatus> for EndpointStatus {
+    fn from(status: WebhookStatus) -> EndpointStatus {
+        match status {
+            WebhookStatus::Active => EndpointStatus::Active,
+            WebhookStatus::Inactive => EndpointStatus::Inactive,
+            WebhookStatus::Disabled => EndpointStatus::Disabled,
         }
     }
 }
@@ -165,7 +166,7 @@ async fn list(
     let query = query.into_inner();
     let page = storage::webhooks::list(
         &state.db,
-        query.status.map(WebhookStatus::as_str),
+        query.status.map(EndpointStatus::from),
         params::limit(query.limit)?,
         query.cursor,
         query.order.unwrap_or_default(),

@@ -15,7 +15,7 @@ use tgwatch_core::{
 use tgwatch_store::{
     self as storage, StorageError,
     entities::webhooks,
-    webhooks::{ACTIVE, INACTIVE, NewWebhook},
+    webhooks::{EndpointStatus, NewWebhook},
 };
 use tgwatch_telegram::Username;
 
@@ -158,10 +158,12 @@ pub async fn update(
         row.event_types = Set(json!(event_types(&types)?).to_string());
     }
     if let Some(status) = patch.status {
-        if status != ACTIVE && status != INACTIVE {
-            return Err(EndpointError::Status(status));
-        }
-        if status == ACTIVE {
+        let status = match status.as_str() {
+            "active" => EndpointStatus::Active,
+            "inactive" => EndpointStatus::Inactive,
+            _ => return Err(EndpointError::Status(status)),
+        };
+        if status == EndpointStatus::Active {
             row.failure_count = Set(0);
             row.consecutive_failed_messages = Set(0);
             row.failing_since = Set(None);

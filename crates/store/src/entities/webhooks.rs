@@ -15,7 +15,7 @@ pub struct Model {
     pub event_types: String,
     pub tracked_user_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
-    pub status: String,
+    pub status: crate::webhooks::EndpointStatus,
     pub status_reason: Option<String>,
     pub failure_count: i32,
     pub consecutive_failed_messages: i32,
