@@ -57,6 +57,24 @@ impl ChannelStatus {
     }
 }
 
+/// An assignment's state (`account_channel_assignments.status`, stored as its `as_str` text):
+/// running, or how it ended ([`AssignmentEnd`]).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, DeriveActiveEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum AssignmentStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "reassigned")]
+    Reassigned,
+    #[sea_orm(string_value = "left")]
+    Left,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
 /// How an assignment ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AssignmentEnd {
@@ -242,7 +260,7 @@ async fn start_assignment(
         id: Set(Uuid::now_v7()),
         channel_id: Set(channel_id),
         account_id: Set(account_id),
-        status: Set("active".to_owned()),
+        status: Set(AssignmentStatus::Active),
         reason: Set(None),
         assigned_at: Set(now),
         ended_at: Set(None),
@@ -265,7 +283,7 @@ async fn end_assignments(
         .col_expr(assignments::Column::Reason, Expr::value(reason))
         .col_expr(assignments::Column::EndedAt, Expr::value(now))
         .filter(assignments::Column::ChannelId.eq(channel_id))
-        .filter(assignments::Column::Status.eq("active"))
+        .filter(assignments::Column::Status.eq(AssignmentStatus::Active))
         .exec(db)
         .await
         .doing("ending a channel assignment")?;

@@ -49,6 +49,31 @@ impl EndpointStatus {
     }
 }
 
+/// Where a webhook message stands (`webhook_messages.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    /// Every attempt used.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
 /// Writes events into the outbox, inside the caller's transaction.
 pub async fn insert_events(
     db: &impl ConnectionTrait,
@@ -270,7 +295,7 @@ fn new_message(
         id: Set(Uuid::now_v7()),
         webhook_id: Set(webhook_id),
         event_id: Set(event_id.to_owned()),
-        status: Set("pending".to_owned()),
+        status: Set(DeliveryStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         claimed_until: Set(None),
@@ -310,7 +335,7 @@ pub async fn claim(
         }
         let mut select = webhook_messages::Entity::find()
             .filter(webhook_messages::Column::WebhookId.eq(endpoint.id))
-            .filter(webhook_messages::Column::Status.eq("pending"))
+            .filter(webhook_messages::Column::Status.eq(DeliveryStatus::Pending.as_str()))
             .filter(webhook_messages::Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()
@@ -445,10 +470,16 @@ pub async fn record_attempts(
             .map(|a| a.message_id)
             .collect()
     };
-    for (status, ids) in [("delivered", done(true)), ("failed", done(false))] {
+    for (status, ids) in [
+        (DeliveryStatus::Delivered, done(true)),
+        (DeliveryStatus::Failed, done(false)),
+    ] {
         for chunk in ids.chunks(500) {
             webhook_messages::Entity::update_many()
-                .col_expr(webhook_messages::Column::Status, Expr::value(status))
+                .col_expr(
+                    webhook_messages::Column::Status,
+                    Expr::value(status.as_str()),
+                )
                 .col_expr(
                     webhook_messages::Column::Attempts,
                     Expr::col(webhook_messages::Column::Attempts).add(1),

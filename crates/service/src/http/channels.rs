@@ -16,7 +16,7 @@ use tgwatch_core::tags;
 use tgwatch_store::page::Order;
 use tgwatch_store::{
     self as storage,
-    channels::{ChannelFilter, ChannelPatch, ChannelStatus},
+    channels::{AssignmentStatus, ChannelFilter, ChannelPatch, ChannelStatus},
     entities::{account_channel_assignments, channels},
 };
 
@@ -215,7 +215,7 @@ async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpR
 #[derive(Serialize)]
 struct AssignmentView {
     account_id: Uuid,
-    status: String,
+    status: AssignmentStatus,
     reason: Option<String>,
     assigned_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
