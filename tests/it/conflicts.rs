@@ -252,7 +252,7 @@ async fn the_database_names_the_unique_index_a_write_ran_into() {
         tracked_user_id: None,
         channel_id: None,
         secret: "whsec_x".into(),
-        source: "api",
+        source: tgwatch_core::config::Origin::Api,
     };
     storage::webhooks::create(&db, hook(), now).await.unwrap();
     let error = storage::webhooks::create(&db, hook(), now)

@@ -4,7 +4,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
 
-mod common;
+use tgwatch_testkit::harness as common;
 
 mod api;
 mod bot;

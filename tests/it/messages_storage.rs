@@ -54,7 +54,7 @@ async fn add_channel(db: &DatabaseConnection, telegram_id: i64, username: &str) 
         account_id: Set(None),
         last_message_id: Set(0),
         last_event_at: Set(None),
-        source: Set("api".to_owned()),
+        source: Set(tgwatch_core::config::Origin::Api),
         created_at: Set(now),
         updated_at: Set(now),
     })

@@ -1,7 +1,16 @@
-//! `tgwatch bench presence`: the presence pipeline measured on a fleet over the scripted
-//! Telegram, on a fresh SQLite file.
+//! tgwatch-bench: the measurements of `tgwatch bench` (README, "Performance"). Each runs the
+//! real service in the process (or, for the WebSocket, as a child process) and prints a report.
 //!
-//! Three figures, each with its goal:
+//! - [`presence`]: tracked users over the scripted Telegram; [`mtproto`]: the same through real
+//!   MTProto against the sandbox; [`late_observation`]: out-of-order observations of a long
+//!   history.
+//! - [`channels`]: channel posts through MTProto into the database, and a ban's recovery time.
+//! - [`webhooks`]: delivery throughput and latency to a receiver on 127.0.0.1.
+//! - [`websocket`] ([`loadtest`]): WebSocket clients on `/ws` and the status broadcast.
+//! - [`message_writes`]: the write throughput of channel messages (an ignored test runs it);
+//!   [`procstat`]: memory and CPU of a process from `/proc`.
+//!
+//! `bench presence` reports three figures, each with its goal:
 //! - Telegram calls per 100 polls (goal: at most 1): batching of due polls into `users.getUsers`.
 //! - observations written per second on SQLite (goal: at least 50,000): the storage path alone,
 //!   batches of 5,000 rows as the storage actor writes them.
@@ -204,7 +213,7 @@ async fn insert_tracked_users(
             visible_online: Set(true),
             notify: Set(false),
             is_active: Set(true),
-            source: Set("api".to_owned()),
+            source: Set(tgwatch_core::config::Origin::Api),
             created_at: Set(now),
             updated_at: Set(now),
         })
@@ -481,7 +490,7 @@ pub async fn webhooks(
             tracked_user_id: None,
             channel_id: None,
             secret: tgwatch_core::signing::SigningSecret::generate().expose(),
-            source: "api",
+            source: tgwatch_core::config::Origin::Api,
         },
         clock.now(),
     )
@@ -667,7 +676,7 @@ pub async fn channels(
                     account_id: None,
                     tags: Vec::new(),
                 },
-                "api",
+                tgwatch_core::config::Origin::Api,
             )
             .await?;
     }

@@ -53,7 +53,7 @@ pub async fn measure(
             account_id: Set(None),
             last_message_id: Set(0),
             last_event_at: Set(None),
-            source: Set("api".to_owned()),
+            source: Set(tgwatch_core::config::Origin::Api),
             created_at: Set(now),
             updated_at: Set(now),
         });

@@ -363,12 +363,12 @@ impl Application {
         self.server.handle()
     }
 
-    /// The operations on the fleet, for callers inside the process (the benchmark).
+    /// The operations on the fleet (track users, add accounts), for callers in the same process.
     pub fn tracking(&self) -> Tracking {
         self.tracking.clone()
     }
 
-    /// The operations on channels, for callers inside the process (the benchmark).
+    /// The operations on channels, for callers in the same process.
     pub fn channels(&self) -> Channels {
         self.channels.clone()
     }

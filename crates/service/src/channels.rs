@@ -24,6 +24,7 @@ use crate::{
     tracking::{Tracking, TrackingError},
     webhooks::dispatcher::Wake,
 };
+use tgwatch_core::config::Origin;
 use tgwatch_core::{
     assignment,
     clock::Clock,
@@ -201,11 +202,7 @@ impl Channels {
     /// Adds a channel: joins it with an account and starts storing its messages. A channel that
     /// was removed before is joined again as the same record (its messages and assignment
     /// history kept).
-    pub async fn add(
-        &self,
-        request: AddChannel,
-        source: &'static str,
-    ) -> Result<Added, ChannelError> {
+    pub async fn add(&self, request: AddChannel, source: Origin) -> Result<Added, ChannelError> {
         let _adding = self.adding.lock().await;
         let now = self.clock.now();
         let (username, invite_hash) = match &request.channel {
@@ -298,7 +295,7 @@ impl Channels {
         &self,
         left: channels::Model,
         account_id: Option<Uuid>,
-        source: &'static str,
+        source: Origin,
     ) -> Result<channels::Model, ChannelError> {
         let _adding = self.adding.lock().await;
         let now = self.clock.now();

@@ -13,6 +13,7 @@ use crate::actors::{
     supervisor::FleetSupervisor,
 };
 use tgwatch_core::assignment;
+use tgwatch_core::config::Origin;
 use tgwatch_store::{
     self as storage, StorageError,
     accounts::{AccountPatch, NewAccount},
@@ -75,7 +76,7 @@ pub struct TrackRequest {
     /// None keeps what a user tracked before had (true for a new one).
     pub visible_online: Option<bool>,
     /// Who owns the row from now on (`api` or `config`): tracking a user again claims it.
-    pub source: &'static str,
+    pub source: Origin,
 }
 
 /// How long `POST /api/accounts` waits for a new account's first connection, so that it answers

@@ -7,6 +7,7 @@ use sea_orm::{
     EntityTrait, PaginatorTrait, QueryFilter, prelude::Expr,
 };
 use serde::Deserialize;
+use tgwatch_core::config::Origin;
 use uuid::Uuid;
 
 use super::{
@@ -72,7 +73,7 @@ pub async fn create(
         last_active: Set(None),
         status_reason: Set(None),
         // `api` unless the configuration claims it (`set_source`).
-        source: Set("api".to_owned()),
+        source: Set(Origin::Api),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -282,10 +283,10 @@ pub async fn count_by_status(
 pub async fn set_source(
     db: &DatabaseConnection,
     id: Uuid,
-    source: &str,
+    source: Origin,
 ) -> Result<(), StorageError> {
     accounts::Entity::update_many()
-        .col_expr(accounts::Column::Source, Expr::value(source))
+        .col_expr(accounts::Column::Source, Expr::value(source.as_str()))
         .filter(accounts::Column::Id.eq(id))
         .exec(db)
         .await

@@ -2,22 +2,27 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection,
+    DeriveActiveEnum, EntityTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Doing, StorageError, entities::auth_attempts};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// What a login step was (`auth_attempts.kind`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum AttemptKind {
     /// A login code sent to the phone and typed back.
+    #[sea_orm(string_value = "phone")]
     Phone,
     /// The 2FA password.
     #[serde(rename = "2fa")]
+    #[sea_orm(string_value = "2fa")]
     TwoFactor,
+    #[sea_orm(string_value = "qr")]
     Qr,
 }
 
@@ -31,12 +36,18 @@ impl AttemptKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// How a login step ended (`auth_attempts.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum AttemptStatus {
+    #[sea_orm(string_value = "pending")]
     Pending,
+    #[sea_orm(string_value = "success")]
     Success,
+    #[sea_orm(string_value = "failed")]
     Failed,
+    #[sea_orm(string_value = "timeout")]
     Timeout,
 }
 
@@ -62,8 +73,8 @@ pub async fn start(
     auth_attempts::ActiveModel {
         id: Set(id),
         account_id: Set(account_id),
-        kind: Set(kind.as_str().to_owned()),
-        status: Set(AttemptStatus::Pending.as_str().to_owned()),
+        kind: Set(kind),
+        status: Set(AttemptStatus::Pending),
         error: Set(None),
         client_addr: Set(client_addr.map(str::to_owned)),
         created_at: Set(now),

@@ -22,9 +22,29 @@ use super::{
     },
 };
 
-pub const PENDING: &str = "pending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
+/// Where a bot message stands (`bot_messages.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum MessageStatus {
+    /// Waiting to be sent (again).
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "sent")]
+    Sent,
+    /// Telegram refuses it for good (bot blocked, chat gone).
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "pending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+        }
+    }
+}
 
 /// The bot's mark on `events`, next to the webhooks' `fanned_out`. It is not in the shared
 /// `events` entity on purpose: event writers leave it to the column's default (false) and need
@@ -215,7 +235,7 @@ pub async fn move_chat(
     bot_messages::Entity::update_many()
         .col_expr(bot_messages::Column::ChatId, Expr::value(to))
         .filter(bot_messages::Column::ChatId.eq(from))
-        .filter(bot_messages::Column::Status.eq(PENDING))
+        .filter(bot_messages::Column::Status.eq(MessageStatus::Pending.as_str()))
         .exec(&txn)
         .await
         .doing("moving a chat's pending messages")?;
@@ -304,7 +324,7 @@ fn new_row(message: &NewBotMessage, now: DateTime<Utc>) -> bot_messages::ActiveM
         dedupe_key: Set(message.dedupe_key.clone()),
         kind: Set(message.kind.clone()),
         text: Set(message.text.clone()),
-        status: Set(PENDING.to_owned()),
+        status: Set(MessageStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         claimed_until: Set(None),
@@ -373,7 +393,7 @@ pub async fn claim(
     let held_back = Query::select()
         .column(bot_messages::Column::ChatId)
         .from(bot_messages::Entity)
-        .and_where(Expr::col(bot_messages::Column::Status).eq(PENDING))
+        .and_where(Expr::col(bot_messages::Column::Status).eq(MessageStatus::Pending.as_str()))
         .cond_where(
             Condition::any()
                 .add(Expr::col(bot_messages::Column::NextAttemptAt).gt(now))
@@ -381,7 +401,7 @@ pub async fn claim(
         )
         .to_owned();
     let mut select = bot_messages::Entity::find()
-        .filter(bot_messages::Column::Status.eq(PENDING))
+        .filter(bot_messages::Column::Status.eq(MessageStatus::Pending.as_str()))
         .filter(bot_messages::Column::NextAttemptAt.lte(now))
         .filter(bot_messages::Column::ChatId.not_in_subquery(held_back))
         .filter(
@@ -443,7 +463,7 @@ pub async fn record(
         SendOutcome::Sent {
             telegram_message_id,
         } => {
-            row.status = Set(SENT.to_owned());
+            row.status = Set(MessageStatus::Sent);
             row.attempts = Set(message.attempts + 1);
             row.telegram_message_id = Set(Some(telegram_message_id));
             row.sent_at = Set(Some(now));
@@ -460,7 +480,7 @@ pub async fn record(
             row.next_attempt_at = Set(at);
         }
         SendOutcome::Failed { error } => {
-            row.status = Set(FAILED.to_owned());
+            row.status = Set(MessageStatus::Failed);
             row.attempts = Set(message.attempts + 1);
             row.last_error = Set(Some(error));
         }

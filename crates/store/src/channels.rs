@@ -8,6 +8,7 @@ use sea_orm::{
     prelude::Expr,
 };
 use serde::{Deserialize, Serialize};
+use tgwatch_core::config::Origin;
 use uuid::Uuid;
 
 use super::{
@@ -56,6 +57,24 @@ impl ChannelStatus {
     }
 }
 
+/// An assignment's state (`account_channel_assignments.status`, stored as its `as_str` text):
+/// running, or how it ended ([`AssignmentEnd`]).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, DeriveActiveEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum AssignmentStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "reassigned")]
+    Reassigned,
+    #[sea_orm(string_value = "left")]
+    Left,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
 /// How an assignment ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AssignmentEnd {
@@ -81,7 +100,7 @@ pub struct NewChannel {
     pub username: Option<String>,
     pub invite_hash: Option<String>,
     pub tags: Vec<String>,
-    pub source: &'static str,
+    pub source: Origin,
 }
 
 #[derive(Debug, Default)]
@@ -180,7 +199,7 @@ pub async fn rejoin(
     row.status_reason = Set(None);
     row.account_id = Set(Some(account_id));
     row.last_message_id = Set(last_message_id);
-    row.source = Set(new.source.to_owned());
+    row.source = Set(new.source);
     row.updated_at = Set(now);
     let row = row.update(&txn).await.doing("rejoining a channel")?;
     end_assignments(&txn, channel_id, AssignmentEnd::Left, None, now).await?;
@@ -219,7 +238,7 @@ pub async fn create_joined(
         account_id: Set(Some(account_id)),
         last_message_id: Set(last_message_id),
         last_event_at: Set(None),
-        source: Set(new.source.to_owned()),
+        source: Set(new.source),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -241,7 +260,7 @@ async fn start_assignment(
         id: Set(Uuid::now_v7()),
         channel_id: Set(channel_id),
         account_id: Set(account_id),
-        status: Set("active".to_owned()),
+        status: Set(AssignmentStatus::Active),
         reason: Set(None),
         assigned_at: Set(now),
         ended_at: Set(None),
@@ -264,7 +283,7 @@ async fn end_assignments(
         .col_expr(assignments::Column::Reason, Expr::value(reason))
         .col_expr(assignments::Column::EndedAt, Expr::value(now))
         .filter(assignments::Column::ChannelId.eq(channel_id))
-        .filter(assignments::Column::Status.eq("active"))
+        .filter(assignments::Column::Status.eq(AssignmentStatus::Active))
         .exec(db)
         .await
         .doing("ending a channel assignment")?;

@@ -1,7 +1,22 @@
-//! Storage: sea-orm over SQLite (embedded default, WAL) or PostgreSQL, one module per table group.
+//! tgwatch-store: the database. sea-orm over SQLite (embedded default, WAL) or PostgreSQL, one
+//! module per table group; the schema is the `migration` crate's ([`migrate`]).
 //!
-//! Every function takes the connection (or a transaction) it works on, and every database error
-//! comes back with what was being done when it happened.
+//! Every function takes the connection (or a transaction) it works on and plain data (the
+//! `New...` and `...Patch` structs, `tgwatch_core` types), and every database error comes back
+//! with what was being done when it happened ([`StorageError`]). Status, source and role columns
+//! are typed (`AccountStatus`, `ChannelStatus`, `StatusKind`, `Source`, `Origin`, `Role`), stored
+//! as the same texts as always.
+//!
+//! # Tour
+//!
+//! - [`entities`]: the sea-orm entities, one per table.
+//! - [`accounts`], [`account_sessions`] (sealed sessions), [`auth_attempts`] (login steps).
+//! - [`tracked_users`], [`observations`] (`status_checks`, written in batches with the
+//!   sessions and events they caused), [`sessions`] (`online_sessions`).
+//! - [`channels`], [`messages`] (channel messages and their versions).
+//! - [`webhooks`]: endpoints, the event outbox, delivery claims and attempts.
+//! - [`bot`] and [`telegram_users`]: the bot's chats, subscriptions, outbox and people.
+//! - [`logs`], [`gauges`] (figures for health and metrics), [`page`] (cursor pagination).
 
 pub mod account_sessions;
 pub mod accounts;

@@ -5,6 +5,7 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
     IntoActiveModel, QueryFilter, prelude::Expr,
 };
+use tgwatch_core::config::Origin;
 use uuid::Uuid;
 
 use super::{
@@ -60,7 +61,7 @@ pub struct TrackFlags {
     /// None keeps the stored choice of a user tracked before (true for a new user).
     pub visible_online: Option<bool>,
     /// `api` or `config`.
-    pub source: &'static str,
+    pub source: Origin,
 }
 
 /// What [`track`] did.
@@ -165,7 +166,7 @@ pub async fn track(
                 visible_online: Set(flags.visible_online.unwrap_or(true)),
                 notify: Set(flags.notify.unwrap_or(false)),
                 is_active: Set(true),
-                source: Set(flags.source.to_owned()),
+                source: Set(flags.source),
                 created_at: Set(now),
                 updated_at: Set(now),
             }
@@ -328,12 +329,12 @@ pub async fn purge(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageError
 pub async fn set_source(
     db: &DatabaseConnection,
     id: Uuid,
-    source: &str,
+    source: Origin,
 ) -> Result<(), StorageError> {
     tracked_users::Entity::update_many()
         .col_expr(
             tracked_users::Column::Source,
-            sea_orm::prelude::Expr::value(source),
+            sea_orm::prelude::Expr::value(source.as_str()),
         )
         .filter(tracked_users::Column::Id.eq(id))
         .exec(db)

@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DeriveActiveEnum,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
     prelude::Expr,
     sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
 };
+use serde::Serialize;
 use serde_json::json;
+use tgwatch_core::config::Origin;
 use uuid::Uuid;
 
 use super::{
@@ -22,11 +24,55 @@ use super::{
 };
 use tgwatch_core::events::{Event, EventType};
 
-pub const ACTIVE: &str = "active";
-/// Switched off by the operator.
-pub const INACTIVE: &str = "inactive";
-/// Switched off by the service after failing for too long.
-pub const DISABLED: &str = "disabled";
+/// A webhook endpoint's state (`webhooks.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum EndpointStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// Switched off by the operator.
+    #[sea_orm(string_value = "inactive")]
+    Inactive,
+    /// Switched off by the service after failing for too long.
+    #[sea_orm(string_value = "disabled")]
+    Disabled,
+}
+
+impl EndpointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointStatus::Active => "active",
+            EndpointStatus::Inactive => "inactive",
+            EndpointStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// Where a webhook message stands (`webhook_messages.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    /// Every attempt used.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
 
 /// Writes events into the outbox, inside the caller's transaction.
 pub async fn insert_events(
@@ -70,7 +116,7 @@ pub struct NewWebhook {
     pub tracked_user_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
     pub secret: String,
-    pub source: &'static str,
+    pub source: Origin,
 }
 
 pub async fn create(
@@ -85,7 +131,7 @@ pub async fn create(
         event_types: Set(json!(new.event_types).to_string()),
         tracked_user_id: Set(new.tracked_user_id),
         channel_id: Set(new.channel_id),
-        status: Set(ACTIVE.to_owned()),
+        status: Set(EndpointStatus::Active),
         status_reason: Set(None),
         failure_count: Set(0),
         consecutive_failed_messages: Set(0),
@@ -94,7 +140,7 @@ pub async fn create(
         secret: Set(new.secret),
         previous_secret: Set(None),
         previous_secret_until: Set(None),
-        source: Set(new.source.to_owned()),
+        source: Set(new.source),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -133,14 +179,14 @@ pub async fn all(db: &DatabaseConnection) -> Result<Vec<webhooks::Model>, Storag
 
 pub async fn list(
     db: &DatabaseConnection,
-    status: Option<&str>,
+    status: Option<EndpointStatus>,
     limit: u64,
     cursor: Option<Uuid>,
     order: Order,
 ) -> Result<Page<webhooks::Model>, StorageError> {
     let mut select = webhooks::Entity::find();
     if let Some(status) = status {
-        select = select.filter(webhooks::Column::Status.eq(status));
+        select = select.filter(webhooks::Column::Status.eq(status.as_str()));
     }
     page::fetch(
         db,
@@ -206,7 +252,7 @@ pub async fn fan_out(
         return Ok(0);
     }
     let endpoints = webhooks::Entity::find()
-        .filter(webhooks::Column::Status.eq(ACTIVE))
+        .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
         .all(&txn)
         .await
         .doing("loading active webhooks")?;
@@ -249,7 +295,7 @@ fn new_message(
         id: Set(Uuid::now_v7()),
         webhook_id: Set(webhook_id),
         event_id: Set(event_id.to_owned()),
-        status: Set("pending".to_owned()),
+        status: Set(DeliveryStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         claimed_until: Set(None),
@@ -277,7 +323,7 @@ pub async fn claim(
 ) -> Result<Vec<Claimed>, StorageError> {
     let txn = super::begin_write(db, "starting a claim").await?;
     let endpoints = webhooks::Entity::find()
-        .filter(webhooks::Column::Status.eq(ACTIVE))
+        .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
         .all(&txn)
         .await
         .doing("loading active webhooks")?;
@@ -289,7 +335,7 @@ pub async fn claim(
         }
         let mut select = webhook_messages::Entity::find()
             .filter(webhook_messages::Column::WebhookId.eq(endpoint.id))
-            .filter(webhook_messages::Column::Status.eq("pending"))
+            .filter(webhook_messages::Column::Status.eq(DeliveryStatus::Pending.as_str()))
             .filter(webhook_messages::Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()
@@ -424,10 +470,16 @@ pub async fn record_attempts(
             .map(|a| a.message_id)
             .collect()
     };
-    for (status, ids) in [("delivered", done(true)), ("failed", done(false))] {
+    for (status, ids) in [
+        (DeliveryStatus::Delivered, done(true)),
+        (DeliveryStatus::Failed, done(false)),
+    ] {
         for chunk in ids.chunks(500) {
             webhook_messages::Entity::update_many()
-                .col_expr(webhook_messages::Column::Status, Expr::value(status))
+                .col_expr(
+                    webhook_messages::Column::Status,
+                    Expr::value(status.as_str()),
+                )
                 .col_expr(
                     webhook_messages::Column::Attempts,
                     Expr::col(webhook_messages::Column::Attempts).add(1),
@@ -496,9 +548,9 @@ pub async fn record_attempts(
             None
         };
         if let Some(reason) = reason
-            && endpoint.status == ACTIVE
+            && endpoint.status == EndpointStatus::Active
         {
-            endpoint.status = DISABLED.to_owned();
+            endpoint.status = EndpointStatus::Disabled;
             endpoint.status_reason = Some(reason);
             disabled.push(endpoint.clone());
         }

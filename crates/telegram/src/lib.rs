@@ -11,8 +11,9 @@
 //!   on wrong codes; a logged-in account is handed back to the service through
 //!   [`logins::AccountRestarter`].
 //!
-//! The scripted Telegram that plays a scenario (for `demo`, tests and benchmarks) implements the
-//! same traits in the `tgwatch-testkit` crate.
+//! The scripted Telegram that plays a scenario (for the tests, `bench presence` and
+//! `telegram.scenario`) implements the same traits in the `tgwatch-testkit` crate; `demo` runs
+//! this crate's grammers adapter against the sandbox.
 
 pub mod grammers;
 pub mod login;

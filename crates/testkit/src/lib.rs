@@ -7,8 +7,14 @@
 //!   into the sandbox (the fake MTProto server), for the real grammers client to see.
 //! - [`sandbox_server`]: the sandbox as a server of its own with an HTTP control API, run by
 //!   the `tgwatch-sandbox` binary, that several tgwatch instances and other clients can share.
+//! - [`demo`]: `tgwatch demo`'s configuration, and the sandbox fleet (sandbox, accounts with
+//!   imported sessions, database) that the demo and the MTProto benchmarks start from.
+//! - `harness` (feature `harness`, for the integration tests): `spawn_app` and friends, and a
+//!   webhook receiver.
 
 pub mod demo;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod sandbox_newsroom;
 pub mod sandbox_player;
 pub mod sandbox_server;

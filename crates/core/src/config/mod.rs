@@ -25,6 +25,38 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+/// Where a row (account, tracked user, channel, webhook endpoint) comes from: declared in
+/// config.toml, which then owns it, or made through the API (or the bot), which the file never
+/// touches. Stored as its `as_str` text in the rows' `source` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
+pub enum Origin {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "config"))]
+    Config,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "api"))]
+    Api,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Config => "config",
+            Origin::Api => "api",
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),

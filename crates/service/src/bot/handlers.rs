@@ -20,6 +20,7 @@ use crate::{
     actors::messages::ResolveError,
     tracking::{TrackRequest, Tracking, TrackingError},
 };
+use tgwatch_core::config::Origin;
 use tgwatch_core::roles::{Role, effective_role};
 use tgwatch_core::{
     clock::Clock,
@@ -405,7 +406,7 @@ impl Run<'_> {
             // follows them by its choice below.
             notify: None,
             visible_online: None,
-            source: "api",
+            source: Origin::Api,
         };
         let (tracked, already) = match self.context.tracking.track(request, self.now).await {
             Ok(tracked) => (tracked, false),

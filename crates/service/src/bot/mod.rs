@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! - [`roles`]: roles and permissions (pure).
+//! - Roles and permissions are pure rules of `tgwatch_core::roles`.
 //! - [`commands`]: the command enum (its descriptions are `/help` and the command menu), the
 //!   role each needs, argument parsing (pure).
 //! - [`replies`]: every text the bot sends (pure).

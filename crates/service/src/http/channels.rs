@@ -11,11 +11,12 @@ use crate::{
     channels::{AddChannel, ChannelError, ChannelInput},
     state::AppState,
 };
+use tgwatch_core::config::Origin;
 use tgwatch_core::tags;
 use tgwatch_store::page::Order;
 use tgwatch_store::{
     self as storage,
-    channels::{ChannelFilter, ChannelPatch, ChannelStatus},
+    channels::{AssignmentStatus, ChannelFilter, ChannelPatch, ChannelStatus},
     entities::{account_channel_assignments, channels},
 };
 
@@ -45,7 +46,7 @@ pub struct ChannelView {
     pub account_id: Option<Uuid>,
     pub last_message_id: i32,
     pub last_event_at: Option<DateTime<Utc>>,
-    pub source: String,
+    pub source: Origin,
     /// Joined by an invite link (the link itself is not shown: it lets anyone in).
     pub by_invite: bool,
     pub created_at: DateTime<Utc>,
@@ -116,7 +117,7 @@ async fn create(
                 account_id: body.account_id,
                 tags: body.tags,
             },
-            "api",
+            Origin::Api,
         )
         .await?;
     // A channel removed before comes back as the same record: 200, not a new resource.
@@ -195,7 +196,7 @@ async fn update(
         }
         existing = state
             .channels
-            .rejoin(existing, patch.account_id, "api")
+            .rejoin(existing, patch.account_id, Origin::Api)
             .await?;
     }
     let updated = state.channels.update(existing, patch).await?;
@@ -214,7 +215,7 @@ async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpR
 #[derive(Serialize)]
 struct AssignmentView {
     account_id: Uuid,
-    status: String,
+    status: AssignmentStatus,
     reason: Option<String>,
     assigned_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,

@@ -11,6 +11,7 @@ use super::{
     views::{SessionView, StatusCheckView, TrackedUserView},
 };
 use crate::{state::AppState, tracking::TrackRequest};
+use tgwatch_core::config::Origin;
 use tgwatch_core::presence::stats::{Window, statistics};
 use tgwatch_store::page::Order;
 use tgwatch_store::{self as storage, entities::tracked_users, tracked_users::TrackedUserFilter};
@@ -96,7 +97,7 @@ async fn create(
         notify: body.notify,
         visible_online: body.visible_online,
         // Tracked through the API: the API owns the row, and config.toml leaves it alone.
-        source: "api",
+        source: Origin::Api,
     };
     let tracked = state.tracking().track(request, state.clock.now()).await?;
     Ok(HttpResponse::Created().json(TrackedUserView::from(tracked)))

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use tgwatch_core::config::Origin;
 use tgwatch_core::presence::{Source, StatusKind, sessions::Session};
 use tgwatch_store::{
     accounts::AccountStatus,
@@ -29,7 +30,7 @@ pub struct AccountView {
     pub channels_count: i32,
     pub last_active: Option<DateTime<Utc>>,
     /// `config` (declared in config.toml) or `api`.
-    pub source: String,
+    pub source: Origin,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -70,7 +71,7 @@ pub struct TrackedUserView {
     pub notify: bool,
     pub is_active: bool,
     /// `config` (declared in config.toml) or `api`.
-    pub source: String,
+    pub source: Origin,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -10,7 +10,9 @@ use crate::{
     state::AppState,
     webhooks::endpoints::{self, EndpointError, EndpointPatch, EndpointRequest},
 };
+use tgwatch_core::config::Origin;
 use tgwatch_store::page::Order;
+use tgwatch_store::webhooks::EndpointStatus;
 use tgwatch_store::{
     self as storage,
     entities::{webhook_deliveries, webhooks},
@@ -62,13 +64,13 @@ struct WebhookView {
     url: String,
     event_types: Vec<String>,
     tracked_user_id: Option<Uuid>,
-    status: String,
+    status: EndpointStatus,
     status_reason: Option<String>,
     failure_count: i32,
     consecutive_failed_messages: i32,
     last_triggered: Option<chrono::DateTime<chrono::Utc>>,
     previous_secret_valid_until: Option<chrono::DateTime<chrono::Utc>>,
-    source: String,
+    source: Origin,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -138,12 +140,12 @@ enum WebhookStatus {
     Disabled,
 }
 
-impl WebhookStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            WebhookStatus::Active => storage::webhooks::ACTIVE,
-            WebhookStatus::Inactive => storage::webhooks::INACTIVE,
-            WebhookStatus::Disabled => storage::webhooks::DISABLED,
+impl From<WebhookStatus> for EndpointStatus {
+    fn from(status: WebhookStatus) -> EndpointStatus {
+        match status {
+            WebhookStatus::Active => EndpointStatus::Active,
+            WebhookStatus::Inactive => EndpointStatus::Inactive,
+            WebhookStatus::Disabled => EndpointStatus::Disabled,
         }
     }
 }
@@ -164,7 +166,7 @@ async fn list(
     let query = query.into_inner();
     let page = storage::webhooks::list(
         &state.db,
-        query.status.map(WebhookStatus::as_str),
+        query.status.map(EndpointStatus::from),
         params::limit(query.limit)?,
         query.cursor,
         query.order.unwrap_or_default(),
@@ -203,7 +205,7 @@ async fn create(
         &state.webhooks,
         request,
         None,
-        "api",
+        Origin::Api,
         state.clock.now(),
     )
     .await?;

@@ -29,6 +29,7 @@ use crate::{
     channels::{AddChannel, ChannelError, ChannelInput, describe},
     tracking::{TrackRequest, Tracking},
 };
+use tgwatch_core::config::Origin;
 use tgwatch_core::{
     clock::Clock,
     config::{AccountConfig, Config, TrackedUserConfig},
@@ -41,8 +42,6 @@ use tgwatch_store::{
 };
 use tgwatch_telegram::{ChannelRef, Username};
 
-/// `source` of rows declared in config.toml.
-pub const FROM_CONFIG: &str = "config";
 /// `status_reason` of an account deactivated because it left config.toml; such an account is
 /// activated again when it comes back.
 pub const REMOVED_FROM_CONFIG: &str = "removed from config.toml";
@@ -208,7 +207,7 @@ pub fn plan_accounts<'a>(
             max_channels: (account.max_channels != row.max_channels)
                 .then_some(account.max_channels),
         };
-        let adopt = row.source != FROM_CONFIG;
+        let adopt = row.source != Origin::Config;
         let reactivate = removed_from_config(row);
         if adopt || reactivate || !changes.is_empty() {
             actions.push(AccountAction::Update {
@@ -221,7 +220,7 @@ pub fn plan_accounts<'a>(
         }
     }
     for row in existing {
-        if row.source == FROM_CONFIG
+        if row.source == Origin::Config
             && !removed_from_config(row)
             && !declared.iter().any(|account| account.label == row.label)
         {
@@ -286,7 +285,7 @@ pub fn plan_tracked_users<'a>(
             .and_then(|label| account_ids.get(label))
             .copied()
             .filter(|id| Some(*id) != row.account_id);
-        let adopt = row.source != FROM_CONFIG;
+        let adopt = row.source != Origin::Config;
         if adopt || notify.is_some() || account_id.is_some() {
             actions.push(UserAction::Update {
                 id: row.id,
@@ -297,7 +296,7 @@ pub fn plan_tracked_users<'a>(
         }
     }
     for row in active {
-        if row.source == FROM_CONFIG && !declared.iter().any(|user| declares(user, row)) {
+        if row.source == Origin::Config && !declared.iter().any(|user| declares(user, row)) {
             actions.push(UserAction::Untrack { id: row.id });
         }
     }
@@ -354,7 +353,7 @@ async fn apply_account(
             } else {
                 storage::accounts::create(&ctx.db, new, now).await?
             };
-            storage::accounts::set_source(&ctx.db, created.id, FROM_CONFIG).await?;
+            storage::accounts::set_source(&ctx.db, created.id, Origin::Config).await?;
             tracing::info!(account = %account.label, "account added from config.toml");
         }
         AccountAction::Update {
@@ -381,7 +380,7 @@ async fn apply_account(
                 storage::accounts::update(&ctx.db, row, patch, now).await?;
             }
             if adopt {
-                storage::accounts::set_source(&ctx.db, id, FROM_CONFIG).await?;
+                storage::accounts::set_source(&ctx.db, id, Origin::Config).await?;
             }
             tracing::info!(account = %label, adopt, reactivate, "account updated from config.toml");
         }
@@ -481,7 +480,7 @@ async fn apply_user(
                     .copied(),
                 notify: Some(user.notify),
                 visible_online: None,
-                source: FROM_CONFIG,
+                source: Origin::Config,
             };
             let tracked = ctx.tracking.track(request, now).await?;
             tracing::info!(tracked_user = %tracked, "tracking a user from config.toml");
@@ -501,7 +500,7 @@ async fn apply_user(
                     .await?;
             }
             if adopt {
-                storage::tracked_users::set_source(&ctx.db, id, FROM_CONFIG).await?;
+                storage::tracked_users::set_source(&ctx.db, id, Origin::Config).await?;
             }
             tracing::info!(tracked_user = %row, adopt, "tracked user updated from config.toml");
         }
@@ -558,7 +557,7 @@ pub fn plan_channels<'a>(
         .collect();
     let to_remove = monitored
         .iter()
-        .filter(|channel| channel.source == FROM_CONFIG)
+        .filter(|channel| channel.source == Origin::Config)
         .filter(|channel| !targets.iter().any(|(_, target)| names(channel, target)))
         .map(|channel| channel.id)
         .collect();
@@ -624,7 +623,7 @@ impl ConfigReconciler for ChannelsReconciler {
             let mut tries = 0;
             loop {
                 tries += 1;
-                match ctx.channels.add(request.clone(), "config").await {
+                match ctx.channels.add(request.clone(), Origin::Config).await {
                     Ok(added) => {
                         tracing::info!(channel = %describe(&added.channel), rejoined = added.rejoined, "monitoring a channel from config.toml");
                         break;
@@ -668,7 +667,7 @@ mod tests {
         }
     }
 
-    fn monitored(username: Option<&str>, telegram_id: i64, source: &str) -> channels::Model {
+    fn monitored(username: Option<&str>, telegram_id: i64, source: Origin) -> channels::Model {
         let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         channels::Model {
             id: Uuid::from_u128(telegram_id as u128),
@@ -686,7 +685,7 @@ mod tests {
             account_id: None,
             last_message_id: 0,
             last_event_at: None,
-            source: source.into(),
+            source,
             created_at: now,
             updated_at: now,
         }
@@ -696,9 +695,9 @@ mod tests {
     fn declared_channels_not_monitored_are_added_and_file_channels_gone_from_it_are_removed() {
         let file = [declared("@news_room"), declared("https://t.me/tech_feed")];
         let rows = [
-            monitored(Some("tech_feed"), 2, "config"),
-            monitored(Some("old_one"), 3, "config"),
-            monitored(Some("by_hand"), 4, "api"),
+            monitored(Some("tech_feed"), 2, Origin::Config),
+            monitored(Some("old_one"), 3, Origin::Config),
+            monitored(Some("by_hand"), 4, Origin::Api),
         ];
         let (add, remove) = plan_channels(&file, &rows);
         assert_eq!(add.len(), 1);
@@ -710,7 +709,7 @@ mod tests {
         );
     }
 
-    fn account_row(label: &str, source: &str) -> accounts::Model {
+    fn account_row(label: &str, source: Origin) -> accounts::Model {
         let now = Utc::now();
         accounts::Model {
             id: Uuid::new_v4(),
@@ -727,7 +726,7 @@ mod tests {
             channels_count: 0,
             last_active: None,
             status_reason: None,
-            source: source.to_owned(),
+            source,
             created_at: now,
             updated_at: now,
         }
@@ -745,10 +744,10 @@ mod tests {
 
     #[test]
     fn accounts_are_created_changed_deactivated_and_api_ones_left_alone() {
-        let kept = account_row("kept", FROM_CONFIG);
-        let changed = account_row("changed", FROM_CONFIG);
-        let gone = account_row("gone", FROM_CONFIG);
-        let api = account_row("from_api", "api");
+        let kept = account_row("kept", Origin::Config);
+        let changed = account_row("changed", Origin::Config);
+        let gone = account_row("gone", Origin::Config);
+        let api = account_row("from_api", Origin::Api);
         let declared = vec![
             declared_account("kept", 1000),
             declared_account("changed", 50),
@@ -780,7 +779,7 @@ mod tests {
 
     #[test]
     fn a_removed_account_is_deactivated_once_and_comes_back() {
-        let mut gone = account_row("gone", FROM_CONFIG);
+        let mut gone = account_row("gone", Origin::Config);
         gone.status = AccountStatus::Inactive;
         gone.status_reason = Some(REMOVED_FROM_CONFIG.into());
         assert!(plan_accounts(&[], std::slice::from_ref(&gone)).is_empty());
@@ -802,7 +801,7 @@ mod tests {
 
     #[test]
     fn a_declared_api_account_is_adopted() {
-        let api = account_row("main", "api");
+        let api = account_row("main", Origin::Api);
         let declared = vec![declared_account("main", 1000)];
         assert_eq!(
             plan_accounts(&declared, std::slice::from_ref(&api)),
@@ -816,7 +815,7 @@ mod tests {
         );
     }
 
-    fn user_row(username: &str, id: i64, source: &str) -> tracked_users::Model {
+    fn user_row(username: &str, id: i64, source: Origin) -> tracked_users::Model {
         let now = Utc::now();
         tracked_users::Model {
             id: Uuid::new_v4(),
@@ -828,7 +827,7 @@ mod tests {
             visible_online: true,
             notify: false,
             is_active: true,
-            source: source.to_owned(),
+            source,
             created_at: now,
             updated_at: now,
         }
@@ -845,10 +844,10 @@ mod tests {
 
     #[test]
     fn users_are_tracked_changed_and_untracked_and_api_ones_left_alone() {
-        let alice = user_row("alice_w", 1, FROM_CONFIG);
-        let bob = user_row("bob_smith", 2, FROM_CONFIG);
-        let carol = user_row("carol_x", 3, FROM_CONFIG);
-        let api = user_row("dave_api", 4, "api");
+        let alice = user_row("alice_w", 1, Origin::Config);
+        let bob = user_row("bob_smith", 2, Origin::Config);
+        let carol = user_row("carol_x", 3, Origin::Config);
+        let api = user_row("dave_api", 4, Origin::Api);
         let declared = vec![
             // Same user, written differently.
             declared_user(Some("@Alice_W"), None, false),
@@ -876,7 +875,7 @@ mod tests {
     fn a_user_moves_to_the_declared_account_and_an_api_user_is_adopted() {
         let main = Uuid::new_v4();
         let other = Uuid::new_v4();
-        let mut alice = user_row("alice_w", 1, "api");
+        let mut alice = user_row("alice_w", 1, Origin::Api);
         alice.account_id = Some(main);
         let mut declared = declared_user(Some("alice_w"), None, false);
         declared.account = Some("other".into());

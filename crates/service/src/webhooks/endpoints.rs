@@ -6,6 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::address;
+use tgwatch_core::config::Origin;
 use tgwatch_core::signing::SigningSecret;
 use tgwatch_core::{
     config::{WebhookEndpointConfig, WebhooksConfig},
@@ -14,7 +15,7 @@ use tgwatch_core::{
 use tgwatch_store::{
     self as storage, StorageError,
     entities::webhooks,
-    webhooks::{ACTIVE, INACTIVE, NewWebhook},
+    webhooks::{EndpointStatus, NewWebhook},
 };
 use tgwatch_telegram::Username;
 
@@ -81,7 +82,7 @@ pub async fn create(
     config: &WebhooksConfig,
     request: EndpointRequest,
     secret: Option<SigningSecret>,
-    source: &'static str,
+    source: Origin,
     now: DateTime<Utc>,
 ) -> Result<(webhooks::Model, SigningSecret), EndpointError> {
     if let Some(name) = &request.name {
@@ -157,10 +158,12 @@ pub async fn update(
         row.event_types = Set(json!(event_types(&types)?).to_string());
     }
     if let Some(status) = patch.status {
-        if status != ACTIVE && status != INACTIVE {
-            return Err(EndpointError::Status(status));
-        }
-        if status == ACTIVE {
+        let status = match status.as_str() {
+            "active" => EndpointStatus::Active,
+            "inactive" => EndpointStatus::Inactive,
+            _ => return Err(EndpointError::Status(status)),
+        };
+        if status == EndpointStatus::Active {
             row.failure_count = Set(0);
             row.consecutive_failed_messages = Set(0);
             row.failing_since = Set(None);
@@ -209,7 +212,7 @@ pub async fn reconcile(
         }
     }
     for stale in existing.iter().filter(|w| {
-        w.source == "config"
+        w.source == Origin::Config
             && !config
                 .endpoints
                 .iter()
@@ -248,7 +251,7 @@ async fn apply_declared(
                 event_types: declared.events.clone(),
                 tracked_user_id,
             };
-            create(db, config, request, Some(secret), "config", now).await?;
+            create(db, config, request, Some(secret), Origin::Config, now).await?;
         }
         Some(current) => {
             let mut row: webhooks::ActiveModel = current.into();
@@ -261,7 +264,7 @@ async fn apply_declared(
             row.tracked_user_id = Set(tracked_user_id);
             row.secret = Set(secret.expose());
             // Declared in the file: the file owns it from now on (removed when it leaves).
-            row.source = Set("config".to_owned());
+            row.source = Set(Origin::Config);
             row.updated_at = Set(now);
             storage::webhooks::save(db, row).await?;
         }

@@ -9,8 +9,7 @@ pub struct Model {
     pub id: Uuid,
     pub channel_id: Uuid,
     pub account_id: Uuid,
-    /// active / failed / reassigned / left
-    pub status: String,
+    pub status: crate::channels::AssignmentStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub reason: Option<String>,
     pub assigned_at: DateTimeUtc,

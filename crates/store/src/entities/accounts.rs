@@ -22,8 +22,7 @@ pub struct Model {
     pub channels_count: i32,
     pub last_active: Option<DateTimeUtc>,
     pub status_reason: Option<String>,
-    /// `config` (declared in config.toml) or `api`.
-    pub source: String,
+    pub source: tgwatch_core::config::Origin,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -8,10 +8,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub account_id: Uuid,
-    /// phone / 2fa / qr
-    pub kind: String,
-    /// pending / success / failed / timeout
-    pub status: String,
+    pub kind: crate::auth_attempts::AttemptKind,
+    pub status: crate::auth_attempts::AttemptStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     pub client_addr: Option<String>,

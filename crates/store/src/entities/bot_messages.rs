@@ -14,8 +14,7 @@ pub struct Model {
     pub kind: String,
     #[sea_orm(column_type = "Text")]
     pub text: String,
-    /// pending / sent / failed (Telegram refuses it for good: bot blocked, chat gone).
-    pub status: String,
+    pub status: crate::bot::MessageStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub claimed_until: Option<DateTimeUtc>,

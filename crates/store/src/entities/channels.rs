@@ -27,8 +27,7 @@ pub struct Model {
     /// The newest message id stored: a catch-up reads history after it.
     pub last_message_id: i32,
     pub last_event_at: Option<DateTimeUtc>,
-    /// api / config
-    pub source: String,
+    pub source: tgwatch_core::config::Origin,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

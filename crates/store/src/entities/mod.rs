@@ -98,7 +98,7 @@ mod tests {
         let error = require_every_column(&row).expect_err("source is not set");
         assert!(error.to_string().contains("accounts"), "{error}");
         assert!(error.to_string().contains("source"), "{error}");
-        row.source = Set("api".into());
+        row.source = Set(tgwatch_core::config::Origin::Api);
         require_every_column(&row).expect("every column set");
     }
 }

@@ -18,8 +18,7 @@ pub struct Model {
     pub visible_online: bool,
     pub notify: bool,
     pub is_active: bool,
-    /// `config` (declared in config.toml) or `api`.
-    pub source: String,
+    pub source: tgwatch_core::config::Origin,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -9,8 +9,7 @@ pub struct Model {
     pub id: Uuid,
     pub webhook_id: Uuid,
     pub event_id: String,
-    /// pending, delivered or failed (every attempt used).
-    pub status: String,
+    pub status: crate::webhooks::DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub claimed_until: Option<DateTimeUtc>,

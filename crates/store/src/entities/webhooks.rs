@@ -15,7 +15,7 @@ pub struct Model {
     pub event_types: String,
     pub tracked_user_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
-    pub status: String,
+    pub status: crate::webhooks::EndpointStatus,
     pub status_reason: Option<String>,
     pub failure_count: i32,
     pub consecutive_failed_messages: i32,
@@ -24,7 +24,7 @@ pub struct Model {
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<DateTimeUtc>,
-    pub source: String,
+    pub source: tgwatch_core::config::Origin,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,6 +1,8 @@
-//! Test harness: the whole service on a random port, with a fresh database (a temporary SQLite
-//! file, or a new PostgreSQL database when TGWATCH_TEST_DATABASE_URL is set) and a scripted
-//! Telegram on a fast clock. Tests drive it over HTTP only.
+//! The integration tests' harness (`spawn_app` and friends): the whole service on a random
+//! port, with a fresh database (a temporary SQLite file, or a new PostgreSQL database when
+//! TGWATCH_TEST_DATABASE_URL is set) and a scripted Telegram on a fast clock, or the real
+//! grammers client against the sandbox. Tests drive it over HTTP only. Only with the `harness`
+//! feature (the tests' dev-dependency turns it on).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
 
@@ -8,6 +10,7 @@ pub mod receiver;
 
 use std::{sync::Arc, time::Duration};
 
+use crate::scripted::{Scenario, ScriptedTelegram};
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
@@ -17,7 +20,6 @@ use tgwatch_core::{
 };
 use tgwatch_service::app::Application;
 use tgwatch_telegram::TelegramConnector;
-use tgwatch_testkit::scripted::{Scenario, ScriptedTelegram};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 /// 600x: a 60-120 s poll interval passes in 100-200 ms.
@@ -482,12 +484,12 @@ pub fn telegram_init_data(fields: &[(&str, &str)], bot_token: &str) -> String {
     query.finish()
 }
 
-/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` of the crate): where tests keep
-/// artifacts and the tools they install.
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` of the workspace): where tests
+/// keep artifacts and the tools they install.
 pub fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
 /// Whether a `webhook-signature` header (signatures separated by spaces) holds a valid Standard
