@@ -652,7 +652,7 @@ async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
     let clock = Clock::fast(common::SPEED);
     let connector =
         connector_for(&sandbox, account).with_watchdog_interval(Duration::from_millis(200));
-    let service = spawn_service(connector, clock.clone(), |config| {
+    let service = spawn_service(connector, clock, |config| {
         config.presence.poll_min_seconds = 86_400;
         config.presence.poll_max_seconds = 86_400;
         config.telegram.reconnect_min_seconds = 1;

@@ -204,7 +204,7 @@ impl SandboxServer {
             .collect();
         let world = Arc::new(World {
             sandbox: sandbox.clone(),
-            clock: clock.clone(),
+            clock,
             accounts: accounts.clone(),
             people,
             channels: Mutex::new(BTreeMap::new()),
@@ -217,12 +217,7 @@ impl SandboxServer {
                     reason: error.to_string(),
                 })?;
         }
-        let player = sandbox_player::play(
-            sandbox.clone(),
-            options.scenario.clone(),
-            clock.clone(),
-            origin,
-        );
+        let player = sandbox_player::play(sandbox.clone(), options.scenario.clone(), clock, origin);
         let floods = play_flood_waits(&world, &options.scenario, origin);
 
         let data = web::Data::from(Arc::clone(&world));
