@@ -374,6 +374,11 @@ async fn after_a_dropped_connection_a_later_get_users_succeeds() {
             },
         )
         .expect("status");
+    // The recreated connection is reported as a gap first (pushes may have been lost).
+    let gap = within("the gap", connection.updates.recv())
+        .await
+        .expect("the updates go on");
+    assert_eq!(gap, Update::Gap);
     let update = within("pushed after the drop", connection.updates.recv())
         .await
         .expect("the updates go on");

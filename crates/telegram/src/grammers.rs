@@ -1,10 +1,13 @@
 //! The grammers adapter: the Telegram port over real MTProto, with grammers-client 0.11.
 //!
-//! One [`GrammersConnector`] holds the grammers session of every account (for now handed in by
-//! the caller; they will come from the database later). `connect` starts a `SenderPool` for the
-//! account, checks that the session is still logged in, and starts three tasks:
+//! One [`GrammersConnector`] holds the grammers session of every account (registered by whoever
+//! loads or logs in the account). `connect` starts a `SenderPool` for the account, checks that
+//! the session is still logged in, and starts four tasks:
 //!
 //! * the pool's runner, which drives the network;
+//! * the relay between the pool and grammers' update stream, which also tells the account of
+//!   every connection grammers had to recreate ([`Update::Gap`]: statuses pushed meanwhile are
+//!   lost, so the account polls everyone);
 //! * the update forwarder, which turns pushed `updateUserStatus` into [`Update::UserStatus`] and
 //!   channel posts, edits and deletions (pushed, or fetched by grammers itself with
 //!   `updates.getChannelDifference` after a gap) into the `Update::Channel*` variants, and
@@ -36,6 +39,7 @@ use grammers_client::{
     update::Update as GrammersUpdate,
 };
 use grammers_session::Session;
+use grammers_session::updates::UpdatesLike;
 use tokio::{
     sync::mpsc,
     task::{AbortHandle, JoinError},
@@ -253,11 +257,26 @@ impl TelegramConnector for GrammersConnector {
             }
         }
 
+        // grammers tells its update stream when it had to recreate the connection
+        // (`ConnectionClosed`): the stream then asks for the difference. The account must hear
+        // of it too, since status changes pushed meanwhile are in no difference: the relay
+        // passes everything on and sends a `Gap` beside.
+        let (updates_tx, updates_rx) = mpsc::channel(UPDATES_CAPACITY);
+        let (relayed_tx, relayed_rx) = mpsc::channel(UPDATES_BUFFER.get());
+        teardown.add(
+            tokio::spawn(relay_updates(
+                updates,
+                relayed_tx,
+                updates_tx.downgrade(),
+                label.to_owned(),
+            ))
+            .abort_handle(),
+        );
         let stream = {
             let client = client.clone();
             let started = tokio::spawn(async move {
                 client
-                    .stream_updates(updates, UpdatesConfiguration { catch_up: false })
+                    .stream_updates(relayed_rx, UpdatesConfiguration { catch_up: false })
                     .await
                     .map_err(|error| TelegramError::Connection(format!("update stream: {error}")))
             });
@@ -272,7 +291,6 @@ impl TelegramConnector for GrammersConnector {
             }
         };
 
-        let (updates_tx, updates_rx) = mpsc::channel(UPDATES_CAPACITY);
         let watchdog_updates = updates_tx.downgrade();
         let forwarder = tokio::spawn(forward_updates(
             stream,
@@ -650,9 +668,6 @@ async fn forward_updates(
                     return;
                 }
                 failures += 1;
-                if failures == 1 && updates.send(Update::Gap).await.is_err() {
-                    return;
-                }
                 if failures >= MAX_STREAM_FAILURES {
                     tracing::warn!(account = %account, %error, failures, "update stream ended: it keeps failing");
                     return;
@@ -662,6 +677,31 @@ async fn forward_updates(
                 tracing::debug!(account = %account, %error, failures, ?wait, "update stream failed; retrying");
                 tokio::time::sleep(wait).await;
             }
+        }
+    }
+}
+
+/// Passes grammers' updates on to its update stream, and tells the account of every connection
+/// grammers had to recreate (a `Gap`) until nobody listens.
+async fn relay_updates(
+    mut from_grammers: mpsc::Receiver<UpdatesLike>,
+    to_stream: mpsc::Sender<UpdatesLike>,
+    // Weak: the account's updates end when the forwarder ends, not when this does.
+    to_account: mpsc::WeakSender<Update>,
+    account: String,
+) {
+    while let Some(update) = from_grammers.recv().await {
+        if matches!(update, UpdatesLike::ConnectionClosed) {
+            tracing::debug!(account = %account, "connection recreated: pushes may have been missed");
+            if let Some(to_account) = to_account.upgrade() {
+                // Not awaited here: grammers' own buffer must keep draining meanwhile.
+                tokio::spawn(async move {
+                    let _ = to_account.send(Update::Gap).await;
+                });
+            }
+        }
+        if to_stream.send(update).await.is_err() {
+            return;
         }
     }
 }
