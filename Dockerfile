@@ -5,7 +5,8 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin tgwatch \
+# Without the default `sandbox` feature: the service alone, no fake Telegram, demo or benchmarks.
+RUN cargo build --release --locked --no-default-features --bin tgwatch \
  && strip target/release/tgwatch
 
 FROM debian:bookworm-slim
