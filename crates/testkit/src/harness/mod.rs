@@ -279,7 +279,8 @@ pub fn timestamp(value: &Value) -> DateTime<Utc> {
 pub struct MtprotoApp {
     pub api: Api,
     pub config: Config,
-    /// Every auth key the sandbox issued for a login of this service.
+    /// The auth keys of the fresh sessions this service asked the sandbox for (one per login
+    /// started), so that tests can look for them in the database.
     pub issued_keys: Arc<std::sync::Mutex<Vec<[u8; 256]>>>,
     pub server: actix_web::dev::ServerHandle,
     pub dir: Arc<tempfile::TempDir>,
