@@ -120,7 +120,7 @@ pub fn why_no_account(accounts: &[Account<'_>], limit: &str) -> String {
 }
 
 /// The state of an account (`accounts.status`, stored as its `as_str` text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(
     feature = "sea-orm",

@@ -12,7 +12,19 @@ use serde::{Deserialize, Serialize};
 /// - `admin`: also `/accounts`, and alerts (`account_banned`, `alert`) in their chats.
 ///
 /// Stored as its `as_str` text (`telegram_users.role`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(
     feature = "sea-orm",

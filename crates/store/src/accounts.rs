@@ -18,7 +18,7 @@ use super::{
 
 pub use tgwatch_core::assignment::AccountStatus;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub label: String,
@@ -31,7 +31,7 @@ pub struct NewAccount {
     pub status: Option<AccountStatus>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     pub label: Option<String>,

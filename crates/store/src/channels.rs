@@ -20,7 +20,16 @@ use tgwatch_core::telegram::TelegramChannel;
 
 /// A channel's state (`channels.status`, stored as its `as_str` text).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, DeriveActiveEnum,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    sea_orm::EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[sea_orm(rs_type = "String", db_type = "Text")]
@@ -60,7 +69,16 @@ impl ChannelStatus {
 /// An assignment's state (`account_channel_assignments.status`, stored as its `as_str` text):
 /// running, or how it ended ([`AssignmentEnd`]).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, DeriveActiveEnum,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    sea_orm::EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[sea_orm(rs_type = "String", db_type = "Text")]
@@ -361,7 +379,7 @@ pub async fn set_unwatched(
 }
 
 /// What an operator may change on a channel.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelPatch {
     pub tags: Option<Vec<String>>,

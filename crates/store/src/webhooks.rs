@@ -25,7 +25,17 @@ use super::{
 use tgwatch_core::events::{Event, EventType};
 
 /// A webhook endpoint's state (`webhooks.status`, stored as its `as_str` text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    sea_orm::EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum EndpointStatus {

@@ -70,7 +70,7 @@ pub enum LoginsError {
 }
 
 /// Where a login stands, for `GET .../login/status`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginStatus {
     /// none / code_sent / password_needed / qr_pending / qr_expired / logged_in
     pub state: &'static str,

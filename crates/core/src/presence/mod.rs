@@ -80,7 +80,7 @@ impl Status {
 }
 
 /// The status without its timestamps: the `status` column and the API's `status` field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(
     feature = "sea-orm",
@@ -131,7 +131,7 @@ impl StatusKind {
 }
 
 /// Where an observation came from (the `source` column of `status_checks`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(
     feature = "sea-orm",

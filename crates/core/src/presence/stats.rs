@@ -14,7 +14,7 @@ use super::sessions::Session;
 pub const MAX_WINDOW_HOURS: i64 = 8760;
 
 /// A validated time window: `from` strictly before `to`, at most [`MAX_WINDOW_HOURS`] long.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Window {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -60,7 +60,7 @@ impl Window {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Statistics {
     pub window: Window,
     pub online_seconds: i64,

@@ -1,39 +1,55 @@
 //! `/api/accounts`: the fleet's Telegram accounts. No secret is ever returned.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{error::ApiError, params, views::AccountView};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+    views::AccountView,
+};
 use crate::state::AppState;
-use tgwatch_store::page::Order;
+use tgwatch_store::page::{Order, Page};
 use tgwatch_store::{
     self as storage,
     accounts::{AccountFilter, AccountPatch, AccountStatus, NewAccount},
     entities::accounts,
 };
 
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
-        .route("/accounts", web::get().to(list))
-        .route("/accounts", web::post().to(create))
-        .route("/accounts/{id}", web::get().to(get))
-        .route("/accounts/{id}", web::patch().to(update))
-        .route("/accounts/{id}", web::delete().to(delete));
+        .service(list)
+        .service(create)
+        .service(get)
+        .service(update)
+        .service(delete);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AccountQuery {
     status: Option<AccountStatus>,
     is_active: Option<bool>,
     is_authorized: Option<bool>,
     telegram_user_id: Option<i64>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     order: Option<Order>,
 }
 
+/// The accounts, a page at a time.
+#[utoipa::path(
+    operation_id = "list_accounts",
+    tag = "accounts",
+    params(AccountQuery),
+    responses((status = 200, body = Page<AccountView>))
+)]
+#[get("/accounts")]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<AccountQuery>,
@@ -56,6 +72,18 @@ async fn list(
     Ok(HttpResponse::Ok().json(page.map(AccountView::from)))
 }
 
+/// Adds an account (log it in afterwards: `/api/accounts/{id}/login/...`).
+#[utoipa::path(
+    operation_id = "create_account",
+    tag = "accounts",
+    request_body = NewAccount,
+    responses(
+        (status = 201, body = AccountView),
+        (status = 409, description = "The label or Telegram user id is taken (`details.existing`)", body = ErrorBody),
+        (status = 422, description = "A field is invalid (`details.field`)", body = ErrorBody),
+    )
+)]
+#[post("/accounts")]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewAccount>,
@@ -73,11 +101,29 @@ async fn find(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
         .ok_or_else(|| ApiError::not_found("account", id))
 }
 
+#[utoipa::path(
+    operation_id = "get_account",
+    tag = "accounts",
+    responses((status = 200, body = AccountView), (status = 404, body = ErrorBody))
+)]
+#[get("/accounts/{id}")]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let account = find(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AccountView::from(account)))
 }
 
+#[utoipa::path(
+    operation_id = "update_account",
+    tag = "accounts",
+    request_body = AccountPatch,
+    responses(
+        (status = 200, body = AccountView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The label or Telegram user id is taken (`details.existing`)", body = ErrorBody),
+        (status = 422, description = "A field is invalid (`details.field`)", body = ErrorBody),
+    )
+)]
+#[patch("/accounts/{id}")]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -91,6 +137,13 @@ async fn update(
     Ok(HttpResponse::Ok().json(AccountView::from(account)))
 }
 
+/// Removes the account (its tracked users wait, unpolled, until moved to another account).
+#[utoipa::path(
+    operation_id = "delete_account",
+    tag = "accounts",
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody))
+)]
+#[delete("/accounts/{id}")]
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     state.tracking().remove_account(existing).await?;

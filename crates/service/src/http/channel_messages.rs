@@ -1,14 +1,18 @@
 //! `/api/channels/{id}/messages`: the stored messages of a monitored channel (seed 001
 //! Messages), newest first, and one message with its earlier versions.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{error::ApiError, params};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+};
 use crate::state::AppState;
-use tgwatch_store::page::Order;
+use tgwatch_store::page::{Order, Page};
 use tgwatch_store::{
     self as storage,
     entities::{message_versions, messages},
@@ -18,24 +22,38 @@ use tgwatch_store::{
 /// Longest `text` filter accepted: a search, not a document.
 const MAX_TEXT_FILTER_CHARS: usize = 256;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/channels/{id}/messages", web::get().to(list))
-        .route("/channels/{id}/messages/{message_id}", web::get().to(get));
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    config.service(list).service(get);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct MessageQuery {
+    /// Posted at or after: RFC 3339 (`2026-01-01T12:00:00Z`) or a date (`2026-01-01`).
     since: Option<String>,
+    /// Posted before: RFC 3339 or a date.
     until: Option<String>,
+    /// Only deleted messages (true) or only the others (false).
     deleted: Option<bool>,
+    /// Contains this text (at most 256 characters).
     text: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
+    /// Newest first by default.
     order: Option<Order>,
 }
 
+/// The channel's stored messages, newest first, a page at a time.
+#[utoipa::path(
+    operation_id = "list_channel_messages",
+    tag = "channels",
+    params(MessageQuery),
+    responses((status = 200, body = Page<MessageView>), (status = 404, body = ErrorBody))
+)]
+#[get("/channels/{id}/messages")]
 async fn list(
     state: web::Data<AppState>,
     channel_id: web::Path<Uuid>,
@@ -74,6 +92,17 @@ async fn list(
     Ok(HttpResponse::Ok().json(page.map(MessageView::from)))
 }
 
+/// One message (by its Telegram id) with what it said before each edit.
+#[utoipa::path(
+    operation_id = "get_channel_message",
+    tag = "channels",
+    params(
+        ("id" = Uuid, Path, description = "The channel"),
+        ("message_id" = i32, Path, description = "The Telegram message id"),
+    ),
+    responses((status = 200, body = MessageWithVersionsView), (status = 404, body = ErrorBody))
+)]
+#[get("/channels/{id}/messages/{message_id}")]
 async fn get(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, i32)>,
@@ -98,7 +127,7 @@ async fn known_channel(state: &AppState, channel_id: Uuid) -> Result<(), ApiErro
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MessageView {
     id: Uuid,
     channel_id: Uuid,
@@ -140,14 +169,14 @@ impl From<messages::Model> for MessageView {
 
 /// A message and what it said before each edit (oldest first; the message holds the current
 /// contents).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MessageWithVersionsView {
     #[serde(flatten)]
     message: MessageView,
     versions: Vec<VersionView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct VersionView {
     version: i32,
     text: String,

@@ -1,37 +1,41 @@
 //! `/api/channels` (and `/api/channel`, as seed 001 names it): the monitored channels.
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{error::ApiError, params};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+};
 use crate::{
     channels::{AddChannel, ChannelError, ChannelInput},
     state::AppState,
 };
 use tgwatch_core::config::Origin;
 use tgwatch_core::tags;
-use tgwatch_store::page::Order;
+use tgwatch_store::page::{Order, Page};
 use tgwatch_store::{
     self as storage,
     channels::{AssignmentStatus, ChannelFilter, ChannelPatch, ChannelStatus},
     entities::{account_channel_assignments, channels},
 };
 
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
-        .route("/channels", web::get().to(list))
-        .route("/channels", web::post().to(create))
-        .route("/channel", web::post().to(create))
-        .route("/channels/{id}", web::get().to(get))
-        .route("/channels/{id}", web::patch().to(update))
-        .route("/channels/{id}", web::delete().to(delete))
-        .route("/channels/{id}/assignments", web::get().to(assignments));
+        .service(list)
+        .service(create)
+        .service(create_by_seed_name)
+        .service(get)
+        .service(update)
+        .service(delete)
+        .service(assignments);
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ChannelView {
     pub id: Uuid,
     pub telegram_channel_id: Option<i64>,
@@ -77,10 +81,11 @@ impl From<channels::Model> for ChannelView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewChannelBody {
     /// "@name", "https://t.me/name", "https://t.me/+invitehash" or a numeric id.
+    #[schema(value_type = ChannelReference)]
     channel: serde_json::Value,
     account_id: Option<Uuid>,
     #[serde(default)]
@@ -102,7 +107,57 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A channel as the API takes it: a username, a t.me link (an invite link too) or a numeric id.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only: the handler reads the value itself (ChannelInput::from_json)
+enum ChannelReference {
+    Text(String),
+    Id(i64),
+}
+
+/// Starts monitoring a channel: an account joins it and its posts, edits and deletions are
+/// stored from then on.
+#[utoipa::path(
+    operation_id = "create_channel",
+    tag = "channels",
+    request_body = NewChannelBody,
+    responses(
+        (status = 201, body = ChannelView),
+        (status = 200, description = "A channel removed before, monitored again (the same record)", body = ChannelView),
+        (status = 409, description = "Monitored already (`details.existing`), or no account can take it", body = ErrorBody),
+        (status = 422, description = "Not a channel reference, or no such channel", body = ErrorBody),
+    )
+)]
+#[post("/channels")]
 async fn create(
+    state: web::Data<AppState>,
+    body: params::Json<NewChannelBody>,
+) -> Result<HttpResponse, ApiError> {
+    add(state, body).await
+}
+
+/// `POST /api/channels` under the name seed 001 gives it.
+#[utoipa::path(
+    operation_id = "create_channel_seed_name",
+    tag = "channels",
+    request_body = NewChannelBody,
+    responses(
+        (status = 201, body = ChannelView),
+        (status = 200, description = "A channel removed before, monitored again (the same record)", body = ChannelView),
+        (status = 409, description = "Monitored already (`details.existing`), or no account can take it", body = ErrorBody),
+        (status = 422, description = "Not a channel reference, or no such channel", body = ErrorBody),
+    )
+)]
+#[post("/channel")]
+async fn create_by_seed_name(
+    state: web::Data<AppState>,
+    body: params::Json<NewChannelBody>,
+) -> Result<HttpResponse, ApiError> {
+    add(state, body).await
+}
+
+async fn add(
     state: web::Data<AppState>,
     body: params::Json<NewChannelBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -129,19 +184,30 @@ async fn create(
     Ok(HttpResponse::build(status).json(ChannelView::from(added.channel)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ChannelQuery {
     is_active: Option<bool>,
     account_id: Option<Uuid>,
     username: Option<String>,
     tag: Option<String>,
     status: Option<ChannelStatus>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     order: Option<Order>,
 }
 
+/// The monitored channels, a page at a time.
+#[utoipa::path(
+    operation_id = "list_channels",
+    tag = "channels",
+    params(ChannelQuery),
+    responses((status = 200, body = Page<ChannelView>))
+)]
+#[get("/channels")]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<ChannelQuery>,
@@ -171,11 +237,30 @@ async fn find(state: &AppState, id: Uuid) -> Result<channels::Model, ApiError> {
         .ok_or_else(|| ApiError::not_found("channel", id))
 }
 
+#[utoipa::path(
+    operation_id = "get_channel",
+    tag = "channels",
+    responses((status = 200, body = ChannelView), (status = 404, body = ErrorBody))
+)]
+#[get("/channels/{id}")]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let channel = find(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ChannelView::from(channel)))
 }
 
+/// Changes tags, pauses or resumes storing (`is_active`), or moves the channel to an account.
+/// A channel removed from monitoring comes back with `is_active: true`.
+#[utoipa::path(
+    operation_id = "update_channel",
+    tag = "channels",
+    request_body = ChannelPatch,
+    responses(
+        (status = 200, body = ChannelView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The channel was removed from monitoring, or no account can take it", body = ErrorBody),
+    )
+)]
+#[patch("/channels/{id}")]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -204,6 +289,12 @@ async fn update(
 }
 
 /// Leaves the channel; its stored messages stay.
+#[utoipa::path(
+    operation_id = "delete_channel",
+    tag = "channels",
+    responses((status = 204, description = "Left (or left already)"), (status = 404, body = ErrorBody))
+)]
+#[delete("/channels/{id}")]
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     if existing.status != ChannelStatus::Left {
@@ -212,7 +303,7 @@ async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpR
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AssignmentView {
     account_id: Uuid,
     status: AssignmentStatus,
@@ -234,6 +325,13 @@ impl From<account_channel_assignments::Model> for AssignmentView {
 }
 
 /// Who watched the channel, oldest first unless `order=desc`.
+#[utoipa::path(
+    operation_id = "list_channel_assignments",
+    tag = "channels",
+    params(params::OrderQuery),
+    responses((status = 200, body = params::Items<AssignmentView>), (status = 404, body = ErrorBody))
+)]
+#[get("/channels/{id}/assignments")]
 async fn assignments(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -245,7 +343,7 @@ async fn assignments(
         .into_iter()
         .map(AssignmentView::from)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(params::Items { items }))
 }
 
 impl From<ChannelError> for ApiError {

@@ -1,36 +1,38 @@
 //! Reading an account's chats (seed 003): its dialogs and their messages, straight from Telegram
 //! through the account's live session. Nothing is stored.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{error::ApiError, params};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+};
 use crate::{actors::supervisor, state::AppState};
 use tgwatch_telegram::{ChatKind, ChatMessage, Dialog, TelegramSession};
 
 /// Most chats or messages one request returns.
 const MAX_LIMIT: usize = 100;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/accounts/{id}/chats", web::get().to(chats))
-        .route(
-            "/accounts/{id}/chats/{chat_id}/messages",
-            web::get().to(messages),
-        );
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    config.service(chats).service(messages);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ChatsQuery {
+    /// 1 to 100 (default 50).
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ChatView {
     chat_id: i64,
+    /// `user`, `group` or `channel`.
     kind: &'static str,
     id: i64,
     title: String,
@@ -82,6 +84,18 @@ fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+/// The account's dialogs, newest first, read from Telegram now.
+#[utoipa::path(
+    operation_id = "list_account_chats",
+    tag = "accounts",
+    params(ChatsQuery),
+    responses(
+        (status = 200, body = params::Items<ChatView>),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "The account is not running", body = ErrorBody),
+    )
+)]
+#[get("/accounts/{id}/chats")]
 async fn chats(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -91,18 +105,20 @@ async fn chats(
     let session = account_session(&state, id.into_inner()).await?;
     let dialogs = session.dialogs(limit).await?;
     let items: Vec<ChatView> = dialogs.into_iter().map(ChatView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(params::Items { items }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct MessagesQuery {
     /// Messages older than this id (paging backwards); the newest when absent.
     before_id: Option<i32>,
+    /// 1 to 100 (default 50).
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ChatMessageView {
     chat_id: i64,
     id: i32,
@@ -131,6 +147,30 @@ impl From<ChatMessage> for ChatMessageView {
     }
 }
 
+/// A page of a chat's messages.
+#[derive(Serialize, ToSchema)]
+struct ChatMessagesView {
+    items: Vec<ChatMessageView>,
+    /// `before_id` of the next (older) page; absent at the oldest.
+    next_before_id: Option<i32>,
+}
+
+/// A chat's messages, newest first, read from Telegram now.
+#[utoipa::path(
+    operation_id = "list_account_chat_messages",
+    tag = "accounts",
+    params(
+        ("id" = Uuid, Path, description = "The account"),
+        ("chat_id" = i64, Path, description = "The chat's id (`chat_id` of the chats list)"),
+        MessagesQuery,
+    ),
+    responses(
+        (status = 200, body = ChatMessagesView),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "The account is not running", body = ErrorBody),
+    )
+)]
+#[get("/accounts/{id}/chats/{chat_id}/messages")]
 async fn messages(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, i64)>,
@@ -151,8 +191,8 @@ async fn messages(
         .then(|| messages.last().map(|message| message.id))
         .flatten();
     let items: Vec<ChatMessageView> = messages.into_iter().map(ChatMessageView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "next_before_id": next_before_id,
-    })))
+    Ok(HttpResponse::Ok().json(ChatMessagesView {
+        items,
+        next_before_id,
+    }))
 }

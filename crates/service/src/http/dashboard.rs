@@ -5,15 +5,16 @@
 //! `Authorization: tma <initData>` (Mini App, admins only) and opens `/ws`.
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, get,
     http::{StatusCode, header},
     web,
 };
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::{
     live::{
         ConnectError,
@@ -39,19 +40,19 @@ const CSP: &str = "default-src 'self'; script-src 'self' https://telegram.org; \
                    base-uri 'none'; form-action 'none'";
 
 /// The page, its assets and the WebSocket (no token needed to load them: the page asks for it).
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
-        .route("/", web::get().to(index))
-        .route("/dashboard", web::get().to(index))
-        .route("/dashboard/app.js", web::get().to(app_js))
-        .route("/dashboard/style.css", web::get().to(style_css))
-        .route("/ws", web::get().to(live))
-        .route("/telegram/ws", web::get().to(live));
+        .service(index)
+        .service(dashboard)
+        .service(app_js)
+        .service(style_css)
+        .service(live)
+        .service(live_for_mini_app);
 }
 
 /// Under `/api` (behind the token): what the board starts from.
-pub fn api_routes(config: &mut web::ServiceConfig) {
-    config.route("/dashboard/board", web::get().to(board));
+pub fn api_routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    config.service(board);
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
@@ -62,7 +63,31 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// The dashboard (also the Telegram Mini App).
+#[utoipa::path(
+    operation_id = "dashboard_root",
+    tag = "dashboard",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
+#[get("/")]
 async fn index() -> HttpResponse {
+    page()
+}
+
+/// The dashboard, under its own name.
+#[utoipa::path(
+    operation_id = "dashboard",
+    tag = "dashboard",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
+#[get("/dashboard")]
+async fn dashboard() -> HttpResponse {
+    page()
+}
+
+fn page() -> HttpResponse {
     let mut response = asset("text/html; charset=utf-8", INDEX_HTML);
     if let Ok(value) = header::HeaderValue::from_str(CSP) {
         response
@@ -76,16 +101,30 @@ async fn index() -> HttpResponse {
     response
 }
 
+#[utoipa::path(
+    operation_id = "dashboard_script",
+    tag = "dashboard",
+    security(()),
+    responses((status = 200, description = "The page's script", content_type = "text/javascript", body = String))
+)]
+#[get("/dashboard/app.js")]
 async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
+#[utoipa::path(
+    operation_id = "dashboard_style",
+    tag = "dashboard",
+    security(()),
+    responses((status = 200, description = "The page's style sheet", content_type = "text/css", body = String))
+)]
+#[get("/dashboard/style.css")]
 async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
 
 /// One tracked user on the board.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BoardItem {
     id: Uuid,
     username: Option<String>,
@@ -103,7 +142,23 @@ struct BoardItem {
     observed_at: Option<DateTime<Utc>>,
 }
 
+/// The board.
+#[derive(Serialize, ToSchema)]
+struct Board {
+    /// At most 1000.
+    items: Vec<BoardItem>,
+    service_time: DateTime<Utc>,
+    /// WebSocket clients connected now.
+    live_clients: usize,
+}
+
 /// `GET /api/dashboard/board`: every tracked user with where they stand now, online first.
+#[utoipa::path(
+    operation_id = "dashboard_board",
+    tag = "dashboard",
+    responses((status = 200, body = Board))
+)]
+#[get("/dashboard/board")]
 async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let users = storage::tracked_users::active(&state.db).await?;
     let now = state.clock.now();
@@ -147,15 +202,64 @@ async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     items.sort_by(|a, b| {
         (b.online, b.session_open, b.last_seen).cmp(&(a.online, a.session_open, a.last_seen))
     });
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "service_time": state.clock.now(),
-        "live_clients": state.live.clients(),
-    })))
+    Ok(HttpResponse::Ok().json(Board {
+        items,
+        service_time: state.clock.now(),
+        live_clients: state.live.clients(),
+    }))
+}
+
+/// How a live client says who it is (read by [`session::connect`], which takes the admin token
+/// from `Authorization: Bearer` too).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // the parameters' documentation: `session::connect` reads the query itself
+struct LiveQuery {
+    /// The admin token (prefer the `Authorization` header: a URL lands in access logs).
+    token: Option<String>,
+    /// A Telegram Mini App's initData (signed by the bot).
+    init_data: Option<String>,
+    /// The Telegram user id the client acts as.
+    user_id: Option<String>,
+    /// Shown in the service's log.
+    username: Option<String>,
 }
 
 /// `GET /ws`: the live WebSocket's handshake ([`session::connect`]); a refusal is a JSON error.
+/// A failed upgrade (no WebSocket handshake headers) is a 500, as seed 004 specifies: the one
+/// exception to "a client's mistake is never a 5xx".
+#[utoipa::path(
+    operation_id = "live",
+    tag = "live",
+    security(()),
+    params(LiveQuery),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol (see README, \"Live: WebSocket and dashboard\")"),
+        (status = 500, description = "The WebSocket upgrade failed (seed 004)", body = ErrorBody),
+    )
+)]
+#[get("/ws")]
 async fn live(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(session::connect(&state.live, request, body).await?)
+}
+
+/// `GET /ws` under the name the Mini App uses.
+#[utoipa::path(
+    operation_id = "live_for_mini_app",
+    tag = "live",
+    security(()),
+    params(LiveQuery),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 500, description = "The WebSocket upgrade failed (seed 004)", body = ErrorBody),
+    )
+)]
+#[get("/telegram/ws")]
+async fn live_for_mini_app(
     request: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

@@ -2,7 +2,9 @@
 //! status for anything the caller can fix, and a 5xx only for faults of the service itself.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::views::{AccountView, TrackedUserView};
 use crate::{
@@ -70,6 +72,28 @@ pub fn cut(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// The body of every error answer (the OpenAPI document's `ErrorBody`).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// What went wrong, for programs: `not_found`, `invalid_query`, `unauthorized`, ...
+    pub code: String,
+    /// What went wrong and what to fix, for people.
+    pub message: String,
+    /// More about the error, e.g. `field` (the one to fix) or `existing` (the record a
+    /// conflict is with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    /// The request's id, as in the `x-request-id` header (for the service's logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
@@ -82,14 +106,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(details) = &self.details {
-            error["details"] = details.clone();
-        }
-        if let Some(id) = super::request_id::current() {
-            error["request_id"] = json!(id);
-        }
-        HttpResponse::build(self.status).json(json!({ "error": error }))
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorObject {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+                request_id: super::request_id::current(),
+            },
+        })
     }
 }
 

@@ -5,35 +5,36 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use qrcode::{QrCode, render::svg};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{error::ApiError, params};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+};
 use crate::state::AppState;
 use tgwatch_store as storage;
 use tgwatch_telegram::{
     TelegramError,
     login::LoginError,
-    logins::{Logins, LoginsError},
+    logins::{LoginStatus, Logins, LoginsError},
     stored_session::PersistedSession,
 };
 
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
-        .route("/accounts/{id}/login/phone", web::post().to(send_code))
-        .route("/accounts/{id}/login/code", web::post().to(submit_code))
-        .route(
-            "/accounts/{id}/login/password",
-            web::post().to(submit_password),
-        )
-        .route("/accounts/{id}/login/qr", web::get().to(qr))
-        .route("/accounts/{id}/login/qr.svg", web::get().to(qr_svg))
-        .route("/accounts/{id}/login/status", web::get().to(status))
-        .route("/accounts/{id}/session", web::get().to(session))
-        .route("/accounts/{id}/session/reset", web::post().to(reset))
-        .route("/accounts/{id}/session/import", web::post().to(import));
+        .service(send_code)
+        .service(submit_code)
+        .service(submit_password)
+        .service(qr)
+        .service(qr_svg)
+        .service(login_status)
+        .service(session_info)
+        .service(reset)
+        .service(import);
 }
 
 fn logins(state: &AppState) -> Result<&Arc<Logins>, ApiError> {
@@ -71,7 +72,7 @@ fn check_api_hash(api_hash: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PhoneBody {
     /// The account's phone when absent.
@@ -80,6 +81,19 @@ struct PhoneBody {
     api_hash: Option<String>,
 }
 
+/// Asks Telegram to send a login code to the phone (the body may be left out).
+#[utoipa::path(
+    operation_id = "login_send_code",
+    tag = "login",
+    request_body(content = Option<PhoneBody>, description = "Optional"),
+    responses(
+        (status = 200, body = LoginStatus),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+        (status = 422, description = "Telegram refused the phone or the api_id", body = ErrorBody),
+    )
+)]
+#[post("/accounts/{id}/login/phone")]
 async fn send_code(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -99,12 +113,28 @@ async fn send_code(
     Ok(HttpResponse::Ok().json(status))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeBody {
+    /// The digits Telegram sent.
     code: String,
 }
 
+/// The code Telegram sent; the answer says whether a 2FA password is needed next.
+#[utoipa::path(
+    operation_id = "login_submit_code",
+    tag = "login",
+    request_body = CodeBody,
+    responses(
+        (status = 200, body = LoginStatus),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+        (status = 410, description = "The code expired", body = ErrorBody),
+        (status = 422, description = "A wrong code", body = ErrorBody),
+        (status = 429, description = "Too many wrong tries (`details.retry_after`)", body = ErrorBody),
+    )
+)]
+#[post("/accounts/{id}/login/code")]
 async fn submit_code(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -126,12 +156,26 @@ async fn submit_code(
     Ok(HttpResponse::Ok().json(status))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
+    /// The 2FA password (1 to 1024 characters).
     password: String,
 }
 
+#[utoipa::path(
+    operation_id = "login_submit_password",
+    tag = "login",
+    request_body = PasswordBody,
+    responses(
+        (status = 200, body = LoginStatus),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+        (status = 422, description = "A wrong password", body = ErrorBody),
+        (status = 429, description = "Too many wrong tries (`details.retry_after`)", body = ErrorBody),
+    )
+)]
+#[post("/accounts/{id}/login/password")]
 async fn submit_password(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -151,13 +195,15 @@ async fn submit_password(
     Ok(HttpResponse::Ok().json(status))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct QrQuery {
+    /// `telegram.api_hash` when absent.
     api_hash: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct QrView {
     url: String,
     expires_at: chrono::DateTime<chrono::Utc>,
@@ -195,6 +241,13 @@ async fn current_qr(
 }
 
 /// The tg://login URL and its QR code; a new one once the previous expired.
+#[utoipa::path(
+    operation_id = "login_qr",
+    tag = "login",
+    params(QrQuery),
+    responses((status = 200, body = QrView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+)]
+#[get("/accounts/{id}/login/qr")]
 async fn qr(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -212,6 +265,17 @@ async fn qr(
 }
 
 /// The QR code alone, as an image for an `<img>` tag.
+#[utoipa::path(
+    operation_id = "login_qr_svg",
+    tag = "login",
+    params(QrQuery),
+    responses(
+        (status = 200, description = "An SVG document", content_type = "image/svg+xml", body = String),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+    )
+)]
+#[get("/accounts/{id}/login/qr.svg")]
 async fn qr_svg(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -230,12 +294,22 @@ async fn qr_svg(
         .body(view.svg))
 }
 
-async fn status(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+/// Where the account's login stands.
+#[utoipa::path(
+    operation_id = "login_status",
+    tag = "login",
+    responses((status = 200, body = LoginStatus), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+)]
+#[get("/accounts/{id}/login/status")]
+async fn login_status(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let status = logins(&state)?.status(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(status))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SessionView {
     account_id: Uuid,
     has_session: bool,
@@ -251,7 +325,13 @@ struct SessionView {
 }
 
 /// What is known about the account's session, without any secret.
-async fn session(
+#[utoipa::path(
+    operation_id = "get_account_session",
+    tag = "login",
+    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+)]
+#[get("/accounts/{id}/session")]
+async fn session_info(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -275,12 +355,31 @@ async fn session(
     }))
 }
 
-async fn reset(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let deleted = logins(&state)?.reset(id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "reset": true, "had_session": deleted })))
+#[derive(Serialize, ToSchema)]
+struct ResetView {
+    /// Always true.
+    reset: bool,
+    /// There was a session to delete.
+    had_session: bool,
 }
 
-#[derive(Deserialize)]
+/// Logs the account out here: deletes its stored session (log in again afterwards).
+#[utoipa::path(
+    operation_id = "reset_account_session",
+    tag = "login",
+    responses((status = 200, body = ResetView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+)]
+#[post("/accounts/{id}/session/reset")]
+async fn reset(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let had_session = logins(&state)?.reset(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(ResetView {
+        reset: true,
+        had_session,
+    }))
+}
+
+/// Exactly one of `telethon` or `session`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ImportBody {
     /// A Telethon StringSession.
@@ -290,6 +389,20 @@ struct ImportBody {
     api_hash: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct ImportedView {
+    /// Always true.
+    imported: bool,
+}
+
+/// Stores an existing session (sealed), after checking it with Telegram.
+#[utoipa::path(
+    operation_id = "import_account_session",
+    tag = "login",
+    request_body = ImportBody,
+    responses((status = 200, body = ImportedView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+)]
+#[post("/accounts/{id}/session/import")]
 async fn import(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -311,7 +424,7 @@ async fn import(
     logins(&state)?
         .import(id.into_inner(), parsed, body.api_hash)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "imported": true })))
+    Ok(HttpResponse::Ok().json(ImportedView { imported: true }))
 }
 
 impl From<LoginsError> for ApiError {

@@ -1,7 +1,7 @@
 //! `GET /metrics`: Prometheus text format (see README, "Metrics"). Open like `/api/health`
 //! unless `http.metrics_public = false`, which asks for the admin token.
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, http::StatusCode, web};
 
 use super::error::ApiError;
 use crate::{
@@ -15,6 +15,17 @@ use tgwatch_store as storage;
 /// The content type of the text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Prometheus metrics (text format 0.0.4). Open unless `http.metrics_public = false`.
+#[utoipa::path(
+    operation_id = "metrics",
+    tag = "operations",
+    security((), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain", body = String),
+        (status = 401, description = "`http.metrics_public` is false and the token is missing or wrong", body = super::error::ErrorBody),
+    )
+)]
+#[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     if !state.metrics_public && !bearer_matches(&request, &state) {
         return ApiError::new(

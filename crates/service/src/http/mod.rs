@@ -14,6 +14,7 @@ mod login;
 mod logs;
 mod metrics;
 mod online_statuses;
+pub mod openapi;
 mod params;
 mod probes;
 pub mod request_id;
@@ -37,6 +38,8 @@ use error::ApiError;
 /// Requests larger than this are refused (the API takes small JSON bodies only).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Registers the service's routes: the document's own two routes first, then every documented
+/// route ([`documented`]), then the JSON 404/405 for the rest.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .app_data(
@@ -45,13 +48,33 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .error_handler(json_error),
         )
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .route("/api/health", web::get().to(health::health))
-        .route("/livez", web::get().to(probes::livez))
-        .route("/readyz", web::get().to(probes::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
+        .app_data(web::Data::new(openapi::Document::build()))
+        // The browsable page (Swagger UI, its files built into the binary); before the `/api`
+        // scope, which would ask for the token. Its files are not API operations, so they are
+        // the one route the document leaves out.
+        .service(openapi::swagger_ui());
+    documented(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+        config,
+    ));
+    config.default_service(web::to(not_found));
+}
+
+/// Every route of the service, each registered and documented by the same `service` call:
+/// utoipa-actix-web adds a handler's `#[utoipa::path]` to the document as it registers it, so
+/// what is served and what is documented cannot differ ([`openapi::Document::build`] runs this
+/// too). A route registered only under some condition is documented only under it.
+pub fn documented(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    config
+        // Open routes, before the `/api` scope (which asks for the token).
+        .service(openapi::openapi_json)
+        .service(openapi::docs)
+        .service(health::health)
+        .service(probes::livez)
+        .service(probes::readyz)
+        .service(metrics::metrics)
         .configure(dashboard::routes)
         .service(
-            web::scope("/api")
+            utoipa_actix_web::scope("/api")
                 .wrap(middleware::from_fn(auth::require_admin_token))
                 .configure(accounts::routes)
                 .configure(login::routes)
@@ -64,8 +87,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .configure(logs::routes)
                 .configure(webhooks::routes)
                 .configure(dashboard::api_routes),
-        )
-        .default_service(web::to(not_found));
+        );
 }
 
 /// Longest request target (path and query) served. A longer one is refused with a 414 before

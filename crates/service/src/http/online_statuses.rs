@@ -1,42 +1,57 @@
 //! `/api/online-statuses`: the raw observations (seed 002 OnlineStatus). A POST records an
 //! observation by hand; it goes through the same gap rule as a polled one.
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, get, http::StatusCode, post, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{error::ApiError, params, views::StatusCheckView};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+    views::StatusCheckView,
+};
 use crate::{
     actors::messages::{Flush, ManualObservation},
     state::AppState,
 };
 use tgwatch_core::presence::{Observation, Status, StatusKind};
-use tgwatch_store::page::Order;
+use tgwatch_store::page::{Order, Page};
 use tgwatch_store::{self as storage, observations::ObservationFilter};
 use tgwatch_telegram::Username;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/online-statuses", web::get().to(list))
-        .route("/online-statuses", web::post().to(create))
-        .route("/online-statuses/{id}", web::get().to(get));
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    config.service(list).service(create).service(get);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StatusQuery {
     tracked_user_id: Option<Uuid>,
     username: Option<String>,
     is_online: Option<bool>,
     status: Option<StatusKind>,
+    /// Observed at or after: RFC 3339 (`2026-01-01T12:00:00Z`) or a date (`2026-01-01`).
     created_at_after: Option<String>,
+    /// Observed at or before: RFC 3339 or a date.
     created_at_before: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     order: Option<Order>,
 }
 
+/// The raw observations, a page at a time.
+#[utoipa::path(
+    operation_id = "list_online_statuses",
+    tag = "online-statuses",
+    params(StatusQuery),
+    responses((status = 200, body = Page<StatusCheckView>))
+)]
+#[get("/online-statuses")]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<StatusQuery>,
@@ -72,6 +87,12 @@ async fn list(
     Ok(HttpResponse::Ok().json(page.map(StatusCheckView::from)))
 }
 
+#[utoipa::path(
+    operation_id = "get_online_status",
+    tag = "online-statuses",
+    responses((status = 200, body = StatusCheckView), (status = 404, body = ErrorBody))
+)]
+#[get("/online-statuses/{id}")]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let row = storage::observations::get(&state.db, id)
@@ -111,14 +132,19 @@ fn within(
 }
 
 /// Either `status` (with `expires_at` / `was_online_at`) or seed 002's `is_online`.
-#[derive(Deserialize)]
+/// Timestamps are RFC 3339 (`2026-01-01T12:00:00Z`) or dates (`2026-01-01`), after Telegram's
+/// launch (2013-08-14) and at most 5 minutes ahead of the service clock.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewStatus {
     tracked_user_id: Uuid,
     status: Option<StatusKind>,
     is_online: Option<bool>,
+    /// Now by default.
     observed_at: Option<String>,
+    /// With status online only: until when it counts as online (at most 24 h on).
     expires_at: Option<String>,
+    /// With status offline only: when the user was last online.
     was_online_at: Option<String>,
 }
 
@@ -197,6 +223,18 @@ impl NewStatus {
     }
 }
 
+/// Records an observation by hand; it goes through the same gap rule as a polled one.
+#[utoipa::path(
+    operation_id = "create_online_status",
+    tag = "online-statuses",
+    request_body = NewStatus,
+    responses(
+        (status = 201, body = StatusCheckView),
+        (status = 409, description = "The user is no longer tracked", body = ErrorBody),
+        (status = 422, description = "No such tracked user", body = ErrorBody),
+    )
+)]
+#[post("/online-statuses")]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewStatus>,

@@ -142,10 +142,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 }
 
 /// The query of a list that is not paginated: just its `order`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     pub order: Option<Order>,
+}
+
+/// A list that is not paginated: `{"items": [...]}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
 }
 
 /// `items`, read oldest first, in the `order` asked for (oldest first by default).

@@ -4,16 +4,43 @@
 
 use std::sync::atomic::Ordering;
 
-use actix_web::{HttpResponse, web};
-use serde_json::json;
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 use tgwatch_store as storage;
 
-pub async fn livez() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "alive" }))
+/// A probe's answer, without detail.
+#[derive(Serialize, ToSchema)]
+pub struct Probe {
+    /// `alive`; `ready` or `not_ready`.
+    status: &'static str,
 }
 
+/// The process answers.
+#[utoipa::path(
+    operation_id = "livez",
+    tag = "operations",
+    security(()),
+    responses((status = 200, body = Probe))
+)]
+#[get("/livez")]
+pub async fn livez() -> HttpResponse {
+    HttpResponse::Ok().json(Probe { status: "alive" })
+}
+
+/// The database is reachable, every migration is applied, and the service is not stopping.
+#[utoipa::path(
+    operation_id = "readyz",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Probe),
+        (status = 503, description = "Not ready", body = Probe),
+    )
+)]
+#[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ready = !state.stopping.load(Ordering::Relaxed)
         && storage::ping(&state.db).await.is_ok()
@@ -21,8 +48,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .await
             .unwrap_or(false);
     if ready {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
+        HttpResponse::Ok().json(Probe { status: "ready" })
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "not_ready" }))
+        HttpResponse::ServiceUnavailable().json(Probe {
+            status: "not_ready",
+        })
     }
 }

@@ -1,16 +1,20 @@
 //! `/api/telegram-users`: the people who talk to the bot, their roles and permissions (seed 002
 //! `TelegramUser`). `{id}` is the row's id or the Telegram user id.
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{error::ApiError, params};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+};
 use crate::state::AppState;
 use tgwatch_core::roles::{PermissionsError, Role, effective_role, normalize_permissions};
-use tgwatch_store::page::Order;
+use tgwatch_store::page::{Order, Page};
 use tgwatch_store::{
     self as storage,
     entities::telegram_users,
@@ -18,16 +22,16 @@ use tgwatch_store::{
 };
 use tgwatch_telegram::Username;
 
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
-        .route("/telegram-users", web::get().to(list))
-        .route("/telegram-users", web::post().to(create))
-        .route("/telegram-users/{id}", web::get().to(get))
-        .route("/telegram-users/{id}", web::patch().to(update))
-        .route("/telegram-users/{id}", web::delete().to(delete));
+        .service(list)
+        .service(create)
+        .service(get)
+        .service(update)
+        .service(delete);
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TelegramUserView {
     id: Uuid,
     telegram_user_id: i64,
@@ -119,16 +123,28 @@ fn permissions(values: Vec<String>) -> Result<Vec<String>, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// banned, user, vip, moderator or admin.
     role: Option<String>,
     telegram_user_id: Option<i64>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     order: Option<Order>,
 }
 
+/// The people known to the bot, a page at a time.
+#[utoipa::path(
+    operation_id = "list_telegram_users",
+    tag = "telegram-users",
+    params(ListQuery),
+    responses((status = 200, body = Page<TelegramUserView>))
+)]
+#[get("/telegram-users")]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<ListQuery>,
@@ -149,17 +165,30 @@ async fn list(
     Ok(HttpResponse::Ok().json(page.map(|row| TelegramUserView::new(row, &state.bot_admin_ids))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewBody {
+    /// 1 to 2^53 - 1.
     telegram_user_id: i64,
     username: Option<String>,
     first_name: Option<String>,
+    /// banned, user (default), vip, moderator or admin.
     role: Option<String>,
     #[serde(default)]
     permissions: Vec<String>,
 }
 
+#[utoipa::path(
+    operation_id = "create_telegram_user",
+    tag = "telegram-users",
+    request_body = NewBody,
+    responses(
+        (status = 201, body = TelegramUserView),
+        (status = 409, description = "Known already (`details.existing`)", body = ErrorBody),
+        (status = 422, description = "A field is invalid (`details.field`)", body = ErrorBody),
+    )
+)]
+#[post("/telegram-users")]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewBody>,
@@ -213,17 +242,27 @@ async fn find(state: &AppState, id: &str) -> Result<telegram_users::Model, ApiEr
     found.ok_or_else(|| ApiError::not_found("telegram user", id))
 }
 
+#[utoipa::path(
+    operation_id = "get_telegram_user",
+    tag = "telegram-users",
+    params(("id" = String, Path, description = "The row's UUID or the Telegram user id")),
+    responses((status = 200, body = TelegramUserView), (status = 404, body = ErrorBody))
+)]
+#[get("/telegram-users/{id}")]
 async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let row = find(&state, &id).await?;
     Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
 }
 
-#[derive(Deserialize)]
+/// A field left out is left as it is; `null` clears `username` or `first_name`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     username: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     first_name: Option<Option<String>>,
     role: Option<String>,
     permissions: Option<Vec<String>>,
@@ -238,6 +277,18 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+#[utoipa::path(
+    operation_id = "update_telegram_user",
+    tag = "telegram-users",
+    params(("id" = String, Path, description = "The row's UUID or the Telegram user id")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, body = TelegramUserView),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "A field is invalid (`details.field`)", body = ErrorBody),
+    )
+)]
+#[patch("/telegram-users/{id}")]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -256,6 +307,13 @@ async fn update(
     Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
 }
 
+#[utoipa::path(
+    operation_id = "delete_telegram_user",
+    tag = "telegram-users",
+    params(("id" = String, Path, description = "The row's UUID or the Telegram user id")),
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody))
+)]
+#[delete("/telegram-users/{id}")]
 async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,

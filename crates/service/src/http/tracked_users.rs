@@ -1,35 +1,36 @@
 //! `/api/tracked-users`: who is watched, their sessions and statistics.
 
-use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     params,
     views::{SessionView, StatusCheckView, TrackedUserView},
 };
 use crate::{state::AppState, tracking::TrackRequest};
 use tgwatch_core::config::Origin;
-use tgwatch_core::presence::stats::{Window, statistics};
-use tgwatch_store::page::Order;
+use tgwatch_core::presence::stats::{Statistics, Window, statistics};
+use tgwatch_store::page::{Order, Page};
 use tgwatch_store::{self as storage, entities::tracked_users, tracked_users::TrackedUserFilter};
 use tgwatch_telegram::Username;
 
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
-        .route("/tracked-users", web::get().to(list))
-        .route("/tracked-users", web::post().to(create))
-        .route("/tracked-users/{id}", web::get().to(get))
-        .route("/tracked-users/{id}", web::patch().to(update))
-        .route("/tracked-users/{id}", web::delete().to(delete))
-        .route("/tracked-users/{id}/sessions", web::get().to(sessions))
-        .route("/tracked-users/{id}/stats", web::get().to(stats));
+        .service(list)
+        .service(create)
+        .service(get)
+        .service(update)
+        .service(delete)
+        .service(list_sessions)
+        .service(stats);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct TrackedUserQuery {
     username: Option<String>,
     account_id: Option<Uuid>,
@@ -37,11 +38,21 @@ struct TrackedUserQuery {
     is_active: Option<bool>,
     /// Online now: has an open online session.
     online: Option<bool>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     order: Option<Order>,
 }
 
+/// The tracked users, a page at a time.
+#[utoipa::path(
+    operation_id = "list_tracked_users",
+    tag = "tracked-users",
+    params(TrackedUserQuery),
+    responses((status = 200, body = Page<TrackedUserView>))
+)]
+#[get("/tracked-users")]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<TrackedUserQuery>,
@@ -65,7 +76,8 @@ async fn list(
     Ok(HttpResponse::Ok().json(page.map(TrackedUserView::from)))
 }
 
-#[derive(Deserialize)]
+/// By `username`, or by `telegram_user_id` (with `access_hash` when known).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTrackedUser {
     username: Option<String>,
@@ -78,6 +90,18 @@ struct NewTrackedUser {
     visible_online: Option<bool>,
 }
 
+/// Starts tracking a user (a user tracked before is tracked again, keeping their history).
+#[utoipa::path(
+    operation_id = "create_tracked_user",
+    tag = "tracked-users",
+    request_body = NewTrackedUser,
+    responses(
+        (status = 201, body = TrackedUserView),
+        (status = 409, description = "Tracked already (`details.existing`), or no account can take the user", body = ErrorBody),
+        (status = 422, description = "A field is invalid, or no such user", body = ErrorBody),
+    )
+)]
+#[post("/tracked-users")]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewTrackedUser>,
@@ -109,19 +133,37 @@ async fn find(state: &AppState, id: Uuid) -> Result<tracked_users::Model, ApiErr
         .ok_or_else(|| ApiError::not_found("tracked user", id))
 }
 
+/// A tracked user with what is known of them now.
+#[derive(Serialize, ToSchema)]
+struct TrackedUserDetail {
+    #[serde(flatten)]
+    user: TrackedUserView,
+    /// The newest observation.
+    last_status: Option<StatusCheckView>,
+    /// The session going on, if any.
+    open_session: Option<SessionView>,
+}
+
 /// One tracked user with what is known of them now: the newest observation and the open session.
+#[utoipa::path(
+    operation_id = "get_tracked_user",
+    tag = "tracked-users",
+    responses((status = 200, body = TrackedUserDetail), (status = 404, body = ErrorBody))
+)]
+#[get("/tracked-users/{id}")]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let tracked = find(&state, id.into_inner()).await?;
     let last_status = storage::observations::newest_of(&state.db, tracked.id).await?;
     let open_session = storage::sessions::open_of(&state.db, tracked.id).await?;
     let now = state.clock.now();
-    let mut body = json!(TrackedUserView::from(tracked));
-    body["last_status"] = json!(last_status.map(StatusCheckView::from));
-    body["open_session"] = json!(open_session.map(|row| SessionView::new(&row, now)));
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(TrackedUserDetail {
+        user: TrackedUserView::from(tracked),
+        last_status: last_status.map(StatusCheckView::from),
+        open_session: open_session.map(|row| SessionView::new(&row, now)),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TrackedUserPatchBody {
     notify: Option<bool>,
@@ -129,6 +171,18 @@ struct TrackedUserPatchBody {
     account_id: Option<Uuid>,
 }
 
+#[utoipa::path(
+    operation_id = "update_tracked_user",
+    tag = "tracked-users",
+    request_body = TrackedUserPatchBody,
+    responses(
+        (status = 200, body = TrackedUserView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The account cannot take the user", body = ErrorBody),
+        (status = 422, description = "No such account", body = ErrorBody),
+    )
+)]
+#[patch("/tracked-users/{id}")]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -149,13 +203,23 @@ async fn update(
     Ok(HttpResponse::Ok().json(TrackedUserView::from(updated)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
+    /// Also delete the user's observations and sessions (kept by default).
     #[serde(default)]
     purge: bool,
 }
 
+/// Stops tracking the user.
+#[utoipa::path(
+    operation_id = "delete_tracked_user",
+    tag = "tracked-users",
+    params(DeleteQuery),
+    responses((status = 204, description = "No longer tracked"), (status = 404, body = ErrorBody))
+)]
+#[delete("/tracked-users/{id}")]
 async fn delete(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -169,11 +233,16 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+/// `hours=N` (the last N hours, 1 to 8760), or `from` and/or `to`, or nothing (the last 24 h).
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct WindowQuery {
+    /// The last N hours (1 to 8760); not with `from`/`to`.
     hours: Option<i64>,
+    /// RFC 3339 or a date; 24 h before `to` by default.
     from: Option<String>,
+    /// RFC 3339 or a date; now by default.
     to: Option<String>,
     /// For the sessions list only.
     order: Option<Order>,
@@ -202,7 +271,22 @@ impl WindowQuery {
     }
 }
 
-async fn sessions(
+/// The sessions of a window.
+#[derive(Serialize, ToSchema)]
+struct SessionsView {
+    window: Window,
+    sessions: Vec<SessionView>,
+}
+
+/// The user's online sessions overlapping the window (oldest first unless `order=desc`).
+#[utoipa::path(
+    operation_id = "list_tracked_user_sessions",
+    tag = "tracked-users",
+    params(WindowQuery),
+    responses((status = 200, body = SessionsView), (status = 404, body = ErrorBody))
+)]
+#[get("/tracked-users/{id}/sessions")]
+async fn list_sessions(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     query: params::Query<WindowQuery>,
@@ -215,9 +299,17 @@ async fn sessions(
         .iter()
         .map(|row| SessionView::new(row, now))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "window": window, "sessions": sessions })))
+    Ok(HttpResponse::Ok().json(SessionsView { window, sessions }))
 }
 
+/// Online time, sessions and the hourly profile over the window (`order` does not apply).
+#[utoipa::path(
+    operation_id = "get_tracked_user_stats",
+    tag = "tracked-users",
+    params(WindowQuery),
+    responses((status = 200, body = Statistics), (status = 404, body = ErrorBody))
+)]
+#[get("/tracked-users/{id}/stats")]
 async fn stats(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,

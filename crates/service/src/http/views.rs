@@ -12,7 +12,7 @@ use tgwatch_store::{
     sessions::from_row,
 };
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: Uuid,
     pub label: String,
@@ -60,7 +60,7 @@ impl From<accounts::Model> for AccountView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TrackedUserView {
     pub id: Uuid,
     pub telegram_user_id: Option<i64>,
@@ -94,7 +94,7 @@ impl From<tracked_users::Model> for TrackedUserView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusCheckView {
     pub id: Uuid,
     pub tracked_user_id: Uuid,
@@ -126,7 +126,7 @@ impl From<status_checks::Model> for StatusCheckView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub started_at: DateTime<Utc>,
     /// `None` while the session may still go on.
@@ -150,7 +150,7 @@ impl SessionView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LogView {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,

@@ -1,17 +1,21 @@
 //! `/api/webhooks`: endpoints, their deliveries, tests, redelivery and replay.
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{error::ApiError, params};
+use super::{
+    error::{ApiError, ErrorBody},
+    params,
+};
 use crate::{
     state::AppState,
     webhooks::endpoints::{self, EndpointError, EndpointPatch, EndpointRequest},
 };
 use tgwatch_core::config::Origin;
-use tgwatch_store::page::Order;
+use tgwatch_store::page::{Order, Page};
 use tgwatch_store::webhooks::EndpointStatus;
 use tgwatch_store::{
     self as storage,
@@ -19,24 +23,18 @@ use tgwatch_store::{
     webhooks::DeliveryFilter,
 };
 
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
-        .route("/webhooks", web::get().to(list))
-        .route("/webhooks", web::post().to(create))
-        .route("/webhooks/{id}", web::get().to(get))
-        .route("/webhooks/{id}", web::patch().to(update))
-        .route("/webhooks/{id}", web::delete().to(delete))
-        .route(
-            "/webhooks/{id}/rotate-secret",
-            web::post().to(rotate_secret),
-        )
-        .route("/webhooks/{id}/deliveries", web::get().to(deliveries))
-        .route("/webhooks/{id}/test", web::post().to(test))
-        .route("/webhooks/{id}/replay", web::post().to(replay))
-        .route(
-            "/webhook-deliveries/{id}/redeliver",
-            web::post().to(redeliver),
-        );
+        .service(list)
+        .service(create)
+        .service(get)
+        .service(update)
+        .service(delete)
+        .service(rotate_secret)
+        .service(deliveries)
+        .service(test)
+        .service(replay)
+        .service(redeliver);
 }
 
 impl From<EndpointError> for ApiError {
@@ -57,7 +55,7 @@ impl From<EndpointError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct WebhookView {
     id: Uuid,
     name: Option<String>,
@@ -73,6 +71,15 @@ struct WebhookView {
     source: Origin,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An endpoint with its signing secret, shown when it is made (created, rotated) and never again.
+#[derive(Serialize, ToSchema)]
+struct WebhookWithSecret {
+    #[serde(flatten)]
+    webhook: WebhookView,
+    /// `whsec_...`: what consumers verify signatures with (Standard Webhooks).
+    secret: String,
 }
 
 impl From<webhooks::Model> for WebhookView {
@@ -96,7 +103,7 @@ impl From<webhooks::Model> for WebhookView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DeliveryView {
     id: Uuid,
     webhook_id: Uuid,
@@ -132,7 +139,7 @@ impl From<webhook_deliveries::Model> for DeliveryView {
 }
 
 /// The `status` filter of the list.
-#[derive(Clone, Copy, Deserialize)]
+#[derive(Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum WebhookStatus {
     Active,
@@ -150,15 +157,26 @@ impl From<WebhookStatus> for EndpointStatus {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     status: Option<WebhookStatus>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     order: Option<Order>,
 }
 
+/// The webhook endpoints, a page at a time.
+#[utoipa::path(
+    operation_id = "list_webhooks",
+    tag = "webhooks",
+    params(ListQuery),
+    responses((status = 200, body = Page<WebhookView>))
+)]
+#[get("/webhooks")]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<ListQuery>,
@@ -175,13 +193,19 @@ async fn list(
     Ok(HttpResponse::Ok().json(page.map(WebhookView::from)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWebhookBody {
+    /// http(s); a private, loopback or link-local address only with
+    /// `webhooks.allow_private_addresses`, and inside `webhooks.allowed_destinations` when set.
     url: String,
+    /// Event types (`user.online`, `channel.message.created`, ...) or `all` (the default).
     #[serde(default = "all")]
+    #[schema(default = json!(["all"]))]
     event_types: Vec<String>,
+    /// Only this tracked user's events.
     tracked_user_id: Option<Uuid>,
+    /// Unique among endpoints.
     name: Option<String>,
 }
 
@@ -189,6 +213,18 @@ fn all() -> Vec<String> {
     vec!["all".to_owned()]
 }
 
+/// Registers an endpoint; the answer holds its signing secret, shown this once.
+#[utoipa::path(
+    operation_id = "create_webhook",
+    tag = "webhooks",
+    request_body = NewWebhookBody,
+    responses(
+        (status = 201, body = WebhookWithSecret),
+        (status = 409, description = "The name is taken (`details.existing`)", body = ErrorBody),
+        (status = 422, description = "The URL or an event type is refused", body = ErrorBody),
+    )
+)]
+#[post("/webhooks")]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewWebhookBody>,
@@ -209,10 +245,11 @@ async fn create(
         state.clock.now(),
     )
     .await?;
-    let mut view = json!(WebhookView::from(row));
     // Shown this once: it is what consumers verify signatures with.
-    view["secret"] = json!(secret.expose());
-    Ok(HttpResponse::Created().json(view))
+    Ok(HttpResponse::Created().json(WebhookWithSecret {
+        webhook: WebhookView::from(row),
+        secret: secret.expose().to_owned(),
+    }))
 }
 
 async fn find(state: &AppState, id: Uuid) -> Result<webhooks::Model, ApiError> {
@@ -221,18 +258,36 @@ async fn find(state: &AppState, id: Uuid) -> Result<webhooks::Model, ApiError> {
         .ok_or_else(|| ApiError::not_found("webhook", id))
 }
 
+#[utoipa::path(
+    operation_id = "get_webhook",
+    tag = "webhooks",
+    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody))
+)]
+#[get("/webhooks/{id}")]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(WebhookView::from(find(&state, id.into_inner()).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
     url: Option<String>,
     event_types: Option<Vec<String>>,
+    /// `active` or `inactive` (an endpoint the service disabled comes back with `active`).
     status: Option<String>,
 }
 
+#[utoipa::path(
+    operation_id = "update_webhook",
+    tag = "webhooks",
+    request_body = PatchBody,
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "The URL, an event type or the status is refused", body = ErrorBody),
+    )
+)]
+#[patch("/webhooks/{id}")]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -257,12 +312,25 @@ async fn update(
     Ok(HttpResponse::Ok().json(WebhookView::from(row)))
 }
 
+#[utoipa::path(
+    operation_id = "delete_webhook",
+    tag = "webhooks",
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody))
+)]
+#[delete("/webhooks/{id}")]
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     storage::webhooks::delete(&state.db, existing.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A new signing secret; the previous one still signs for `webhooks.secret_overlap_hours`.
+#[utoipa::path(
+    operation_id = "rotate_webhook_secret",
+    tag = "webhooks",
+    responses((status = 200, body = WebhookWithSecret), (status = 404, body = ErrorBody))
+)]
+#[post("/webhooks/{id}/rotate-secret")]
 async fn rotate_secret(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -270,21 +338,34 @@ async fn rotate_secret(
     let existing = find(&state, id.into_inner()).await?;
     let (row, secret) =
         endpoints::rotate_secret(&state.db, &state.webhooks, existing, state.clock.now()).await?;
-    let mut view = json!(WebhookView::from(row));
-    view["secret"] = json!(secret.expose());
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(WebhookWithSecret {
+        webhook: WebhookView::from(row),
+        secret: secret.expose().to_owned(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeliveryQuery {
     success: Option<bool>,
+    /// RFC 3339 (`2026-01-01T12:00:00Z`) or a date (`2026-01-01`).
     since: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     order: Option<Order>,
 }
 
+/// The endpoint's delivery attempts, a page at a time.
+#[utoipa::path(
+    operation_id = "list_webhook_deliveries",
+    tag = "webhooks",
+    params(DeliveryQuery),
+    responses((status = 200, body = Page<DeliveryView>), (status = 404, body = ErrorBody))
+)]
+#[get("/webhooks/{id}/deliveries")]
 async fn deliveries(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -308,21 +389,50 @@ async fn deliveries(
     Ok(HttpResponse::Ok().json(page.map(DeliveryView::from)))
 }
 
+/// The id of an event queued for delivery.
+#[derive(Serialize, ToSchema)]
+struct Queued {
+    event_id: String,
+}
+
+/// Queues a `webhook.test` event for the endpoint; its delivery shows in the deliveries.
+#[utoipa::path(
+    operation_id = "test_webhook",
+    tag = "webhooks",
+    responses((status = 202, body = Queued), (status = 404, body = ErrorBody))
+)]
+#[post("/webhooks/{id}/test")]
 async fn test(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let endpoint = find(&state, id.into_inner()).await?;
     let event =
         storage::webhooks::queue_test_event(&state.db, &endpoint, state.clock.now()).await?;
     state.metrics.events_written([event.event_type]);
     state.wake.wake();
-    Ok(HttpResponse::Accepted().json(json!({ "event_id": event.id })))
+    Ok(HttpResponse::Accepted().json(Queued { event_id: event.id }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReplayQuery {
+    /// Events from this moment on: RFC 3339 (`2026-01-01T12:00:00Z`) or a date (`2026-01-01`).
     since: String,
 }
 
+/// How many events were queued again.
+#[derive(Serialize, ToSchema)]
+struct Requeued {
+    queued: usize,
+}
+
+/// Queues again every event for the endpoint since `since`.
+#[utoipa::path(
+    operation_id = "replay_webhook",
+    tag = "webhooks",
+    params(ReplayQuery),
+    responses((status = 202, body = Requeued), (status = 404, body = ErrorBody))
+)]
+#[post("/webhooks/{id}/replay")]
 async fn replay(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -335,9 +445,16 @@ async fn replay(
     let queued =
         storage::webhooks::requeue(&state.db, endpoint.id, &event_ids, state.clock.now()).await?;
     state.wake.wake();
-    Ok(HttpResponse::Accepted().json(json!({ "queued": queued })))
+    Ok(HttpResponse::Accepted().json(Requeued { queued }))
 }
 
+/// Queues the delivery's event again for its endpoint.
+#[utoipa::path(
+    operation_id = "redeliver_webhook_delivery",
+    tag = "webhooks",
+    responses((status = 202, body = Queued), (status = 404, body = ErrorBody))
+)]
+#[post("/webhook-deliveries/{id}/redeliver")]
 async fn redeliver(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -354,5 +471,7 @@ async fn redeliver(
     )
     .await?;
     state.wake.wake();
-    Ok(HttpResponse::Accepted().json(json!({ "event_id": delivery.event_id })))
+    Ok(HttpResponse::Accepted().json(Queued {
+        event_id: delivery.event_id,
+    }))
 }
