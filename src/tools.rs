@@ -151,7 +151,9 @@ pub async fn demo(args: DemoArgs, after: &mut AfterRuntime) -> anyhow::Result<()
     println!(
         "\ntgwatch demo: {users} simulated people, 3 accounts over MTProto (sandbox Telegram at {sandbox}), clock x{speed}\n\
          database:    {db}\n\
-         admin API:   {base}/api (token: {token})\n\n\
+         admin API:   {base}/api (token: {token})\n\
+         API docs:    {base}/api/docs/ (the contract: {base}/api/openapi.json)\n\
+         webhooks:    to 127.0.0.1 and ::1 only (webhooks.allowed_destinations)\n\n\
          try:\n  curl {base}/api/health\n  \
          curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users\n  \
          curl -H 'Authorization: Bearer {token}' '{base}/api/tracked-users?online=true'\n  \

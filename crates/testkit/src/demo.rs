@@ -97,6 +97,9 @@ pub fn demo(dir: &std::path::Path, bind: std::net::SocketAddr, clock_speed: f64)
     config.presence.batch_delay_seconds = 10;
     config.telegram.api_id = Some(1);
     config.telegram.api_hash = Some(Secret::new("demo-api-hash"));
+    // Webhooks may be tried on this machine (a receiver on 127.0.0.1), and nowhere else: the
+    // demo never sends anything beyond it.
+    config.webhooks.allowed_destinations = vec!["127.0.0.0/8".into(), "::1/128".into()];
     config.security.master_key_file = dir
         .join(format!(
             "tgwatch-demo-{}.key",

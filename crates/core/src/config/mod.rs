@@ -28,7 +28,7 @@ pub enum ConfigError {
 /// Where a row (account, tracked user, channel, webhook endpoint) comes from: declared in
 /// config.toml, which then owns it, or made through the API (or the bot), which the file never
 /// touches. Stored as its `as_str` text in the rows' `source` column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(
     feature = "sea-orm",
@@ -103,6 +103,11 @@ pub struct WebhooksConfig {
     pub max_in_flight_per_endpoint: usize,
     /// Allow URLs on private, loopback and link-local addresses (tests, internal consumers).
     pub allow_private_addresses: bool,
+    /// The networks webhooks may reach (`["127.0.0.0/8", "203.0.113.0/24"]`; a bare address
+    /// is one host). Empty: any public address (and private ones with
+    /// `allow_private_addresses`). Set: only addresses inside these networks, private ones
+    /// included, whatever `allow_private_addresses` says.
+    pub allowed_destinations: Vec<String>,
     /// How long a rotated-out secret still signs, in hours.
     pub secret_overlap_hours: f64,
     /// How often the dispatcher looks for due messages when nothing wakes it (milliseconds).
@@ -123,6 +128,7 @@ impl Default for WebhooksConfig {
             disable_after_failed_messages: 50,
             max_in_flight_per_endpoint: 64,
             allow_private_addresses: false,
+            allowed_destinations: Vec::new(),
             secret_overlap_hours: 24.0,
             poll_interval_ms: 200,
             endpoints: Vec::new(),
@@ -235,7 +241,25 @@ impl PresenceConfig {
     }
 }
 
+/// One entry of `webhooks.allowed_destinations`: a CIDR network, or a bare address (one host).
+pub fn parse_destination(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
 impl WebhooksConfig {
+    /// `allowed_destinations` parsed (each entry was checked by `Config::validate`).
+    pub fn allowed_networks(&self) -> Vec<ipnet::IpNet> {
+        self.allowed_destinations
+            .iter()
+            .filter_map(|text| parse_destination(text))
+            .collect()
+    }
+
     pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
         crate::retry::RetryPolicy {
             schedule: self
@@ -932,6 +956,16 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        for (index, text) in webhooks.allowed_destinations.iter().enumerate() {
+            if parse_destination(text).is_none() {
+                problems.push(invalid(
+                    &format!("webhooks.allowed_destinations[{index}]"),
+                    format!(
+                        "`{text}` is not a network: write an address with its prefix length, like `127.0.0.0/8` or `2001:db8::/32`, or a single address"
+                    ),
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (index, endpoint) in webhooks.endpoints.iter().enumerate() {
             let key = format!("webhooks.endpoints[{index}]");
@@ -1117,6 +1151,21 @@ fn resolve_sqlite_url(url: &str, folder: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_destinations_are_networks_or_addresses_and_a_bad_one_is_named() {
+        let mut config = Config::default();
+        config.http.admin_token = Some(Secret::new("0123456789abcdef0123"));
+        config.webhooks.allowed_destinations = vec!["127.0.0.0/8".into(), "::1".into()];
+        assert!(config.validate().is_ok());
+        assert_eq!(config.webhooks.allowed_networks().len(), 2);
+        config.webhooks.allowed_destinations = vec!["127.0.0.0/8".into(), "localhost".into()];
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("webhooks.allowed_destinations[1]") && error.contains("`localhost`"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn empty_file_gives_the_defaults() {

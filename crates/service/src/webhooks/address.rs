@@ -1,7 +1,8 @@
 //! Which webhook URLs are allowed: http(s) only, and no private, loopback or link-local
 //! addresses unless the configuration allows them (a webhook must not become a way to reach
-//! the service's own network). Checked when a webhook is registered, and again at delivery on
-//! the addresses actually connected to ([`GuardedResolver`]).
+//! the service's own network); with `webhooks.allowed_destinations`, only addresses inside
+//! those networks ([`Destinations`]). Checked when a webhook is registered, and again at
+//! delivery on the addresses actually connected to ([`GuardedResolver`]).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -9,7 +10,10 @@ use std::{
 };
 
 use futures_util::future::BoxFuture;
+use ipnet::IpNet;
 use reqwest::Url;
+
+use tgwatch_core::config::WebhooksConfig;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
@@ -21,12 +25,73 @@ pub enum UrlError {
         "`{host}` resolves to {address}, a private, loopback or link-local address (set webhooks.allow_private_addresses to allow it)"
     )]
     Private { host: String, address: IpAddr },
+    #[error(
+        "`{host}` resolves to {address}, outside webhooks.allowed_destinations (the networks webhooks may reach)"
+    )]
+    NotAllowed { host: String, address: IpAddr },
     #[error("`{0}` does not resolve")]
     Unresolvable(String),
     #[error(
         "the URL carries a user name or password, which would be stored and shown as they are: authenticate the receiver by the webhook signature (or a secret path) instead"
     )]
     Credentials,
+}
+
+/// The addresses webhooks may reach.
+#[derive(Clone, Debug, Default)]
+pub struct Destinations {
+    allow_private: bool,
+    /// `webhooks.allowed_destinations`: when not empty, the only networks allowed.
+    allowed: Vec<IpNet>,
+}
+
+impl Destinations {
+    pub fn new(config: &WebhooksConfig) -> Destinations {
+        Destinations {
+            allow_private: config.allow_private_addresses,
+            allowed: config.allowed_networks(),
+        }
+    }
+
+    /// Any public address, and private ones too when `allow_private`.
+    pub fn public(allow_private: bool) -> Destinations {
+        Destinations {
+            allow_private,
+            allowed: Vec::new(),
+        }
+    }
+
+    /// Only addresses inside `networks` (private ones included).
+    pub fn only(networks: Vec<IpNet>) -> Destinations {
+        Destinations {
+            allow_private: false,
+            allowed: networks,
+        }
+    }
+
+    /// Every address is allowed: nothing to resolve before registering a URL.
+    fn allows_all(&self) -> bool {
+        self.allow_private && self.allowed.is_empty()
+    }
+
+    pub fn permits(&self, address: IpAddr) -> bool {
+        if self.allowed.is_empty() {
+            self.allow_private || !is_private(address)
+        } else {
+            self.allowed
+                .iter()
+                .any(|network| network.contains(&address))
+        }
+    }
+
+    /// Why `address` (of `host`) is refused.
+    fn refusal(&self, host: String, address: IpAddr) -> UrlError {
+        if self.allowed.is_empty() {
+            UrlError::Private { host, address }
+        } else {
+            UrlError::NotAllowed { host, address }
+        }
+    }
 }
 
 /// Whether an address is anything but a public unicast address: private, loopback, link-local,
@@ -104,14 +169,14 @@ impl Lookup for SystemLookup {
 
 /// Parses the URL and checks every address its host resolves to (when a webhook is registered
 /// or changed).
-pub async fn check(url: &str, allow_private: bool) -> Result<Url, UrlError> {
-    check_with(url, allow_private, &SystemLookup).await
+pub async fn check(url: &str, destinations: &Destinations) -> Result<Url, UrlError> {
+    check_with(url, destinations, &SystemLookup).await
 }
 
 /// [`check`] with a given resolver.
 pub async fn check_with(
     url: &str,
-    allow_private: bool,
+    destinations: &Destinations,
     resolver: &dyn Lookup,
 ) -> Result<Url, UrlError> {
     let parsed = Url::parse(url).map_err(|_| UrlError::Invalid(url.to_owned()))?;
@@ -127,7 +192,7 @@ pub async fn check_with(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    if allow_private {
+    if destinations.allows_all() {
         return Ok(parsed);
     }
     let port = parsed.port_or_known_default().unwrap_or(443);
@@ -138,8 +203,8 @@ pub async fn check_with(
             .await
             .map_err(|_| UrlError::Unresolvable(host.clone()))?,
     };
-    if let Some(address) = addresses.into_iter().find(|a| is_private(*a)) {
-        return Err(UrlError::Private { host, address });
+    if let Some(address) = addresses.into_iter().find(|a| !destinations.permits(*a)) {
+        return Err(destinations.refusal(host, address));
     }
     Ok(parsed)
 }
@@ -147,18 +212,15 @@ pub async fn check_with(
 /// The check again at delivery time, for what the resolver below cannot see: a URL whose host is
 /// an address literal is never resolved. (The configuration may have changed since the webhook
 /// was registered.)
-pub fn check_literal_host(url: &str, allow_private: bool) -> Result<(), UrlError> {
+pub fn check_literal_host(url: &str, destinations: &Destinations) -> Result<(), UrlError> {
     let parsed = Url::parse(url).map_err(|_| UrlError::Invalid(url.to_owned()))?;
     let literal = match parsed.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
         _ => return Ok(()),
     };
-    if !allow_private && is_private(literal) {
-        return Err(UrlError::Private {
-            host: literal.to_string(),
-            address: literal,
-        });
+    if !destinations.permits(literal) {
+        return Err(destinations.refusal(literal.to_string(), literal));
     }
     Ok(())
 }
@@ -169,14 +231,14 @@ pub fn check_literal_host(url: &str, allow_private: bool) -> Result<(), UrlError
 /// reaching the service's own network. The check is on the addresses actually connected to.
 pub struct GuardedResolver {
     lookup: Arc<dyn Lookup>,
-    allow_private: bool,
+    destinations: Destinations,
 }
 
 impl GuardedResolver {
-    pub fn new(lookup: Arc<dyn Lookup>, allow_private: bool) -> GuardedResolver {
+    pub fn new(lookup: Arc<dyn Lookup>, destinations: Destinations) -> GuardedResolver {
         GuardedResolver {
             lookup,
-            allow_private,
+            destinations,
         }
     }
 }
@@ -184,19 +246,22 @@ impl GuardedResolver {
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let lookup = Arc::clone(&self.lookup);
-        let allow_private = self.allow_private;
+        let destinations = self.destinations.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             // reqwest puts the URL's port on the addresses it connects to.
             let addresses = lookup.lookup(&host, 0).await?;
-            let refused = addresses.iter().copied().find(|a| is_private(*a));
+            let refused = addresses
+                .iter()
+                .copied()
+                .find(|a| !destinations.permits(*a));
             let permitted: Vec<SocketAddr> = addresses
                 .into_iter()
-                .filter(|address| allow_private || !is_private(*address))
+                .filter(|address| destinations.permits(*address))
                 .map(|address| SocketAddr::new(address, 0))
                 .collect();
             match (permitted.is_empty(), refused) {
-                (true, Some(address)) => Err(Box::new(UrlError::Private { host, address }) as _),
+                (true, Some(address)) => Err(Box::new(destinations.refusal(host, address)) as _),
                 (true, None) => Err(Box::new(UrlError::Unresolvable(host)) as _),
                 (false, _) => Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs),
             }
@@ -207,6 +272,27 @@ impl reqwest::dns::Resolve for GuardedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allow_list_admits_its_networks_only_private_or_not() {
+        let loopback = Destinations::only(vec!["127.0.0.0/8".parse().unwrap()]);
+        for allowed in ["127.0.0.1", "127.255.0.9"] {
+            assert!(loopback.permits(allowed.parse().unwrap()), "{allowed}");
+        }
+        for refused in ["8.8.8.8", "10.0.0.1", "::1", "128.0.0.1"] {
+            assert!(!loopback.permits(refused.parse().unwrap()), "{refused}");
+        }
+        let error = check_literal_host("http://8.8.8.8/hook", &loopback).unwrap_err();
+        assert!(
+            error.to_string().contains("webhooks.allowed_destinations"),
+            "{error}"
+        );
+        assert!(check_literal_host("http://127.0.0.1:9/hook", &loopback).is_ok());
+        // Without a list: public addresses only, unless private ones are allowed.
+        assert!(Destinations::public(false).permits("8.8.8.8".parse().unwrap()));
+        assert!(!Destinations::public(false).permits("127.0.0.1".parse().unwrap()));
+        assert!(Destinations::public(true).permits("127.0.0.1".parse().unwrap()));
+    }
 
     #[test]
     fn local_networks_are_private() {
@@ -249,34 +335,42 @@ mod tests {
     #[tokio::test]
     async fn urls_are_checked() {
         assert_eq!(
-            check("ftp://example.com/x", false).await,
+            check("ftp://example.com/x", &Destinations::public(false)).await,
             Err(UrlError::Scheme)
         );
         assert!(matches!(
-            check("not a url", false).await,
+            check("not a url", &Destinations::public(false)).await,
             Err(UrlError::Invalid(_))
         ));
         assert!(matches!(
-            check("http://127.0.0.1:9/hook", false).await,
+            check("http://127.0.0.1:9/hook", &Destinations::public(false)).await,
             Err(UrlError::Private { .. })
         ));
         assert!(matches!(
-            check("http://[::1]:9/hook", false).await,
+            check("http://[::1]:9/hook", &Destinations::public(false)).await,
             Err(UrlError::Private { .. })
         ));
-        assert!(check("http://127.0.0.1:9/hook", true).await.is_ok());
+        assert!(
+            check("http://127.0.0.1:9/hook", &Destinations::public(true))
+                .await
+                .is_ok()
+        );
         for with_credentials in [
             "http://user:pw@93.184.216.34/hook",
             "https://user@93.184.216.34/hook",
             "http://:pw@127.0.0.1:9/hook",
         ] {
             assert_eq!(
-                check(with_credentials, true).await,
+                check(with_credentials, &Destinations::public(true)).await,
                 Err(UrlError::Credentials),
                 "{with_credentials}"
             );
         }
-        assert!(check("https://93.184.216.34/hook", false).await.is_ok());
+        assert!(
+            check("https://93.184.216.34/hook", &Destinations::public(false))
+                .await
+                .is_ok()
+        );
     }
 
     /// A resolver whose answer the test changes.
@@ -292,7 +386,10 @@ mod tests {
     fn delivery_client(lookup: Arc<Rebinding>, allow_private: bool) -> reqwest::Client {
         reqwest::Client::builder()
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver::new(lookup, allow_private)))
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                lookup,
+                Destinations::public(allow_private),
+            )))
             .build()
             .expect("client")
     }
@@ -313,10 +410,14 @@ mod tests {
             "93.184.216.34".parse().expect("address"),
         )));
         // Registration resolves, never connects.
-        assert!(check_with(&url, false, rebinding.as_ref()).await.is_ok());
+        assert!(
+            check_with(&url, &Destinations::public(false), rebinding.as_ref())
+                .await
+                .is_ok()
+        );
         *rebinding.0.lock().expect("lock") = "127.0.0.1".parse().expect("address");
         assert!(matches!(
-            check_with(&url, false, rebinding.as_ref()).await,
+            check_with(&url, &Destinations::public(false), rebinding.as_ref()).await,
             Err(UrlError::Private { .. })
         ));
 
@@ -362,11 +463,15 @@ mod tests {
     #[test]
     fn address_literals_are_checked_at_delivery() {
         assert!(matches!(
-            check_literal_host("http://[::127.0.0.1]:9/hook", false),
+            check_literal_host("http://[::127.0.0.1]:9/hook", &Destinations::public(false)),
             Err(UrlError::Private { .. })
         ));
-        assert!(check_literal_host("http://127.0.0.1:9/hook", true).is_ok());
-        assert!(check_literal_host("https://93.184.216.34/hook", false).is_ok());
-        assert!(check_literal_host("https://example.com/hook", false).is_ok());
+        assert!(check_literal_host("http://127.0.0.1:9/hook", &Destinations::public(true)).is_ok());
+        assert!(
+            check_literal_host("https://93.184.216.34/hook", &Destinations::public(false)).is_ok()
+        );
+        assert!(
+            check_literal_host("https://example.com/hook", &Destinations::public(false)).is_ok()
+        );
     }
 }

@@ -17,7 +17,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
-use super::address::{self, GuardedResolver, SystemLookup};
+use super::address::{self, Destinations, GuardedResolver, SystemLookup};
 use tgwatch_core::{clock::Clock, config::WebhooksConfig};
 use tgwatch_core::{
     retry::{Outcome, RetryPolicy, classify},
@@ -91,7 +91,7 @@ pub fn spawn_with_metrics(
         // Every name is resolved again at delivery, and private answers are dropped there.
         .dns_resolver(Arc::new(GuardedResolver::new(
             Arc::new(SystemLookup),
-            config.allow_private_addresses,
+            Destinations::new(&config),
         )))
         .timeout(Duration::from_secs_f64(config.timeout_seconds))
         .redirect(reqwest::redirect::Policy::none())
@@ -185,12 +185,12 @@ impl Dispatcher {
         let client = self.client.clone();
         let clock = self.clock;
         let policy = self.policy.clone();
-        let allow_private = self.config.allow_private_addresses;
+        let destinations = Destinations::new(&self.config);
         let in_flight = self.in_flight.clone();
         let attempts = self.attempts.clone();
         let wake = self.wake.clone();
         tokio::spawn(async move {
-            let record = attempt(&client, clock, &policy, allow_private, claimed).await;
+            let record = attempt(&client, clock, &policy, &destinations, claimed).await;
             let mut counts = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(count) = counts.get_mut(&webhook_id) {
                 *count = count.saturating_sub(1);
@@ -209,7 +209,7 @@ async fn attempt(
     client: &reqwest::Client,
     clock: Clock,
     policy: &RetryPolicy,
-    allow_private: bool,
+    destinations: &Destinations,
     claimed: Claimed,
 ) -> AttemptRecord {
     let Claimed {
@@ -263,7 +263,7 @@ async fn attempt(
         }
     };
     let started = Instant::now();
-    if let Err(refused) = address::check_literal_host(&url, allow_private) {
+    if let Err(refused) = address::check_literal_host(&url, destinations) {
         // Refused before any connection: a failure like a refused connection, retried on the
         // schedule (the configuration may allow the address again).
         let outcome = classify(None, false, None);

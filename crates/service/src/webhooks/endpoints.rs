@@ -93,7 +93,7 @@ pub async fn create(
             return Err(EndpointError::DuplicateName(Box::new(existing)));
         }
     }
-    let url = address::check(&request.url, config.allow_private_addresses).await?;
+    let url = address::check(&request.url, &address::Destinations::new(config)).await?;
     let event_types = event_types(&request.event_types)?;
     if let Some(id) = request.tracked_user_id
         && storage::tracked_users::get(db, id).await?.is_none()
@@ -150,7 +150,7 @@ pub async fn update(
 ) -> Result<webhooks::Model, EndpointError> {
     let mut row: webhooks::ActiveModel = existing.into();
     if let Some(url) = patch.url {
-        row.url = Set(address::check(&url, config.allow_private_addresses)
+        row.url = Set(address::check(&url, &address::Destinations::new(config))
             .await?
             .to_string());
     }
@@ -256,7 +256,7 @@ async fn apply_declared(
         Some(current) => {
             let mut row: webhooks::ActiveModel = current.into();
             row.url = Set(
-                address::check(&declared.url, config.allow_private_addresses)
+                address::check(&declared.url, &address::Destinations::new(config))
                     .await?
                     .to_string(),
             );
