@@ -19,6 +19,7 @@ mod logins;
 mod messages_storage;
 mod mtproto;
 mod mtproto_channels;
+mod openapi;
 mod operations;
 mod presence;
 mod sandbox_server;

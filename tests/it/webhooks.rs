@@ -449,39 +449,7 @@ async fn bad_webhooks_are_refused() {
 /// Python with the reference Standard Webhooks library (`standardwebhooks` 1.1.0) in a virtual
 /// environment under the target directory, made on first use and kept for later runs.
 fn python_with_standardwebhooks() -> std::path::PathBuf {
-    const VERSION: &str = "standardwebhooks==1.1.0";
-    let venv = common::target_dir().join("verify-webhooks-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join("installed");
-    if std::fs::read_to_string(&marker).is_ok_and(|text| text == VERSION) {
-        return python;
-    }
-    // Made aside and moved into place, so that a run that dies half-way leaves nothing that
-    // looks ready (the venv's python finds its packages from where it is, wherever that is).
-    let building = venv.with_extension(format!("building-{}", std::process::id()));
-    let run = |command: &mut std::process::Command| {
-        let output = command.output().expect("python3 runs");
-        assert!(
-            output.status.success(),
-            "{command:?} failed (the webhook test needs python3 with venv and pip, and access to \
-             PyPI for {VERSION}):\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let _ = std::fs::remove_dir_all(&building);
-    run(std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&building));
-    run(std::process::Command::new(building.join("bin/python"))
-        .args(["-m", "pip", "install", "--quiet", VERSION]));
-    std::fs::write(building.join("installed"), VERSION).expect("marker");
-    let _ = std::fs::remove_dir_all(&venv);
-    if std::fs::rename(&building, &venv).is_err() {
-        // Another test process got there first with the same version.
-        let _ = std::fs::remove_dir_all(&building);
-    }
-    python
+    common::python::venv("verify-webhooks-venv", &["standardwebhooks==1.1.0"])
 }
 
 /// Every message, before and after a secret rotation, is checked by the reference Python

@@ -6,6 +6,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a failing test may panic
 
+pub mod python;
 pub mod receiver;
 
 use std::{sync::Arc, time::Duration};
