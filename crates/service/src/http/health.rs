@@ -2,8 +2,9 @@
 //! and channels, and how did the last edit of the configuration file go.
 //!
 //! `status` is `ok`; `degraded` with HTTP 200 when the service serves but something needs the
-//! operator (a refused edit of the configuration file); `degraded` with HTTP 503 when the
-//! database or the fleet is down. `reasons` says why.
+//! operator (a refused edit of the configuration file, an account whose status pushes go to
+//! another client); `degraded` with HTTP 503 when the database or the fleet is down. `reasons`
+//! says why.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -33,6 +34,14 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
     if let Err(error) = &fleet {
         reasons.push(format!("fleet: {error}"));
+    }
+    if let Ok(rows) = &account_rows {
+        for row in rows {
+            let pushes = links.get(&row.id).and_then(|link| link.pushes);
+            if let Some(reason) = pushes.and_then(|pushes| pushes.reason()) {
+                reasons.push(format!("account {}: {reason}", row.label));
+            }
+        }
     }
     if let Some(rejected) = &config.last_error {
         reasons.push(format!(
@@ -71,6 +80,9 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                         && row.status.is_usable(),
                     "logged_in": row.is_authorized,
                     "connected": link.and_then(|link| link.connected),
+                    // `unknown` until a change of someone it watches was pushed; `stopped`
+                    // when polls keep finding changes no push reported.
+                    "pushes": link.and_then(|link| link.pushes),
                 })
             }).collect::<Vec<_>>()),
             Err(error) => json!({ "error": error.to_string() }),
