@@ -83,6 +83,22 @@ async fn next_from(
         .expect("the update stream ended")
 }
 
+/// Waits until `count` update streams of the account have asked for their starting state.
+/// grammers sends `updates.getState` from the stream's first `next()`, in the consumer's task:
+/// on a loaded machine it can arrive after later requests and make its connection the active one.
+async fn until_streams_started(sandbox: &Sandbox, account: AccountId, count: u64) {
+    within("the streams' updates.getState", async {
+        while sandbox
+            .account_calls(account, "updates.getState")
+            .expect("account")
+            < count
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 async fn start_with_account() -> (Sandbox, AccountId) {
     let sandbox = Sandbox::start().await.expect("sandbox starts");
     let account = sandbox
@@ -595,6 +611,7 @@ async fn pushes_go_to_the_keys_most_recently_active_connection_that_takes_update
     let mut first_statuses = spawn_status_consumer(first.stream().await);
     let mut second = TestClient::connect(&sandbox, account);
     let mut second_statuses = spawn_status_consumer(second.stream().await);
+    until_streams_started(&sandbox, account, 2).await;
     let get_me_without_updates = tl::functions::InvokeWithoutUpdates {
         query: tl::functions::users::GetUsers {
             id: vec![tl::enums::InputUser::UserSelf],

@@ -644,25 +644,22 @@ async fn the_service_polls_presence_through_grammers() {
 /// A status change pushed while the account was cut off is lost, as on Telegram (statuses carry
 /// no pts, so no difference brings them back). After the gap the service polls everyone it
 /// watches at once instead of waiting for their next scheduled poll (a day away here).
-#[actix_web::test]
-async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
-    let sandbox = Sandbox::start().await.expect("sandbox starts");
-    let account = sandbox
-        .add_account(1000, 77, Some("watcher"), "Watcher")
-        .expect("account");
+/// Alice (2000), a contact of the account, with her changes pushed.
+fn alice_contact(sandbox: &Sandbox, account: AccountId) {
     sandbox
         .add_user(2000, 4242, Some("alice_w"), "Alice")
         .expect("user");
     sandbox.add_contact(account, 2000).expect("contact");
-    let clock = Clock::fast(common::SPEED);
-    let connector =
-        connector_for(&sandbox, account).with_watchdog_interval(Duration::from_millis(200));
-    let service = spawn_service(connector, clock, |config| {
-        config.presence.poll_min_seconds = 86_400;
-        config.presence.poll_max_seconds = 86_400;
-        config.telegram.reconnect_min_seconds = 1;
-    })
-    .await;
+}
+
+fn online_until_an_hour_after(at: DateTime<Utc>) -> UserStatus {
+    UserStatus::Online {
+        expires: unix(at + chrono::Duration::hours(1)),
+    }
+}
+
+/// Tracks Alice and changes her status until a push of it reaches the service; her id.
+async fn track_alice_until_pushed(service: &Service, sandbox: &Sandbox, clock: &Clock) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let alice = loop {
         let (status, body) = service
@@ -675,33 +672,47 @@ async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
-
-    // Pushes reach the service...
-    let online = |at: DateTime<Utc>| UserStatus::Online {
-        expires: unix(at + chrono::Duration::hours(1)),
-    };
-    let pushed = |body: &Value| {
-        body["items"]
+    loop {
+        let delivery = sandbox
+            .set_user_status(2000, online_until_an_hour_after(clock.now()))
+            .expect("status");
+        let (_, body) = service.get(&statuses).await;
+        let pushed = body["items"]
             .as_array()
             .expect("items")
             .iter()
-            .any(|item| item["source"] == "push")
-    };
-    let delivery = loop {
-        let delivery = sandbox
-            .set_user_status(2000, online(clock.now()))
-            .expect("status");
-        let (_, body) = service.get(&statuses).await;
-        if pushed(&body) {
-            break delivery;
+            .any(|item| item["source"] == "push");
+        if pushed {
+            assert_eq!(delivery.live, 1);
+            return alice;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "no push arrived: {body}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(delivery.live, 1);
+    }
+}
+
+#[actix_web::test]
+async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
+    let sandbox = Sandbox::start().await.expect("sandbox starts");
+    let account = sandbox
+        .add_account(1000, 77, Some("watcher"), "Watcher")
+        .expect("account");
+    alice_contact(&sandbox, account);
+    let clock = Clock::fast(common::SPEED);
+    let connector =
+        connector_for(&sandbox, account).with_watchdog_interval(Duration::from_millis(200));
+    let service = spawn_service(connector, clock, |config| {
+        config.presence.poll_min_seconds = 86_400;
+        config.presence.poll_max_seconds = 86_400;
+        config.telegram.reconnect_min_seconds = 1;
+    })
+    .await;
+    // Pushes reach the service...
+    let alice = track_alice_until_pushed(&service, &sandbox, &clock).await;
+    let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
 
     // ...until the account is cut off, and Alice leaves meanwhile: that push is lost.
     sandbox.set_unreachable(account, true).expect("cut off");
@@ -723,6 +734,114 @@ async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
         .await;
     let offline = polled(&body, "offline")[0];
     assert_eq!(common::timestamp(&offline["was_online_at"]), was_online);
+}
+
+/// The service's `pushes` in health for its one account.
+async fn pushes_in_health(service: &Service) -> (Value, Value) {
+    let (_, health) = service.get("/api/health").await;
+    (health["account_states"][0]["pushes"].clone(), health)
+}
+
+/// Another client on the account's own session (the same authorization) takes the pushes while
+/// it is the connection last active: the service finds Alice's changes only by polling, and
+/// health says so; once that client is gone, the pushes and health come back.
+#[actix_web::test]
+async fn pushes_taken_by_another_client_on_the_same_session_show_in_health() {
+    let sandbox = Sandbox::start().await.expect("sandbox starts");
+    let account = sandbox
+        .add_account(1000, 77, Some("watcher"), "Watcher")
+        .expect("account");
+    alice_contact(&sandbox, account);
+    let clock = Clock::fast(common::SPEED);
+    let service = spawn_service(connector_for(&sandbox, account), clock, |config| {
+        // A poll every 0.1 s of real time.
+        config.presence.poll_min_seconds = 60;
+        config.presence.poll_max_seconds = 60;
+    })
+    .await;
+    let alice = track_alice_until_pushed(&service, &sandbox, &clock).await;
+    let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
+    let (pushes, health) = pushes_in_health(&service).await;
+    assert_eq!(pushes, "arriving", "{health}");
+
+    // A second program logged in with a copy of the session, and active after each poll.
+    let other = connector_for(&sandbox, account);
+    let mut other = connect(&other).await;
+    let alice_input = InputUser {
+        id: 2000,
+        access_hash: 4242,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut online = false;
+    let health = loop {
+        within(
+            "the other client's request",
+            other.session.get_users(&[alice_input]),
+        )
+        .await
+        .expect("get_users");
+        online = !online;
+        let (status, kind) = match online {
+            true => (online_until_an_hour_after(clock.now()), "online"),
+            false => (
+                UserStatus::Offline {
+                    was_online: unix(clock.now()),
+                },
+                "offline",
+            ),
+        };
+        let (_, before) = service.get(&statuses).await;
+        let polled_before = polled(&before, kind).len();
+        sandbox.set_user_status(2000, status).expect("status");
+        // The service's next poll finds the change (and makes its connection the active one).
+        service
+            .eventually(&statuses, |body| polled(body, kind).len() > polled_before)
+            .await;
+        let (pushes, health) = pushes_in_health(&service).await;
+        if pushes == "stopped" {
+            break health;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stolen pushes never showed in health: {health}"
+        );
+    };
+    assert_eq!(health["status"], "degraded", "{health}");
+    let reasons = health["reasons"].to_string();
+    assert!(
+        reasons.contains("main") && reasons.contains("another client"),
+        "{health}"
+    );
+    // The pushes did go to the other program.
+    let mut taken = 0;
+    while let Ok(update) = other.updates.try_recv() {
+        taken += usize::from(matches!(update, Update::UserStatus { user_id: 2000, .. }));
+    }
+    assert!(taken >= 3, "the other client got {taken} of Alice's pushes");
+
+    // The other program closes: every change is pushed to the service again.
+    drop(other);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        online = !online;
+        let status = match online {
+            true => online_until_an_hour_after(clock.now()),
+            false => UserStatus::Offline {
+                was_online: unix(clock.now()),
+            },
+        };
+        sandbox.set_user_status(2000, status).expect("status");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (pushes, health) = pushes_in_health(&service).await;
+        if pushes == "arriving" {
+            assert_eq!(health["status"], "ok", "{health}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pushes never came back: {health}"
+        );
+    }
 }
 
 /// A FLOOD_WAIT answered to a poll, through the real grammers client, pauses the account in the

@@ -47,7 +47,7 @@ pub async fn channels_by_status(
 }
 
 /// One monitored channel as `GET /api/health` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChannelActivity {
     pub id: Uuid,
     pub username: Option<String>,

@@ -3,6 +3,7 @@
 //! Everything here is pure (no I/O, no clock): the actors feed observations in and persist what
 //! comes out, and the tests check the rules directly.
 
+pub mod pushes;
 pub mod schedule;
 pub mod sessions;
 pub mod stats;

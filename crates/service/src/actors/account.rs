@@ -2,7 +2,8 @@
 //! batched `users.getUsers` calls (up to `batch_size` users, waiting at most `batch_delay` for a
 //! batch to fill), pauses for FLOOD_WAIT, and forwards pushed status updates to the targets.
 //! After a gap in the pushes (a reconnect, an interrupted update stream) it polls every person
-//! it watches at once: status changes pushed meanwhile are lost, as on Telegram.
+//! it watches at once: status changes pushed meanwhile are lost, as on Telegram. It compares
+//! what polls find with what was pushed, and says so when the pushes go to another client.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -26,7 +27,10 @@ use super::{
 use tgwatch_core::{
     clock::Clock,
     config::{PresenceConfig, TelegramConfig},
-    presence::{Observation, Source, Status},
+    presence::{
+        Observation, Source, Status,
+        pushes::{PushState, PushWatch},
+    },
 };
 use tgwatch_store::{self as storage, LogLevel, accounts::AccountStatus};
 use tgwatch_telegram::{
@@ -66,6 +70,7 @@ pub struct AccountActor {
     targets_by_telegram_id: HashMap<i64, Watched>,
     /// Whether the account was connected before: a connection after that is a reconnect.
     was_connected: bool,
+    pushes: PushWatch,
     metrics: Arc<crate::metrics::Metrics>,
     /// Where health changes and channel updates go (the fleet's caretaker and the channels
     /// actor); absent in setups without them.
@@ -109,6 +114,7 @@ impl AccountActor {
             unusable: false,
             targets_by_telegram_id: HashMap::new(),
             was_connected: false,
+            pushes: PushWatch::default(),
             metrics: Arc::default(),
             health: None,
             channel_updates: None,
@@ -291,6 +297,7 @@ impl AccountActor {
     /// Queues a poll of every person the account watches, ahead of their schedules: after a
     /// gap in the pushes, only asking tells what changed meanwhile.
     fn poll_everyone_now(&mut self, ctx: &mut Context<Self>) {
+        self.pushes.gap();
         for watched in self.targets_by_telegram_id.values() {
             if self.pending_ids.insert(watched.tracked_user_id) {
                 self.pending.push_back(PendingPoll {
@@ -352,12 +359,16 @@ impl AccountActor {
             .into_iter()
             .map(|user| (user.id, user.status))
             .collect();
+        let pushes_before = self.pushes.state();
         for poll in batch {
             // Telegram leaves out users it will not show us (deleted, bad access hash).
-            let status = statuses
-                .get(&poll.user.id)
-                .copied()
-                .unwrap_or(Status::Unknown);
+            let status = match statuses.get(&poll.user.id) {
+                Some(status) => {
+                    self.pushes.polled(poll.user.id, status.kind());
+                    *status
+                }
+                None => Status::Unknown,
+            };
             poll.target.do_send(Observed {
                 observation: Observation {
                     observed_at,
@@ -368,6 +379,33 @@ impl AccountActor {
             });
         }
         self.touch_last_active(observed_at);
+        self.tell_if_pushes_changed(pushes_before);
+    }
+
+    /// Logs (and records in the log table) when the pushes stop reaching the account or come
+    /// back; health shows the current state.
+    fn tell_if_pushes_changed(&self, before: PushState) {
+        let now = self.pushes.state();
+        if now == before {
+            return;
+        }
+        let (level, message) = match now.reason() {
+            Some(reason) => {
+                tracing::warn!(account = %self.identity.label, reason, "status pushes stopped");
+                (LogLevel::Warning, reason.to_owned())
+            }
+            None if before == PushState::Stopped => {
+                tracing::info!(account = %self.identity.label, "status pushes arrive again");
+                (LogLevel::Info, "status pushes arrive again".to_owned())
+            }
+            None => return,
+        };
+        let db = self.db.clone();
+        let account_id = self.account_id;
+        let at = self.clock.now();
+        actix::spawn(async move {
+            storage::logs::write(&db, level, &message, Some(account_id), None, at).await;
+        });
     }
 
     fn touch_last_active(&self, at: DateTime<Utc>) {
@@ -473,6 +511,9 @@ impl Handler<Pushed> for AccountActor {
         match update {
             Update::UserStatus { user_id, status } => {
                 if let Some(watched) = self.targets_by_telegram_id.get(&user_id) {
+                    let pushes_before = self.pushes.state();
+                    self.pushes.pushed(user_id, status.kind());
+                    self.tell_if_pushes_changed(pushes_before);
                     watched.target.do_send(Observed {
                         observation: Observation {
                             observed_at: self.clock.now(),
@@ -569,10 +610,17 @@ impl Handler<Resolve> for AccountActor {
     }
 }
 
-impl Handler<super::messages::IsConnected> for AccountActor {
-    type Result = bool;
-    fn handle(&mut self, _: super::messages::IsConnected, _ctx: &mut Self::Context) -> bool {
-        self.session.is_some() && !self.unusable
+impl Handler<super::messages::AskConnection> for AccountActor {
+    type Result = super::messages::ConnectionReport;
+    fn handle(
+        &mut self,
+        _: super::messages::AskConnection,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        super::messages::ConnectionReport {
+            connected: self.session.is_some() && !self.unusable,
+            pushes: self.pushes.state(),
+        }
     }
 }
 

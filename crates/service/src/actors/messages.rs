@@ -4,7 +4,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::target::TargetActor;
-use tgwatch_core::presence::{Observation, Source, sessions::SessionFolder};
+use tgwatch_core::presence::{Observation, Source, pushes::PushState, sessions::SessionFolder};
 use tgwatch_store::{
     StorageError,
     entities::{accounts, tracked_users},
@@ -189,10 +189,17 @@ pub struct SessionOf(pub Uuid);
 #[rtype(result = "()")]
 pub struct SetPresence(pub tgwatch_core::config::PresenceConfig);
 
-/// Whether an account's actor holds a Telegram connection it may use.
+/// Whether an account's actor holds a Telegram connection it may use, and whether its status
+/// pushes arrive.
 #[derive(Message)]
-#[rtype(result = "bool")]
-pub struct IsConnected;
+#[rtype(result = "ConnectionReport")]
+pub struct AskConnection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, MessageResponse)]
+pub struct ConnectionReport {
+    pub connected: bool,
+    pub pushes: PushState,
+}
 
 /// Every running account actor and whether it is connected (for health checks).
 #[derive(Message)]
@@ -203,8 +210,10 @@ pub struct AccountLinks;
 pub struct AccountLink {
     /// The actor is alive.
     pub running: bool,
-    /// Its answer to [`IsConnected`]; `None` when it did not answer in time (busy in a call).
+    /// Its answer to [`AskConnection`]; `None` when it did not answer in time (busy in a call).
     pub connected: Option<bool>,
+    /// Its pushes' state, `None` when it did not answer in time.
+    pub pushes: Option<PushState>,
 }
 
 /// Why an account was lost.

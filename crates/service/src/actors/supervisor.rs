@@ -290,15 +290,23 @@ impl Handler<super::messages::AccountLinks> for FleetSupervisor {
         Box::pin(async move {
             let asks = accounts.into_iter().map(|(id, addr)| async move {
                 let running = addr.connected();
-                let connected = match running {
+                let report = match running {
                     true => addr
-                        .send(super::messages::IsConnected)
+                        .send(super::messages::AskConnection)
                         .timeout(ANSWER_WITHIN)
                         .await
                         .ok(),
-                    false => Some(false),
+                    false => None,
                 };
-                (id, super::messages::AccountLink { running, connected })
+                let link = super::messages::AccountLink {
+                    running,
+                    connected: match running {
+                        true => report.map(|report| report.connected),
+                        false => Some(false),
+                    },
+                    pushes: report.map(|report| report.pushes),
+                };
+                (id, link)
             });
             futures_util::future::join_all(asks)
                 .await

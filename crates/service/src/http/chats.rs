@@ -92,7 +92,7 @@ fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     responses(
         (status = 200, body = params::Items<ChatView>),
         (status = 404, body = ErrorBody),
-        (status = 503, description = "The account is not running", body = ErrorBody),
+        (status = 409, description = "The account is not running (inactive, banned or parked)", body = ErrorBody),
     )
 )]
 #[get("/accounts/{id}/chats")]
@@ -167,7 +167,7 @@ struct ChatMessagesView {
     responses(
         (status = 200, body = ChatMessagesView),
         (status = 404, body = ErrorBody),
-        (status = 503, description = "The account is not running", body = ErrorBody),
+        (status = 409, description = "The account is not running (inactive, banned or parked)", body = ErrorBody),
     )
 )]
 #[get("/accounts/{id}/chats/{chat_id}/messages")]

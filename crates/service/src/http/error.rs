@@ -195,9 +195,16 @@ impl From<ResolveError> for ApiError {
                 error.to_string(),
             ),
             ResolveError::Telegram(error) => error.into(),
-            ResolveError::AccountNotRunning | ResolveError::Mailbox(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            // The account exists but has no running actor (inactive, banned, parked): its
+            // state, not the service, is in the way.
+            ResolveError::AccountNotRunning => ApiError::new(
+                StatusCode::CONFLICT,
                 "account_not_running",
+                error.to_string(),
+            ),
+            ResolveError::Mailbox(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "account_unavailable",
                 error.to_string(),
             ),
         }

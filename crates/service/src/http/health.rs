@@ -2,14 +2,18 @@
 //! and channels, and how did the last edit of the configuration file go.
 //!
 //! `status` is `ok`; `degraded` with HTTP 200 when the service serves but something needs the
-//! operator (a refused edit of the configuration file); `degraded` with HTTP 503 when the
-//! database or the fleet is down. `reasons` says why.
+//! operator (a refused edit of the configuration file, an account whose status pushes go to
+//! another client); `degraded` with HTTP 503 when the database or the fleet is down. `reasons`
+//! says why.
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
+
+use tgwatch_core::{assignment::AccountStatus, presence::pushes::PushState};
+use uuid::Uuid;
 
 use crate::{
     actors::messages::{AccountLinks, Snapshot},
@@ -34,17 +38,34 @@ pub struct HealthView {
     /// Accounts per status.
     #[schema(value_type = Object)]
     accounts: serde_json::Value,
-    /// Each account: `id`, `label`, `status`, `status_reason`, `last_active`, `running`,
-    /// `logged_in`, `connected`.
-    #[schema(value_type = Object)]
-    account_states: serde_json::Value,
-    /// Channel activity.
-    #[schema(value_type = Object)]
-    channels: serde_json::Value,
+    /// Each account (empty when the accounts could not be read: `database` says why).
+    account_states: Vec<AccountState>,
+    /// Each channel with the time of its last event (empty when they could not be read).
+    channels: Vec<storage::gauges::ChannelActivity>,
     /// The configuration file: its path, when it was last applied, the last refused edit.
     #[schema(value_type = Object)]
     config: serde_json::Value,
     service_time: DateTime<Utc>,
+}
+
+/// One account in the health report.
+#[derive(Serialize, ToSchema)]
+pub struct AccountState {
+    id: Uuid,
+    label: String,
+    status: AccountStatus,
+    status_reason: Option<String>,
+    last_active: Option<DateTime<Utc>>,
+    /// Working for the fleet: an account that is not logged in (or banned, or deactivated)
+    /// keeps an idle actor, which does not count.
+    running: bool,
+    logged_in: bool,
+    /// Whether its actor holds a connection; null when it did not answer in time (busy in a
+    /// call).
+    connected: Option<bool>,
+    /// `unknown` until a change of someone it watches was pushed; `stopped` when polls keep
+    /// finding changes no push reported (another client on the same session takes them).
+    pushes: Option<PushState>,
 }
 
 /// Is the service healthy: the database, the actors, the accounts and channels, the
@@ -79,6 +100,20 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     if let Err(error) = &fleet {
         reasons.push(format!("fleet: {error}"));
     }
+    if let Err(error) = &account_rows {
+        reasons.push(format!("accounts: {error}"));
+    }
+    if let Err(error) = &channels {
+        reasons.push(format!("channels: {error}"));
+    }
+    if let Ok(rows) = &account_rows {
+        for row in rows {
+            let pushes = links.get(&row.id).and_then(|link| link.pushes);
+            if let Some(reason) = pushes.and_then(|pushes| pushes.reason()) {
+                reasons.push(format!("account {}: {reason}", row.label));
+            }
+        }
+    }
     if let Some(rejected) = &config.last_error {
         reasons.push(format!(
             "the last edit of the configuration file was refused: {}",
@@ -101,33 +136,25 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             Ok(counts) => json!(counts),
             Err(error) => json!({ "error": error.to_string() }),
         },
-        account_states: match account_rows {
-            Ok(rows) => json!(
-                rows.into_iter()
-                    .map(|row| {
-                        let link = links.get(&row.id);
-                        json!({
-                            "id": row.id,
-                            "label": row.label,
-                            "status": row.status,
-                            "status_reason": row.status_reason,
-                            "last_active": row.last_active,
-                            // Working for the fleet: an account that is not logged in (or banned, or
-                            // deactivated) keeps an idle actor, which does not count.
-                            "running": link.is_some_and(|link| link.running)
-                                && row.status.is_usable(),
-                            "logged_in": row.is_authorized,
-                            "connected": link.and_then(|link| link.connected),
-                        })
-                    })
-                    .collect::<Vec<_>>()
-            ),
-            Err(error) => json!({ "error": error.to_string() }),
-        },
-        channels: match channels {
-            Ok(channels) => json!(channels),
-            Err(error) => json!({ "error": error.to_string() }),
-        },
+        account_states: account_rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(|row| {
+                let link = links.get(&row.id);
+                AccountState {
+                    running: link.is_some_and(|link| link.running) && row.status.is_usable(),
+                    connected: link.and_then(|link| link.connected),
+                    pushes: link.and_then(|link| link.pushes),
+                    id: row.id,
+                    label: row.label,
+                    status: row.status,
+                    status_reason: row.status_reason,
+                    last_active: row.last_active,
+                    logged_in: row.is_authorized,
+                }
+            })
+            .collect(),
+        channels: channels.unwrap_or_default(),
         config: json!(config),
         service_time: state.clock.now(),
     };

@@ -310,7 +310,7 @@ async fn login_status(
 }
 
 #[derive(Serialize, ToSchema)]
-struct SessionView {
+struct StoredSessionView {
     account_id: Uuid,
     has_session: bool,
     is_authorized: bool,
@@ -328,7 +328,7 @@ struct SessionView {
 #[utoipa::path(
     operation_id = "get_account_session",
     tag = "login",
-    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+    responses((status = 200, body = StoredSessionView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
 )]
 #[get("/accounts/{id}/session")]
 async fn session_info(
@@ -341,7 +341,7 @@ async fn session_info(
         .ok_or_else(|| ApiError::not_found("account", id))?;
     let vault = logins(&state)?.vault();
     let row = storage::account_sessions::load(&state.db, vault, id).await?;
-    Ok(HttpResponse::Ok().json(SessionView {
+    Ok(HttpResponse::Ok().json(StoredSessionView {
         account_id: id,
         has_session: row.is_some(),
         is_authorized: account.is_authorized,

@@ -16,7 +16,11 @@ use utoipa::{
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::error::{ErrorBody, ErrorObject};
+use super::{
+    error::{ErrorBody, ErrorObject},
+    webhooks::WebhookStatus,
+};
+use tgwatch_store::{logs::LogLevel, page::Order};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/openapi.json";
@@ -33,7 +37,8 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
             for faults of the service; the one exception is `/ws`, which answers a failed \
             WebSocket upgrade with 500 (seed 004)."
     ),
-    components(schemas(ErrorBody, ErrorObject)),
+    // Types that only query parameters name: utoipa does not register those by itself.
+    components(schemas(ErrorBody, ErrorObject, Order, LogLevel, WebhookStatus)),
     modifiers(&Security, &Errors),
     security(("admin_token" = [])),
 )]

@@ -141,7 +141,7 @@ impl From<webhook_deliveries::Model> for DeliveryView {
 /// The `status` filter of the list.
 #[derive(Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum WebhookStatus {
+pub(super) enum WebhookStatus {
     Active,
     Inactive,
     Disabled,
