@@ -391,8 +391,9 @@ async fn posts_made_while_disconnected_arrive_after_the_reconnect() {
     // grammers reconnects, asks updates.getDifference, is told the channel moved, and asks
     // updates.getChannelDifference: the posts arrive like pushed ones.
     for (id, text) in [(2, "two"), (3, "three")] {
-        let Update::ChannelMessageNew(message) = next_channel_update(&mut connection).await else {
-            panic!("expected post {id}");
+        let update = next_channel_update(&mut connection).await;
+        let Update::ChannelMessageNew(message) = update else {
+            panic!("expected post {id}, got {update:?}");
         };
         assert_eq!((message.id, message.text.as_str()), (id, text));
     }
