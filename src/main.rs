@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use tgwatch::cli;
 use tgwatch_service::app::Application;
 
-use tgwatch_core::config::{Config, config_folder};
+use tgwatch_core::config::{Config, LogFormat, LoggingConfig, config_folder};
 use tgwatch_store as storage;
 
 #[cfg(feature = "sandbox")]
@@ -115,16 +115,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // actix-http logs every request line it cannot parse (one over 64 KiB, say) as
-                // an ERROR: anyone could fill the log without a token.
-                .unwrap_or_else(|_| {
-                    "info,sqlx=warn,sea_orm=warn,actix_http::h1::dispatcher=off".into()
-                }),
-        )
-        .init();
+    let logging = match &cli.command {
+        Command::Run { config } | Command::Migrate { config } => LoggingConfig::of(Some(config)),
+        _ => LoggingConfig::of(None),
+    };
+    init_logging(logging.format);
     let mut after: AfterRuntime = None;
     // One runtime for everything: actors and actix-web on the System thread, Send tasks (sea-orm
     // queries, reqwest, grammers) on the worker threads of the same multi-threaded runtime.
@@ -146,6 +141,22 @@ fn main() -> anyhow::Result<()> {
         after();
     }
     outcome
+}
+
+/// Log lines on standard output, as text or as one JSON object per line.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // actix-http logs every request line it cannot parse (one over 64 KiB, say) as an
+        // ERROR: anyone could fill the log without a token.
+        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,actix_http::h1::dispatcher=off".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        // Colour codes only where a person reads them: a file or a log collector gets plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }
 
 /// Work to do once the runtime, and every database connection with it, is gone (`demo` removes

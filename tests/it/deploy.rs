@@ -437,8 +437,9 @@ async fn the_probes_answer_without_a_token_and_readyz_sees_a_pending_migration()
 }
 
 /// Runs `tgwatch run` on the scripted configuration with the account health job due every few
-/// milliseconds, for two seconds, and returns what it logged.
-async fn log_of_a_quiet_run(rust_log: Option<&str>) -> String {
+/// milliseconds, for two seconds, with `env` set, and returns what it logged on standard output
+/// and standard error.
+async fn log_of_a_quiet_run(env: &[(&str, &str)]) -> (String, String) {
     let host = Host::new();
     host.write_scripted_config();
     let config = host.root.path().join("etc/config.toml");
@@ -463,9 +464,7 @@ async fn log_of_a_quiet_run(rust_log: Option<&str>) -> String {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(filter) = rust_log {
-        command.env("RUST_LOG", filter);
-    }
+    command.envs(env.iter().copied());
     let mut child = command.spawn().unwrap();
     wait_healthy(&format!("http://127.0.0.1:{port}"), &mut child).await;
     // A request line over actix-http's own limit, which it refuses before any of our code.
@@ -499,21 +498,46 @@ async fn log_of_a_quiet_run(rust_log: Option<&str>) -> String {
         .await
         .unwrap()
         .unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A periodic job that finds nothing new logs at debug, and a request line too long to parse
 /// is not an ERROR line: the default log shows what changed, and nobody can flood it.
 #[tokio::test]
 async fn routine_job_runs_and_unparsable_requests_stay_out_of_the_default_log() {
-    let debug = log_of_a_quiet_run(Some("info,tgwatch_service::jobs=debug")).await;
+    let (out, err) = log_of_a_quiet_run(&[("RUST_LOG", "info,tgwatch_service::jobs=debug")]).await;
+    let debug = out + &err;
     assert!(
         debug.matches("account health checked").count() >= 2,
         "the job ran: {debug}"
     );
-    let default = log_of_a_quiet_run(None).await;
+    let (out, err) = log_of_a_quiet_run(&[]).await;
+    // Standard output is a pipe here: no colour codes.
+    assert!(!out.contains('\u{1b}'), "{out}");
+    let default = out + &err;
     assert!(default.contains("admin API listening"), "{default}");
     assert!(!default.contains("account health checked"), "{default}");
     assert!(!default.contains("uri too long"), "{default}");
     assert!(!default.contains("ERROR"), "{default}");
+}
+
+/// `[logging] format = "json"` (here through the environment): every line on standard output is
+/// one JSON object with the level, the message and the event's fields.
+#[tokio::test]
+async fn the_json_log_format_writes_one_object_per_line() {
+    let (out, _) = log_of_a_quiet_run(&[("TGWATCH_LOGGING__FORMAT", "json")]).await;
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    let listening = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "admin API listening")
+        .unwrap_or_else(|| panic!("no listening line in {out}"));
+    assert_eq!(listening["level"], "INFO");
+    assert!(listening["fields"]["port"].is_u64(), "{listening}");
+    assert!(listening["timestamp"].is_string(), "{listening}");
 }

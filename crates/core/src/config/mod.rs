@@ -81,6 +81,7 @@ pub struct Config {
     pub reload: ReloadConfig,
     pub jobs: JobsConfig,
     pub logs: LogsConfig,
+    pub logging: LoggingConfig,
     pub live: LiveConfig,
 }
 
@@ -473,6 +474,38 @@ impl Default for JobsConfig {
             account_unhealthy_after_seconds: 300,
             log_cleanup_interval_seconds: 3600,
         }
+    }
+}
+
+/// The service's own log lines (`[logging]`; the `logs` table is `[logs]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub format: LogFormat,
+}
+
+/// How log lines are written to standard output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event for people; coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line for log collectors.
+    Json,
+}
+
+impl LoggingConfig {
+    /// `[logging]` of the file at `path` with the environment over it, or of the environment
+    /// alone; the defaults when that does not parse (whatever reads the file next reports why).
+    pub fn of(path: Option<&Path>) -> LoggingConfig {
+        let file = match path {
+            Some(path) => Toml::file_exact(path),
+            None => Toml::string(""),
+        };
+        Config::extract(file)
+            .map(|config| config.logging)
+            .unwrap_or_default()
     }
 }
 
