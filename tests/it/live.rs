@@ -314,6 +314,54 @@ async fn the_handshake_checks_who_connects() {
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }
 
+/// The dashboard's way in: a single-use ticket, asked with the admin token, opens one admin
+/// connection, so the token itself never goes into the WebSocket's URL.
+#[actix_web::test]
+async fn a_ticket_opens_one_admin_connection() {
+    let app = spawn_live(|_| {}).await;
+    let client = reqwest::Client::new();
+    let ticket_url = format!("{}/api/live/ticket", app.base);
+    let refused = client.post(&ticket_url).send().await.expect("request");
+    assert_eq!(refused.status().as_u16(), 401, "a ticket needs the token");
+    let answer = client
+        .post(&ticket_url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status().as_u16(), 200);
+    let body: Value = answer.json().await.expect("json");
+    let ticket = body["ticket"].as_str().expect("ticket").to_owned();
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().expect("expires_at"))
+            .expect("a timestamp");
+    let lifetime = expires_at.signed_duration_since(chrono::Utc::now());
+    assert!(
+        (25..=30).contains(&lifetime.num_seconds()),
+        "valid for 30 s: {lifetime}"
+    );
+
+    let mut admin = app
+        .try_connect(&format!("user_id=0&ticket={ticket}"), None)
+        .await
+        .expect("the ticket connects");
+    let hello = admin.next("hello").await;
+    assert_eq!(hello["role"], "admin");
+    // Used once: the same ticket opens nothing more; neither does a made-up one.
+    assert_eq!(
+        app.try_connect(&format!("user_id=0&ticket={ticket}"), None)
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        app.try_connect("user_id=0&ticket=0123abcd", None)
+            .await
+            .err(),
+        Some(401)
+    );
+}
+
 #[actix_web::test]
 async fn status_ticks_and_presence_arrive_live() {
     let app = spawn_live(|_| {}).await;

@@ -460,13 +460,23 @@ $("pin-form").addEventListener("submit", (event) => {
 
 // ---- the live connection ------------------------------------------------------------------------
 let retry = 1000;
-function connect() {
+function reconnectLater() {
+  setTimeout(connect, retry);
+  retry = Math.min(retry * 2, 30000);
+}
+async function connect() {
   const query = new URLSearchParams({ user_id: String(miniAppUser ? miniAppUser.id : 0) });
   if (miniApp) {
     query.set("init_data", initData);
     if (miniAppUser && miniAppUser.username) query.set("username", miniAppUser.username);
   } else {
-    query.set("token", token);
+    // A single-use ticket, not the token: a URL lands in every proxy's access log.
+    try {
+      query.set("ticket", (await api("/api/live/ticket", { method: "POST" })).ticket);
+    } catch {
+      reconnectLater();
+      return;
+    }
   }
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws?${query}`);
@@ -495,8 +505,7 @@ function connect() {
   socket.addEventListener("close", () => {
     $("conn").textContent = "offline";
     $("conn").className = "pill off";
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 30000);
+    reconnectLater();
   });
 }
 setInterval(() => { if (socket && socket.readyState === WebSocket.OPEN) send({ type: "ping" }); }, 25000);

@@ -7,7 +7,7 @@
 use actix_web::{
     HttpRequest, HttpResponse, get,
     http::{StatusCode, header},
-    web,
+    post, web,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,29 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
 
 /// Under `/api` (behind the token): what the board starts from.
 pub fn api_routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
-    config.service(board);
+    config.service(board).service(live_ticket);
+}
+
+/// A single-use ticket for `/ws`.
+#[derive(Serialize, ToSchema)]
+struct LiveTicket {
+    /// Send it as `/ws?ticket=...`: it opens one admin connection.
+    ticket: String,
+    /// Wall-clock time after which it opens nothing (30 s after it was issued).
+    expires_at: DateTime<Utc>,
+}
+
+/// A ticket that opens one admin connection to `/ws` within 30 seconds, so that the admin
+/// token stays out of the WebSocket's URL (and out of proxies' access logs).
+#[utoipa::path(
+    operation_id = "live_ticket",
+    tag = "live",
+    responses((status = 200, body = LiveTicket))
+)]
+#[post("/live/ticket")]
+async fn live_ticket(state: web::Data<AppState>) -> HttpResponse {
+    let (ticket, expires_at) = state.live.issue_ticket();
+    HttpResponse::Ok().json(LiveTicket { ticket, expires_at })
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
@@ -215,8 +237,11 @@ async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // the parameters' documentation: `session::connect` reads the query itself
 struct LiveQuery {
-    /// The admin token (prefer the `Authorization` header: a URL lands in access logs).
+    /// The admin token (prefer the `Authorization` header or a `ticket`: a URL lands in access
+    /// logs).
     token: Option<String>,
+    /// A single-use ticket from `POST /api/live/ticket`, instead of the token.
+    ticket: Option<String>,
     /// A Telegram Mini App's initData (signed by the bot).
     init_data: Option<String>,
     /// The Telegram user id the client acts as.

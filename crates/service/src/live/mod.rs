@@ -2,10 +2,11 @@
 //!
 //! # Layout
 //!
-//! - [`Live`] (here): the hub: who a client is (admin token, or a Mini App sign-in checked by
-//!   `tgwatch_core::init_data`), the status figures, broadcasts.
+//! - [`Live`] (here): the hub: who a client is (admin token, a single-use ticket, or a Mini App
+//!   sign-in checked by `tgwatch_core::init_data`), the status figures, broadcasts.
 //! - [`protocol`]: client and server messages, who may broadcast, the status figures (pure).
 //! - [`limit`]: broadcasts per person per minute (pure).
+//! - [`tickets`]: single-use tickets that stand for the admin token in the `/ws` URL.
 //! - [`session`]: one connection: the WebSocket handshake (actix-http's codec) and the
 //!   response-body stream that carries the hub's frames and reads the client's.
 //! - `telegram`: broadcasts and pins through the Bot API.
@@ -28,6 +29,7 @@ pub mod limit;
 pub mod protocol;
 pub mod session;
 mod telegram;
+pub mod tickets;
 
 use std::{
     sync::{
@@ -131,6 +133,7 @@ struct Inner {
     messages_processed: AtomicU64,
     alerts_sent: AtomicU64,
     limiter: Mutex<limit::RateLimiter>,
+    tickets: Mutex<tickets::Tickets>,
     announcer: Option<Announcer>,
 }
 
@@ -162,6 +165,7 @@ impl Live {
         Ok(Live {
             inner: Arc::new(Inner {
                 limiter: Mutex::new(limit::RateLimiter::new(deps.config.broadcasts_per_minute)),
+                tickets: Mutex::default(),
                 config: deps.config,
                 bot_token: deps.bot.token,
                 admin_ids: deps.bot.admin_ids,
@@ -235,13 +239,27 @@ impl Live {
             .try_take(user_id, Instant::now())
     }
 
+    /// A single-use ticket for one admin connection, and when it expires (wall time): asked
+    /// with the admin token (`POST /api/live/ticket`), used as `/ws?ticket=`.
+    pub fn issue_ticket(&self) -> (String, chrono::DateTime<Utc>) {
+        let (ticket, _) = self
+            .inner
+            .tickets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .issue(Instant::now());
+        (ticket, Utc::now() + tickets::TICKET_LIFETIME)
+    }
+
     /// Who a connection is: the admin token (header `Authorization: Bearer` or query `token`)
-    /// makes an admin; else `init_data` must be a valid Mini App sign-in of `user_id`.
+    /// or a ticket issued for it makes an admin; else `init_data` must be a valid Mini App
+    /// sign-in of `user_id`.
     pub async fn authenticate(
         &self,
         user_id: Option<&str>,
         init_data: Option<&str>,
         token: Option<&str>,
+        ticket: Option<&str>,
     ) -> Result<Principal, ConnectError> {
         let user_id = user_id
             .filter(|id| !id.trim().is_empty())
@@ -262,10 +280,30 @@ impl Live {
                 admin_token: true,
             });
         }
+        if let Some(ticket) = ticket.filter(|t| !t.is_empty()) {
+            let redeemed = self
+                .inner
+                .tickets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .redeem(ticket, Instant::now());
+            if !redeemed {
+                return Err(ConnectError::Unauthorized(
+                    "the ticket is unknown, used or expired: ask POST /api/live/ticket for a new one"
+                        .to_owned(),
+                ));
+            }
+            return Ok(Principal {
+                user_id,
+                role: Role::Admin,
+                permissions: Vec::new(),
+                admin_token: true,
+            });
+        }
         match init_data.filter(|data| !data.is_empty()) {
             Some(init_data) => self.mini_app(init_data, Some(user_id)).await,
             None => Err(ConnectError::Unauthorized(
-                "send `init_data` (Telegram Mini App) or the admin token".to_owned(),
+                "send `init_data` (Telegram Mini App), a `ticket` or the admin token".to_owned(),
             )),
         }
     }

@@ -113,6 +113,7 @@ pub async fn connect(
             query.get("user_id").map(String::as_str),
             query.get("init_data").map(String::as_str),
             token,
+            query.get("ticket").map(String::as_str),
         )
         .await
         .inspect_err(|error| {
