@@ -27,6 +27,17 @@ async fn health_is_open_and_everything_else_needs_the_token() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["database"], "ok");
     assert_eq!(health["accounts"]["active"], 1);
+    // Open, but without the token it names no account and shows no configuration.
+    let account = &health["account_states"][0];
+    assert_eq!(account["status"], "active", "{health}");
+    assert!(account["label"].is_null(), "{health}");
+    assert!(account["status_reason"].is_null(), "{health}");
+    assert!(health.get("config").is_none(), "{health}");
+    // The admin sees them.
+    let (status, detailed) = app.get("/api/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(detailed["account_states"][0]["label"], "main", "{detailed}");
+    assert!(detailed["config"].is_object(), "{detailed}");
 
     let anonymous = app
         .client

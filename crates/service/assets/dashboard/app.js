@@ -336,7 +336,10 @@ async function loadAccounts() {
     return el("tr", { "data-account": a.label },
       el("td", {}, a.label, a.username ? el("small", {}, ` @${a.username}`) : null),
       el("td", {}, el("span", { class: `badge ${a.status}`, title: a.status_reason || "" }, a.status)),
-      el("td", {}, a.is_authorized ? connected : el("span", { class: "badge limited" }, "logged out")),
+      el("td", {}, a.is_authorized ? connected : el("span", { class: "badge limited" }, "logged out"),
+        link.pushes === "stopped"
+          ? el("span", { class: "badge limited", title: "status pushes go to another client on this account's session" }, "pushes elsewhere")
+          : null),
       el("td", {}, `${a.targets_count}/${a.max_targets} · ${a.channels_count}/${a.max_channels}`),
       el("td", {}, el("button", { type: "button", class: "quiet", onclick: () => startQr(a) }, "QR login")));
   }));

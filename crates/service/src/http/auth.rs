@@ -1,7 +1,7 @@
 //! Bearer-token check for the admin API.
 
 use actix_web::{
-    Error,
+    Error, HttpRequest,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     http::StatusCode,
@@ -55,16 +55,8 @@ pub async fn require_admin_token(
         .app_data::<web::Data<AppState>>()
         .map(|state| state.admin_token.expose().as_bytes().to_vec())
         .unwrap_or_default();
-    let presented = request
-        .headers()
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| credentials(value, "bearer"))
-        .map(str::as_bytes);
-    match presented {
-        Some(token) if !expected.is_empty() && constant_time::eq(token, &expected) => {
-            next.call(request).await
-        }
+    match presented_bearer(request.request()) {
+        Some(token) if is_admin_token(token, &expected) => next.call(request).await,
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -82,6 +74,26 @@ pub async fn require_admin_token(
 
 /// The credentials of an `Authorization: <scheme> <credentials>` header whose scheme is `scheme`
 /// in any case: RFC 7235 makes the scheme case-insensitive (`bearer` is `Bearer`).
+/// Whether the request carries the admin token (`Authorization: Bearer`): open routes show more
+/// to the admin.
+pub fn bears_admin_token(request: &HttpRequest, state: &AppState) -> bool {
+    presented_bearer(request)
+        .is_some_and(|token| is_admin_token(token, state.admin_token.expose().as_bytes()))
+}
+
+fn presented_bearer(request: &HttpRequest) -> Option<&[u8]> {
+    request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| credentials(value, "bearer"))
+        .map(str::as_bytes)
+}
+
+fn is_admin_token(presented: &[u8], expected: &[u8]) -> bool {
+    !expected.is_empty() && constant_time::eq(presented, expected)
+}
+
 fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
     let (given, credentials) = header.split_once(' ')?;
     given

@@ -6,7 +6,7 @@
 //! another client); `degraded` with HTTP 503 when the database or the fleet is down. `reasons`
 //! says why.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -42,9 +42,11 @@ pub struct HealthView {
     account_states: Vec<AccountState>,
     /// Each channel with the time of its last event (empty when they could not be read).
     channels: Vec<storage::gauges::ChannelActivity>,
-    /// The configuration file: its path, when it was last applied, the last refused edit.
-    #[schema(value_type = Object)]
-    config: serde_json::Value,
+    /// The configuration file: its path, when it was last applied, the last refused edit. With
+    /// the admin token only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    config: Option<serde_json::Value>,
     service_time: DateTime<Utc>,
 }
 
@@ -52,7 +54,8 @@ pub struct HealthView {
 #[derive(Serialize, ToSchema)]
 pub struct AccountState {
     id: Uuid,
-    label: String,
+    /// With the admin token only, like `status_reason`.
+    label: Option<String>,
     status: AccountStatus,
     status_reason: Option<String>,
     last_active: Option<DateTime<Utc>>,
@@ -80,7 +83,8 @@ pub struct AccountState {
     )
 )]
 #[get("/api/health")]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let admin = super::auth::bears_admin_token(&request, &state);
     let database = storage::ping(&state.db).await;
     let fleet = state.supervisor.send(Snapshot).await;
     let accounts = storage::accounts::count_by_status(&state.db).await;
@@ -93,40 +97,52 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let channels = storage::gauges::channel_activity(&state.db).await;
     let healthy = database.is_ok() && fleet.is_ok();
     let config = state.config.snapshot();
-    let mut reasons = Vec::new();
+    // Each reason as anyone may read it, and with its detail for the admin.
+    let mut reasons: Vec<(&str, String)> = Vec::new();
     if let Err(error) = &database {
-        reasons.push(format!("database: {error}"));
+        reasons.push(("database unreachable", format!("database: {error}")));
     }
     if let Err(error) = &fleet {
-        reasons.push(format!("fleet: {error}"));
+        reasons.push(("the fleet does not answer", format!("fleet: {error}")));
     }
     if let Err(error) = &account_rows {
-        reasons.push(format!("accounts: {error}"));
+        reasons.push(("accounts unreadable", format!("accounts: {error}")));
     }
     if let Err(error) = &channels {
-        reasons.push(format!("channels: {error}"));
+        reasons.push(("channels unreadable", format!("channels: {error}")));
     }
     if let Ok(rows) = &account_rows {
         for row in rows {
             let pushes = links.get(&row.id).and_then(|link| link.pushes);
             if let Some(reason) = pushes.and_then(|pushes| pushes.reason()) {
-                reasons.push(format!("account {}: {reason}", row.label));
+                reasons.push((
+                    "an account's status pushes go to another client",
+                    format!("account {}: {reason}", row.label),
+                ));
             }
         }
     }
     if let Some(rejected) = &config.last_error {
-        reasons.push(format!(
-            "the last edit of the configuration file was refused: {}",
-            rejected.text
+        reasons.push((
+            "the last edit of the configuration file was refused",
+            format!(
+                "the last edit of the configuration file was refused: {}",
+                rejected.text
+            ),
         ));
     }
+    let reasons = reasons
+        .into_iter()
+        .map(|(open, detail)| if admin { detail } else { open.to_owned() })
+        .collect::<Vec<_>>();
     let body = HealthView {
         status: if reasons.is_empty() { "ok" } else { "degraded" },
         reasons,
         uptime_seconds: state.started.elapsed().as_secs(),
         database: match &database {
             Ok(()) => "ok".to_owned(),
-            Err(error) => error.to_string(),
+            Err(error) if admin => error.to_string(),
+            Err(_) => "unreachable".to_owned(),
         },
         actors: match &fleet {
             Ok(snapshot) => json!(snapshot),
@@ -146,16 +162,16 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                     connected: link.and_then(|link| link.connected),
                     pushes: link.and_then(|link| link.pushes),
                     id: row.id,
-                    label: row.label,
+                    label: admin.then_some(row.label),
                     status: row.status,
-                    status_reason: row.status_reason,
+                    status_reason: row.status_reason.filter(|_| admin),
                     last_active: row.last_active,
                     logged_in: row.is_authorized,
                 }
             })
             .collect(),
         channels: channels.unwrap_or_default(),
-        config: json!(config),
+        config: admin.then(|| json!(config)),
         service_time: state.clock.now(),
     };
     if healthy {
