@@ -274,9 +274,11 @@ async fn the_dashboard_shows_a_person_going_online_live() {
     let bot = BotApi::start(BOT_TOKEN).await.expect("fake bot api");
     let bot_url = bot.url();
     let app = spawn_app(SCENARIO, |config| {
-        // Presence comes from the test alone: polls are hours of service time apart.
-        config.presence.poll_min_seconds = 1_000_000;
-        config.presence.poll_max_seconds = 1_000_000;
+        // Presence comes from the test alone: polls are ten years of service time apart. A
+        // target's first poll falls anywhere in [0, max]: with 1,000,000 s (28 minutes of real
+        // time at 600x) one in about seventy runs polled Bob offline while the page loaded.
+        config.presence.poll_min_seconds = 315_360_000;
+        config.presence.poll_max_seconds = 315_360_000;
         config.bot.token = Some(Secret::new(BOT_TOKEN));
         config.bot.api_url = bot_url;
         config.bot.admin_ids = vec![ADMIN];

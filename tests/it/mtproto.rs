@@ -705,8 +705,10 @@ async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
     let connector =
         connector_for(&sandbox, account).with_watchdog_interval(Duration::from_millis(200));
     let service = spawn_service(connector, clock, |config| {
-        config.presence.poll_min_seconds = 86_400;
-        config.presence.poll_max_seconds = 86_400;
+        // Ten years apart: no scheduled poll (the first falls anywhere in [0, max]) can stand
+        // in for the poll after the gap.
+        config.presence.poll_min_seconds = 315_360_000;
+        config.presence.poll_max_seconds = 315_360_000;
         config.telegram.reconnect_min_seconds = 1;
     })
     .await;
