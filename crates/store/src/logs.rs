@@ -11,24 +11,30 @@ use super::{
     page::{self, Order, Page},
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// How serious a line of the logs table is (`logs.level`, stored as its text).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    sea_orm::EnumIter,
+    sea_orm::DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum LogLevel {
+    #[sea_orm(string_value = "info")]
     Info,
+    #[sea_orm(string_value = "warning")]
     Warning,
+    #[sea_orm(string_value = "error")]
     Error,
+    #[sea_orm(string_value = "critical")]
     Critical,
-}
-
-impl LogLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Info => "info",
-            LogLevel::Warning => "warning",
-            LogLevel::Error => "error",
-            LogLevel::Critical => "critical",
-        }
-    }
 }
 
 /// One line of the operator log: what happened, to what, and which part of the service says so.
@@ -78,7 +84,7 @@ impl LogLine {
         let row = logs::ActiveModel {
             id: Set(Uuid::now_v7()),
             created_at: Set(at),
-            level: Set(self.level.as_str().to_owned()),
+            level: Set(self.level),
             message: Set(self.message.clone()),
             account_id: Set(self.account_id),
             tracked_user_id: Set(self.tracked_user_id),
@@ -135,7 +141,7 @@ pub async fn list(
 ) -> Result<Page<logs::Model>, StorageError> {
     let mut select = logs::Entity::find();
     if let Some(level) = filter.level {
-        select = select.filter(logs::Column::Level.eq(level.as_str()));
+        select = select.filter(logs::Column::Level.eq(level));
     }
     if let Some(account_id) = filter.account_id {
         select = select.filter(logs::Column::AccountId.eq(account_id));

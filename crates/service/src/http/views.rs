@@ -9,6 +9,7 @@ use tgwatch_core::presence::{Source, StatusKind, sessions::Session};
 use tgwatch_store::{
     accounts::AccountStatus,
     entities::{accounts, logs, online_sessions, status_checks, tracked_users},
+    logs::LogLevel,
     sessions::from_row,
 };
 
@@ -154,7 +155,7 @@ impl SessionView {
 pub struct LogView {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
-    pub level: String,
+    pub level: LogLevel,
     pub message: String,
     pub account_id: Option<Uuid>,
     pub tracked_user_id: Option<Uuid>,

@@ -8,8 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub created_at: DateTimeUtc,
-    /// info / warning / error / critical
-    pub level: String,
+    pub level: crate::logs::LogLevel,
     #[sea_orm(column_type = "Text")]
     pub message: String,
     pub account_id: Option<Uuid>,
