@@ -2,29 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection,
-    DeriveActiveEnum, EntityTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
 };
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Doing, StorageError, entities::auth_attempts};
 
-/// What a login step was (`auth_attempts.kind`, stored as its `as_str` text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum AttemptKind {
-    /// A login code sent to the phone and typed back.
-    #[sea_orm(string_value = "phone")]
-    Phone,
-    /// The 2FA password.
-    #[serde(rename = "2fa")]
-    #[sea_orm(string_value = "2fa")]
-    TwoFactor,
-    #[sea_orm(string_value = "qr")]
-    Qr,
-}
+pub use crate::entities::auth_attempts::AttemptKind;
 
 impl AttemptKind {
     pub fn as_str(self) -> &'static str {
@@ -36,20 +21,7 @@ impl AttemptKind {
     }
 }
 
-/// How a login step ended (`auth_attempts.status`, stored as its `as_str` text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum AttemptStatus {
-    #[sea_orm(string_value = "pending")]
-    Pending,
-    #[sea_orm(string_value = "success")]
-    Success,
-    #[sea_orm(string_value = "failed")]
-    Failed,
-    #[sea_orm(string_value = "timeout")]
-    Timeout,
-}
+pub use crate::entities::auth_attempts::AttemptStatus;
 
 impl AttemptStatus {
     pub fn as_str(self) -> &'static str {

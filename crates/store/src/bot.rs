@@ -22,19 +22,7 @@ use super::{
     },
 };
 
-/// Where a bot message stands (`bot_messages.status`, stored as its `as_str` text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum MessageStatus {
-    /// Waiting to be sent (again).
-    #[sea_orm(string_value = "pending")]
-    Pending,
-    #[sea_orm(string_value = "sent")]
-    Sent,
-    /// Telegram refuses it for good (bot blocked, chat gone).
-    #[sea_orm(string_value = "failed")]
-    Failed,
-}
+pub use crate::entities::bot_messages::MessageStatus;
 
 impl MessageStatus {
     pub fn as_str(self) -> &'static str {

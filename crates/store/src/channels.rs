@@ -4,10 +4,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, DeriveActiveEnum, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    prelude::Expr,
+    DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, prelude::Expr,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tgwatch_core::config::Origin;
 use uuid::Uuid;
 
@@ -18,36 +17,7 @@ use super::{
 };
 use tgwatch_core::telegram::TelegramChannel;
 
-/// A channel's state (`channels.status`, stored as its `as_str` text).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    sea_orm::EnumIter,
-    DeriveActiveEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum ChannelStatus {
-    /// Watched by an account.
-    #[sea_orm(string_value = "active")]
-    Active,
-    /// No healthy account could take it; it is picked up when one comes back.
-    #[sea_orm(string_value = "unassigned")]
-    Unassigned,
-    /// The join failed for a reason an account change does not fix (the channel is gone or
-    /// private); `status_reason` says why.
-    #[sea_orm(string_value = "failed")]
-    Failed,
-    /// Removed from monitoring.
-    #[sea_orm(string_value = "left")]
-    Left,
-}
+pub use crate::entities::channels::ChannelStatus;
 
 impl std::fmt::Display for ChannelStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,32 +36,7 @@ impl ChannelStatus {
     }
 }
 
-/// An assignment's state (`account_channel_assignments.status`, stored as its `as_str` text):
-/// running, or how it ended ([`AssignmentEnd`]).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    sea_orm::EnumIter,
-    DeriveActiveEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum AssignmentStatus {
-    #[sea_orm(string_value = "active")]
-    Active,
-    #[sea_orm(string_value = "reassigned")]
-    Reassigned,
-    #[sea_orm(string_value = "left")]
-    Left,
-    #[sea_orm(string_value = "failed")]
-    Failed,
-}
+pub use crate::entities::account_channel_assignments::AssignmentStatus;
 
 /// How an assignment ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
@@ -11,31 +10,7 @@ use super::{
     page::{self, Order, Page},
 };
 
-/// How serious a line of the logs table is (`logs.level`, stored as its text).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    sea_orm::EnumIter,
-    sea_orm::DeriveActiveEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum LogLevel {
-    #[sea_orm(string_value = "info")]
-    Info,
-    #[sea_orm(string_value = "warning")]
-    Warning,
-    #[sea_orm(string_value = "error")]
-    Error,
-    #[sea_orm(string_value = "critical")]
-    Critical,
-}
+pub use crate::entities::logs::LogLevel;
 
 /// One line of the operator log: what happened, to what, and which part of the service says so.
 #[derive(Clone, Debug)]

@@ -6,12 +6,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DeriveActiveEnum,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Value,
     prelude::Expr,
     sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
 };
-use serde::Serialize;
 use serde_json::json;
 use tgwatch_core::config::Origin;
 use uuid::Uuid;
@@ -24,30 +23,7 @@ use super::{
 };
 use tgwatch_core::events::{Event, EventType};
 
-/// A webhook endpoint's state (`webhooks.status`, stored as its `as_str` text).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    sea_orm::EnumIter,
-    DeriveActiveEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum EndpointStatus {
-    #[sea_orm(string_value = "active")]
-    Active,
-    /// Switched off by the operator.
-    #[sea_orm(string_value = "inactive")]
-    Inactive,
-    /// Switched off by the service after failing for too long.
-    #[sea_orm(string_value = "disabled")]
-    Disabled,
-}
+pub use crate::entities::webhooks::EndpointStatus;
 
 impl EndpointStatus {
     pub fn as_str(self) -> &'static str {
@@ -59,20 +35,7 @@ impl EndpointStatus {
     }
 }
 
-/// Where a webhook message stands (`webhook_messages.status`, stored as its `as_str` text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sea_orm::EnumIter, DeriveActiveEnum)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Text")]
-pub enum DeliveryStatus {
-    /// Waiting for its next attempt.
-    #[sea_orm(string_value = "pending")]
-    Pending,
-    #[sea_orm(string_value = "delivered")]
-    Delivered,
-    /// Every attempt used.
-    #[sea_orm(string_value = "failed")]
-    Failed,
-}
+pub use crate::entities::webhook_messages::DeliveryStatus;
 
 impl DeliveryStatus {
     pub fn as_str(self) -> &'static str {

@@ -9,7 +9,7 @@ pub struct Model {
     pub id: Uuid,
     pub channel_id: Uuid,
     pub account_id: Uuid,
-    pub status: crate::channels::AssignmentStatus,
+    pub status: AssignmentStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub reason: Option<String>,
     pub assigned_at: DateTimeUtc,
@@ -20,3 +20,30 @@ pub struct Model {
 pub enum Relation {}
 
 super::every_column_on_insert!();
+
+/// An assignment's state (`account_channel_assignments.status`, stored as its `as_str` text):
+/// running, or how it ended ([`AssignmentEnd`]).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    sea_orm::EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum AssignmentStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "reassigned")]
+    Reassigned,
+    #[sea_orm(string_value = "left")]
+    Left,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

@@ -14,7 +14,7 @@ pub struct Model {
     pub kind: String,
     #[sea_orm(column_type = "Text")]
     pub text: String,
-    pub status: crate::bot::MessageStatus,
+    pub status: MessageStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub claimed_until: Option<DateTimeUtc>,
@@ -29,3 +29,17 @@ pub struct Model {
 pub enum Relation {}
 
 super::every_column_on_insert!();
+
+/// Where a bot message stands (`bot_messages.status`, stored as its `as_str` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum MessageStatus {
+    /// Waiting to be sent (again).
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "sent")]
+    Sent,
+    /// Telegram refuses it for good (bot blocked, chat gone).
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

@@ -20,7 +20,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub tags: String,
     pub is_active: bool,
-    pub status: crate::channels::ChannelStatus,
+    pub status: ChannelStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub status_reason: Option<String>,
     pub account_id: Option<Uuid>,
@@ -36,3 +36,34 @@ pub struct Model {
 pub enum Relation {}
 
 super::every_column_on_insert!();
+
+/// A channel's state (`channels.status`, stored as its `as_str` text).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    sea_orm::EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum ChannelStatus {
+    /// Watched by an account.
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// No healthy account could take it; it is picked up when one comes back.
+    #[sea_orm(string_value = "unassigned")]
+    Unassigned,
+    /// The join failed for a reason an account change does not fix (the channel is gone or
+    /// private); `status_reason` says why.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// Removed from monitoring.
+    #[sea_orm(string_value = "left")]
+    Left,
+}

@@ -8,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub created_at: DateTimeUtc,
-    pub level: crate::logs::LogLevel,
+    pub level: LogLevel,
     #[sea_orm(column_type = "Text")]
     pub message: String,
     pub account_id: Option<Uuid>,
@@ -25,3 +25,29 @@ pub struct Model {
 pub enum Relation {}
 
 super::every_column_on_insert!();
+
+/// How serious a line of the logs table is (`logs.level`, stored as its text).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    sea_orm::EnumIter,
+    sea_orm::DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum LogLevel {
+    #[sea_orm(string_value = "info")]
+    Info,
+    #[sea_orm(string_value = "warning")]
+    Warning,
+    #[sea_orm(string_value = "error")]
+    Error,
+    #[sea_orm(string_value = "critical")]
+    Critical,
+}

@@ -9,7 +9,7 @@ pub struct Model {
     pub id: Uuid,
     pub webhook_id: Uuid,
     pub event_id: String,
-    pub status: crate::webhooks::DeliveryStatus,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub claimed_until: Option<DateTimeUtc>,
@@ -21,3 +21,20 @@ pub struct Model {
 pub enum Relation {}
 
 super::every_column_on_insert!();
+
+/// Where a webhook message stands (`webhook_messages.status`, stored as its `as_str` text).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, sea_orm::EnumIter, DeriveActiveEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    /// Every attempt used.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

@@ -15,7 +15,7 @@ pub struct Model {
     pub event_types: String,
     pub tracked_user_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
-    pub status: crate::webhooks::EndpointStatus,
+    pub status: EndpointStatus,
     pub status_reason: Option<String>,
     pub failure_count: i32,
     pub consecutive_failed_messages: i32,
@@ -33,3 +33,28 @@ pub struct Model {
 pub enum Relation {}
 
 super::every_column_on_insert!();
+
+/// A webhook endpoint's state (`webhooks.status`, stored as its `as_str` text).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    sea_orm::EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum EndpointStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// Switched off by the operator.
+    #[sea_orm(string_value = "inactive")]
+    Inactive,
+    /// Switched off by the service after failing for too long.
+    #[sea_orm(string_value = "disabled")]
+    Disabled,
+}
