@@ -213,61 +213,25 @@ impl ChannelRecord {
         if message.deleted {
             return self.empty_message(message.id);
         }
+        // Broadcast posts without signatures have no sender.
+        let base = crate::updates::text_message(
+            message.id,
+            self.peer(),
+            None,
+            message.date,
+            &message.text,
+        );
         tl::enums::Message::Message(tl::types::Message {
-            out: false,
-            mentioned: false,
-            media_unread: false,
-            silent: false,
             post: true,
-            from_scheduled: false,
-            legacy: false,
-            edit_hide: false,
-            pinned: false,
-            noforwards: false,
-            invert_media: false,
-            offline: false,
-            video_processing_pending: false,
-            paid_suggested_post_stars: false,
-            paid_suggested_post_ton: false,
-            id: message.id,
-            // Broadcast posts without signatures have no sender.
-            from_id: None,
-            from_boosts_applied: None,
-            from_rank: None,
-            peer_id: self.peer(),
-            saved_peer_id: None,
-            fwd_from: None,
-            via_bot_id: None,
-            via_business_bot_id: None,
-            guestchat_via_from: None,
-            reply_to: None,
-            date: message.date,
-            message: message.text.clone(),
             media: message
                 .media
                 .as_ref()
                 .map(|media| media_tl(media, message.date)),
-            reply_markup: None,
-            entities: None,
             // `views` and `forwards` share flag bit 10: set both or neither.
             views: Some(1),
             forwards: Some(0),
-            replies: None,
             edit_date: message.edit_date,
-            post_author: None,
-            grouped_id: None,
-            reactions: None,
-            restriction_reason: None,
-            ttl_period: None,
-            quick_reply_shortcut_id: None,
-            effect: None,
-            factcheck: None,
-            report_delivery_until_date: None,
-            paid_message_stars: None,
-            suggested_post: None,
-            schedule_repeat_period: None,
-            summary_from_language: None,
-            rich_message: None,
+            ..base
         })
     }
 

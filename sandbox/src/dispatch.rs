@@ -496,14 +496,15 @@ fn resolve_username(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use grammers_tl_types::Deserializable;
 
     use super::*;
     use crate::crypto::{ServerKey, random_key};
     use crate::world::Ban;
 
-    fn world_with_account() -> (World, AccountId) {
+    /// A world with one account (id 1) and nobody else.
+    pub(crate) fn world_with_account() -> (World, AccountId) {
         let mut world = World::default();
         let account = world
             .add_account(1, 1, None, "Me", ServerKey::new(random_key()))

@@ -170,7 +170,19 @@ fn send_private_message(
 
 fn private_message(id: i32, from_user: i64, date: i32, text: &str) -> tl::enums::Message {
     let peer = tl::enums::Peer::User(tl::types::PeerUser { user_id: from_user });
-    tl::enums::Message::Message(tl::types::Message {
+    tl::enums::Message::Message(text_message(id, peer.clone(), Some(peer), date, text))
+}
+
+/// A received text message with every optional part left out: the base of the private messages
+/// here and of the channels' posts (which add what a post carries).
+pub(crate) fn text_message(
+    id: i32,
+    peer_id: tl::enums::Peer,
+    from_id: Option<tl::enums::Peer>,
+    date: i32,
+    text: &str,
+) -> tl::types::Message {
+    tl::types::Message {
         out: false,
         mentioned: false,
         media_unread: false,
@@ -187,10 +199,10 @@ fn private_message(id: i32, from_user: i64, date: i32, text: &str) -> tl::enums:
         paid_suggested_post_stars: false,
         paid_suggested_post_ton: false,
         id,
-        from_id: Some(peer.clone()),
+        from_id,
         from_boosts_applied: None,
         from_rank: None,
-        peer_id: peer,
+        peer_id,
         saved_peer_id: None,
         fwd_from: None,
         via_bot_id: None,
@@ -220,7 +232,7 @@ fn private_message(id: i32, from_user: i64, date: i32, text: &str) -> tl::enums:
         schedule_repeat_period: None,
         summary_from_language: None,
         rich_message: None,
-    })
+    }
 }
 
 impl Sandbox {
@@ -251,13 +263,10 @@ mod tests {
     use grammers_tl_types::{Deserializable, Serializable};
 
     use super::*;
-    use crate::crypto::{ServerKey, random_key};
 
+    /// The account and a friend (user 2) who writes to it.
     fn world_with_account() -> (World, AccountId) {
-        let mut world = World::default();
-        let account = world
-            .add_account(1, 1, None, "Me", ServerKey::new(random_key()))
-            .expect("account");
+        let (mut world, account) = crate::dispatch::tests::world_with_account();
         world.add_user(2, 2, None, "Friend").expect("user");
         (world, account)
     }
