@@ -72,6 +72,9 @@ fn check_api_hash(api_hash: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The 409 every login route documents.
+const LOGIN_CONFLICT: &str = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands";
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PhoneBody {
@@ -89,7 +92,7 @@ struct PhoneBody {
     responses(
         (status = 200, body = LoginStatus),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+        (status = 409, description = LOGIN_CONFLICT, body = ErrorBody),
         (status = 422, description = "Telegram refused the phone or the api_id", body = ErrorBody),
     )
 )]
@@ -128,7 +131,7 @@ struct CodeBody {
     responses(
         (status = 200, body = LoginStatus),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+        (status = 409, description = LOGIN_CONFLICT, body = ErrorBody),
         (status = 410, description = "The code expired", body = ErrorBody),
         (status = 422, description = "A wrong code", body = ErrorBody),
         (status = 429, description = "Too many wrong tries (`details.retry_after`)", body = ErrorBody),
@@ -170,7 +173,7 @@ struct PasswordBody {
     responses(
         (status = 200, body = LoginStatus),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+        (status = 409, description = LOGIN_CONFLICT, body = ErrorBody),
         (status = 422, description = "A wrong password", body = ErrorBody),
         (status = 429, description = "Too many wrong tries (`details.retry_after`)", body = ErrorBody),
     )
@@ -245,7 +248,7 @@ async fn current_qr(
     operation_id = "login_qr",
     tag = "login",
     params(QrQuery),
-    responses((status = 200, body = QrView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+    responses((status = 200, body = QrView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/login/qr")]
 async fn qr(
@@ -272,7 +275,7 @@ async fn qr(
     responses(
         (status = 200, description = "An SVG document", content_type = "image/svg+xml", body = String),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody),
+        (status = 409, description = LOGIN_CONFLICT, body = ErrorBody),
     )
 )]
 #[get("/accounts/{id}/login/qr.svg")]
@@ -298,7 +301,7 @@ async fn qr_svg(
 #[utoipa::path(
     operation_id = "login_status",
     tag = "login",
-    responses((status = 200, body = LoginStatus), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+    responses((status = 200, body = LoginStatus), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/login/status")]
 async fn login_status(
@@ -328,7 +331,7 @@ struct StoredSessionView {
 #[utoipa::path(
     operation_id = "get_account_session",
     tag = "login",
-    responses((status = 200, body = StoredSessionView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+    responses((status = 200, body = StoredSessionView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/session")]
 async fn session_info(
@@ -367,7 +370,7 @@ struct ResetView {
 #[utoipa::path(
     operation_id = "reset_account_session",
     tag = "login",
-    responses((status = 200, body = ResetView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+    responses((status = 200, body = ResetView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[post("/accounts/{id}/session/reset")]
 async fn reset(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
@@ -400,7 +403,7 @@ struct ImportedView {
     operation_id = "import_account_session",
     tag = "login",
     request_body = ImportBody,
-    responses((status = 200, body = ImportedView), (status = 404, body = ErrorBody), (status = 409, description = "The service has no MTProto logins (scripted Telegram), or the step does not fit where the login stands", body = ErrorBody))
+    responses((status = 200, body = ImportedView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[post("/accounts/{id}/session/import")]
 async fn import(
