@@ -476,6 +476,24 @@ impl Service {
         )
     }
 
+    /// Tracks `username` and returns its id, asking again until the account has connected in
+    /// the background (tracking needs it to resolve the name) or `deadline` has passed.
+    async fn track_once_connected(&self, username: &str, deadline: tokio::time::Instant) -> String {
+        loop {
+            let (status, body) = self
+                .post("/api/tracked-users", &json!({ "username": username }))
+                .await;
+            if status == 201 {
+                return body["id"].as_str().expect("id").to_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "tracking never succeeded: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls `path` until `done` holds for its body, for up to 10 s of real time.
     async fn eventually(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -544,10 +562,7 @@ fn polled<'a>(body: &'a Value, status: &str) -> Vec<&'a Value> {
 
 #[actix_web::test]
 async fn the_service_polls_presence_through_grammers() {
-    let sandbox = Sandbox::start().await.expect("sandbox starts");
-    let account = sandbox
-        .add_account(1000, 77, Some("watcher"), "Watcher")
-        .expect("account");
+    let (sandbox, _account, connector) = start().await;
     // Not a contact: everything the service learns comes from its polls.
     sandbox
         .add_user(2000, 4242, Some("alice_w"), "Alice")
@@ -563,23 +578,14 @@ async fn the_service_polls_presence_through_grammers() {
             },
         )
         .expect("status");
-    let service = spawn_service(connector_for(&sandbox, account), clock, |_| {}).await;
+    let service = spawn_service(connector, clock, |_| {}).await;
 
-    // The account connects in the background; tracking needs it to resolve the username.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let alice = loop {
-        let (status, body) = service
-            .post("/api/tracked-users", &json!({ "username": "alice_w" }))
-            .await;
-        if status == 201 {
-            break body["id"].as_str().expect("id").to_owned();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tracking never succeeded: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let alice = service
+        .track_once_connected(
+            "alice_w",
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        )
+        .await;
     let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
 
     // Polls see her online, with Telegram's expiry.
@@ -661,16 +667,7 @@ fn online_until_an_hour_after(at: DateTime<Utc>) -> UserStatus {
 /// Tracks Alice and changes her status until a push of it reaches the service; her id.
 async fn track_alice_until_pushed(service: &Service, sandbox: &Sandbox, clock: &Clock) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let alice = loop {
-        let (status, body) = service
-            .post("/api/tracked-users", &json!({ "username": "alice_w" }))
-            .await;
-        if status == 201 {
-            break body["id"].as_str().expect("id").to_owned();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let alice = service.track_once_connected("alice_w", deadline).await;
     let statuses = format!("/api/online-statuses?tracked_user_id={alice}&limit=1000");
     loop {
         let delivery = sandbox
@@ -696,14 +693,10 @@ async fn track_alice_until_pushed(service: &Service, sandbox: &Sandbox, clock: &
 
 #[actix_web::test]
 async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
-    let sandbox = Sandbox::start().await.expect("sandbox starts");
-    let account = sandbox
-        .add_account(1000, 77, Some("watcher"), "Watcher")
-        .expect("account");
+    let (sandbox, account, connector) = start().await;
     alice_contact(&sandbox, account);
     let clock = Clock::fast(common::SPEED);
-    let connector =
-        connector_for(&sandbox, account).with_watchdog_interval(Duration::from_millis(200));
+    let connector = connector.with_watchdog_interval(Duration::from_millis(200));
     let service = spawn_service(connector, clock, |config| {
         // Ten years apart: no scheduled poll (the first falls anywhere in [0, max]) can stand
         // in for the poll after the gap.
@@ -738,6 +731,19 @@ async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
     assert_eq!(common::timestamp(&offline["was_online_at"]), was_online);
 }
 
+/// Online (for an hour) or offline as of now, and the name of that status in the API.
+fn online_or_offline_now(online: bool, clock: &Clock) -> (UserStatus, &'static str) {
+    match online {
+        true => (online_until_an_hour_after(clock.now()), "online"),
+        false => (
+            UserStatus::Offline {
+                was_online: unix(clock.now()),
+            },
+            "offline",
+        ),
+    }
+}
+
 /// The service's `pushes` in health for its one account.
 async fn pushes_in_health(service: &Service) -> (Value, Value) {
     let (_, health) = service.get("/api/health").await;
@@ -749,13 +755,10 @@ async fn pushes_in_health(service: &Service) -> (Value, Value) {
 /// health says so; once that client is gone, the pushes and health come back.
 #[actix_web::test]
 async fn pushes_taken_by_another_client_on_the_same_session_show_in_health() {
-    let sandbox = Sandbox::start().await.expect("sandbox starts");
-    let account = sandbox
-        .add_account(1000, 77, Some("watcher"), "Watcher")
-        .expect("account");
+    let (sandbox, account, connector) = start().await;
     alice_contact(&sandbox, account);
     let clock = Clock::fast(common::SPEED);
-    let service = spawn_service(connector_for(&sandbox, account), clock, |config| {
+    let service = spawn_service(connector, clock, |config| {
         // A poll every 0.1 s of real time.
         config.presence.poll_min_seconds = 60;
         config.presence.poll_max_seconds = 60;
@@ -783,15 +786,7 @@ async fn pushes_taken_by_another_client_on_the_same_session_show_in_health() {
         .await
         .expect("get_users");
         online = !online;
-        let (status, kind) = match online {
-            true => (online_until_an_hour_after(clock.now()), "online"),
-            false => (
-                UserStatus::Offline {
-                    was_online: unix(clock.now()),
-                },
-                "offline",
-            ),
-        };
+        let (status, kind) = online_or_offline_now(online, &clock);
         let (_, before) = service.get(&statuses).await;
         let polled_before = polled(&before, kind).len();
         sandbox.set_user_status(2000, status).expect("status");
@@ -826,12 +821,7 @@ async fn pushes_taken_by_another_client_on_the_same_session_show_in_health() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         online = !online;
-        let status = match online {
-            true => online_until_an_hour_after(clock.now()),
-            false => UserStatus::Offline {
-                was_online: unix(clock.now()),
-            },
-        };
+        let (status, _) = online_or_offline_now(online, &clock);
         sandbox.set_user_status(2000, status).expect("status");
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (pushes, health) = pushes_in_health(&service).await;
@@ -853,33 +843,17 @@ async fn pushes_taken_by_another_client_on_the_same_session_show_in_health() {
 async fn a_flood_wait_pauses_the_account_in_the_running_service() {
     /// 6,000 s of service time: 10 s of real time at 600x.
     const FLOOD_SECONDS: u32 = 6000;
-    let sandbox = Sandbox::start().await.expect("sandbox starts");
-    let account = sandbox
-        .add_account(1000, 77, Some("watcher"), "Watcher")
-        .expect("account");
+    let (sandbox, account, connector) = start().await;
     sandbox
         .add_user(2000, 4242, Some("alice_w"), "Alice")
         .expect("user");
-    let service = spawn_service(
-        connector_for(&sandbox, account),
-        Clock::fast(common::SPEED),
-        |_| {},
-    )
-    .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = service
-            .post("/api/tracked-users", &json!({ "username": "alice_w" }))
-            .await;
-        if status == 201 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tracking never succeeded: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let service = spawn_service(connector, Clock::fast(common::SPEED), |_| {}).await;
+    service
+        .track_once_connected(
+            "alice_w",
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        )
+        .await;
     let (_, accounts) = service.get("/api/accounts").await;
     let id = accounts["items"][0]["id"].as_str().expect("id").to_owned();
     let polls = || {
