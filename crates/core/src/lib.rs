@@ -18,7 +18,7 @@
 //! - [`clock`]: service time, which can run faster than real time (demo, tests).
 //! - [`vault`]: sealing MTProto sessions and secrets at rest (ChaCha20-Poly1305).
 //! - [`roles`]: the bot's roles and permissions; [`login_limits`]: how often a login may fail;
-//!   [`retry`]: the webhook retry schedule; [`signing`]: Standard Webhooks signatures;
+//!   [`retry`]: the webhook retry schedule; [`supervision`]: restart intensity; [`signing`]: Standard Webhooks signatures;
 //!   [`init_data`]: Telegram Mini App `initData` validation; [`tags`]: the channel tag rule;
 //!   [`constant_time`]: comparing secrets.
 
@@ -33,6 +33,7 @@ pub mod presence;
 pub mod retry;
 pub mod roles;
 pub mod signing;
+pub mod supervision;
 pub mod tags;
 pub mod telegram;
 pub mod vault;

@@ -16,9 +16,9 @@ use sea_orm::DatabaseConnection;
 use crate::{
     actors::{
         channels::{ChannelsActor, FlushChannels},
-        messages::{AccountHealth, Flush},
+        messages::Flush,
         storage::StorageActor,
-        supervisor::FleetSupervisor,
+        supervisor::{FleetSupervisor, look_after_accounts},
     },
     bot,
     channels::Channels,
@@ -31,8 +31,15 @@ use crate::{
         reconcile::{AccountsReconciler, ConfigReconciler, ReconcileContext},
     },
     state::AppState,
+    supervision::{
+        Child, ChildKind, Supervision, start_child,
+        worker::{StartTasks, Worker},
+    },
     tracking::{Tracking, TrackingError},
-    webhooks::{self, dispatcher::Wake},
+    webhooks::{
+        self,
+        dispatcher::{DispatcherSetup, Wake},
+    },
 };
 use tgwatch_core::{
     clock::Clock,
@@ -74,6 +81,10 @@ pub struct Application {
     port: u16,
     server: Server,
     stopping: Arc<AtomicBool>,
+    supervision: Supervision,
+    /// The workers (webhooks, bot, live): held, so that they are restarted as long as the
+    /// service runs.
+    _workers: Vec<Addr<Worker>>,
     storage: Addr<StorageActor>,
     tracking: Tracking,
     channels: Channels,
@@ -161,26 +172,32 @@ impl Application {
         let wake = Wake::default();
         let metrics = Arc::new(Metrics::default());
         let feed = Feed::default();
-        let storage = StorageActor::new(
-            db.clone(),
-            config.presence.gap(),
-            config.presence.flush_interval(),
-            wake.clone(),
-        )
-        .with_metrics(Arc::clone(&metrics))
-        .with_feed(feed.clone())
-        .start();
-        let channel_router = ChannelsActor::new(
-            db.clone(),
-            clock,
-            config.presence.flush_interval(),
-            wake.clone(),
-            feed.clone(),
-            storage::channels::monitored(&db).await?,
-        )
-        .with_metrics(Arc::clone(&metrics))
-        .start();
-        let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
+        let supervision = Supervision::new(clock);
+        let singleton = |kind| supervision.singleton(kind, config.supervision.intensity());
+        let storage = start_child(
+            singleton(ChildKind::Storage),
+            StorageActor::new(
+                db.clone(),
+                config.presence.gap(),
+                config.presence.flush_interval(),
+                wake.clone(),
+            )
+            .with_metrics(Arc::clone(&metrics))
+            .with_feed(feed.clone()),
+        );
+        let channel_router = start_child(
+            singleton(ChildKind::Channels),
+            ChannelsActor::new(
+                db.clone(),
+                clock,
+                config.presence.flush_interval(),
+                wake.clone(),
+                feed.clone(),
+                storage::channels::monitored(&db).await?,
+            )
+            .with_metrics(Arc::clone(&metrics)),
+        );
+        let (failover_tx, failover_rx) = tokio::sync::mpsc::unbounded_channel();
         let supervisor = FleetSupervisor::new(
             db.clone(),
             clock,
@@ -188,9 +205,11 @@ impl Application {
             config.telegram.clone(),
             connector,
             storage.clone(),
+            supervision.clone(),
+            config.supervision.intensity(),
         )
         .with_metrics(Arc::clone(&metrics))
-        .with_fleet_links(health_tx, channel_router.clone().recipient())
+        .with_fleet_links(failover_tx, channel_router.clone().recipient())
         .start();
         let tracking = Tracking {
             db: db.clone(),
@@ -206,7 +225,7 @@ impl Application {
             feed: feed.clone(),
             adding: Arc::default(),
         };
-        tokio::spawn(look_after_accounts(channels.clone(), health_rx));
+        tokio::spawn(look_after_accounts(channels.clone(), failover_rx));
         let logins = mtproto.map(|(grammers, vault, fresh_session)| {
             Logins::new(
                 db.clone(),
@@ -235,7 +254,7 @@ impl Application {
         AccountsReconciler.reconcile(&reconcile, &config).await?;
         // Endpoints first, so that no event is fanned out before its consumers exist.
         webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
-        webhooks::dispatcher::spawn_with_metrics(
+        let dispatcher = DispatcherSetup::new(
             db.clone(),
             clock,
             config.webhooks.clone(),
@@ -243,17 +262,25 @@ impl Application {
             Arc::clone(&metrics),
         )
         .map_err(StartupError::HttpClient)?;
+        let mut workers = vec![supervise_tasks(
+            singleton(ChildKind::Webhooks),
+            Box::new(move || vec![dispatcher.spawn()]),
+        )];
         tracking.start_all().await?;
         // After the fleet: the bot's commands track and query through it.
-        let bot_started = bot::spawn(bot::BotDeps {
+        let bot = bot::prepare(bot::BotDeps {
             db: db.clone(),
             clock,
             tracking: tracking.clone(),
             config: config.bot.clone(),
             wake: wake.clone(),
         })?;
-        if !bot_started {
-            tracing::info!("no bot.token: the Telegram bot is off");
+        match bot {
+            Some(bot) => workers.push(supervise_tasks(
+                singleton(ChildKind::Bot),
+                Box::new(move || bot.spawn()),
+            )),
+            None => tracing::info!("no bot.token: the Telegram bot is off"),
         }
         // The whole file as desired state: tracked users (one Telegram call each to resolve,
         // so in the background while the API answers), then the endpoints filtered by them.
@@ -290,7 +317,7 @@ impl Application {
             })?
             .port();
         let channels_for_callers = channels.clone();
-        let live = crate::live::Live::start(crate::live::LiveDeps {
+        let live = crate::live::Live::new(crate::live::LiveDeps {
             config: config.live.clone(),
             bot: config.bot.clone(),
             admin_token: admin_token.clone(),
@@ -299,7 +326,15 @@ impl Application {
             feed: feed.clone(),
             metrics: Arc::clone(&metrics),
         })?;
+        let hub = live.clone();
+        workers.push(supervise_tasks(
+            singleton(ChildKind::Live),
+            Box::new(move || hub.spawn_tasks()),
+        ));
         let stopping = Arc::new(AtomicBool::new(false));
+        let switches = http::Switches {
+            fault_injection: config.testing.fault_injection,
+        };
         let state = web::Data::new(AppState {
             db,
             supervisor,
@@ -318,6 +353,7 @@ impl Application {
             config: reloader.state(),
             live,
             stopping: stopping.clone(),
+            supervision: supervision.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -325,7 +361,7 @@ impl Application {
                 // Outermost, so every answer (a 414 too) carries the request's id.
                 .wrap(actix_web::middleware::from_fn(http::request_id::middleware))
                 .app_data(state.clone())
-                .configure(http::routes)
+                .configure(http::routes(switches))
         })
         .workers(2)
         .disable_signals()
@@ -340,6 +376,8 @@ impl Application {
             port,
             server,
             stopping,
+            supervision,
+            _workers: workers,
             storage,
             tracking,
             channels: channels_for_callers,
@@ -389,12 +427,20 @@ impl Application {
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = self.server;
+        let supervision = self.supervision.clone();
+        let mut gave_up = None;
         tokio::select! {
             result = server => result?,
             () = stop => {
                 self.stopping.store(true, Ordering::Relaxed);
                 tracing::info!("shutting down: refusing new requests");
                 handle.stop(true).await;
+            }
+            reason = supervision.given_up() => {
+                self.stopping.store(true, Ordering::Relaxed);
+                tracing::error!(reason, "shutting down: a part the service cannot do without keeps failing");
+                handle.stop(true).await;
+                gave_up = Some(reason);
             }
         }
         tracing::info!("shutting down: writing buffered observations and channel changes");
@@ -413,7 +459,10 @@ impl Application {
             }
         }
         tracing::info!("stopped");
-        Ok(())
+        match gave_up {
+            Some(reason) => Err(std::io::Error::other(reason)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -439,26 +488,9 @@ pub async fn shutdown_signal() {
     tracing::info!(signal = name, "stop requested");
 }
 
-/// Acts on what account actors report: a lost account's work moves to healthy accounts, a
-/// ready account takes the work that waited. One report at a time, in order, so that two
-/// reassignments never race for the same channel.
-async fn look_after_accounts(
-    channels: Channels,
-    mut reports: tokio::sync::mpsc::UnboundedReceiver<AccountHealth>,
-) {
-    while let Some(report) = reports.recv().await {
-        let outcome = match &report {
-            AccountHealth::Lost {
-                account_id,
-                loss,
-                reason,
-            } => channels.on_account_lost(*account_id, *loss, reason).await,
-            AccountHealth::Ready(account_id) => channels.on_account_ready(*account_id).await,
-        };
-        if let Err(error) = outcome {
-            tracing::error!(?report, %error, "could not move work after an account change");
-        }
-    }
+/// Starts a worker (tasks on the runtime's threads) under `child`.
+fn supervise_tasks(child: Child, start: StartTasks) -> Addr<Worker> {
+    start_child(child.clone(), Worker::new(child, start))
 }
 
 /// Where the service's Telegram comes from.

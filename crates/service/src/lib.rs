@@ -8,6 +8,8 @@
 //! - [`actors`]: a `FleetSupervisor` owning one `AccountActor` per account and one
 //!   `TargetActor` per tracked user, the `StorageActor` that batches writes, the
 //!   `ChannelsActor` that routes channel posts.
+//! - [`supervision`]: the supervision tree every actor runs under: restarts in place (panics
+//!   included), restart intensity, parking and giving up, `GET /api/supervision`.
 //! - [`tracking`]: the operations the API and the config file share (track a user, add an
 //!   account), so both go through the same checks; [`channels`]: the same for channels.
 //! - [`reload`]: `config.toml` as desired state, applied at start and on every edit of the file,
@@ -31,5 +33,6 @@ pub mod live;
 pub mod metrics;
 pub mod reload;
 pub mod state;
+pub mod supervision;
 pub mod tracking;
 pub mod webhooks;

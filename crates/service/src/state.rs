@@ -56,6 +56,8 @@ pub struct AppState {
     pub live: Live,
     /// Set when the clean stop begins: `GET /readyz` then answers 503.
     pub stopping: Arc<AtomicBool>,
+    /// The supervision tree (`GET /api/supervision`, fault injection).
+    pub supervision: crate::supervision::Supervision,
 }
 
 impl AppState {

@@ -83,6 +83,8 @@ pub struct Config {
     pub logs: LogsConfig,
     pub logging: LoggingConfig,
     pub live: LiveConfig,
+    pub supervision: SupervisionConfig,
+    pub testing: TestingConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -285,8 +287,9 @@ pub struct TelegramConfig {
     /// the wait doubles up to `reconnect_max_seconds`.
     pub reconnect_min_seconds: u64,
     pub reconnect_max_seconds: u64,
-    /// Restart intensity limit: an account whose connection fails more than `restart_limit`
-    /// times within `restart_window_seconds` (service time) is parked (status `inactive`),
+    /// Restart intensity limit: an account whose connection fails (or whose actor panics) more
+    /// than `restart_limit` times within `restart_window_seconds` (service time) is parked
+    /// (status `inactive`),
     /// an alert is raised and its work moves to other accounts.
     pub restart_limit: usize,
     pub restart_window_seconds: u64,
@@ -475,6 +478,51 @@ impl Default for JobsConfig {
             log_cleanup_interval_seconds: 3600,
         }
     }
+}
+
+/// The supervision tree (`[supervision]`): how often a singleton child (storage, channels,
+/// webhooks, bot, live, and each tracked person's actor) may be restarted, and how long a stop
+/// may take. Accounts keep `[telegram] restart_limit` and `restart_window_seconds`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// More restarts than this within `restart_window_seconds` (service time): the service
+    /// reports unhealthy and stops cleanly (a person's actor is parked instead).
+    pub restart_limit: usize,
+    pub restart_window_seconds: u64,
+    /// The stop on SIGTERM or SIGINT may take this long (real seconds).
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            restart_limit: 5,
+            restart_window_seconds: 60,
+            shutdown_timeout_seconds: 10,
+        }
+    }
+}
+
+impl SupervisionConfig {
+    pub fn intensity(&self) -> crate::supervision::RestartIntensity {
+        crate::supervision::RestartIntensity::new(self.restart_limit, self.restart_window_seconds)
+    }
+}
+
+impl TelegramConfig {
+    /// How often an account may be restarted (its connection failing or its actor panicking).
+    pub fn restart_intensity(&self) -> crate::supervision::RestartIntensity {
+        crate::supervision::RestartIntensity::new(self.restart_limit, self.restart_window_seconds)
+    }
+}
+
+/// Switches for tests and operators (`[testing]`), all off by default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingConfig {
+    /// `POST /api/faults/panic` makes an actor panic while handling its next message.
+    pub fault_injection: bool,
 }
 
 /// The service's own log lines (`[logging]`; the `logs` table is `[logs]`).

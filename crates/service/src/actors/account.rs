@@ -17,6 +17,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::{
+    super::supervision::Child,
     channels::ChannelUpdate,
     messages::{
         AccountHealth, AttachTarget, ConnectionLost, DetachTarget, GetSession, Lookup, Loss,
@@ -31,6 +32,7 @@ use tgwatch_core::{
         Observation, Source, Status,
         pushes::{PushState, PushWatch},
     },
+    supervision::Verdict,
 };
 use tgwatch_store::{self as storage, LogLevel, accounts::AccountStatus};
 use tgwatch_telegram::{
@@ -74,12 +76,16 @@ pub struct AccountActor {
     metrics: Arc<crate::metrics::Metrics>,
     /// Where health changes and channel updates go (the fleet's caretaker and the channels
     /// actor); absent in setups without them.
-    health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+    health: Option<Recipient<AccountHealth>>,
     channel_updates: Option<Recipient<ChannelUpdate>>,
-    /// When the connection failed lately, for the restart intensity limit.
-    restarts: VecDeque<chrono::DateTime<chrono::Utc>>,
-    restart_limit: usize,
-    restart_window: chrono::Duration,
+    /// The account's node in the supervision tree: its failures (connections lost, panics)
+    /// count against `[telegram] restart_limit` there.
+    child: Child,
+    /// Counts connections, so that what the stream of an older one reports is ignored.
+    connection: u64,
+    /// Set by a restart: the next connection waits for the backoff first.
+    restarted: bool,
+    restart_window_seconds: u64,
 }
 
 impl AccountActor {
@@ -91,6 +97,7 @@ impl AccountActor {
         clock: Clock,
         presence: PresenceConfig,
         telegram: &TelegramConfig,
+        child: Child,
     ) -> AccountActor {
         let reconnect = ExponentialBackoff {
             initial_interval: std::time::Duration::from_secs(telegram.reconnect_min_seconds),
@@ -118,18 +125,17 @@ impl AccountActor {
             metrics: Arc::default(),
             health: None,
             channel_updates: None,
-            restarts: VecDeque::new(),
-            restart_limit: telegram.restart_limit,
-            restart_window: chrono::Duration::seconds(
-                i64::try_from(telegram.restart_window_seconds).unwrap_or(i64::MAX),
-            ),
+            child,
+            connection: 0,
+            restarted: false,
+            restart_window_seconds: telegram.restart_window_seconds,
         }
     }
 
     /// Health changes go to `health`, channel updates to `channel_updates`.
     pub fn with_fleet_links(
         mut self,
-        health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+        health: Option<Recipient<AccountHealth>>,
         channel_updates: Option<Recipient<ChannelUpdate>>,
     ) -> AccountActor {
         self.health = health;
@@ -138,9 +144,8 @@ impl AccountActor {
     }
 
     fn tell_health(&self, health: AccountHealth) {
-        if let Some(sender) = &self.health {
-            // The receiver lives as long as the service; a send after shutdown is moot.
-            let _ = sender.send(health);
+        if let Some(supervisor) = &self.health {
+            supervisor.do_send(health);
         }
     }
 
@@ -158,6 +163,8 @@ impl AccountActor {
                 .map(|result, act, ctx| match result {
                     Ok(connection) => {
                         act.reconnect.reset();
+                        act.connection += 1;
+                        let generation = act.connection;
                         act.session = Some(connection.session);
                         tracing::info!(account = %act.identity.label, "connected to Telegram");
                         act.note_status(AccountStatus::Active, None);
@@ -166,9 +173,9 @@ impl AccountActor {
                         let mut updates = connection.updates;
                         actix::spawn(async move {
                             while let Some(update) = updates.recv().await {
-                                address.do_send(Pushed(update));
+                                address.do_send(Pushed { update, generation });
                             }
-                            address.do_send(ConnectionLost);
+                            address.do_send(ConnectionLost { generation });
                         });
                         if std::mem::replace(&mut act.was_connected, true) {
                             act.poll_everyone_now(ctx);
@@ -205,26 +212,25 @@ impl AccountActor {
             }
             _ => {}
         }
-        let now = self.clock.now();
-        self.restarts.push_back(now);
-        while self
-            .restarts
-            .front()
-            .is_some_and(|at| *at <= now - self.restart_window)
+        if self
+            .child
+            .record_failure(&format!("Telegram connection failed: {error}"))
+            == Verdict::GiveUp
         {
-            self.restarts.pop_front();
-        }
-        if self.restarts.len() > self.restart_limit {
             self.park();
             return;
         }
-        let wait = self
-            .reconnect
-            .next_backoff()
-            .unwrap_or(self.reconnect.max_interval);
+        let wait = self.next_backoff();
         tracing::warn!(account = %self.identity.label, %error, retry_in = ?wait, "Telegram connection failed");
         self.metrics.reconnects.inc(&self.identity.label);
         ctx.run_later(self.clock.real_duration(wait), |act, ctx| act.connect(ctx));
+    }
+
+    /// How long to wait before the next connection (service time).
+    fn next_backoff(&mut self) -> std::time::Duration {
+        self.reconnect
+            .next_backoff()
+            .unwrap_or(self.reconnect.max_interval)
     }
 
     fn mark_unusable(&mut self, reason: &str) {
@@ -243,10 +249,11 @@ impl AccountActor {
     /// Too many restarts in the window: stop trying, so a broken account does not hammer
     /// Telegram; its work moves elsewhere. An operator restarts it (PATCH status `active`).
     fn park(&mut self) {
+        self.child.park();
         let reason = format!(
-            "parked after {} connection failures within {} s",
-            self.restarts.len(),
-            self.restart_window.num_seconds()
+            "parked after {} failures (lost connections or crashes) within {} s",
+            self.child.recent_failures(),
+            self.restart_window_seconds
         );
         self.unusable = true;
         self.pending.clear();
@@ -265,6 +272,7 @@ impl AccountActor {
         let db = self.db.clone();
         let account_id = self.account_id;
         let now = self.clock.now();
+        let parked = self.child.is_parked();
         actix::spawn(async move {
             if let Err(error) =
                 storage::accounts::set_status(&db, account_id, status, reason.clone(), now).await
@@ -272,7 +280,7 @@ impl AccountActor {
                 tracing::error!(%account_id, %error, "cannot record account status");
             }
             if let Some(reason) = reason {
-                let level = if status == AccountStatus::Banned {
+                let level = if status == AccountStatus::Banned || parked {
                     LogLevel::Critical
                 } else {
                     LogLevel::Warning
@@ -460,9 +468,41 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.connect(ctx);
+        if self.unusable {
+            return; // banned, logged out or parked: started anew by an operator
+        }
+        match std::mem::take(&mut self.restarted) {
+            false => self.connect(ctx),
+            true => {
+                let wait = self.next_backoff();
+                tracing::info!(account = %self.identity.label, reconnect_in = ?wait, "account restarted");
+                ctx.run_later(self.clock.real_duration(wait), |act, ctx| act.connect(ctx));
+            }
+        }
     }
 }
+
+impl AccountActor {
+    /// Stopped on purpose (the account was removed, or is started anew): no restart.
+    pub fn retire(&self) {
+        self.child.retire();
+    }
+}
+
+impl Supervised for AccountActor {
+    /// After a crash: the connection is made again (after the backoff); the queued polls and
+    /// the people watched stay. Beyond the restart intensity the account is parked.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.session = None;
+        self.flush_scheduled = false;
+        self.restarted = true;
+        if self.child.is_parked() && !self.unusable {
+            self.park();
+        }
+    }
+}
+
+crate::panics_on_request!(AccountActor);
 
 impl Handler<PollDue> for AccountActor {
     type Result = ();
@@ -507,7 +547,10 @@ impl Handler<DetachTarget> for AccountActor {
 
 impl Handler<Pushed> for AccountActor {
     type Result = ();
-    fn handle(&mut self, Pushed(update): Pushed, ctx: &mut Self::Context) {
+    fn handle(&mut self, Pushed { update, generation }: Pushed, ctx: &mut Self::Context) {
+        if generation != self.connection {
+            return; // from a connection replaced since
+        }
         match update {
             Update::UserStatus { user_id, status } => {
                 if let Some(watched) = self.targets_by_telegram_id.get(&user_id) {
@@ -550,8 +593,8 @@ impl Handler<Pushed> for AccountActor {
 
 impl Handler<ConnectionLost> for AccountActor {
     type Result = ();
-    fn handle(&mut self, _: ConnectionLost, ctx: &mut Self::Context) {
-        if self.session.is_some() && !self.unusable {
+    fn handle(&mut self, lost: ConnectionLost, ctx: &mut Self::Context) {
+        if lost.generation == self.connection && self.session.is_some() && !self.unusable {
             let error = TelegramError::Connection("update stream ended".into());
             self.connection_failed(ctx, &error);
         }

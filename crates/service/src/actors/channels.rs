@@ -80,6 +80,8 @@ pub struct ChannelsActor {
     routes: HashMap<i64, Route>,
     buffer: Vec<ChannelChange>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Set by a restart: the monitored channels are read from the database again.
+    restarted: bool,
 }
 
 impl ChannelsActor {
@@ -100,6 +102,7 @@ impl ChannelsActor {
             routes: HashMap::new(),
             buffer: Vec::new(),
             metrics: Arc::default(),
+            restarted: false,
         };
         for channel in monitored {
             actor.watch(&channel);
@@ -216,8 +219,36 @@ impl Actor for ChannelsActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(100_000);
         ctx.run_interval(self.flush_interval, |act, ctx| act.flush(ctx));
+        if std::mem::take(&mut self.restarted) {
+            // After a crash the routes may be half-changed: read them back before any update.
+            let db = self.db.clone();
+            ctx.wait(
+                async move { storage::channels::monitored(&db).await }
+                    .into_actor(self)
+                    .map(|monitored, act, _ctx| match monitored {
+                        Ok(monitored) => {
+                            act.routes.clear();
+                            for channel in monitored {
+                                act.watch(&channel);
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "cannot read the monitored channels again; keeping the routes");
+                        }
+                    }),
+            );
+        }
     }
 }
+
+impl Supervised for ChannelsActor {
+    /// The buffer survives a restart in place; the routes are read again in `started`.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.restarted = true;
+    }
+}
+
+crate::panics_on_request!(ChannelsActor);
 
 impl Handler<ChannelUpdate> for ChannelsActor {
     type Result = ();

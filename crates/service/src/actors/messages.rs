@@ -46,15 +46,20 @@ pub struct Observed {
     pub account_id: Option<Uuid>,
 }
 
-/// A pushed update from an account's connection.
+/// A pushed update from an account's connection (`generation` counts its connections).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Pushed(pub Update);
+pub struct Pushed {
+    pub update: Update,
+    pub generation: u64,
+}
 
-/// The account's connection ended: reconnect.
+/// The account's connection `generation` ended: reconnect.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ConnectionLost;
+pub struct ConnectionLost {
+    pub generation: u64,
+}
 
 /// Who to look up on Telegram: by username (`contacts.resolveUsername`, once per tracked user)
 /// or by id and access hash (`users.getUsers`).
@@ -225,8 +230,9 @@ pub enum Loss {
     Parked,
 }
 
-/// What account actors tell the fleet's caretaker about their health (see `channels`).
-#[derive(Clone, Debug)]
+/// What account actors tell their supervisor about their health (the failover acts on it).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
 pub enum AccountHealth {
     /// Connected and usable: unassigned work can go to it.
     Ready(Uuid),

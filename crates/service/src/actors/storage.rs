@@ -119,6 +119,16 @@ impl Actor for StorageActor {
     }
 }
 
+impl Supervised for StorageActor {
+    /// The buffer survives a restart in place (the actor value is kept); the timers are set
+    /// again in `started`.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.event_flush_scheduled = false;
+    }
+}
+
+crate::panics_on_request!(StorageActor);
+
 impl Handler<RecordObservation> for StorageActor {
     type Result = ();
 

@@ -1,9 +1,12 @@
-//! FleetSupervisor: starts and stops the account and target actors and routes requests to them.
+//! FleetSupervisor: the fleet's node of the supervision tree. It starts and stops the account
+//! and target actors (each under its own node, restarted in place when it crashes, see
+//! [`crate::supervision`]) and routes requests to them.
 //!
 //! It is the only owner of actor addresses; the HTTP API asks it, never an actor directly. An
 //! account whose connection fails reconnects by itself with exponential backoff (see
-//! `AccountActor`); a lost account's channels and people move to healthy accounts through
-//! `Channels::on_account_lost` (see `app.rs`, `look_after_accounts`).
+//! `AccountActor`). Accounts report their health to it ([`AccountHealth`]); a lost account
+//! (banned, or parked after too many restarts) has its channels and people moved to healthy
+//! accounts by the failover next to it ([`look_after_accounts`]).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -22,11 +25,13 @@ use super::{
     storage::StorageActor,
     target::TargetActor,
 };
+use crate::supervision::{Supervision, start_child};
 use tgwatch_core::{
     clock::Clock,
     config::{PresenceConfig, TelegramConfig},
     events::TrackedUserRef,
     presence::Source,
+    supervision::RestartIntensity,
 };
 use tgwatch_store::accounts::AccountStatus;
 use tgwatch_telegram::{
@@ -43,8 +48,12 @@ pub struct FleetSupervisor {
     accounts: HashMap<Uuid, Addr<AccountActor>>,
     targets: HashMap<Uuid, Addr<TargetActor>>,
     metrics: Arc<crate::metrics::Metrics>,
-    health: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
+    /// Where account health goes on to: the failover.
+    failover: Option<tokio::sync::mpsc::UnboundedSender<AccountHealth>>,
     channel_updates: Option<Recipient<ChannelUpdate>>,
+    supervision: Supervision,
+    /// How often a person's actor may restart (`[supervision]`).
+    target_intensity: RestartIntensity,
 }
 
 impl FleetSupervisor {
@@ -55,6 +64,8 @@ impl FleetSupervisor {
         telegram: TelegramConfig,
         connector: Arc<dyn TelegramConnector>,
         storage: Addr<StorageActor>,
+        supervision: Supervision,
+        target_intensity: RestartIntensity,
     ) -> FleetSupervisor {
         FleetSupervisor {
             db,
@@ -66,19 +77,21 @@ impl FleetSupervisor {
             accounts: HashMap::new(),
             targets: HashMap::new(),
             metrics: Arc::default(),
-            health: None,
+            failover: None,
             channel_updates: None,
+            supervision,
+            target_intensity,
         }
     }
 
-    /// Account actors report their health to `health` and their channel updates to
-    /// `channel_updates`.
+    /// Account health goes on to `failover` ([`look_after_accounts`]); account actors send
+    /// their channel updates to `channel_updates`.
     pub fn with_fleet_links(
         mut self,
-        health: tokio::sync::mpsc::UnboundedSender<AccountHealth>,
+        failover: tokio::sync::mpsc::UnboundedSender<AccountHealth>,
         channel_updates: Recipient<ChannelUpdate>,
     ) -> FleetSupervisor {
-        self.health = Some(health);
+        self.failover = Some(failover);
         self.channel_updates = Some(channel_updates);
         self
     }
@@ -97,7 +110,7 @@ impl Actor for FleetSupervisor {
 impl Handler<StartAccount> for FleetSupervisor {
     type Result = ();
 
-    fn handle(&mut self, StartAccount(account): StartAccount, _ctx: &mut Self::Context) {
+    fn handle(&mut self, StartAccount(account): StartAccount, ctx: &mut Self::Context) {
         if let Some(running) = self.accounts.remove(&account.id) {
             running.do_send(StopActor);
         }
@@ -107,6 +120,11 @@ impl Handler<StartAccount> for FleetSupervisor {
         ) {
             return;
         }
+        let child = self.supervision.account(
+            account.id,
+            &account.label,
+            self.telegram.restart_intensity(),
+        );
         let actor = AccountActor::new(
             account.id,
             AccountIdentity {
@@ -118,10 +136,14 @@ impl Handler<StartAccount> for FleetSupervisor {
             self.clock,
             self.presence.clone(),
             &self.telegram,
+            child.clone(),
         )
         .with_metrics(Arc::clone(&self.metrics))
-        .with_fleet_links(self.health.clone(), self.channel_updates.clone());
-        self.accounts.insert(account.id, actor.start());
+        .with_fleet_links(
+            Some(ctx.address().recipient()),
+            self.channel_updates.clone(),
+        );
+        self.accounts.insert(account.id, start_child(child, actor));
     }
 }
 
@@ -148,6 +170,16 @@ impl Handler<StartTarget> for FleetSupervisor {
             id,
             access_hash: tracked.access_hash.unwrap_or(0),
         });
+        let label = tracked
+            .username
+            .clone()
+            .unwrap_or_else(|| tracked.id.to_string());
+        let child = self.supervision.target(
+            tracked.id,
+            &label,
+            tracked.account_id,
+            self.target_intensity,
+        );
         let actor = TargetActor {
             tracked_user_id: tracked.id,
             user,
@@ -164,8 +196,10 @@ impl Handler<StartTarget> for FleetSupervisor {
                 telegram_user_id: tracked.telegram_user_id,
                 username: tracked.username.clone(),
             },
+            child: child.clone(),
+            restarted: false,
         };
-        self.targets.insert(tracked.id, actor.start());
+        self.targets.insert(tracked.id, start_child(child, actor));
     }
 }
 
@@ -248,6 +282,7 @@ impl Handler<Snapshot> for FleetSupervisor {
 impl Handler<StopActor> for AccountActor {
     type Result = ();
     fn handle(&mut self, _: StopActor, ctx: &mut Self::Context) {
+        self.retire();
         ctx.stop();
     }
 }
@@ -255,7 +290,40 @@ impl Handler<StopActor> for AccountActor {
 impl Handler<StopActor> for TargetActor {
     type Result = ();
     fn handle(&mut self, _: StopActor, ctx: &mut Self::Context) {
+        self.child.retire();
         ctx.stop();
+    }
+}
+
+impl Handler<AccountHealth> for FleetSupervisor {
+    type Result = ();
+    fn handle(&mut self, health: AccountHealth, _ctx: &mut Self::Context) {
+        if let Some(failover) = &self.failover {
+            // The failover runs as long as the service; a report after shutdown is moot.
+            let _ = failover.send(health);
+        }
+    }
+}
+
+/// Acts on what account actors report: a lost account's work moves to healthy accounts, a
+/// ready account takes the work that waited. One report at a time, in order, so that two
+/// reassignments never race for the same channel.
+pub async fn look_after_accounts(
+    channels: crate::channels::Channels,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<AccountHealth>,
+) {
+    while let Some(report) = reports.recv().await {
+        let outcome = match &report {
+            AccountHealth::Lost {
+                account_id,
+                loss,
+                reason,
+            } => channels.on_account_lost(*account_id, *loss, reason).await,
+            AccountHealth::Ready(account_id) => channels.on_account_ready(*account_id).await,
+        };
+        if let Err(error) = outcome {
+            tracing::error!(?report, %error, "could not move work after an account change");
+        }
     }
 }
 

@@ -6,8 +6,11 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::{
+    super::supervision::Child,
     account::AccountActor,
-    messages::{AttachTarget, DetachTarget, Observed, PollDue, RebuildSessions, RecordObservation},
+    messages::{
+        AttachTarget, DetachTarget, Flush, Observed, PollDue, RebuildSessions, RecordObservation,
+    },
     storage::StorageActor,
 };
 use tgwatch_core::{
@@ -37,6 +40,10 @@ pub struct TargetActor {
     pub folder: Option<SessionFolder>,
     /// Who events about this user name.
     pub user_ref: TrackedUserRef,
+    /// The person's node in the supervision tree.
+    pub child: Child,
+    /// Set by a restart: the state is loaded again once storage has written what it holds.
+    pub restarted: bool,
 }
 
 impl TargetActor {
@@ -93,12 +100,26 @@ impl Actor for TargetActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.parked() {
+            tracing::error!(tracked_user_id = %self.tracked_user_id, "restarted too often: no longer polled until tracked anew");
+            return;
+        }
         let db = self.db.clone();
         let id = self.tracked_user_id;
         let gap = self.presence.gap();
+        // After a crash the observations this actor handed to storage may not be written
+        // yet: the state is read back once they are.
+        let storage_written = std::mem::take(&mut self.restarted).then(|| self.storage.send(Flush));
         // No observation is handled before the stored state is back.
         ctx.wait(
-            async move { storage::sessions::resume_folder(&db, id, gap).await }
+            async move {
+                if let Some(written) = storage_written {
+                    if let Ok(Err(error)) = written.await {
+                        tracing::warn!(tracked_user_id = %id, %error, "storage could not write before the state was read back");
+                    }
+                }
+                storage::sessions::resume_folder(&db, id, gap).await
+            }
                 .into_actor(self)
                 .map(move |loaded, act, _ctx| match loaded {
                     Ok(folder) => act.folder = Some(folder),
@@ -128,11 +149,31 @@ impl Actor for TargetActor {
     }
 }
 
+impl Supervised for TargetActor {
+    /// After a crash the gap-rule state is loaded from the database again (in `started`).
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.folder = None;
+        self.restarted = true;
+    }
+}
+
+impl TargetActor {
+    /// Parked after too many restarts: the actor answers but no longer keeps the state.
+    fn parked(&self) -> bool {
+        self.folder.is_none() && self.child.is_parked()
+    }
+}
+
+crate::panics_on_request!(TargetActor);
+
 impl Handler<Observed> for TargetActor {
     // Atomic: while a rebuild runs, later observations wait for the rebuilt state.
     type Result = AtomicResponse<Self, Result<Uuid, StorageError>>;
 
     fn handle(&mut self, mut observed: Observed, _ctx: &mut Self::Context) -> Self::Result {
+        if self.parked() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(StorageError::Unavailable))));
+        }
         observed.observation = observed.observation.at_stored_precision();
         let gap = self.presence.gap();
         let folder = self.folder.get_or_insert_with(|| SessionFolder::new(gap));

@@ -70,45 +70,73 @@ pub struct BotDeps {
     pub wake: Wake,
 }
 
-/// Starts the bot (long polling and the notifier) on the runtime, when `bot.token` is set.
-/// Returns whether it started. Telegram being unreachable is not an error: the bot keeps trying.
-pub fn spawn(deps: BotDeps) -> Result<bool, BotError> {
+/// The bot, ready to start (and to start again after a crash), when `bot.token` is set.
+/// Telegram being unreachable is not an error: the bot keeps trying.
+pub fn prepare(deps: BotDeps) -> Result<Option<BotSetup>, BotError> {
     let Some(token) = deps.config.token.clone() else {
-        return Ok(false);
+        return Ok(None);
     };
-    let url =
+    let api_url =
         reqwest::Url::parse(&deps.config.api_url).map_err(|e| BotError::ApiUrl(e.to_string()))?;
-    let config = Arc::new(deps.config);
-    let limits = Limits {
-        messages_per_sec_chat: config.messages_per_chat_per_second,
-        messages_per_min_chat: config.messages_per_chat_per_minute,
-        messages_per_min_channel_or_supergroup: config.messages_per_group_per_minute,
-        messages_per_sec_overall: config.messages_per_second,
-    };
-    let bot = Throttle::spawn_with_settings(
-        Bot::new(token.expose()).set_api_url(url),
-        Settings::default().limits(limits).no_retry(),
-    );
-    let notifier_wake = deps.wake.listener();
-    let notifier = notifier::Notifier::new(
-        deps.db.clone(),
-        deps.clock,
-        Arc::clone(&config),
-        bot.clone(),
-        token.clone(),
-        Arc::clone(&notifier_wake),
-    );
-    tokio::spawn(notifier.run());
-    let context = Arc::new(handlers::BotContext {
+    Ok(Some(BotSetup {
+        notifier_wake: deps.wake.listener(),
         db: deps.db,
         clock: deps.clock,
         tracking: deps.tracking,
-        config: Arc::clone(&config),
-        token: token.clone(),
-        notifier: notifier_wake,
-    });
-    tokio::spawn(listen(bot, context, config, token));
-    Ok(true)
+        config: Arc::new(deps.config),
+        token,
+        api_url,
+    }))
+}
+
+/// What the bot is made of; [`BotSetup::spawn`] starts it.
+pub struct BotSetup {
+    db: DatabaseConnection,
+    clock: Clock,
+    tracking: Tracking,
+    config: Arc<BotConfig>,
+    token: Secret,
+    api_url: reqwest::Url,
+    /// Woken when events are committed; kept across restarts.
+    notifier_wake: Arc<tokio::sync::Notify>,
+}
+
+impl BotSetup {
+    /// Starts the notifier and the long polling on the runtime, with a new `Throttle` (the old
+    /// one's queue goes with the old tasks; notifications wait in the outbox, not there).
+    pub fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let config = &self.config;
+        let limits = Limits {
+            messages_per_sec_chat: config.messages_per_chat_per_second,
+            messages_per_min_chat: config.messages_per_chat_per_minute,
+            messages_per_min_channel_or_supergroup: config.messages_per_group_per_minute,
+            messages_per_sec_overall: config.messages_per_second,
+        };
+        let bot = Throttle::spawn_with_settings(
+            Bot::new(self.token.expose()).set_api_url(self.api_url.clone()),
+            Settings::default().limits(limits).no_retry(),
+        );
+        let notifier = notifier::Notifier::new(
+            self.db.clone(),
+            self.clock,
+            Arc::clone(config),
+            bot.clone(),
+            self.token.clone(),
+            Arc::clone(&self.notifier_wake),
+        );
+        let context = Arc::new(handlers::BotContext {
+            db: self.db.clone(),
+            clock: self.clock,
+            tracking: self.tracking.clone(),
+            config: Arc::clone(config),
+            token: self.token.clone(),
+            notifier: Arc::clone(&self.notifier_wake),
+        });
+        vec![
+            tokio::spawn(notifier.run()),
+            tokio::spawn(listen(bot, context, Arc::clone(config), self.token.clone())),
+        ]
+    }
 }
 
 /// Checks the token, prepares the bot (no webhook in the way, the command menu) and dispatches

@@ -18,6 +18,7 @@ pub mod openapi;
 mod params;
 mod probes;
 pub mod request_id;
+mod supervision;
 mod telegram_users;
 mod tracked_users;
 pub mod views;
@@ -38,9 +39,20 @@ use error::ApiError;
 /// Requests larger than this are refused (the API takes small JSON bodies only).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Routes that exist only when switched on; the document lists them only then.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Switches {
+    /// `POST /api/faults/panic` (`[testing] fault_injection`).
+    pub fault_injection: bool,
+}
+
 /// Registers the service's routes: the document's own two routes first, then every documented
 /// route ([`documented`]), then the JSON 404/405 for the rest.
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(switches: Switches) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| register(config, switches)
+}
+
+fn register(config: &mut web::ServiceConfig, switches: Switches) {
     config
         .app_data(
             web::JsonConfig::default()
@@ -48,12 +60,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .error_handler(json_error),
         )
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .app_data(web::Data::new(openapi::Document::build()))
+        .app_data(web::Data::new(openapi::Document::build(switches)))
         // The browsable page (Swagger UI, its files built into the binary); before the `/api`
         // scope, which would ask for the token. Its files are not API operations, so they are
         // the one route the document leaves out.
         .service(openapi::swagger_ui());
-    documented(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+    documented(switches)(&mut utoipa_actix_web::service_config::ServiceConfig::new(
         config,
     ));
     config.default_service(web::to(not_found));
@@ -63,7 +75,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// utoipa-actix-web adds a handler's `#[utoipa::path]` to the document as it registers it, so
 /// what is served and what is documented cannot differ ([`openapi::Document::build`] runs this
 /// too). A route registered only under some condition is documented only under it.
-pub fn documented(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+pub fn documented(
+    switches: Switches,
+) -> impl FnOnce(&mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    move |config| document_routes(config, switches)
+}
+
+fn document_routes(
+    config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>,
+    switches: Switches,
+) {
     config
         // Open routes, before the `/api` scope (which asks for the token).
         .service(openapi::openapi_json)
@@ -86,6 +107,12 @@ pub fn documented(config: &mut utoipa_actix_web::service_config::ServiceConfig<'
                 .configure(online_statuses::routes)
                 .configure(logs::routes)
                 .configure(webhooks::routes)
+                .configure(supervision::routes)
+                .configure(|config| {
+                    if switches.fault_injection {
+                        supervision::fault_routes(config);
+                    }
+                })
                 .configure(dashboard::api_routes),
         );
 }

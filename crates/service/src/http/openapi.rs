@@ -103,8 +103,8 @@ pub struct Document {
 }
 
 impl Document {
-    pub fn build() -> Document {
-        let json = openapi().to_json().unwrap_or_else(|error| {
+    pub fn build(switches: super::Switches) -> Document {
+        let json = openapi(switches).to_json().unwrap_or_else(|error| {
             // Serialising a tree of strings and maps cannot fail; should it, the page says so.
             tracing::error!(%error, "cannot serialise the OpenAPI document");
             String::from("{}")
@@ -113,12 +113,12 @@ impl Document {
     }
 }
 
-/// The OpenAPI document of [`super::documented`].
-pub fn openapi() -> Document_ {
+/// The OpenAPI document of [`super::documented`] with these switches.
+pub fn openapi(switches: super::Switches) -> Document_ {
     let (_, mut document) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(super::documented)
+        .configure(super::documented(switches))
         .split_for_parts();
     // The modifiers of `ApiDoc` ran before the paths were added: run them on the whole.
     Security.modify(&mut document);

@@ -135,21 +135,16 @@ struct Inner {
     limiter: Mutex<limit::RateLimiter>,
     tickets: Mutex<tickets::Tickets>,
     announcer: Option<Announcer>,
+    /// The feed's events not yet forwarded; kept here so that a restarted forwarder goes on
+    /// where the old one stopped.
+    events: tokio::sync::Mutex<broadcast::Receiver<Arc<Event>>>,
 }
 
 impl Live {
-    /// Builds the hub and starts its two tasks (the status tick, the feed's forwarder) on the
-    /// current runtime.
-    pub fn start(deps: LiveDeps) -> Result<Live, LiveError> {
-        // Subscribed before anything runs: no event stored from now on is missed.
-        let events = deps.feed.subscribe();
-        let live = Live::new(deps)?;
-        tokio::spawn(forward_events(live.clone(), events));
-        tokio::spawn(tick(live.clone()));
-        Ok(live)
-    }
-
-    fn new(deps: LiveDeps) -> Result<Live, LiveError> {
+    /// Builds the hub, subscribed to the feed at once: no event stored from now on is missed.
+    /// Its tasks start with [`Live::spawn_tasks`].
+    pub fn new(deps: LiveDeps) -> Result<Live, LiveError> {
+        let events = tokio::sync::Mutex::new(deps.feed.subscribe());
         let api_url = reqwest::Url::parse(&deps.bot.api_url)
             .map_err(|error| LiveError::ApiUrl(error.to_string()))?;
         let announcer = match (&deps.bot.token, deps.config.broadcast_chat_id) {
@@ -181,8 +176,18 @@ impl Live {
                 messages_processed: AtomicU64::new(0),
                 alerts_sent: AtomicU64::new(0),
                 announcer,
+                events,
             }),
         })
+    }
+
+    /// Starts the hub's tasks on the runtime (the status tick, the feed's forwarder): at the
+    /// start and after every restart of its worker.
+    pub fn spawn_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(forward_events(self.clone())),
+            tokio::spawn(tick(self.clone())),
+        ]
     }
 
     /// Tells hubs apart (one per service; tests run several in one process).
@@ -423,7 +428,8 @@ impl Drop for ClientSlot {
 }
 
 /// Every stored event, as it is stored, to the sessions.
-async fn forward_events(live: Live, mut events: broadcast::Receiver<Arc<Event>>) {
+async fn forward_events(live: Live) {
+    let mut events = live.inner.events.lock().await;
     loop {
         match events.recv().await {
             Ok(event) => live.publish_event(&event),

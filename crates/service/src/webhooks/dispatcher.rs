@@ -76,63 +76,97 @@ pub fn spawn(
     config: WebhooksConfig,
     wake: Wake,
 ) -> Result<(), reqwest::Error> {
-    spawn_with_metrics(db, clock, config, wake, Arc::default())
+    DispatcherSetup::new(db, clock, config, wake, Arc::default())?.spawn();
+    Ok(())
 }
 
-/// [`spawn`], counting attempts and alert events in `metrics`.
-pub fn spawn_with_metrics(
+/// What the dispatcher is made of, kept so that it can be started again after a crash (its
+/// supervisor's worker calls [`DispatcherSetup::spawn`] at every start).
+#[derive(Clone)]
+pub struct DispatcherSetup {
     db: DatabaseConnection,
     clock: Clock,
     config: WebhooksConfig,
     wake: Wake,
     metrics: Arc<crate::metrics::Metrics>,
-) -> Result<(), reqwest::Error> {
-    let client = reqwest::Client::builder()
-        // Every name is resolved again at delivery, and private answers are dropped there.
-        .dns_resolver(Arc::new(GuardedResolver::new(
-            Arc::new(SystemLookup),
-            Destinations::new(&config),
-        )))
-        .timeout(Duration::from_secs_f64(config.timeout_seconds))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("tgwatch/", env!("CARGO_PKG_VERSION")))
-        .build()?;
-    let (attempts, attempts_rx) = mpsc::unbounded_channel();
-    let disable = DisablePolicy {
-        after_failing_for: chrono::Duration::milliseconds(
-            (config.disable_after_hours * 3_600_000.0) as i64,
-        ),
-        after_failed_messages: config.disable_after_failed_messages,
-    };
-    tokio::spawn(write_attempts(
-        db.clone(),
-        clock,
-        attempts_rx,
-        disable,
-        wake.clone(),
-        metrics,
-    ));
-    let dispatcher = Dispatcher {
-        policy: config.retry_policy(),
-        db,
-        clock,
-        config,
-        client,
-        wake,
-        in_flight: Arc::default(),
-        attempts,
-    };
-    tokio::spawn(dispatcher.run());
-    Ok(())
+    client: reqwest::Client,
+}
+
+impl DispatcherSetup {
+    /// Builds the HTTP client (the only step that can fail); attempts and alert events are
+    /// counted in `metrics`.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Clock,
+        config: WebhooksConfig,
+        wake: Wake,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<DispatcherSetup, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            // Every name is resolved again at delivery, and private answers are dropped there.
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                Arc::new(SystemLookup),
+                Destinations::new(&config),
+            )))
+            .timeout(Duration::from_secs_f64(config.timeout_seconds))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tgwatch/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(DispatcherSetup {
+            db,
+            clock,
+            config,
+            wake,
+            metrics,
+            client,
+        })
+    }
+
+    /// Starts the dispatcher and its attempt writer. The task returned is the dispatcher: it
+    /// fails when the writer does. Aborting it leaves the writer to write the attempts still
+    /// in flight, then end; messages claimed and never attempted are claimed again when their
+    /// lease runs out.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let (attempts, attempts_rx) = mpsc::unbounded_channel();
+        let disable = DisablePolicy {
+            after_failing_for: chrono::Duration::milliseconds(
+                (self.config.disable_after_hours * 3_600_000.0) as i64,
+            ),
+            after_failed_messages: self.config.disable_after_failed_messages,
+        };
+        let writer = tokio::spawn(write_attempts(
+            self.db.clone(),
+            self.clock,
+            attempts_rx,
+            disable,
+            self.wake.clone(),
+            Arc::clone(&self.metrics),
+        ));
+        let dispatcher = Dispatcher {
+            policy: self.config.retry_policy(),
+            db: self.db.clone(),
+            clock: self.clock,
+            config: self.config.clone(),
+            client: self.client.clone(),
+            wake: self.wake.clone(),
+            in_flight: Arc::default(),
+            attempts,
+        };
+        tokio::spawn(dispatcher.run(writer))
+    }
 }
 
 impl Dispatcher {
-    async fn run(self) {
+    async fn run(self, mut writer: tokio::task::JoinHandle<()>) {
         let interval = Duration::from_millis(self.config.poll_interval_ms);
         loop {
             tokio::select! {
                 _ = self.wake.0.notified() => {}
                 _ = tokio::time::sleep(interval) => {}
+                ended = &mut writer => {
+                    // The writer only ends when every sender is gone, and this one is not.
+                    panic!("the webhook attempt writer ended: {ended:?}");
+                }
             }
             if let Err(error) = self.round().await {
                 tracing::error!(%error, "webhook dispatch round failed; retrying");
