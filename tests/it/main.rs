@@ -25,5 +25,6 @@ mod presence;
 mod sandbox_server;
 mod session_commands;
 mod stored_session;
+mod supervision;
 mod webhooks;
 mod webhooks_crash;

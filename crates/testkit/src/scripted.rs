@@ -250,6 +250,8 @@ impl ScenarioUser {
 /// How many calls the scripted Telegram has answered.
 #[derive(Debug, Default)]
 pub struct CallCounts {
+    /// Connections made (an account's start and every reconnect).
+    pub connects: AtomicU64,
     pub get_users_calls: AtomicU64,
     pub users_requested: AtomicU64,
     pub resolve_calls: AtomicU64,
@@ -417,6 +419,7 @@ impl TelegramConnector for ScriptedTelegram {
             .this
             .upgrade()
             .ok_or_else(|| TelegramError::Connection("the scripted Telegram stopped".into()))?;
+        telegram.counts.connects.fetch_add(1, Ordering::Relaxed);
         let (updates_tx, updates) = mpsc::channel(1024);
         let known_users = Arc::new(Mutex::new(HashSet::new()));
         lock(&self.subscribers).push(Subscriber {

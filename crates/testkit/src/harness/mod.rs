@@ -234,6 +234,45 @@ impl Api {
         body["id"].as_str().expect("id").to_owned()
     }
 
+    /// Makes `actor` panic (`POST /api/faults/panic`, the service runs with
+    /// `[testing] fault_injection`) and waits until `GET /api/supervision` shows it running
+    /// again after one restart more; returns how long that took. Fails past `within`.
+    pub async fn panic_and_wait_for_restart(
+        &self,
+        actor: &str,
+        id: Option<&str>,
+        within: Duration,
+    ) -> Duration {
+        fn node<'a>(tree: &'a Value, actor: &str, id: Option<&str>) -> &'a Value {
+            supervision_node(tree, actor, id)
+                .unwrap_or_else(|| panic!("no `{actor}` {id:?} in the supervision tree: {tree}"))
+        }
+        let (_, tree) = self.get("/api/supervision").await;
+        let before = node(&tree, actor, id)["restarts"]
+            .as_u64()
+            .expect("restarts");
+        let started = tokio::time::Instant::now();
+        let (status, body) = self
+            .post(
+                "/api/faults/panic",
+                &serde_json::json!({ "actor": actor, "id": id }),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        loop {
+            let (_, tree) = self.get("/api/supervision").await;
+            let node = node(&tree, actor, id);
+            if node["restarts"].as_u64() == Some(before + 1) && node["state"] != "restarting" {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "`{actor}` not running again within {within:?}: {node}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Polls `path` until `done` holds for its body, or fails after `timeout` of real time.
     pub async fn eventually(
         &self,
@@ -265,6 +304,17 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, body)
+}
+
+/// The node of `kind` (with `id`, for accounts and people) in a `GET /api/supervision` tree.
+pub fn supervision_node<'a>(tree: &'a Value, kind: &str, id: Option<&str>) -> Option<&'a Value> {
+    if tree["kind"] == kind && id.is_none_or(|id| tree["id"] == id) {
+        return Some(tree);
+    }
+    tree["children"]
+        .as_array()?
+        .iter()
+        .find_map(|child| supervision_node(child, kind, id))
 }
 
 pub fn timestamp(value: &Value) -> DateTime<Utc> {
