@@ -877,3 +877,35 @@ online = [[1800, 2100], [2700, 3000]]
         .await;
     assert!(polls["items"].as_array().unwrap().len() >= 4, "{polls}");
 }
+
+/// The bot's worker panics: it is restarted, answers commands again and the notification of a
+/// session that began meanwhile still comes, once.
+#[actix_web::test]
+async fn a_panicking_bot_restarts_and_its_notifications_go_on() {
+    let t = spawn_bot(SCENARIO, |config| config.testing.fault_injection = true).await;
+    t.ask(1001, "/start").await;
+    t.ask(1001, "/track @alice_w").await;
+
+    t.panic_and_wait_for_restart("bot", None, Duration::from_secs(1))
+        .await;
+    assert_eq!(
+        t.ask(1001, "/list").await,
+        "Tracked users (1):\n• @alice_w: notifications on\n"
+    );
+    t.wait_for_text(
+        1001,
+        "🟢 @alice_w is online (since ",
+        Duration::from_secs(15),
+    )
+    .await;
+    // Restarted again while she is online: no second notification for the same session.
+    t.panic_and_wait_for_restart("bot", None, Duration::from_secs(1))
+        .await;
+    t.ask(1001, "/list").await;
+    let online = t
+        .texts_to(1001)
+        .into_iter()
+        .filter(|text| text.starts_with("🟢 @alice_w is online"))
+        .count();
+    assert_eq!(online, 1, "{:?}", t.texts_to(1001));
+}

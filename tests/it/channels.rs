@@ -648,3 +648,39 @@ async fn a_channel_put_back_into_the_config_file_is_the_same_record() {
         "{logs}"
     );
 }
+
+/// The channels actor panics: it is restarted in place with its buffer and reads its routes
+/// back; posts made before, during and after the restart are all stored.
+#[actix_rt::test]
+async fn a_panicking_channels_actor_restarts_and_no_post_is_lost() {
+    let (sandbox, accounts) = sandbox(1).await;
+    let app = spawn_mtproto_app(&sandbox, |config| {
+        config.testing.fault_injection = true;
+        // Posts wait in the actor's buffer when the panic comes.
+        config.presence.flush_interval_ms = 1_000;
+    })
+    .await;
+    add_logged_in_account(&app, &sandbox, accounts[0], "main", 10).await;
+    let (status, channel) = add_channel(&app, json!("@daily_news")).await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["id"].as_str().unwrap().to_owned();
+
+    let mut posted = Vec::new();
+    for n in 0..5 {
+        posted.push(i64::from(
+            sandbox.post(101, &format!("before {n}")).unwrap().id,
+        ));
+    }
+    app.panic_and_wait_for_restart("channels", None, Duration::from_secs(1))
+        .await;
+    for n in 0..5 {
+        posted.push(i64::from(
+            sandbox.post(101, &format!("after {n}")).unwrap().id,
+        ));
+    }
+    let found = wait_for_messages(&app, &id, |found| found.len() >= posted.len()).await;
+    let mut stored = message_ids(&found);
+    stored.sort();
+    posted.sort();
+    assert_eq!(stored, posted);
+}

@@ -715,3 +715,28 @@ async fn the_admin_api_takes_mini_app_admins_only() {
     );
     assert_eq!(board(format!("Bearer {TOKEN}")).await, 200);
 }
+
+/// The live worker panics: it is restarted, connected clients stay connected, status ticks go
+/// on and events committed meanwhile are still shown.
+#[actix_web::test]
+async fn a_panicking_live_worker_restarts_and_its_clients_keep_their_feed() {
+    let app = spawn_live(|config| config.testing.fault_injection = true).await;
+    let mut client = app.admin().await;
+    client.next("hello").await;
+    client.next("status").await;
+
+    app.panic_and_wait_for_restart("live", None, Duration::from_secs(1))
+        .await;
+    let restarted_at = chrono::Utc::now();
+    // Ticks made after the restart reach the same connection.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while common::timestamp(&client.next("status").await["at"]) <= restarted_at {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no status tick after the restart"
+        );
+    }
+    app.track("@alice_w").await;
+    let presence = client.next("presence").await;
+    assert_eq!(presence["event"]["type"], "user_online");
+}

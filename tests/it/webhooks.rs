@@ -574,3 +574,37 @@ async fn failed_deliveries_record_the_whole_cause() {
         assert!(error.to_lowercase().contains(cause), "{cause}: {error}");
     }
 }
+
+/// The webhook worker panics: it is restarted, its dispatcher starts again and delivers what
+/// was committed meanwhile, once.
+#[actix_web::test]
+async fn a_panicking_dispatcher_restarts_and_delivers_everything_once() {
+    let app = spawn_app(SCENARIO, |config| {
+        allow_loopback(config);
+        config.testing.fault_injection = true;
+    })
+    .await;
+    let receiver = Receiver::start(Behaviour::Ok);
+    let alice = app.track("alice_w").await;
+    create_webhook(
+        &app,
+        json!({"url": receiver.url, "event_types": ["user_online", "session_closed"], "tracked_user_id": alice}),
+    )
+    .await;
+    app.panic_and_wait_for_restart("webhooks", None, Duration::from_secs(1))
+        .await;
+    app.wait_until_second(100).await;
+    wait_for(Duration::from_secs(5), || !receiver.received().is_empty()).await;
+    // Once more while her session is open: the session's end still arrives.
+    app.panic_and_wait_for_restart("webhooks", None, Duration::from_secs(1))
+        .await;
+    app.wait_until_second(700).await;
+    wait_for(Duration::from_secs(5), || receiver.received().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let types: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).expect("json")["type"].to_string())
+        .collect();
+    assert_eq!(types, vec!["\"user_online\"", "\"session_closed\""]);
+}
