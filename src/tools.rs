@@ -30,6 +30,10 @@ pub struct DemoArgs {
     /// they are removed.
     #[arg(long)]
     pub keep: bool,
+    /// Serve `POST /api/faults/panic`, which makes an actor panic so that its supervisor's
+    /// restart can be watched in `GET /api/supervision` (`[testing] fault_injection`).
+    #[arg(long)]
+    pub fault_injection: bool,
 }
 
 #[derive(Subcommand)]
@@ -122,8 +126,10 @@ pub async fn demo(args: DemoArgs, after: &mut AfterRuntime) -> anyhow::Result<()
         speed,
         seconds,
         keep,
+        fault_injection,
     } = args;
-    let demo = demo::demo(&std::env::temp_dir(), bind, speed);
+    let mut demo = demo::demo(&std::env::temp_dir(), bind, speed);
+    demo.config.testing.fault_injection = fault_injection;
     let files = demo.files();
     // Once the runtime is gone, and with it every connection to the demo's database, its files
     // can go.
@@ -159,10 +165,17 @@ pub async fn demo(args: DemoArgs, after: &mut AfterRuntime) -> anyhow::Result<()
          curl -H 'Authorization: Bearer {token}' '{base}/api/tracked-users?online=true'\n  \
          curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n  \
          curl -H 'Authorization: Bearer {token}' {base}/api/channels\n  \
-         curl -H 'Authorization: Bearer {token}' {base}/api/channels/<id>/messages\n",
+         curl -H 'Authorization: Bearer {token}' {base}/api/channels/<id>/messages\n  \
+         curl -H 'Authorization: Bearer {token}' {base}/api/supervision\n{faults}",
         users = demo::DEMO_USERS,
         db = database_path.display(),
         sandbox = sandbox.addr(),
+        faults = match fault_injection {
+            true => format!(
+                "  curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n      -d '{{\"actor\": \"storage\"}}' {base}/api/faults/panic\n"
+            ),
+            false => String::new(),
+        },
     );
     // `--seconds` ends the demo by the same clean stop as a signal.
     app.run_until(async {

@@ -285,8 +285,14 @@ async fn the_dashboard_shows_a_person_going_online_live() {
         config.bot.polling_timeout_seconds = 1;
         config.live.status_interval_ms = 200;
         config.live.broadcast_chat_id = Some(-1_001_234_567_890);
+        config.testing.fault_injection = true;
     })
     .await;
+    // One restart of the account's actor, for the accounts panel to show.
+    let (_, accounts) = app.get("/api/accounts").await;
+    let main = accounts["items"][0]["id"].as_str().unwrap().to_owned();
+    app.panic_and_wait_for_restart("account", Some(&main), Duration::from_secs(1))
+        .await;
     let alice = app.track("@alice_w").await;
     let bob = app.track("@bob_b").await;
     for (who, status) in [(&alice, "offline"), (&bob, "online")] {
@@ -395,6 +401,12 @@ async fn the_dashboard_shows_a_person_going_online_live() {
         "the account",
         "document.querySelector('[data-account=\"main\"]')?.textContent ?? ''",
         |v| v.as_str().is_some_and(|t| t.contains("active")),
+    )
+    .await;
+    page.until(
+        "the account's restarts",
+        "document.querySelector('[data-account=\"main\"] .restarts')?.textContent ?? ''",
+        |v| v == "1",
     )
     .await;
     page.until(

@@ -327,9 +327,25 @@ function renderFeed() {
 }
 
 // ---- accounts and QR login ----------------------------------------------------------------------
+// The account nodes of the supervision tree (`GET /api/supervision`), by account id.
+function supervisedAccounts(tree) {
+  const found = new Map();
+  const walk = (node) => {
+    if (node.kind === "account") found.set(node.id, node);
+    (node.children || []).forEach(walk);
+  };
+  walk(tree);
+  return found;
+}
+
 async function loadAccounts() {
-  const [accounts, health] = await Promise.all([api("/api/accounts?limit=1000"), fetch("/api/health").then((r) => r.json())]);
+  const [accounts, health, tree] = await Promise.all([
+    api("/api/accounts?limit=1000"),
+    fetch("/api/health").then((r) => r.json()),
+    api("/api/supervision"),
+  ]);
   const links = new Map((health.account_states || []).map((a) => [a.id, a]));
+  const supervised = supervisedAccounts(tree);
   $("accounts-body").replaceChildren(...accounts.items.map((a) => {
     const link = links.get(a.id) || {};
     const connected = link.connected === true ? "connected" : link.running ? "connecting" : "stopped";
@@ -341,8 +357,17 @@ async function loadAccounts() {
           ? el("span", { class: "badge limited", title: "status pushes go to another client on this account's session" }, "pushes elsewhere")
           : null),
       el("td", {}, `${a.targets_count}/${a.max_targets} · ${a.channels_count}/${a.max_channels}`),
+      restartsCell(supervised.get(a.id)),
       el("td", {}, el("button", { type: "button", class: "quiet", onclick: () => startQr(a) }, "QR login")));
   }));
+}
+
+// How often the account's actor was restarted, and why last (the cell's title).
+function restartsCell(node) {
+  if (!node) return el("td", { class: "restarts" }, "–");
+  const why = node.last_reason ? `last: ${node.last_reason} (${node.last_restart_at})` : "never restarted";
+  return el("td", { class: "restarts", title: why }, String(node.restarts),
+    node.state === "parked" ? el("span", { class: "badge banned", title: why }, "parked") : null);
 }
 
 let qrTimer = null;
