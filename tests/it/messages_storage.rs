@@ -9,11 +9,11 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::Value;
-use tgwatch_core::events::EventType;
+use tgwatch_core::events::{EventType, MessageEvent};
 use tgwatch_store::{
     self as storage,
     entities::{channels, events, messages},
-    messages::{BatchOutcome, ChannelChange, MessageChange, MessageFilter},
+    messages::{BatchOutcome, ChannelChange, MessageFilter},
     page::Order,
 };
 use tgwatch_telegram::{ChannelMessage, Media, MediaKind};
@@ -89,7 +89,7 @@ fn edited(id: i32, text: &str, edit_second: i64) -> ChannelMessage {
     }
 }
 
-fn change(channel_id: Uuid, change: MessageChange) -> ChannelChange {
+fn change(channel_id: Uuid, change: MessageEvent) -> ChannelChange {
     ChannelChange {
         channel_id,
         channel_username: Some("news_channel".to_owned()),
@@ -98,15 +98,15 @@ fn change(channel_id: Uuid, change: MessageChange) -> ChannelChange {
 }
 
 fn new(channel_id: Uuid, message: ChannelMessage) -> ChannelChange {
-    change(channel_id, MessageChange::New(message))
+    change(channel_id, MessageEvent::New(message))
 }
 
 fn edit(channel_id: Uuid, message: ChannelMessage) -> ChannelChange {
-    change(channel_id, MessageChange::Edited(message))
+    change(channel_id, MessageEvent::Edited(message))
 }
 
 fn delete(channel_id: Uuid, ids: &[i32]) -> ChannelChange {
-    change(channel_id, MessageChange::Deleted { ids: ids.to_vec() })
+    change(channel_id, MessageEvent::Deleted { ids: ids.to_vec() })
 }
 
 /// Microseconds, as the service's clock gives them.

@@ -133,7 +133,13 @@ async fn the_storage_actor_restarts_in_place_with_every_acknowledged_observation
 
 #[actix_web::test]
 async fn a_restarted_person_keeps_its_open_session_and_is_polled_again() {
-    let app = spawn_app(SCENARIO, with_faults).await;
+    let app = spawn_app(SCENARIO, |config| {
+        with_faults(config);
+        // At 600x the 3-minute gap is 0.3 s of real time, which a loaded machine can stall
+        // for between two polls: a 10-hour gap keeps the session open unless the state is lost.
+        config.presence.gap_seconds = 36_000;
+    })
+    .await;
     let alice = app.track("alice_o").await;
     // Polled and online: her session is open.
     app.eventually(

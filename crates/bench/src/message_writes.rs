@@ -7,11 +7,11 @@ use chrono::{SubsecRound, Utc};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
-use tgwatch_core::telegram::ChannelMessage;
+use tgwatch_core::{events::MessageEvent, telegram::ChannelMessage};
 use tgwatch_store::{
     Doing, StorageError,
     entities::channels,
-    messages::{ChannelChange, MessageChange, write_batch},
+    messages::{ChannelChange, write_batch},
 };
 
 /// The result of [`measure`].
@@ -71,7 +71,7 @@ pub async fn measure(
             ChannelChange {
                 channel_id: channel_ids[channel],
                 channel_username: Some(format!("bench_channel_{channel}")),
-                change: MessageChange::New(ChannelMessage {
+                change: MessageEvent::New(ChannelMessage {
                     channel_id: 1_000_000 + channel as i64,
                     id,
                     date: now,

@@ -1,18 +1,116 @@
-//! Events: what consumers (webhooks, later the bot and the live feed) can subscribe to.
+//! Events: what happens, and what consumers (webhooks, the bot, the live feed) hear of it.
 //!
-//! An event is built once, with the exact JSON body every consumer receives
-//! (`{"type", "timestamp", "data"}`), and written to the `events` outbox in the same transaction
-//! as the data it describes.
+//! Two kinds of change flow through the service: [`PresenceChanged`] (a person's observation
+//! folded by the gap rule) and [`MessageEvent`] (a channel post new, edited or deleted). The
+//! storage path commits them with their [`Event`]s: an event is built once, with the exact JSON
+//! body every consumer receives (`{"type", "timestamp", "data"}`), and written to the `events`
+//! outbox in the same transaction as the data it describes; only then is it published to the
+//! consumers, which catch up from the outbox after a restart.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::presence::{
-    Observation, StatusKind,
-    sessions::{Session, SessionChange},
+use crate::{
+    presence::{
+        Observation, StatusKind,
+        sessions::{Session, SessionChange},
+    },
+    telegram::ChannelMessage,
 };
+
+/// What one observation of a person changed, after the gap rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PresenceChanged {
+    SessionOpened(Session),
+    /// Seen online again within the gap: the open session goes on.
+    SessionExtended(Session),
+    SessionClosed(Session),
+    /// Seen offline after being seen online.
+    WentOffline {
+        was_online: Option<DateTime<Utc>>,
+    },
+    /// Telegram no longer shows the exact status ("recently", "last week", ...) where it
+    /// showed online or offline before: the person hid it, or hides it from this account.
+    StatusHidden(StatusKind),
+}
+
+impl PresenceChanged {
+    /// What `observation` changed, given the one before it and the gap rule's session changes.
+    pub fn of(
+        previous: Option<&Observation>,
+        observation: &Observation,
+        changes: &[SessionChange],
+    ) -> Vec<PresenceChanged> {
+        let mut changed: Vec<PresenceChanged> = changes
+            .iter()
+            .map(|change| match change {
+                SessionChange::Opened(session) => PresenceChanged::SessionOpened(*session),
+                SessionChange::Extended(session) => PresenceChanged::SessionExtended(*session),
+                SessionChange::Closed(session) => PresenceChanged::SessionClosed(*session),
+            })
+            .collect();
+        let before = previous.map(|previous| previous.status.kind());
+        let now = observation.status.kind();
+        let exact = |kind: StatusKind| matches!(kind, StatusKind::Online | StatusKind::Offline);
+        if before == Some(StatusKind::Online) && now == StatusKind::Offline {
+            changed.push(PresenceChanged::WentOffline {
+                was_online: observation.status.was_online(),
+            });
+        }
+        if before.is_some_and(exact) && !exact(now) {
+            changed.push(PresenceChanged::StatusHidden(now));
+        }
+        changed
+    }
+
+    /// The outbox event consumers receive for this change, if they hear of it:
+    /// - `user_online` when a session opens (not on every online poll),
+    /// - `user_offline` when the user is seen offline after being seen online,
+    /// - `session_closed` when the gap rule closes a session, with its length.
+    pub fn event(&self, user: &TrackedUserRef, observation: &Observation) -> Option<Event> {
+        let session_data = |session: &Session| {
+            json!({
+                "started_at": session.started_at,
+                "last_online_at": session.last_online_at,
+                "ended_at": session.ended_at,
+                "duration_seconds": (session.last_online_at - session.started_at).num_seconds(),
+            })
+        };
+        let (event_type, data) = match self {
+            PresenceChanged::SessionOpened(session) => (
+                EventType::UserOnline,
+                json!({ "user": user, "session": session_data(session), "observed_at": observation.observed_at }),
+            ),
+            PresenceChanged::SessionClosed(session) => (
+                EventType::SessionClosed,
+                json!({ "user": user, "session": session_data(session), "observed_at": observation.observed_at }),
+            ),
+            PresenceChanged::WentOffline { was_online } => (
+                EventType::UserOffline,
+                json!({ "user": user, "observed_at": observation.observed_at, "was_online": was_online }),
+            ),
+            PresenceChanged::SessionExtended(_) | PresenceChanged::StatusHidden(_) => return None,
+        };
+        Some(
+            Event::new(event_type, observation.observed_at, data)
+                .about_tracked_user(user.tracked_user_id),
+        )
+    }
+}
+
+/// A change of a channel post, as an account saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageEvent {
+    /// A message pushed as new, or read from history (which shows current contents only).
+    New(ChannelMessage),
+    Edited(ChannelMessage),
+    /// Telegram tells deletions by message id only.
+    Deleted {
+        ids: Vec<i32>,
+    },
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,60 +205,26 @@ pub struct TrackedUserRef {
     pub username: Option<String>,
 }
 
-/// The presence events an observation causes, after the gap rule:
-/// - `user_online` when a session opens (not on every online poll),
-/// - `user_offline` when the user is seen offline after being seen online,
-/// - `session_closed` when the gap rule closes a session, with its length.
+/// The outbox events an observation causes, after the gap rule (see [`PresenceChanged::event`]).
 pub fn presence_events(
     user: &TrackedUserRef,
     previous: Option<&Observation>,
     observation: &Observation,
     changes: &[SessionChange],
 ) -> Vec<Event> {
-    let session_data = |session: &Session| {
-        json!({
-            "started_at": session.started_at,
-            "last_online_at": session.last_online_at,
-            "ended_at": session.ended_at,
-            "duration_seconds": (session.last_online_at - session.started_at).num_seconds(),
-        })
-    };
-    let event = |event_type, session: &Session| {
-        Event::new(
-            event_type,
-            observation.observed_at,
-            json!({ "user": user, "session": session_data(session), "observed_at": observation.observed_at }),
-        )
-        .about_tracked_user(user.tracked_user_id)
-    };
-    let mut events = Vec::new();
-    let went_offline = previous.is_some_and(|p| p.status.kind() == StatusKind::Online)
-        && observation.status.kind() == StatusKind::Offline;
-    for change in changes {
-        match change {
-            SessionChange::Opened(session) => events.push(event(EventType::UserOnline, session)),
-            SessionChange::Closed(session) => events.push(event(EventType::SessionClosed, session)),
-            SessionChange::Extended(_) => {}
-        }
-    }
-    if went_offline {
-        let data = json!({
-            "user": user,
-            "observed_at": observation.observed_at,
-            "was_online": observation.status.was_online(),
-        });
-        events.push(
-            Event::new(EventType::UserOffline, observation.observed_at, data)
-                .about_tracked_user(user.tracked_user_id),
-        );
-    }
-    events
+    PresenceChanged::of(previous, observation, changes)
+        .iter()
+        .filter_map(|changed| changed.event(user, observation))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presence::{Status, sessions::SessionFolder};
+    use crate::presence::{
+        Status,
+        sessions::{Applied, SessionFolder},
+    };
     use chrono::{Duration, TimeZone};
 
     fn at(seconds: i64) -> DateTime<Utc> {
@@ -223,6 +287,48 @@ mod tests {
                 EventType::SessionClosed
             ]
         );
+    }
+
+    #[test]
+    fn an_extension_and_a_hidden_status_are_changes_without_an_outbox_event() {
+        let user = TrackedUserRef {
+            tracked_user_id: Uuid::nil(),
+            telegram_user_id: Some(7),
+            username: None,
+        };
+        let mut folder = SessionFolder::new(Duration::seconds(180));
+        let online = |second| Observation {
+            observed_at: at(second),
+            status: Status::Online {
+                expires: at(second + 300),
+            },
+        };
+        let Applied::Changes(opened) = folder.apply(online(0)) else {
+            panic!("the first observation opens a session");
+        };
+        assert!(matches!(
+            PresenceChanged::of(None, &online(0), &opened)[..],
+            [PresenceChanged::SessionOpened(_)]
+        ));
+        let Applied::Changes(extended) = folder.apply(online(60)) else {
+            panic!("a second online observation extends it");
+        };
+        let changed = PresenceChanged::of(Some(&online(0)), &online(60), &extended);
+        assert!(matches!(changed[..], [PresenceChanged::SessionExtended(_)]));
+        assert_eq!(changed[0].event(&user, &online(60)), None);
+
+        let hidden = Observation {
+            observed_at: at(120),
+            status: Status::Recently,
+        };
+        let changed = PresenceChanged::of(Some(&online(60)), &hidden, &[]);
+        assert_eq!(
+            changed,
+            vec![PresenceChanged::StatusHidden(StatusKind::Recently)]
+        );
+        assert_eq!(changed[0].event(&user, &hidden), None);
+        // Hidden after hidden is no change.
+        assert!(PresenceChanged::of(Some(&hidden), &hidden, &[]).is_empty());
     }
 
     #[test]

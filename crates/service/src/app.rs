@@ -26,6 +26,7 @@ use crate::{
     http,
     jobs::Jobs,
     metrics::Metrics,
+    publish::Publisher,
     reload::{
         Reloader,
         reconcile::{AccountsReconciler, ConfigReconciler, ReconcileContext},
@@ -33,7 +34,7 @@ use crate::{
     state::AppState,
     supervision::{
         Child, ChildKind, Supervision, start_child,
-        worker::{StartTasks, Worker},
+        worker::{OnCommitted, StartTasks, Worker},
     },
     tracking::{Tracking, TrackingError},
     webhooks::{
@@ -171,7 +172,7 @@ impl Application {
 
         let wake = Wake::default();
         let metrics = Arc::new(Metrics::default());
-        let feed = Feed::default();
+        let publisher = Publisher::default();
         let supervision = Supervision::new(clock);
         let singleton = |kind| supervision.singleton(kind, config.supervision.intensity());
         let storage = start_child(
@@ -180,10 +181,9 @@ impl Application {
                 db.clone(),
                 config.presence.gap(),
                 config.presence.flush_interval(),
-                wake.clone(),
+                publisher.clone(),
             )
-            .with_metrics(Arc::clone(&metrics))
-            .with_feed(feed.clone()),
+            .with_metrics(Arc::clone(&metrics)),
         );
         let channel_router = start_child(
             singleton(ChildKind::Channels),
@@ -191,8 +191,7 @@ impl Application {
                 db.clone(),
                 clock,
                 config.presence.flush_interval(),
-                wake.clone(),
-                feed.clone(),
+                publisher.clone(),
                 storage::channels::monitored(&db).await?,
             )
             .with_metrics(Arc::clone(&metrics)),
@@ -221,8 +220,7 @@ impl Application {
             router: channel_router.clone(),
             tracking: tracking.clone(),
             clock,
-            wake: wake.clone(),
-            feed: feed.clone(),
+            publisher: publisher.clone(),
             adding: Arc::default(),
         };
         tokio::spawn(look_after_accounts(channels.clone(), failover_rx));
@@ -262,9 +260,12 @@ impl Application {
             Arc::clone(&metrics),
         )
         .map_err(StartupError::HttpClient)?;
-        let mut workers = vec![supervise_tasks(
+        let dispatcher_wake = wake.clone();
+        let mut workers = vec![start_consumer(
             singleton(ChildKind::Webhooks),
             Box::new(move || vec![dispatcher.spawn()]),
+            Box::new(move |_| dispatcher_wake.wake()),
+            &publisher,
         )];
         tracking.start_all().await?;
         // After the fleet: the bot's commands track and query through it.
@@ -273,13 +274,17 @@ impl Application {
             clock,
             tracking: tracking.clone(),
             config: config.bot.clone(),
-            wake: wake.clone(),
         })?;
-        match bot {
-            Some(bot) => workers.push(supervise_tasks(
-                singleton(ChildKind::Bot),
-                Box::new(move || bot.spawn()),
-            )),
+        match bot.map(Arc::new) {
+            Some(bot) => {
+                let notifier = Arc::clone(&bot);
+                workers.push(start_consumer(
+                    singleton(ChildKind::Bot),
+                    Box::new(move || bot.spawn()),
+                    Box::new(move |_| notifier.events_committed()),
+                    &publisher,
+                ));
+            }
             None => tracing::info!("no bot.token: the Telegram bot is off"),
         }
         // The whole file as desired state: tracked users (one Telegram call each to resolve,
@@ -317,6 +322,9 @@ impl Application {
             })?
             .port();
         let channels_for_callers = channels.clone();
+        // The live hub's queue of committed events: its worker fills it, its forwarder (a task
+        // that survives nothing but reads on where the last one stopped) empties it.
+        let feed = Feed::default();
         let live = crate::live::Live::new(crate::live::LiveDeps {
             config: config.live.clone(),
             bot: config.bot.clone(),
@@ -327,9 +335,15 @@ impl Application {
             metrics: Arc::clone(&metrics),
         })?;
         let hub = live.clone();
-        workers.push(supervise_tasks(
+        workers.push(start_consumer(
             singleton(ChildKind::Live),
             Box::new(move || hub.spawn_tasks()),
+            Box::new(move |events| {
+                for event in events {
+                    feed.publish(event);
+                }
+            }),
+            &publisher,
         ));
         let stopping = Arc::new(AtomicBool::new(false));
         let switches = http::Switches {
@@ -347,7 +361,6 @@ impl Application {
             logins,
             bot_admin_ids: config.bot.admin_ids.clone(),
             channels,
-            feed,
             metrics,
             metrics_public: config.http.metrics_public,
             config: reloader.state(),
@@ -488,9 +501,20 @@ pub async fn shutdown_signal() {
     tracing::info!(signal = name, "stop requested");
 }
 
-/// Starts a worker (tasks on the runtime's threads) under `child`.
-fn supervise_tasks(child: Child, start: StartTasks) -> Addr<Worker> {
-    start_child(child.clone(), Worker::new(child, start))
+/// Starts a worker (tasks on the runtime's threads) under `child`, told of every commit that
+/// `publisher` publishes (`hand_over` passes the events to its tasks).
+fn start_consumer(
+    child: Child,
+    start: StartTasks,
+    hand_over: OnCommitted,
+    publisher: &Publisher,
+) -> Addr<Worker> {
+    let worker = start_child(
+        child.clone(),
+        Worker::new(child, start).consuming(hand_over),
+    );
+    publisher.subscribe(worker.clone().recipient());
+    worker
 }
 
 /// Where the service's Telegram comes from.

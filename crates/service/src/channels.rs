@@ -22,7 +22,6 @@ use crate::{
         supervisor::{self, FleetSupervisor},
     },
     tracking::{Tracking, TrackingError},
-    webhooks::dispatcher::Wake,
 };
 use tgwatch_core::config::Origin;
 use tgwatch_core::{
@@ -136,9 +135,8 @@ pub struct Channels {
     pub router: Addr<ChannelsActor>,
     pub tracking: Tracking,
     pub clock: Clock,
-    pub wake: Wake,
-    /// Alerts go to the live feed too (the dashboard's WebSocket).
-    pub feed: crate::feed::Feed,
+    /// Where the alerts it commits go (webhooks, bot, live).
+    pub publisher: crate::publish::Publisher,
     /// Held while a channel is added or joined again: two requests for the same channel at once
     /// would both pass the "already monitored" check and both join; one at a time, the second
     /// finds the first one's record.
@@ -634,8 +632,7 @@ impl Channels {
         let mut event = Event::new(event_type, now, data);
         event.channel_id = channel_id;
         storage::webhooks::insert_events(&self.db, &[event.clone()]).await?;
-        self.wake.wake();
-        self.feed.publish(&event);
+        self.publisher.publish(vec![event]);
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
-//! The live feed: every event as soon as it is stored, for the consumers that want it now (the
-//! WebSocket of the dashboard and Mini App). Webhooks read the outbox instead, which survives
-//! restarts; the feed is best effort: a consumer that falls behind misses events and is told.
+//! The live hub's feed: the committed events its worker receives (`crate::publish`), for the
+//! WebSocket of the dashboard and Mini App. Webhooks and the bot read the outbox instead; the
+//! feed is best effort: a WebSocket that falls behind misses events and is told.
 
 use std::sync::Arc;
 

@@ -20,7 +20,8 @@
 //! - [`http`]: the admin API (actix-web): handlers, bearer auth, JSON errors, the dashboard page,
 //!   and the `/ws` route; [`state::AppState`]: what every handler can reach.
 //! - [`jobs`]: scheduled jobs (account health, log retention); [`metrics`]: the counters of
-//!   `GET /metrics`; [`feed`]: every event as it is stored, for live consumers.
+//!   `GET /metrics`; [`publish`]: committed events to their consumers' workers (webhooks, bot,
+//!   live); [`feed`]: the live hub's queue of them.
 
 pub mod actors;
 pub mod app;
@@ -31,6 +32,7 @@ pub mod http;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
+pub mod publish;
 pub mod reload;
 pub mod state;
 pub mod supervision;

@@ -18,7 +18,6 @@ use tgwatch_telegram::logins::Logins;
 use crate::{
     actors::{storage::StorageActor, supervisor::FleetSupervisor},
     channels::Channels,
-    feed::Feed,
     live::Live,
     metrics::Metrics,
     reload::ConfigState,
@@ -44,8 +43,6 @@ pub struct AppState {
     pub bot_admin_ids: Vec<i64>,
     /// Channel monitoring.
     pub channels: Channels,
-    /// Every event as it is stored, for live consumers.
-    pub feed: Feed,
     /// Counters for `GET /metrics`.
     pub metrics: Arc<Metrics>,
     /// `http.metrics_public`: `/metrics` without the admin token.

@@ -32,21 +32,9 @@ use super::{
     sql::{MAX_BOUND_VALUES, Sql},
 };
 use tgwatch_core::{
-    events::{Event, EventType},
+    events::{Event, EventType, MessageEvent},
     telegram::ChannelMessage,
 };
-
-/// What a channel actor saw happen to its channel's messages.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MessageChange {
-    /// A message pushed as new, or read from history (which shows current contents only).
-    New(ChannelMessage),
-    Edited(ChannelMessage),
-    /// Telegram tells deletions by message id only.
-    Deleted {
-        ids: Vec<i32>,
-    },
-}
 
 /// A change of one monitored channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +43,7 @@ pub struct ChannelChange {
     pub channel_id: Uuid,
     /// Shown in the events; the stored username is used when this is `None`.
     pub channel_username: Option<String>,
-    pub change: MessageChange,
+    pub change: MessageEvent,
 }
 
 /// What a batch did. Every message counts once: a deletion of three ids counts three.
@@ -269,10 +257,10 @@ impl BatchState<'_> {
             channel
                 .and_then(|c| c.telegram_channel_id)
                 .or(match &change.change {
-                    MessageChange::New(message) | MessageChange::Edited(message) => {
+                    MessageEvent::New(message) | MessageEvent::Edited(message) => {
                         Some(message.channel_id)
                     }
-                    MessageChange::Deleted { .. } => None,
+                    MessageEvent::Deleted { .. } => None,
                 });
         let username = change
             .channel_username
@@ -408,23 +396,23 @@ pub async fn write_batch(
     for (at, change) in batch.iter().enumerate() {
         if !state.channels.contains_key(&change.channel_id) {
             state.outcome.ignored += match &change.change {
-                MessageChange::Deleted { ids } => ids.len(),
+                MessageEvent::Deleted { ids } => ids.len(),
                 _ => 1,
             };
             continue;
         }
         match &change.change {
-            MessageChange::New(message) => {
+            MessageEvent::New(message) => {
                 let progress = state.progress.entry(change.channel_id).or_default();
                 progress.last_message_id = progress.last_message_id.max(Some(message.id));
                 if seen.insert((change.channel_id, message.id)) {
                     first_new.push(at);
                 }
             }
-            MessageChange::Edited(message) => {
+            MessageEvent::Edited(message) => {
                 seen.insert((change.channel_id, message.id));
             }
-            MessageChange::Deleted { ids } => {
+            MessageEvent::Deleted { ids } => {
                 seen.extend(ids.iter().map(|id| (change.channel_id, *id)));
             }
         }
@@ -440,7 +428,7 @@ pub async fn write_batch(
     let fresh: Vec<Row> = first_new
         .iter()
         .filter_map(|at| match &batch[*at].change {
-            MessageChange::New(message) => {
+            MessageEvent::New(message) => {
                 Some(Row::from_message(batch[*at].channel_id, message, now))
             }
             _ => None,
@@ -474,13 +462,13 @@ pub async fn write_batch(
             continue;
         }
         match &change.change {
-            MessageChange::New(message) => {
+            MessageEvent::New(message) => {
                 state.apply_contents(at, change.channel_id, message, true)
             }
-            MessageChange::Edited(message) => {
+            MessageEvent::Edited(message) => {
                 state.apply_contents(at, change.channel_id, message, false)
             }
-            MessageChange::Deleted { ids } => {
+            MessageEvent::Deleted { ids } => {
                 for (index, id) in ids.iter().enumerate() {
                     state.apply_deletion((at, index), change.channel_id, *id);
                 }

@@ -8,8 +8,8 @@
 //! idempotent, so the same post from two accounts, or from a push and a catch-up, is stored
 //! once.
 //!
-//! A failed batch is kept and tried again with the next one. Each written batch wakes the
-//! webhook dispatcher and goes to the live feed.
+//! A failed batch is kept and tried again with the next one. The events of each written batch
+//! are published to their consumers (`crate::publish`).
 
 use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
@@ -18,13 +18,11 @@ use futures_util::FutureExt;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::{feed::Feed, webhooks::dispatcher::Wake};
-use tgwatch_core::clock::Clock;
+use crate::publish::Publisher;
+use tgwatch_core::{clock::Clock, events::MessageEvent};
 use tgwatch_store::{
-    self as storage, StorageError,
-    channels::ChannelStatus,
-    entities::channels,
-    messages::{ChannelChange, MessageChange},
+    self as storage, StorageError, channels::ChannelStatus, entities::channels,
+    messages::ChannelChange,
 };
 use tgwatch_telegram::{ChannelMessage, Update};
 
@@ -75,8 +73,7 @@ pub struct ChannelsActor {
     db: DatabaseConnection,
     clock: Clock,
     flush_interval: Duration,
-    wake: Wake,
-    feed: Feed,
+    publisher: Publisher,
     routes: HashMap<i64, Route>,
     buffer: Vec<ChannelChange>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -89,16 +86,14 @@ impl ChannelsActor {
         db: DatabaseConnection,
         clock: Clock,
         flush_interval: Duration,
-        wake: Wake,
-        feed: Feed,
+        publisher: Publisher,
         monitored: Vec<channels::Model>,
     ) -> ChannelsActor {
         let mut actor = ChannelsActor {
             db,
             clock,
             flush_interval,
-            wake,
-            feed,
+            publisher,
             routes: HashMap::new(),
             buffer: Vec::new(),
             metrics: Arc::default(),
@@ -129,7 +124,7 @@ impl ChannelsActor {
         }
     }
 
-    fn push(&mut self, ctx: &mut Context<Self>, telegram_channel_id: i64, change: MessageChange) {
+    fn push(&mut self, ctx: &mut Context<Self>, telegram_channel_id: i64, change: MessageEvent) {
         let Some(route) = self.routes.get(&telegram_channel_id) else {
             return;
         };
@@ -151,12 +146,7 @@ impl ChannelsActor {
         &mut self,
     ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
         let batch = std::mem::take(&mut self.buffer);
-        let (db, now, wake, feed) = (
-            self.db.clone(),
-            self.clock.now(),
-            self.wake.clone(),
-            self.feed.clone(),
-        );
+        let (db, now, publisher) = (self.db.clone(), self.clock.now(), self.publisher.clone());
         let metrics = self.metrics.clone();
         // Built, written and dropped on the runtime's worker threads: every actor of the service
         // shares one thread, and a batch's statements and allocations are most of its CPU.
@@ -170,12 +160,7 @@ impl ChannelsActor {
             match written {
                 Ok(Ok(outcome)) => {
                     metrics.events_written(outcome.events.iter().map(|event| event.event_type));
-                    if !outcome.events.is_empty() {
-                        wake.wake();
-                        for event in &outcome.events {
-                            feed.publish(event);
-                        }
-                    }
+                    publisher.publish(outcome.events);
                     Ok(())
                 }
                 Ok(Err(error)) => Err((error, batch)),
@@ -256,13 +241,13 @@ impl Handler<ChannelUpdate> for ChannelsActor {
     fn handle(&mut self, ChannelUpdate { update, .. }: ChannelUpdate, ctx: &mut Self::Context) {
         match update {
             Update::ChannelMessageNew(message) => {
-                self.push(ctx, message.channel_id, MessageChange::New(message));
+                self.push(ctx, message.channel_id, MessageEvent::New(message));
             }
             Update::ChannelMessageEdited(message) => {
-                self.push(ctx, message.channel_id, MessageChange::Edited(message));
+                self.push(ctx, message.channel_id, MessageEvent::Edited(message));
             }
             Update::ChannelMessagesDeleted { channel_id, ids } => {
-                self.push(ctx, channel_id, MessageChange::Deleted { ids });
+                self.push(ctx, channel_id, MessageEvent::Deleted { ids });
             }
             Update::UserStatus { .. } | Update::Unauthorized { .. } | Update::Gap => {}
         }
@@ -277,7 +262,7 @@ impl Handler<CatchUp> for ChannelsActor {
             self.push(
                 ctx,
                 catch_up.telegram_channel_id,
-                MessageChange::New(message),
+                MessageEvent::New(message),
             );
         }
         self.flush(ctx);

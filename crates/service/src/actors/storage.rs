@@ -11,7 +11,7 @@ use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 
 use super::messages::{Flush, RebuildSessions, RecordObservation};
-use crate::webhooks::dispatcher::Wake;
+use crate::publish::Publisher;
 use tgwatch_core::presence::sessions::SessionFolder;
 use tgwatch_store::{self as storage, StorageError, observations::PendingWrites};
 
@@ -27,12 +27,10 @@ pub struct StorageActor {
     gap: chrono::Duration,
     flush_interval: Duration,
     buffer: PendingWrites,
-    /// Wakes the webhook dispatcher once events are committed.
-    wake: Wake,
+    /// Where committed events go (webhooks, bot, live).
+    publisher: Publisher,
     event_flush_scheduled: bool,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// Committed events go to the live feed too.
-    feed: crate::feed::Feed,
 }
 
 impl StorageActor {
@@ -40,17 +38,16 @@ impl StorageActor {
         db: DatabaseConnection,
         gap: chrono::Duration,
         flush_interval: Duration,
-        wake: Wake,
+        publisher: Publisher,
     ) -> Self {
         StorageActor {
             db,
             gap,
             flush_interval,
             buffer: PendingWrites::default(),
-            wake,
+            publisher,
             event_flush_scheduled: false,
             metrics: std::sync::Arc::default(),
-            feed: crate::feed::Feed::default(),
         }
     }
 
@@ -60,21 +57,14 @@ impl StorageActor {
         self
     }
 
-    /// Where committed presence events are published live (the dashboard's WebSocket).
-    pub fn with_feed(mut self, feed: crate::feed::Feed) -> Self {
-        self.feed = feed;
-        self
-    }
-
     /// Writes the buffer. A failed batch goes back in front of the buffer for the next try.
     fn write_buffer(
         &mut self,
     ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
         let writes = std::mem::take(&mut self.buffer);
         let db = self.db.clone();
-        let wake = self.wake.clone();
+        let publisher = self.publisher.clone();
         let metrics = self.metrics.clone();
-        let feed = self.feed.clone();
         async move {
             let started = std::time::Instant::now();
             let result = match writes.is_empty() {
@@ -86,10 +76,7 @@ impl StorageActor {
             }
             if result.is_ok() && writes.has_events() {
                 metrics.events_written(writes.event_types());
-                wake.wake();
-                for event in writes.events() {
-                    feed.publish(event);
-                }
+                publisher.publish(writes.events().to_vec());
             }
             (writes, result)
         }

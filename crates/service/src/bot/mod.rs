@@ -42,7 +42,7 @@ use teloxide::{
     update_listeners::Polling,
 };
 
-use crate::{tracking::Tracking, webhooks::dispatcher::Wake};
+use crate::tracking::Tracking;
 use replies::Who;
 use tgwatch_core::{
     clock::Clock,
@@ -66,8 +66,6 @@ pub struct BotDeps {
     pub clock: Clock,
     pub tracking: Tracking,
     pub config: BotConfig,
-    /// The outbox's wake: the notifier listens to it.
-    pub wake: Wake,
 }
 
 /// The bot, ready to start (and to start again after a crash), when `bot.token` is set.
@@ -79,7 +77,7 @@ pub fn prepare(deps: BotDeps) -> Result<Option<BotSetup>, BotError> {
     let api_url =
         reqwest::Url::parse(&deps.config.api_url).map_err(|e| BotError::ApiUrl(e.to_string()))?;
     Ok(Some(BotSetup {
-        notifier_wake: deps.wake.listener(),
+        notifier_wake: Arc::default(),
         db: deps.db,
         clock: deps.clock,
         tracking: deps.tracking,
@@ -97,11 +95,17 @@ pub struct BotSetup {
     config: Arc<BotConfig>,
     token: Secret,
     api_url: reqwest::Url,
-    /// Woken when events are committed; kept across restarts.
+    /// Wakes the notifier (events committed, a command that changed who is told); kept across
+    /// restarts.
     notifier_wake: Arc<tokio::sync::Notify>,
 }
 
 impl BotSetup {
+    /// Tells the notifier that events were committed: it reads the outbox now.
+    pub fn events_committed(&self) {
+        self.notifier_wake.notify_one();
+    }
+
     /// Starts the notifier and the long polling on the runtime, with a new `Throttle` (the old
     /// one's queue goes with the old tasks; notifications wait in the outbox, not there).
     pub fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {

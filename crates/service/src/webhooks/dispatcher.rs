@@ -33,27 +33,14 @@ const RESPONSE_BYTES_KEPT: usize = 4096;
 /// Events fanned out per round.
 const FAN_OUT_BATCH: u64 = 1000;
 
-/// Wakes the dispatcher; the storage actor holds one to call after committing events. Other
-/// consumers of the outbox (the bot's notifier) listen too, through [`Wake::listener`].
+/// Wakes the dispatcher: its worker when events are committed, the API after a test event, a
+/// redelivery or a replay, the attempt writer when retries fall due.
 #[derive(Clone, Default)]
-pub struct Wake(Arc<Notify>, Arc<Mutex<Vec<Arc<Notify>>>>);
+pub struct Wake(Arc<Notify>);
 
 impl Wake {
     pub fn wake(&self) {
         self.0.notify_one();
-        for listener in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            listener.notify_one();
-        }
-    }
-
-    /// A new listener, woken (once, however many wakes came) whenever the dispatcher is.
-    pub fn listener(&self) -> Arc<Notify> {
-        let listener = Arc::new(Notify::new());
-        self.1
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::clone(&listener));
-        listener
     }
 }
 
