@@ -4,7 +4,7 @@ use std::{
     net::TcpListener,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::AtomicBool,
     },
     time::Instant,
 };
@@ -15,9 +15,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     actors::{
-        channels::{ChannelsActor, FlushChannels},
-        messages::{AccountHealth, Flush},
-        storage::StorageActor,
+        channels::ChannelsActor, messages::AccountHealth, storage::StorageActor,
         supervisor::FleetSupervisor,
     },
     bot,
@@ -30,6 +28,7 @@ use crate::{
         Reloader,
         reconcile::{AccountsReconciler, ConfigReconciler, ReconcileContext},
     },
+    shutdown::{StopError, StopParts},
     state::AppState,
     tracking::{Tracking, TrackingError},
     webhooks::{self, dispatcher::Wake},
@@ -73,11 +72,10 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    stopping: Arc<AtomicBool>,
-    storage: Addr<StorageActor>,
     tracking: Tracking,
     channels: Channels,
     reloader: Reloader,
+    stop: StopParts,
 }
 
 impl Application {
@@ -235,7 +233,7 @@ impl Application {
         AccountsReconciler.reconcile(&reconcile, &config).await?;
         // Endpoints first, so that no event is fanned out before its consumers exist.
         webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
-        webhooks::dispatcher::spawn_with_metrics(
+        let dispatch = webhooks::dispatcher::spawn_with_metrics(
             db.clone(),
             clock,
             config.webhooks.clone(),
@@ -245,14 +243,14 @@ impl Application {
         .map_err(StartupError::HttpClient)?;
         tracking.start_all().await?;
         // After the fleet: the bot's commands track and query through it.
-        let bot_started = bot::spawn(bot::BotDeps {
+        let bot = bot::spawn(bot::BotDeps {
             db: db.clone(),
             clock,
             tracking: tracking.clone(),
             config: config.bot.clone(),
             wake: wake.clone(),
         })?;
-        if !bot_started {
+        if bot.is_none() {
             tracing::info!("no bot.token: the Telegram bot is off");
         }
         // The whole file as desired state: tracked users (one Telegram call each to resolve,
@@ -300,6 +298,16 @@ impl Application {
             metrics: Arc::clone(&metrics),
         })?;
         let stopping = Arc::new(AtomicBool::new(false));
+        let stop = StopParts {
+            stopping: stopping.clone(),
+            live: live.clone(),
+            storage: storage.clone(),
+            channels: channels.router.clone(),
+            webhooks: Some(dispatch),
+            bot,
+            db: db.clone(),
+            timeout: config.supervision.shutdown_timeout(),
+        };
         let state = web::Data::new(AppState {
             db,
             supervisor,
@@ -329,6 +337,8 @@ impl Application {
         })
         .workers(2)
         .disable_signals()
+        // Requests in flight get the whole stop at most; the stop's own deadline bounds it too.
+        .shutdown_timeout(config.supervision.shutdown_timeout_seconds)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             address: config.http.bind,
@@ -339,11 +349,10 @@ impl Application {
         Ok(Application {
             port,
             server,
-            stopping,
-            storage,
             tracking,
             channels: channels_for_callers,
             reloader,
+            stop,
         })
     }
 
@@ -375,45 +384,48 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT (or the server stops), then stops cleanly (see
     /// [`Application::run_until`]).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self) -> Result<(), RunError> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes (or the server stops), then stops in order: no new HTTP or
-    /// WebSocket work (requests in flight finish), then the observations and channel changes the
-    /// actors still buffer are written. The pool stays open for the jobs and actors that run
-    /// until the process ends (closing it first turned their last rounds into errors).
+    /// Serves until `stop` completes (or the server stops), then stops in order within
+    /// `[supervision] shutdown_timeout_seconds` (see [`crate::shutdown`]): no new HTTP or
+    /// WebSocket work, the actors' buffers written, webhook attempts in flight recorded or
+    /// released, the bot stopped, the database pool closed.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()>,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), RunError> {
         let handle = self.server.handle();
         let server = self.server;
         tokio::select! {
-            result = server => result?,
-            () = stop => {
-                self.stopping.store(true, Ordering::Relaxed);
-                tracing::info!("shutting down: refusing new requests");
-                handle.stop(true).await;
+            result = server => {
+                result.map_err(RunError::Server)?;
+                tracing::warn!("the HTTP server stopped by itself: stopping the service");
             }
+            () = stop => {}
         }
-        tracing::info!("shutting down: writing buffered observations and channel changes");
-        match self.storage.send(Flush).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "could not write the last observations"),
-            Err(error) => {
-                tracing::error!(%error, "the storage actor is gone: observations it held are lost")
-            }
-        }
-        match self.channels.router.send(FlushChannels).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "could not write the last channel changes"),
-            Err(error) => {
-                tracing::error!(%error, "the channels actor is gone: changes it held are lost")
-            }
-        }
-        tracing::info!("stopped");
+        self.stop.stop(handle).await?;
         Ok(())
+    }
+}
+
+/// Why serving ended other than by a clean stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the HTTP server failed: {0}")]
+    Server(std::io::Error),
+    #[error(transparent)]
+    Stop(#[from] StopError),
+}
+
+impl RunError {
+    /// The process's exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Server(_) => 1,
+            RunError::Stop(error) => error.exit_code(),
+        }
     }
 }
 

@@ -30,6 +30,7 @@ pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod reload;
+pub mod shutdown;
 pub mod state;
 pub mod tracking;
 pub mod webhooks;

@@ -83,6 +83,7 @@ pub struct Config {
     pub logs: LogsConfig,
     pub logging: LoggingConfig,
     pub live: LiveConfig,
+    pub supervision: SupervisionConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -473,6 +474,44 @@ impl Default for JobsConfig {
             account_health_interval_seconds: 60,
             account_unhealthy_after_seconds: 300,
             log_cleanup_interval_seconds: 3600,
+        }
+    }
+}
+
+/// The supervision tree and the service's stop (`[supervision]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// Restart intensity of the singleton actors (storage, channels, webhooks, bot, live): more
+    /// than `restart_limit` restarts within `restart_window_seconds` and the service stops.
+    pub restart_limit: usize,
+    pub restart_window_seconds: u64,
+    /// How long the stop on SIGTERM or SIGINT may take (real seconds): past it, what is left is
+    /// abandoned, logged, and the process exits with a non-zero code.
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            restart_limit: 5,
+            restart_window_seconds: 60,
+            shutdown_timeout_seconds: 10,
+        }
+    }
+}
+
+impl SupervisionConfig {
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_seconds)
+    }
+
+    fn collect_problems(&self, problems: &mut Vec<ConfigError>) {
+        if !(1..=3600).contains(&self.shutdown_timeout_seconds) {
+            problems.push(invalid(
+                "supervision.shutdown_timeout_seconds",
+                "must be between 1 and 3600",
+            ));
         }
     }
 }
@@ -1029,6 +1068,7 @@ impl Config {
         }
         self.bot.collect_problems(&mut problems);
         self.live.collect_problems(&mut problems);
+        self.supervision.collect_problems(&mut problems);
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             if account.label.trim().is_empty() {

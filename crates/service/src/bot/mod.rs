@@ -70,11 +70,31 @@ pub struct BotDeps {
     pub wake: Wake,
 }
 
-/// Starts the bot (long polling and the notifier) on the runtime, when `bot.token` is set.
-/// Returns whether it started. Telegram being unreachable is not an error: the bot keeps trying.
-pub fn spawn(deps: BotDeps) -> Result<bool, BotError> {
+/// The bot's two tasks (long polling, the notifier), for the service's stop.
+pub struct BotRunning {
+    polling: tokio::task::JoinHandle<()>,
+    notifier: tokio::task::JoinHandle<()>,
+}
+
+impl BotRunning {
+    /// Stops polling and notifying where they are. Nothing is lost: an update fetched but not
+    /// yet handled is fetched again at the next start (getUpdates confirms an update only with
+    /// the next call's offset), and a notification cut off while it was sent stays claimed
+    /// until its lease runs out, then is sent again.
+    pub async fn stop(self) {
+        self.polling.abort();
+        self.notifier.abort();
+        // Both were aborted: they end as cancelled, which is what was asked.
+        let _ = self.polling.await;
+        let _ = self.notifier.await;
+    }
+}
+
+/// Starts the bot (long polling and the notifier) on the runtime, when `bot.token` is set;
+/// `None` without one. Telegram being unreachable is not an error: the bot keeps trying.
+pub fn spawn(deps: BotDeps) -> Result<Option<BotRunning>, BotError> {
     let Some(token) = deps.config.token.clone() else {
-        return Ok(false);
+        return Ok(None);
     };
     let url =
         reqwest::Url::parse(&deps.config.api_url).map_err(|e| BotError::ApiUrl(e.to_string()))?;
@@ -98,7 +118,7 @@ pub fn spawn(deps: BotDeps) -> Result<bool, BotError> {
         token.clone(),
         Arc::clone(&notifier_wake),
     );
-    tokio::spawn(notifier.run());
+    let notifier = tokio::spawn(notifier.run());
     let context = Arc::new(handlers::BotContext {
         db: deps.db,
         clock: deps.clock,
@@ -107,12 +127,12 @@ pub fn spawn(deps: BotDeps) -> Result<bool, BotError> {
         token: token.clone(),
         notifier: notifier_wake,
     });
-    tokio::spawn(listen(bot, context, config, token));
-    Ok(true)
+    let polling = tokio::spawn(listen(bot, context, config, token));
+    Ok(Some(BotRunning { polling, notifier }))
 }
 
 /// Checks the token, prepares the bot (no webhook in the way, the command menu) and dispatches
-/// updates from long polling until the process ends.
+/// updates from long polling until the service stops.
 async fn listen(
     bot: TelegramBot,
     context: Arc<handlers::BotContext>,
