@@ -266,7 +266,7 @@ impl Application {
             Arc::clone(&metrics),
         );
         reloader.apply_at_start();
-        Jobs {
+        let jobs = Jobs {
             db: db.clone(),
             clock,
             supervisor: supervisor.clone(),
@@ -305,6 +305,7 @@ impl Application {
             channels: channels.router.clone(),
             webhooks: Some(dispatch),
             bot,
+            jobs: Some(jobs),
             db: db.clone(),
             timeout: config.supervision.shutdown_timeout(),
         };
@@ -396,16 +397,17 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), RunError> {
-        let handle = self.server.handle();
-        let server = self.server;
-        tokio::select! {
-            result = server => {
+        let mut server = self.server;
+        // The server is borrowed, not moved: dropping it would cut every connection at once.
+        let serving = tokio::select! {
+            result = &mut server => {
                 result.map_err(RunError::Server)?;
                 tracing::warn!("the HTTP server stopped by itself: stopping the service");
+                None
             }
-            () = stop => {}
-        }
-        self.stop.stop(handle).await?;
+            () = stop => Some(server),
+        };
+        self.stop.stop(serving).await?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //!    (ChannelsActor).
 //! 3. Webhooks: no more claims; attempts in flight finish and are written, and those still
 //!    running near the deadline are cut off and their claims released.
-//! 4. The bot stops polling and notifying.
+//! 4. The bot stops polling and notifying; the scheduled jobs stop.
 //! 5. The database pool is closed, on the runtime.
 //!
 //! Past the deadline the steps left are abandoned: they are logged and the process exits with
@@ -22,7 +22,7 @@ use std::{
 };
 
 use actix::Addr;
-use actix_web::dev::ServerHandle;
+use actix_web::dev::Server;
 use sea_orm::DatabaseConnection;
 use tokio::time::Instant;
 
@@ -33,6 +33,7 @@ use crate::{
         storage::StorageActor,
     },
     bot::BotRunning,
+    jobs::JobsRunning,
     live::Live,
     webhooks::dispatcher::Dispatch,
 };
@@ -81,16 +82,18 @@ enum Step {
     ChannelPosts,
     Webhooks,
     Bot,
+    Jobs,
     Database,
 }
 
 impl Step {
-    const ALL: [Step; 6] = [
+    const ALL: [Step; 7] = [
         Step::Http,
         Step::Observations,
         Step::ChannelPosts,
         Step::Webhooks,
         Step::Bot,
+        Step::Jobs,
         Step::Database,
     ];
 
@@ -101,6 +104,7 @@ impl Step {
             Step::ChannelPosts => "writing buffered channel posts",
             Step::Webhooks => "finishing webhook attempts in flight",
             Step::Bot => "stopping the bot",
+            Step::Jobs => "stopping the scheduled jobs",
             Step::Database => "closing the database pool",
         }
     }
@@ -119,13 +123,15 @@ pub(crate) struct StopParts {
     pub channels: Addr<ChannelsActor>,
     pub webhooks: Option<Dispatch>,
     pub bot: Option<BotRunning>,
+    pub jobs: Option<JobsRunning>,
     pub db: DatabaseConnection,
     pub timeout: Duration,
 }
 
 impl StopParts {
-    /// Runs the stop (see the module documentation); `server` is the HTTP server's.
-    pub(crate) async fn stop(mut self, server: ServerHandle) -> Result<(), StopError> {
+    /// Runs the stop (see the module documentation); `server` is the HTTP server, unless it
+    /// already stopped.
+    pub(crate) async fn stop(mut self, mut server: Option<Server>) -> Result<(), StopError> {
         let started = Instant::now();
         let deadline = started + self.timeout;
         tracing::info!(
@@ -134,7 +140,7 @@ impl StopParts {
         );
         let mut abandoned = Vec::new();
         for step in Step::ALL {
-            let run = self.run(step, &server, started, deadline);
+            let run = self.run(step, &mut server, started, deadline);
             match tokio::time::timeout_at(deadline, run).await {
                 Ok(mut left_behind) => {
                     tracing::info!(
@@ -169,7 +175,7 @@ impl StopParts {
     async fn run(
         &mut self,
         step: Step,
-        server: &ServerHandle,
+        server: &mut Option<Server>,
         started: Instant,
         deadline: Instant,
     ) -> Vec<String> {
@@ -180,7 +186,13 @@ impl StopParts {
                 // first, or the server would wait for them.
                 self.stopping.store(true, Ordering::SeqCst);
                 self.live.going_away();
-                server.stop(true).await;
+                if let Some(server) = server.take() {
+                    // The server runs inside its future: it is driven until it has stopped.
+                    let (_, served) = tokio::join!(server.handle().stop(true), server);
+                    if let Err(error) = served {
+                        tracing::error!(%error, "the HTTP server failed while stopping");
+                    }
+                }
             }
             Step::Observations => match self.storage.send(Flush).await {
                 Ok(Ok(())) => {}
@@ -222,6 +234,11 @@ impl StopParts {
                     bot.stop().await;
                 }
             }
+            Step::Jobs => {
+                if let Some(jobs) = self.jobs.take() {
+                    jobs.stop().await;
+                }
+            }
             Step::Database => {
                 // On the runtime, while it runs: closing hands every connection back properly
                 // (dropped later, outside it, sqlx needs a runtime it no longer has).
@@ -257,7 +274,10 @@ mod tests {
     #[test]
     fn a_step_cut_off_abandons_it_and_every_one_after_it() {
         let after: Vec<Step> = Step::Webhooks.and_after().collect();
-        assert_eq!(after, vec![Step::Webhooks, Step::Bot, Step::Database]);
+        assert_eq!(
+            after,
+            vec![Step::Webhooks, Step::Bot, Step::Jobs, Step::Database]
+        );
         assert_eq!(Step::Http.and_after().count(), Step::ALL.len());
     }
 
