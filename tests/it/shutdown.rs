@@ -99,7 +99,10 @@ impl SandboxedService {
             .env("TGWATCH_HTTP__BIND", format!("127.0.0.1:{port}"))
             .env("TGWATCH_HTTP__ADMIN_TOKEN", TOKEN)
             .env("TGWATCH_DATABASE__URL", &database_url)
-            .env("TGWATCH_SECURITY__MASTER_KEY_FILE", &config.security.master_key_file)
+            .env(
+                "TGWATCH_SECURITY__MASTER_KEY_FILE",
+                &config.security.master_key_file,
+            )
             .env("TGWATCH_TELEGRAM__API_ID", "1")
             .env("TGWATCH_TELEGRAM__API_HASH", "shutdown-api-hash")
             .stdout(log.try_clone().expect("log"))
@@ -243,9 +246,7 @@ async fn sigterm_during_a_burst_keeps_every_acknowledged_observation_and_channel
         tokio::spawn(async move {
             let mut number = 0;
             while !stopping.load(Ordering::SeqCst) {
-                let posted = sandbox
-                    .post(NEWS, &format!("post {number}"))
-                    .expect("post");
+                let posted = sandbox.post(NEWS, &format!("post {number}")).expect("post");
                 if posted.delivery.live > 0 {
                     posts.lock().unwrap().push(posted.id);
                 }
@@ -470,7 +471,11 @@ async fn a_stop_that_cannot_finish_exits_3_within_the_timeout_and_releases_its_c
             .await
             .unwrap()
             .expect("the message");
-        assert_eq!(row.status, webhook_messages::DeliveryStatus::Pending, "{row:?}");
+        assert_eq!(
+            row.status,
+            webhook_messages::DeliveryStatus::Pending,
+            "{row:?}"
+        );
         assert_eq!(row.claimed_until, None, "its claim is released: {row:?}");
     }
 }

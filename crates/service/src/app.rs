@@ -2,10 +2,7 @@
 
 use std::{
     net::TcpListener,
-    sync::{
-        Arc,
-        atomic::AtomicBool,
-    },
+    sync::{Arc, atomic::AtomicBool},
     time::Instant,
 };
 

@@ -285,12 +285,21 @@ mod tests {
     fn a_timed_out_stop_names_what_it_abandoned_and_exits_non_zero() {
         let error = StopError::Unfinished {
             timeout_seconds: 1,
-            abandoned: vec!["1 webhook attempt(s) in flight".into(), "closing the database pool".into()],
+            abandoned: vec![
+                "1 webhook attempt(s) in flight".into(),
+                "closing the database pool".into(),
+            ],
         };
         assert_eq!(error.exit_code(), EXIT_STOP_TIMED_OUT);
         assert_ne!(EXIT_STOP_TIMED_OUT, 0);
         let text = error.to_string();
-        assert!(text.contains("supervision.shutdown_timeout_seconds"), "{text}");
-        assert!(text.contains("1 webhook attempt(s) in flight; closing the database pool"), "{text}");
+        assert!(
+            text.contains("supervision.shutdown_timeout_seconds"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 webhook attempt(s) in flight; closing the database pool"),
+            "{text}"
+        );
     }
 }

@@ -1249,6 +1249,34 @@ mod tests {
     }
 
     #[test]
+    fn the_shutdown_timeout_defaults_to_10_seconds_and_is_bounded() {
+        let config = Config::from_toml("").expect("defaults are valid");
+        assert_eq!(
+            config.supervision.shutdown_timeout(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.supervision.restart_limit, 5);
+        assert_eq!(config.supervision.restart_window_seconds, 60);
+        for seconds in [0, 3601] {
+            let error = Config::from_toml(&format!(
+                "[supervision]\nshutdown_timeout_seconds = {seconds}\n"
+            ))
+            .expect_err("out of range")
+            .to_string();
+            assert!(
+                error.contains("supervision.shutdown_timeout_seconds"),
+                "{error}"
+            );
+        }
+        let config =
+            Config::from_toml("[supervision]\nshutdown_timeout_seconds = 30\n").expect("in range");
+        assert_eq!(
+            config.supervision.shutdown_timeout(),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
     fn the_documented_example_is_valid() {
         let text = include_str!("../../../../config.toml");
         let config = Config::from_toml(text).expect("config.toml parses and validates");

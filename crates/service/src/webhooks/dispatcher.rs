@@ -90,7 +90,10 @@ struct AttemptsRunning {
 
 impl AttemptsRunning {
     fn count(&self) -> usize {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Cuts off every attempt still running and returns their messages.
@@ -259,9 +262,7 @@ impl Dispatch {
         }
         // Every sender is gone now (the dispatcher's and the attempts'), so the writer ends once
         // it has written what it holds.
-        stopped.attempts_written = tokio::time::timeout_at(deadline, self.writer)
-            .await
-            .is_ok();
+        stopped.attempts_written = tokio::time::timeout_at(deadline, self.writer).await.is_ok();
         stopped
     }
 }
