@@ -515,3 +515,54 @@ async fn demo_seconds_exits_cleanly_twenty_times() {
         assert!(log.contains("stopped cleanly"), "{log}");
     }
 }
+
+/// After the stop, the bot polls no more: a command sent then is not fetched, let alone
+/// answered, though the process (here, the test's) goes on.
+#[actix_rt::test]
+async fn the_stop_ends_the_bots_polling() {
+    const BOT_TOKEN: &str = "123456:shutdown-token_ABC";
+    let bot = tgwatch_sandbox::bot_api::BotApi::start(BOT_TOKEN)
+        .await
+        .expect("fake bot api");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.database.url = common::fresh_database(dir.path()).await;
+    config.http.bind = "127.0.0.1:0".parse().unwrap();
+    config.http.admin_token = Some(Secret::new(TOKEN));
+    config.bot.token = Some(Secret::new(BOT_TOKEN));
+    config.bot.api_url = bot.url();
+    config.bot.polling_timeout_seconds = 1;
+    let clock = Clock::real();
+    let telegram = tgwatch_testkit::scripted::ScriptedTelegram::start(Scenario::default(), clock);
+    let app = tgwatch_service::app::Application::build_with(config, clock, telegram)
+        .await
+        .expect("service starts");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = actix_rt::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while bot.calls("getUpdates") < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bot never polled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    running
+        .await
+        .unwrap()
+        .expect("a clean stop within the timeout");
+    let (polls, sent) = (bot.calls("getUpdates"), bot.sent().len());
+    bot.send_text(42, 42, "/help");
+    // Longer than a long poll (polling_timeout_seconds = 1): a bot still polling would have
+    // fetched the command and answered it by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        bot.calls("getUpdates"),
+        polls,
+        "the bot polled after the stop"
+    );
+    assert_eq!(bot.sent().len(), sent, "the bot answered after the stop");
+}
