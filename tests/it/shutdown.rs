@@ -80,10 +80,12 @@ impl SandboxedService {
             .sandbox
             .add_channel(NEWS, 4242, Some("shutdown_news"), "Shutdown news", "")
             .expect("channel");
+        // Buffers written every 3 s: the last writes of the burst are in them at SIGTERM, and only
+        // the stop writes them.
         let file = host.root.path().join("etc/config.toml");
         std::fs::write(
             &file,
-            "[telegram]\nwatchdog_seconds = 0.5\n\n[presence]\nflush_interval_ms = 100\n\n\
+            "[telegram]\nwatchdog_seconds = 0.5\n\n[presence]\nflush_interval_ms = 3000\n\n\
              [[accounts]]\nlabel = \"main\"\n\n[[tracked_users]]\nusername = \"alice_example\"\n\n\
              [[channels]]\nchannel = \"@shutdown_news\"\n",
         )
