@@ -11,7 +11,7 @@
 //! 5. The database pool is closed, on the runtime.
 //!
 //! Past the deadline the steps left are abandoned: they are logged and the process exits with
-//! [`EXIT_STOP_TIMED_OUT`] instead of 0.
+//! [`EXIT_STOP_UNFINISHED`] instead of 0.
 
 use std::{
     sync::{
@@ -40,7 +40,7 @@ use crate::{
 
 /// The exit code of a stop that did not finish its work within
 /// `supervision.shutdown_timeout_seconds` (or whose steps failed).
-pub const EXIT_STOP_TIMED_OUT: i32 = 3;
+pub const EXIT_STOP_UNFINISHED: i32 = 3;
 
 /// The longest time kept, at the end of the stop, for what comes after the webhook attempts
 /// (writing them, releasing claims, the bot, closing the pool).
@@ -63,7 +63,7 @@ impl StopError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StopError::Unfinished { .. } => EXIT_STOP_TIMED_OUT,
+            StopError::Unfinished { .. } => EXIT_STOP_UNFINISHED,
         }
     }
 }
@@ -282,7 +282,7 @@ mod tests {
     }
 
     #[test]
-    fn a_timed_out_stop_names_what_it_abandoned_and_exits_non_zero() {
+    fn an_unfinished_stop_names_what_it_abandoned_and_exits_non_zero() {
         let error = StopError::Unfinished {
             timeout_seconds: 1,
             abandoned: vec![
@@ -290,8 +290,8 @@ mod tests {
                 "closing the database pool".into(),
             ],
         };
-        assert_eq!(error.exit_code(), EXIT_STOP_TIMED_OUT);
-        assert_ne!(EXIT_STOP_TIMED_OUT, 0);
+        assert_eq!(error.exit_code(), EXIT_STOP_UNFINISHED);
+        assert_ne!(EXIT_STOP_UNFINISHED, 0);
         let text = error.to_string();
         assert!(
             text.contains("supervision.shutdown_timeout_seconds"),
