@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tgwatch::cli;
-use tgwatch_service::app::Application;
+use tgwatch_service::app::{Application, RunError};
 
 use tgwatch_core::config::{Config, LogFormat, LoggingConfig, config_folder};
 use tgwatch_store as storage;
@@ -130,6 +130,17 @@ fn main() -> anyhow::Result<()> {
     let handle = runtime.handle().clone();
     let system = actix_rt::System::with_tokio_rt(move || runtime);
     let outcome = system.block_on(run(cli.command, &mut after));
+    if let Err(error) = &outcome
+        && let Some(code) = error.downcast_ref::<RunError>().map(RunError::exit_code)
+    {
+        // A stop that did not finish: what it abandoned may still hold the runtime (a request
+        // that never ends), so the process ends here, without waiting for it.
+        eprintln!("Error: {error:#}");
+        if let Some(after) = after {
+            after();
+        }
+        std::process::exit(code);
+    }
     {
         // Dropping the system drops the tasks still pending on its thread; one that holds a
         // database connection hands it back to sqlx's pool by spawning onto the runtime, which

@@ -24,6 +24,7 @@ mod operations;
 mod presence;
 mod sandbox_server;
 mod session_commands;
+mod shutdown;
 mod stored_session;
 mod supervision;
 mod webhooks;

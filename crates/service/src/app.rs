@@ -2,10 +2,7 @@
 
 use std::{
     net::TcpListener,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::AtomicBool},
     time::Instant,
 };
 
@@ -15,8 +12,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     actors::{
-        channels::{ChannelsActor, FlushChannels},
-        messages::Flush,
+        channels::ChannelsActor,
         storage::StorageActor,
         supervisor::{FleetSupervisor, look_after_accounts},
     },
@@ -31,6 +27,7 @@ use crate::{
         Reloader,
         reconcile::{AccountsReconciler, ConfigReconciler, ReconcileContext},
     },
+    shutdown::{StopError, StopParts},
     state::AppState,
     supervision::{
         Child, ChildKind, Supervision, start_child,
@@ -81,15 +78,14 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    stopping: Arc<AtomicBool>,
     supervision: Supervision,
     /// The workers (webhooks, bot, live): held, so that they are restarted as long as the
     /// service runs.
     _workers: Vec<Addr<Worker>>,
-    storage: Addr<StorageActor>,
     tracking: Tracking,
     channels: Channels,
     reloader: Reloader,
+    stop: StopParts,
 }
 
 impl Application {
@@ -260,6 +256,7 @@ impl Application {
             Arc::clone(&metrics),
         )
         .map_err(StartupError::HttpClient)?;
+        let dispatcher_control = dispatcher.clone();
         let dispatcher_wake = wake.clone();
         let mut workers = vec![start_consumer(
             singleton(ChildKind::Webhooks),
@@ -275,18 +272,23 @@ impl Application {
             tracking: tracking.clone(),
             config: config.bot.clone(),
         })?;
-        match bot.map(Arc::new) {
+        let bot_worker = match bot.map(Arc::new) {
             Some(bot) => {
                 let notifier = Arc::clone(&bot);
-                workers.push(start_consumer(
+                let worker = start_consumer(
                     singleton(ChildKind::Bot),
                     Box::new(move || bot.spawn()),
                     Box::new(move |_| notifier.events_committed()),
                     &publisher,
-                ));
+                );
+                workers.push(worker.clone());
+                Some(worker)
             }
-            None => tracing::info!("no bot.token: the Telegram bot is off"),
-        }
+            None => {
+                tracing::info!("no bot.token: the Telegram bot is off");
+                None
+            }
+        };
         // The whole file as desired state: tracked users (one Telegram call each to resolve,
         // so in the background while the API answers), then the endpoints filtered by them.
         // The same reconcilers run again after every edit of a watched file.
@@ -300,7 +302,7 @@ impl Application {
             Arc::clone(&metrics),
         );
         reloader.apply_at_start();
-        Jobs {
+        let jobs = Jobs {
             db: db.clone(),
             clock,
             supervisor: supervisor.clone(),
@@ -349,6 +351,17 @@ impl Application {
         let switches = http::Switches {
             fault_injection: config.testing.fault_injection,
         };
+        let stop = StopParts {
+            stopping: stopping.clone(),
+            live: live.clone(),
+            storage: storage.clone(),
+            channels: channels.router.clone(),
+            webhooks: Some(dispatcher_control),
+            bot: bot_worker,
+            jobs: Some(jobs),
+            db: db.clone(),
+            timeout: config.supervision.shutdown_timeout(),
+        };
         let state = web::Data::new(AppState {
             db,
             supervisor,
@@ -378,6 +391,8 @@ impl Application {
         })
         .workers(2)
         .disable_signals()
+        // Requests in flight get the whole stop at most; the stop's own deadline bounds it too.
+        .shutdown_timeout(config.supervision.shutdown_timeout_seconds)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             address: config.http.bind,
@@ -388,13 +403,12 @@ impl Application {
         Ok(Application {
             port,
             server,
-            stopping,
             supervision,
             _workers: workers,
-            storage,
             tracking,
             channels: channels_for_callers,
             reloader,
+            stop,
         })
     }
 
@@ -426,55 +440,60 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT (or the server stops), then stops cleanly (see
     /// [`Application::run_until`]).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self) -> Result<(), RunError> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes (or the server stops), then stops in order: no new HTTP or
-    /// WebSocket work (requests in flight finish), then the observations and channel changes the
-    /// actors still buffer are written. The pool stays open for the jobs and actors that run
-    /// until the process ends (closing it first turned their last rounds into errors).
+    /// Serves until `stop` completes (or the server stops), then stops in order within
+    /// `[supervision] shutdown_timeout_seconds` (see [`crate::shutdown`]): no new HTTP or
+    /// WebSocket work, the actors' buffers written, webhook attempts in flight recorded or
+    /// released, the bot stopped, the database pool closed.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()>,
-    ) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = self.server;
+    ) -> Result<(), RunError> {
+        let mut server = self.server;
         let supervision = self.supervision.clone();
-        let mut gave_up = None;
-        tokio::select! {
-            result = server => result?,
-            () = stop => {
-                self.stopping.store(true, Ordering::Relaxed);
-                tracing::info!("shutting down: refusing new requests");
-                handle.stop(true).await;
+        // The server is borrowed, not moved: dropping it would cut every connection at once.
+        let (serving, gave_up) = tokio::select! {
+            result = &mut server => {
+                result.map_err(RunError::Server)?;
+                tracing::warn!("the HTTP server stopped by itself: stopping the service");
+                (None, None)
             }
+            () = stop => (Some(server), None),
             reason = supervision.given_up() => {
-                self.stopping.store(true, Ordering::Relaxed);
-                tracing::error!(reason, "shutting down: a part the service cannot do without keeps failing");
-                handle.stop(true).await;
-                gave_up = Some(reason);
+                tracing::error!(reason, "a part the service cannot do without keeps failing: stopping the service");
+                (Some(server), Some(reason))
             }
-        }
-        tracing::info!("shutting down: writing buffered observations and channel changes");
-        match self.storage.send(Flush).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "could not write the last observations"),
-            Err(error) => {
-                tracing::error!(%error, "the storage actor is gone: observations it held are lost")
-            }
-        }
-        match self.channels.router.send(FlushChannels).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "could not write the last channel changes"),
-            Err(error) => {
-                tracing::error!(%error, "the channels actor is gone: changes it held are lost")
-            }
-        }
-        tracing::info!("stopped");
+        };
+        self.stop.stop(serving).await?;
         match gave_up {
-            Some(reason) => Err(std::io::Error::other(reason)),
+            Some(reason) => Err(RunError::GaveUp(reason)),
             None => Ok(()),
+        }
+    }
+}
+
+/// Why serving ended other than by a clean stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the HTTP server failed: {0}")]
+    Server(std::io::Error),
+    #[error(transparent)]
+    Stop(#[from] StopError),
+    /// A child the service cannot do without (storage, channels, webhooks, bot, live) failed
+    /// more often than `[supervision]` allows; the service stopped cleanly.
+    #[error("gave up: {0}")]
+    GaveUp(String),
+}
+
+impl RunError {
+    /// The process's exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Server(_) | RunError::GaveUp(_) => 1,
+            RunError::Stop(error) => error.exit_code(),
         }
     }
 }

@@ -32,6 +32,21 @@ use crate::{
 use tgwatch_core::{clock::Clock, config::Config};
 use tgwatch_store::{self as storage, LogLevel};
 
+/// The running jobs, for the service's stop.
+pub struct JobsRunning(Vec<tokio::task::JoinHandle<()>>);
+
+impl JobsRunning {
+    /// Stops every job where it is: each run is whole or not at all (a cleanup cut off deletes
+    /// the rest next time), so nothing is lost.
+    pub async fn stop(self) {
+        for job in self.0 {
+            job.abort();
+            // Aborted: it ends as cancelled, which is what was asked.
+            let _ = job.await;
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Jobs {
     pub db: DatabaseConnection,
@@ -43,10 +58,12 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts every job on the actix runtime.
-    pub fn spawn(self) {
+    pub fn spawn(self) -> JobsRunning {
         let health = self.clone();
-        actix::spawn(async move { health.account_health_loop().await });
-        actix::spawn(async move { self.log_cleanup_loop().await });
+        JobsRunning(vec![
+            actix::spawn(async move { health.account_health_loop().await }),
+            actix::spawn(async move { self.log_cleanup_loop().await }),
+        ])
     }
 
     fn settings(&self) -> Arc<Config> {

@@ -34,6 +34,7 @@ pub mod live;
 pub mod metrics;
 pub mod publish;
 pub mod reload;
+pub mod shutdown;
 pub mod state;
 pub mod supervision;
 pub mod tracking;

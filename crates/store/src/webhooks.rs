@@ -368,6 +368,31 @@ pub async fn claim(
         .collect())
 }
 
+/// Gives back the claims on `message_ids` that are still pending: a stopping instance that could
+/// not finish their attempts lets the next claim (its own after a restart, or another
+/// instance's) take them at once instead of waiting for the lease to run out. Returns how many
+/// claims were released.
+pub async fn release_claims(
+    db: &DatabaseConnection,
+    message_ids: &[Uuid],
+) -> Result<u64, StorageError> {
+    let mut released = 0;
+    for chunk in message_ids.chunks(MAX_BOUND_VALUES) {
+        released += webhook_messages::Entity::update_many()
+            .col_expr(
+                webhook_messages::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(webhook_messages::Column::Id.is_in(chunk.iter().copied()))
+            .filter(webhook_messages::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .exec(db)
+            .await
+            .doing("releasing webhook claims")?
+            .rows_affected;
+    }
+    Ok(released)
+}
+
 /// What one attempt came to, and what happens to its message next.
 pub struct AttemptRecord {
     pub message_id: Uuid,

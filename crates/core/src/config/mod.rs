@@ -490,7 +490,8 @@ pub struct SupervisionConfig {
     /// reports unhealthy and stops cleanly (a person's actor is parked instead).
     pub restart_limit: usize,
     pub restart_window_seconds: u64,
-    /// The stop on SIGTERM or SIGINT may take this long (real seconds).
+    /// How long the stop on SIGTERM or SIGINT may take (real seconds): past it, what is left is
+    /// abandoned, logged, and the process exits with a non-zero code.
     pub shutdown_timeout_seconds: u64,
 }
 
@@ -507,6 +508,19 @@ impl Default for SupervisionConfig {
 impl SupervisionConfig {
     pub fn intensity(&self) -> crate::supervision::RestartIntensity {
         crate::supervision::RestartIntensity::new(self.restart_limit, self.restart_window_seconds)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_seconds)
+    }
+
+    fn collect_problems(&self, problems: &mut Vec<ConfigError>) {
+        if !(1..=3600).contains(&self.shutdown_timeout_seconds) {
+            problems.push(invalid(
+                "supervision.shutdown_timeout_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
     }
 }
 
@@ -1077,6 +1091,7 @@ impl Config {
         }
         self.bot.collect_problems(&mut problems);
         self.live.collect_problems(&mut problems);
+        self.supervision.collect_problems(&mut problems);
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             if account.label.trim().is_empty() {
@@ -1254,6 +1269,34 @@ mod tests {
         assert_eq!(config.presence.gap_seconds, 180);
         assert_eq!(config.presence.poll_min_seconds, 60);
         assert_eq!(config.presence.poll_max_seconds, 120);
+    }
+
+    #[test]
+    fn the_shutdown_timeout_defaults_to_10_seconds_and_is_bounded() {
+        let config = Config::from_toml("").expect("defaults are valid");
+        assert_eq!(
+            config.supervision.shutdown_timeout(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.supervision.restart_limit, 5);
+        assert_eq!(config.supervision.restart_window_seconds, 60);
+        for seconds in [0, 3601] {
+            let error = Config::from_toml(&format!(
+                "[supervision]\nshutdown_timeout_seconds = {seconds}\n"
+            ))
+            .expect_err("out of range")
+            .to_string();
+            assert!(
+                error.contains("supervision.shutdown_timeout_seconds"),
+                "{error}"
+            );
+        }
+        let config =
+            Config::from_toml("[supervision]\nshutdown_timeout_seconds = 30\n").expect("in range");
+        assert_eq!(
+            config.supervision.shutdown_timeout(),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

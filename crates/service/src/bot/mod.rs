@@ -144,7 +144,7 @@ impl BotSetup {
 }
 
 /// Checks the token, prepares the bot (no webhook in the way, the command menu) and dispatches
-/// updates from long polling until the process ends.
+/// updates from long polling until the service stops.
 async fn listen(
     bot: TelegramBot,
     context: Arc<handlers::BotContext>,

@@ -34,7 +34,7 @@ pub mod tickets;
 use std::{
     sync::{
         Arc, Mutex, PoisonError, RwLock,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -97,6 +97,8 @@ pub enum Outgoing {
     Frame(Bytes, Audience),
     /// Time to ping the client and to check that it answered the last pings.
     Heartbeat,
+    /// The service is stopping: close with 1001 "going away".
+    GoingAway,
 }
 
 /// What the hub needs from the rest of the service.
@@ -130,6 +132,8 @@ struct Inner {
     /// The newest status frame, for clients that connect between ticks.
     latest_status: RwLock<Option<Bytes>>,
     clients: AtomicUsize,
+    /// Set by [`Live::going_away`]: connections close, new ones close at once.
+    going_away: AtomicBool,
     messages_processed: AtomicU64,
     alerts_sent: AtomicU64,
     limiter: Mutex<limit::RateLimiter>,
@@ -173,6 +177,7 @@ impl Live {
                 out,
                 latest_status: RwLock::new(None),
                 clients: AtomicUsize::new(0),
+                going_away: AtomicBool::new(false),
                 messages_processed: AtomicU64::new(0),
                 alerts_sent: AtomicU64::new(0),
                 announcer,
@@ -211,6 +216,18 @@ impl Live {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Closes every WebSocket connection with 1001 "going away" (the service is stopping), and
+    /// any opened after this at once.
+    pub fn going_away(&self) {
+        self.inner.going_away.store(true, Ordering::SeqCst);
+        // No receiver means no connection to close.
+        let _ = self.inner.out.send(Outgoing::GoingAway);
+    }
+
+    pub fn is_going_away(&self) -> bool {
+        self.inner.going_away.load(Ordering::SeqCst)
     }
 
     /// WebSocket clients connected now.

@@ -266,6 +266,14 @@ async fn relay(hub: Rc<LocalHub>, mut frames: broadcast::Receiver<Outgoing>) {
     }
 }
 
+/// The close of every connection when the service stops.
+fn going_away() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Away,
+        description: Some("the service is stopping".to_owned()),
+    }
+}
+
 enum Phase {
     Open,
     /// Send the close frame, then end.
@@ -299,6 +307,7 @@ impl Connection {
     fn new(live: Live, who: Principal, payload: Payload, slot: ClientSlot) -> Connection {
         let replies = Rc::new(Replies::default());
         let hub = local_hub(&live);
+        let live_going_away = live.is_going_away();
         let config = live.config();
         replies.push(text_frame(protocol::hello_frame(
             &who,
@@ -322,7 +331,11 @@ impl Connection {
             fragments: None,
             replies,
             last_heard: Instant::now(),
-            phase: Phase::Open,
+            phase: if live_going_away {
+                Phase::Closing(Some(going_away()))
+            } else {
+                Phase::Open
+            },
             _slot: slot,
         }
     }
@@ -450,6 +463,13 @@ impl Connection {
                     if audience == Audience::Everyone || self.sees_alerts {
                         return Poll::Ready(Some(frame));
                     }
+                }
+                Slot::Frame(Outgoing::GoingAway) => {
+                    self.seq += 1;
+                    if matches!(self.phase, Phase::Open) {
+                        self.phase = Phase::Closing(Some(going_away()));
+                    }
+                    return Poll::Ready(None);
                 }
                 Slot::Frame(Outgoing::Heartbeat) => {
                     self.seq += 1;

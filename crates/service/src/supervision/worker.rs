@@ -83,6 +83,22 @@ impl Supervised for Worker {
 
 crate::panics_on_request!(Worker);
 
+/// Stops the worker for good (the service's stop): its tasks are aborted where they are and it
+/// is not restarted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        self.child.retire();
+        self.abort_tasks();
+        ctx.stop();
+    }
+}
+
 impl Handler<Committed> for Worker {
     type Result = ();
 

@@ -1,10 +1,15 @@
 //! The webhook dispatcher: turns new events into messages, claims due messages, sends them
 //! signed, and records every attempt.
 //!
-//! It wakes when the storage actor commits events (low latency) and on a timer (retries, other
-//! instances' leftovers). A claim is a lease: a message whose sender died is claimed again when
+//! It wakes when events are committed (its worker is told, see `crate::publish`) and on a timer
+//! (retries, other instances' leftovers). A claim is a lease: a message whose sender died is claimed again when
 //! the lease runs out, so delivery is at least once. Attempts are written in batches by one
 //! writer task; each endpoint has at most `max_in_flight_per_endpoint` requests open.
+//!
+//! The service's stop ([`DispatcherSetup::stop`]) ends the claiming, waits for the attempts in flight,
+//! writes every attempt that finished, and releases the claims of those that did not, so the
+//! next claim (after a restart, or by another instance) takes them without waiting for the
+//! lease.
 
 use std::{
     collections::HashMap,
@@ -14,7 +19,11 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
-use tokio::sync::{Notify, mpsc};
+use tokio::{
+    sync::{Notify, mpsc, oneshot},
+    task::{AbortHandle, JoinHandle},
+    time::Instant as Deadline,
+};
 use uuid::Uuid;
 
 use super::address::{self, Destinations, GuardedResolver, SystemLookup};
@@ -51,8 +60,86 @@ struct Dispatcher {
     policy: RetryPolicy,
     client: reqwest::Client,
     wake: Wake,
+    /// Requests open per endpoint.
     in_flight: Arc<Mutex<HashMap<Uuid, usize>>>,
+    /// The attempts running, by message: what the stop waits for, and cuts off past its deadline.
+    attempts_running: Arc<AttemptsRunning>,
     attempts: mpsc::UnboundedSender<AttemptRecord>,
+    stop: Arc<Notify>,
+}
+
+/// The attempt tasks of the dispatcher, and a signal each time one ends.
+#[derive(Default)]
+struct AttemptsRunning {
+    tasks: Mutex<HashMap<Uuid, AbortHandle>>,
+    ended: Notify,
+}
+
+impl AttemptsRunning {
+    fn count(&self) -> usize {
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Cuts off every attempt still running and returns their messages.
+    fn abort_all(&self) -> Vec<Uuid> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks
+            .drain()
+            .map(|(message_id, task)| {
+                task.abort();
+                message_id
+            })
+            .collect()
+    }
+}
+
+/// The running dispatcher and its writer, for the service's stop.
+struct Dispatch {
+    db: DatabaseConnection,
+    stop: Arc<Notify>,
+    /// The dispatcher's task (its worker holds the `JoinHandle`) and when it has ended.
+    dispatcher: AbortHandle,
+    dispatcher_ended: oneshot::Receiver<()>,
+    writer: JoinHandle<()>,
+    attempts_running: Arc<AttemptsRunning>,
+}
+
+/// What [`Dispatch::stop`] did with the attempts in flight when it began.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DispatchStopped {
+    /// Attempts that were still running at the deadline, cut off; their claims released.
+    pub released: usize,
+    /// Claims that could not be released (the database failed): those messages wait for their
+    /// lease to run out.
+    pub unreleased: usize,
+    /// Whether every finished attempt was written before the deadline.
+    pub attempts_written: bool,
+}
+
+impl DispatchStopped {
+    /// What the stop could not finish, in words for the log.
+    pub fn left_behind(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        if self.released > 0 {
+            left.push(format!(
+                "{} webhook attempt(s) in flight, cut off (claims released: sent again after the restart)",
+                self.released
+            ));
+        }
+        if self.unreleased > 0 {
+            left.push(format!(
+                "{} webhook attempt(s) in flight, cut off (claims kept until their lease runs out)",
+                self.unreleased
+            ));
+        }
+        if !self.attempts_written {
+            left.push("webhook attempts not yet written (sent again after their lease)".into());
+        }
+        left
+    }
 }
 
 /// Starts the dispatcher and its writer on the runtime; `wake` wakes it. Fails only when the
@@ -62,13 +149,15 @@ pub fn spawn(
     clock: Clock,
     config: WebhooksConfig,
     wake: Wake,
-) -> Result<(), reqwest::Error> {
-    DispatcherSetup::new(db, clock, config, wake, Arc::default())?.spawn();
-    Ok(())
+) -> Result<DispatcherSetup, reqwest::Error> {
+    let setup = DispatcherSetup::new(db, clock, config, wake, Arc::default())?;
+    setup.spawn();
+    Ok(setup)
 }
 
 /// What the dispatcher is made of, kept so that it can be started again after a crash (its
-/// supervisor's worker calls [`DispatcherSetup::spawn`] at every start).
+/// supervisor's worker calls [`DispatcherSetup::spawn`] at every start) and stopped at the end
+/// ([`DispatcherSetup::stop`]).
 #[derive(Clone)]
 pub struct DispatcherSetup {
     db: DatabaseConnection,
@@ -77,6 +166,8 @@ pub struct DispatcherSetup {
     wake: Wake,
     metrics: Arc<crate::metrics::Metrics>,
     client: reqwest::Client,
+    /// The dispatcher started last.
+    running: Arc<Mutex<Option<Dispatch>>>,
 }
 
 impl DispatcherSetup {
@@ -106,14 +197,15 @@ impl DispatcherSetup {
             wake,
             metrics,
             client,
+            running: Arc::default(),
         })
     }
 
-    /// Starts the dispatcher and its attempt writer. The task returned is the dispatcher: it
-    /// fails when the writer does. Aborting it leaves the writer to write the attempts still
-    /// in flight, then end; messages claimed and never attempted are claimed again when their
-    /// lease runs out.
-    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+    /// Starts the dispatcher and its attempt writer; returns the dispatcher's task. Started
+    /// again after a crash, the old writer is left to write the attempts of the old one still
+    /// in flight, then end; what the old one claimed and never attempted is claimed again when
+    /// its lease runs out.
+    pub fn spawn(&self) -> JoinHandle<()> {
         let (attempts, attempts_rx) = mpsc::unbounded_channel();
         let disable = DisablePolicy {
             after_failing_for: chrono::Duration::milliseconds(
@@ -129,6 +221,8 @@ impl DispatcherSetup {
             self.wake.clone(),
             Arc::clone(&self.metrics),
         ));
+        let stop = Arc::new(Notify::new());
+        let attempts_running = Arc::new(AttemptsRunning::default());
         let dispatcher = Dispatcher {
             policy: self.config.retry_policy(),
             db: self.db.clone(),
@@ -137,23 +231,98 @@ impl DispatcherSetup {
             client: self.client.clone(),
             wake: self.wake.clone(),
             in_flight: Arc::default(),
+            attempts_running: Arc::clone(&attempts_running),
             attempts,
+            stop: Arc::clone(&stop),
         };
-        tokio::spawn(dispatcher.run(writer))
+        let (ended, dispatcher_ended) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            dispatcher.run().await;
+            // Nobody waiting is fine: the stop waits for this only when it runs.
+            let _ = ended.send(());
+        });
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(Dispatch {
+            db: self.db.clone(),
+            stop,
+            dispatcher: task.abort_handle(),
+            dispatcher_ended,
+            writer,
+            attempts_running,
+        });
+        task
+    }
+
+    /// Stops the dispatcher started last (see [`Dispatch::stop`]).
+    pub async fn stop(&self, attempts_deadline: Deadline, deadline: Deadline) -> DispatchStopped {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match running {
+            Some(dispatch) => dispatch.stop(attempts_deadline, deadline).await,
+            None => DispatchStopped {
+                attempts_written: true,
+                ..DispatchStopped::default()
+            },
+        }
+    }
+}
+
+impl Dispatch {
+    /// Stops in order: no more claims; the attempts in flight finish until `attempts_deadline`
+    /// and the rest are cut off with their claims released; every finished attempt is written
+    /// (until `deadline`, after which what the writer holds is abandoned, covered by the lease).
+    async fn stop(self, attempts_deadline: Deadline, deadline: Deadline) -> DispatchStopped {
+        self.stop.notify_one();
+        // The round under way (a claim, at most) ends first: what it claims is in flight below.
+        if tokio::time::timeout_at(deadline, self.dispatcher_ended)
+            .await
+            .is_err()
+        {
+            self.dispatcher.abort();
+        }
+        let running = &self.attempts_running;
+        while running.count() > 0 {
+            let ended = running.ended.notified();
+            if running.count() == 0
+                || tokio::time::timeout_at(attempts_deadline, ended)
+                    .await
+                    .is_err()
+            {
+                break;
+            }
+        }
+        let cut_off = running.abort_all();
+        let mut stopped = DispatchStopped::default();
+        if !cut_off.is_empty() {
+            tracing::warn!(
+                attempts = cut_off.len(),
+                "webhook attempts still in flight at the deadline: cut off, releasing their claims"
+            );
+            match storage::webhooks::release_claims(&self.db, &cut_off).await {
+                Ok(released) => stopped.released = released as usize,
+                Err(error) => {
+                    tracing::error!(%error, attempts = cut_off.len(), "cannot release webhook claims: they wait for their lease");
+                    stopped.unreleased = cut_off.len();
+                }
+            }
+        }
+        // Every sender is gone now (the dispatcher's and the attempts'), so the writer ends once
+        // it has written what it holds.
+        stopped.attempts_written = tokio::time::timeout_at(deadline, self.writer).await.is_ok();
+        stopped
     }
 }
 
 impl Dispatcher {
-    async fn run(self, mut writer: tokio::task::JoinHandle<()>) {
+    async fn run(self) {
         let interval = Duration::from_millis(self.config.poll_interval_ms);
         loop {
             tokio::select! {
                 _ = self.wake.0.notified() => {}
                 _ = tokio::time::sleep(interval) => {}
-                ended = &mut writer => {
-                    // The writer only ends when every sender is gone, and this one is not.
-                    panic!("the webhook attempt writer ended: {ended:?}");
-                }
+                _ = self.stop.notified() => return,
             }
             if let Err(error) = self.round().await {
                 tracing::error!(%error, "webhook dispatch round failed; retrying");
@@ -210,18 +379,33 @@ impl Dispatcher {
         let in_flight = self.in_flight.clone();
         let attempts = self.attempts.clone();
         let wake = self.wake.clone();
-        tokio::spawn(async move {
-            let record = attempt(&client, clock, &policy, &destinations, claimed).await;
-            let mut counts = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(count) = counts.get_mut(&webhook_id) {
-                *count = count.saturating_sub(1);
+        let message_id = claimed.message.id;
+        let running = Arc::clone(&self.attempts_running);
+        // Registered before it can end, so that its removal below never comes first.
+        let mut tasks = running.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let task = tokio::spawn({
+            let running = Arc::clone(&running);
+            async move {
+                let record = attempt(&client, clock, &policy, &destinations, claimed).await;
+                let mut counts = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(count) = counts.get_mut(&webhook_id) {
+                    *count = count.saturating_sub(1);
+                }
+                drop(counts);
+                // Room for the endpoint's next message.
+                wake.wake();
+                // The writer runs until the stop, which waits for this send (or cuts the attempt
+                // off before it, and releases its claim).
+                let _ = attempts.send(record);
+                running
+                    .tasks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&message_id);
+                running.ended.notify_one();
             }
-            drop(counts);
-            // Room for the endpoint's next message.
-            wake.wake();
-            // The writer only stops with the process.
-            let _ = attempts.send(record);
         });
+        tasks.insert(message_id, task.abort_handle());
     }
 }
 
