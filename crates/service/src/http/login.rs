@@ -31,6 +31,7 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(submit_password)
         .service(qr)
         .service(qr_svg)
+        .service(qr_demo_scan)
         .service(login_status)
         .service(session_info)
         .service(reset)
@@ -297,6 +298,51 @@ async fn qr_svg(
         .body(view.svg))
 }
 
+/// The path of [`qr_demo_scan`], served and documented by `tgwatch demo` only.
+pub(super) const DEMO_SCAN_PATH: &str = "/api/accounts/{id}/login/qr/demo-scan";
+
+#[derive(Serialize, ToSchema)]
+struct DemoScanView {
+    /// The QR code was scanned: the login finishes, or asks for the 2FA password (see
+    /// `GET .../login/status`).
+    scanned: bool,
+}
+
+/// `tgwatch demo` only: "scan with the demo phone". The account's pending QR code (from
+/// `GET .../login/qr`) is scanned by the account's own logged-in app in the demo's sandbox, as
+/// a person would scan it with their phone; the login then goes on as after any scan. Elsewhere
+/// this route answers 404 and is not in the document.
+#[utoipa::path(
+    operation_id = "login_qr_demo_scan",
+    tag = "login",
+    responses(
+        (status = 202, body = DemoScanView),
+        (status = 404, description = "No such account, or not the demo", body = ErrorBody),
+        (status = 409, description = "No QR code is waiting for a scan (`GET .../login/qr` first), or the sandbox refused it", body = ErrorBody),
+    )
+)]
+#[post("/accounts/{id}/login/qr/demo-scan")]
+async fn qr_demo_scan(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let scan = match state.logins.as_ref() {
+        Some(logins) => logins.scan_with_demo_phone(id.into_inner()).await,
+        None => None,
+    };
+    let Some(scanned) = scan else {
+        // What any path that does not exist answers.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for POST {}", super::error::echo(request.path())),
+        ));
+    };
+    scanned?;
+    Ok(HttpResponse::Accepted().json(DemoScanView { scanned: true }))
+}
+
 /// Where the account's login stands.
 #[utoipa::path(
     operation_id = "login_status",
@@ -445,6 +491,9 @@ impl From<LoginsError> for ApiError {
             LoginsError::TooManyAttempts { retry_after } => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
                     .with_details(serde_json::json!({ "retry_after": retry_after.as_secs() }))
+            }
+            LoginsError::DemoScan(_) => {
+                ApiError::new(StatusCode::CONFLICT, "demo_scan_failed", message)
             }
             LoginsError::Login(login) => login_error(login, message),
             LoginsError::Storage(storage) => storage.into(),

@@ -20,6 +20,7 @@ use super::{
     error::{ErrorBody, ErrorObject},
     webhooks::WebhookStatus,
 };
+use crate::state::AppState;
 use tgwatch_store::{logs::LogLevel, page::Order};
 
 /// Where the document is served.
@@ -96,21 +97,37 @@ fn error_response() -> RefOr<utoipa::openapi::Response> {
     )
 }
 
+/// Paths served only by `tgwatch demo`: elsewhere they answer 404 and the document leaves them
+/// out.
+const DEMO_ONLY_PATHS: [&str; 1] = [super::login::DEMO_SCAN_PATH];
+
 /// The document, generated once per app (each HTTP worker builds its own app) and kept
-/// serialised.
+/// serialised: whole for the demo, without [`DEMO_ONLY_PATHS`] for any other service.
 pub struct Document {
-    json: String,
+    demo: String,
+    service: String,
 }
 
 impl Document {
     pub fn build() -> Document {
-        let json = openapi().to_json().unwrap_or_else(|error| {
-            // Serialising a tree of strings and maps cannot fail; should it, the page says so.
-            tracing::error!(%error, "cannot serialise the OpenAPI document");
-            String::from("{}")
-        });
-        Document { json }
+        let mut document = openapi();
+        let demo = serialise(&document);
+        for path in DEMO_ONLY_PATHS {
+            document.paths.paths.remove(path);
+        }
+        Document {
+            demo,
+            service: serialise(&document),
+        }
     }
+}
+
+fn serialise(document: &Document_) -> String {
+    document.to_json().unwrap_or_else(|error| {
+        // Serialising a tree of strings and maps cannot fail; should it, the page says so.
+        tracing::error!(%error, "cannot serialise the OpenAPI document");
+        String::from("{}")
+    })
 }
 
 /// The OpenAPI document of [`super::documented`].
@@ -136,10 +153,23 @@ pub fn openapi() -> Document_ {
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
 #[get("/api/openapi.json")]
-pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
+pub async fn openapi_json(
+    document: web::Data<Document>,
+    state: Option<web::Data<AppState>>,
+) -> HttpResponse {
+    let demo = state.is_some_and(|state| {
+        state
+            .logins
+            .as_ref()
+            .is_some_and(|logins| logins.has_demo_phone())
+    });
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document.json.clone())
+        .body(if demo {
+            document.demo.clone()
+        } else {
+            document.service.clone()
+        })
 }
 
 /// The browsable page of this document (Swagger UI) lives at `/api/docs/`; this redirects there.
