@@ -173,9 +173,9 @@ mod tests {
         );
         let (folded, _) = sessions::fold(observations, Duration::seconds(180));
         assert!(folded.iter().all(|session| !session.is_open()), "{folded:?}");
-        // The second span comes back within the gap: it continues the first, so a day has at
-        // most two sessions; some spans are skipped, so over a week there are a few less.
-        assert!((8..=14).contains(&folded.len()), "{}", folded.len());
+        // At most three sessions a day (fewer when the second span comes back within the gap
+        // of the first, or a span is skipped).
+        assert!((7..=21).contains(&folded.len()), "{}", folded.len());
         let first = folded.first().unwrap().started_at;
         assert!(
             origin - first >= Duration::days(6),

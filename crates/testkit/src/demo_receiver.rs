@@ -21,7 +21,7 @@ const KEPT: usize = 20;
 pub struct Delivery {
     /// `webhook-id`.
     pub id: String,
-    /// The event's `type` (`user.online`, `channel.message.created`, ...).
+    /// The event's `type` (`user_online`, `new_message`, ...).
     pub event_type: Option<String>,
     pub received_at: DateTime<Utc>,
     /// The `webhook-signature` matched the endpoint's secret.
