@@ -61,6 +61,13 @@ async fn the_document_is_open_and_every_operation_has_its_responses_and_the_erro
     assert_eq!(error["required"], serde_json::json!(["error"]), "{error}");
     let operations = operations(&document);
     assert!(operations.len() > 60, "{operations:?}");
+    // A route only `tgwatch demo` serves is documented only there (tests/it/demo.rs).
+    assert!(
+        document["paths"]
+            .get("/api/accounts/{id}/login/qr/demo-scan")
+            .is_none(),
+        "the demo's scan route is not in a service's document"
+    );
     let mut ids = BTreeSet::new();
     for (method, path) in &operations {
         let operation = &document["paths"][path][method];
