@@ -486,7 +486,9 @@ async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
     actix_rt::spawn(app.run_until_stopped());
     let people = api
         .eventually("/api/tracked-users?limit=100", WAIT, |body| {
-            body["items"].as_array().is_some_and(|items| items.len() == 24)
+            body["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 24)
         })
         .await;
     let person = people["items"]
@@ -525,9 +527,24 @@ async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
     )
     .await;
     page.until(
+        "the channels' posts",
+        "document.querySelectorAll('#feed li').length",
+        |v| v.as_u64() >= Some(2),
+    )
+    .await;
+    page.until(
+        "the broadcast panel (to the demo chat)",
+        "document.getElementById('broadcast').hidden",
+        |v| v == false,
+    )
+    .await;
+    page.until(
         "the demo's webhook endpoint",
         "document.getElementById('webhooks-body').textContent",
-        |v| v.as_str().is_some_and(|text| text.contains("demo-receiver")),
+        |v| {
+            v.as_str()
+                .is_some_and(|text| text.contains("demo-receiver"))
+        },
     )
     .await;
     let account = "document.querySelector('[data-account=\"login-by-qr\"]')";
@@ -542,7 +559,10 @@ async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
     page.until(
         "the QR code",
         "document.getElementById('qr-image').getAttribute('src') ?? ''",
-        |v| v.as_str().is_some_and(|src| src.starts_with("data:image/svg+xml")),
+        |v| {
+            v.as_str()
+                .is_some_and(|src| src.starts_with("data:image/svg+xml"))
+        },
     )
     .await;
     page.until(
@@ -551,7 +571,8 @@ async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
         |v| v == false,
     )
     .await;
-    page.screenshot(&artifacts().join("dashboard-demo.png")).await;
+    page.screenshot(&artifacts().join("dashboard-demo.png"))
+        .await;
 
     page.eval("document.getElementById('qr-demo-scan').click()")
         .await;

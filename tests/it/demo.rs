@@ -110,7 +110,9 @@ async fn the_demo_notifies_its_chat_delivers_webhooks_to_loopback_and_has_a_week
     // A week of history at once: statistics over 7 days of a person who shows the status.
     let people = api
         .eventually("/api/tracked-users?limit=100", PATIENCE, |body| {
-            body["items"].as_array().is_some_and(|items| items.len() == 24)
+            body["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 24)
         })
         .await;
     let person = people["items"]
@@ -166,7 +168,10 @@ async fn the_demo_notifies_its_chat_delivers_webhooks_to_loopback_and_has_a_week
     assert!(
         sent.iter()
             .any(|message| message.chat_id == demo::DEMO_ADMIN
-                && message.text.as_deref().is_some_and(|text| text.starts_with("🟢 @user00000"))),
+                && message
+                    .text
+                    .as_deref()
+                    .is_some_and(|text| text.starts_with("🟢 @user00000"))),
         "{sent:?}"
     );
 
@@ -198,9 +203,11 @@ async fn the_demo_notifies_its_chat_delivers_webhooks_to_loopback_and_has_a_week
         &format!("/api/webhooks/{hook_id}/deliveries"),
         PATIENCE,
         |body| {
-            body["items"]
-                .as_array()
-                .is_some_and(|items| items.iter().any(|item| item["status_code"] == 204 && item["success"] == true))
+            body["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|item| item["status_code"] == 204 && item["success"] == true)
+            })
         },
     )
     .await;
@@ -284,13 +291,19 @@ async fn every_login_path_of_the_demo_completes() {
     let id = id_of("login-by-qr");
     // Nothing to scan before the QR code is shown.
     let (status, body) = api
-        .post(&format!("/api/accounts/{id}/login/qr/demo-scan"), &json!({}))
+        .post(
+            &format!("/api/accounts/{id}/login/qr/demo-scan"),
+            &json!({}),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
     let (status, qr) = api.get(&format!("/api/accounts/{id}/login/qr")).await;
     assert_eq!(status, 200, "{qr}");
     let (status, body) = api
-        .post(&format!("/api/accounts/{id}/login/qr/demo-scan"), &json!({}))
+        .post(
+            &format!("/api/accounts/{id}/login/qr/demo-scan"),
+            &json!({}),
+        )
         .await;
     assert_eq!(status, 202, "{body}");
     logged_in(id.clone()).await;

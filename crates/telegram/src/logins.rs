@@ -645,10 +645,7 @@ impl Logins {
     /// The demo only: the account's pending QR code is scanned with the account's own phone in
     /// the sandbox, as a person would scan it; the waiting login then finishes (or asks for the
     /// 2FA password) as after any scan. `None` when there is no demo phone.
-    pub async fn scan_with_demo_phone(
-        &self,
-        account_id: Uuid,
-    ) -> Option<Result<(), LoginsError>> {
+    pub async fn scan_with_demo_phone(&self, account_id: Uuid) -> Option<Result<(), LoginsError>> {
         let phone = self.fresh_session.demo_phone()?;
         Some(self.scan_with(phone, account_id).await)
     }

@@ -142,8 +142,8 @@ pub fn banner(base: &str, token: &str, speed: f64, world: &DemoWorld) -> String 
          admin API:  {base}/api (token: {token})\n\
          API docs:   {base}/api/docs/ (the contract: {base}/api/openapi.json)\n\
          bot:        token {DEMO_BOT_TOKEN} (fake: the sandbox Bot API at {bot}); the demo chat \
-         {DEMO_ADMIN} gets online notifications (logged below); sign a Mini App initData with \
-         the token to open /ws as Telegram user {DEMO_ADMIN}\n\
+         {DEMO_ADMIN} gets online notifications and the dashboard's broadcasts (logged below); \
+         sign a Mini App initData with the token to open /ws as Telegram user {DEMO_ADMIN}\n\
          webhooks:   `{DEMO_WEBHOOK}` delivers every event to {hook}, which checks the \
          signatures (secret {secret}); see them arrive at {page}; webhooks reach 127.0.0.1 and \
          ::1 only (webhooks.allowed_destinations)\n\
@@ -207,13 +207,13 @@ fn log_demo_chat(bot: BotApi) -> tokio::task::JoinHandle<()> {
                     sent.iter().filter(|s| s.chat_id == DEMO_ADMIN).count() > shown
                 })
                 .await;
-            for message in sent
-                .iter()
-                .filter(|s| s.chat_id == DEMO_ADMIN)
-                .skip(shown)
-            {
+            for message in sent.iter().filter(|s| s.chat_id == DEMO_ADMIN).skip(shown) {
                 shown += 1;
-                tracing::info!(chat = DEMO_ADMIN, text = message.text.as_deref().unwrap_or_default(), "the bot wrote in the demo chat");
+                tracing::info!(
+                    chat = DEMO_ADMIN,
+                    text = message.text.as_deref().unwrap_or_default(),
+                    "the bot wrote in the demo chat"
+                );
             }
         }
     })
@@ -332,6 +332,8 @@ pub async fn start(mut demo: Demo, clock: Clock) -> Result<(Application, DemoWor
     demo.config.bot.admin_ids = vec![DEMO_ADMIN];
     demo.config.bot.polling_timeout_seconds = 5;
     demo.config.bot.poll_interval_ms = 200;
+    // The dashboard's broadcast panel (and the Mini App's) sends to the demo chat.
+    demo.config.live.broadcast_chat_id = Some(DEMO_ADMIN);
     // The admin opens the bot and turns online notifications on in the demo chat.
     let admin = Person {
         id: DEMO_ADMIN,
@@ -361,14 +363,8 @@ pub async fn start(mut demo: Demo, clock: Clock) -> Result<(Application, DemoWor
     sandbox_newsroom::run(fleet.sandbox.clone(), demo.newsroom_beat);
     let gap = demo.config.presence.gap();
     let app = fleet.build_app(demo.config, clock).await?;
-    let past_sessions = demo_history::prefill(
-        &fleet.db,
-        &demo.scenario,
-        gap,
-        origin,
-        HISTORY_PATIENCE,
-    )
-    .await?;
+    let past_sessions =
+        demo_history::prefill(&fleet.db, &demo.scenario, gap, origin, HISTORY_PATIENCE).await?;
     let mut login_accounts = Vec::new();
     for account in &demo.login_accounts {
         if let Some(row) = storage::accounts::find_by_label(&fleet.db, account.label).await? {

@@ -172,7 +172,10 @@ mod tests {
                 .all(|observation| observation.observed_at < origin)
         );
         let (folded, _) = sessions::fold(observations, Duration::seconds(180));
-        assert!(folded.iter().all(|session| !session.is_open()), "{folded:?}");
+        assert!(
+            folded.iter().all(|session| !session.is_open()),
+            "{folded:?}"
+        );
         // At most three sessions a day (fewer when the second span comes back within the gap
         // of the first, or a span is skipped).
         assert!((7..=21).contains(&folded.len()), "{}", folded.len());
