@@ -7,6 +7,12 @@ if [ -x /usr/bin/chromium ]; then
   exit 0
 fi
 
+# The browser tests run in parallel (one process each): one installs, the others wait for it
+# here instead of failing on apt's lock, then find chromium installed.
+if [ -z "${TGWATCH_CHROMIUM_LOCKED:-}" ] && command -v flock >/dev/null; then
+  exec env TGWATCH_CHROMIUM_LOCKED=1 flock "${TMPDIR:-/tmp}/tgwatch-install-chromium.lock" "$0" "$@"
+fi
+
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"

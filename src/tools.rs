@@ -152,30 +152,20 @@ pub async fn demo(args: DemoArgs, after: &mut AfterRuntime) -> anyhow::Result<()
         .map(|token| token.expose().to_owned())
         .unwrap_or_default();
     let database_path = demo.database_path.clone();
-    let (app, sandbox) = demo::start(demo, clock).await?;
+    let (app, world) = demo::start(demo, clock).await?;
     let base = format!("http://{}:{}", bind.ip(), app.port());
     println!(
-        "\ntgwatch demo: {users} simulated people, 3 accounts over MTProto (sandbox Telegram at {sandbox}), clock x{speed}\n\
-         database:    {db}\n\
-         admin API:   {base}/api (token: {token})\n\
-         API docs:    {base}/api/docs/ (the contract: {base}/api/openapi.json)\n\
-         webhooks:    to 127.0.0.1 and ::1 only (webhooks.allowed_destinations)\n\n\
-         try:\n  curl {base}/api/health\n  \
-         curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users\n  \
-         curl -H 'Authorization: Bearer {token}' '{base}/api/tracked-users?online=true'\n  \
-         curl -H 'Authorization: Bearer {token}' {base}/api/tracked-users/<id>/stats?hours=24\n  \
-         curl -H 'Authorization: Bearer {token}' {base}/api/channels\n  \
-         curl -H 'Authorization: Bearer {token}' {base}/api/channels/<id>/messages\n  \
-         curl -H 'Authorization: Bearer {token}' {base}/api/supervision\n{faults}",
-        users = demo::DEMO_USERS,
-        db = database_path.display(),
-        sandbox = sandbox.addr(),
-        faults = match fault_injection {
+        "{}database:   {}\n{}",
+        demo::banner(&base, &token, speed, &world),
+        database_path.display(),
+        match fault_injection {
             true => format!(
-                "  curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n      -d '{{\"actor\": \"storage\"}}' {base}/api/faults/panic\n"
+                "supervision: curl -H 'Authorization: Bearer {token}' {base}/api/supervision\n\
+                 a panic:     curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \
+                 -d '{{\"actor\": \"storage\"}}' {base}/api/faults/panic\n"
             ),
             false => String::new(),
-        },
+        }
     );
     // `--seconds` ends the demo by the same clean stop as a signal.
     app.run_until(async {

@@ -86,6 +86,7 @@ mod world;
 pub use bot_api::BotApi;
 pub use channels::{MediaKind, Posted};
 pub use error::SandboxError;
+pub use login::test_dc_code;
 pub use sandbox::Sandbox;
 pub use world::{AccountId, Ban, Delivery, MessageClock, UserStatus};
 

@@ -11,7 +11,8 @@
 //!
 //! The flows (<https://core.telegram.org/api/auth>, `/api/srp`, `/api/qr-login`):
 //! * code: `auth.sendCode` "sends" a code ([`Sandbox::login_code`] reads it, like an SMS), then
-//!   `auth.signIn` with it;
+//!   `auth.signIn` with it; a phone of Telegram's test-DC form `99966XYYYY` gets the code `XXXXX`
+//!   (X repeated), as on Telegram's test servers, so a person can log in without reading it;
 //! * 2FA: `auth.signIn`, or an accepted QR token, answers `401 SESSION_PASSWORD_NEEDED` and
 //!   remembers that this key passed the first step for that account; `account.getPassword` hands
 //!   out the SRP parameters and a fresh challenge; `auth.checkPassword` proves the password;
@@ -293,6 +294,19 @@ fn random_bytes(len: usize) -> Vec<u8> {
     bytes
 }
 
+/// The code of a phone that follows Telegram's test-DC convention, `99966XYYYY` (X a DC from 1
+/// to 3, any YYYY): X repeated five times, so that such a phone can log in without reading an
+/// SMS (<https://core.telegram.org/api/auth#test-accounts>). `None` for any other phone. Any
+/// formatting: only the digits count.
+pub fn test_dc_code(phone: &str) -> Option<String> {
+    let dc = normalize_phone(phone)
+        .strip_prefix("99966")
+        .filter(|rest| rest.len() == 5)?
+        .chars()
+        .next()?;
+    matches!(dc, '1'..='3').then(|| dc.to_string().repeat(CODE_LENGTH as usize))
+}
+
 /// Digits only, so that `+1 415 555-0132` and `14155550132` are the same phone.
 fn normalize_phone(phone: &str) -> String {
     phone.chars().filter(char::is_ascii_digit).collect()
@@ -346,11 +360,13 @@ fn send_code(world: &mut World, dc: i32, query: &[u8]) -> Result<Answer, tl::des
     }
 
     let mut rng = rand::rng();
-    let code = format!(
-        "{:0width$}",
-        rng.random_range(0..10u32.pow(CODE_LENGTH)),
-        width = CODE_LENGTH as usize
-    );
+    let code = test_dc_code(&phone).unwrap_or_else(|| {
+        format!(
+            "{:0width$}",
+            rng.random_range(0..10u32.pow(CODE_LENGTH)),
+            width = CODE_LENGTH as usize
+        )
+    });
     let phone_code_hash = format!("{:016x}", rng.random::<u64>());
     world.logins.codes.insert(
         phone,
@@ -760,7 +776,7 @@ impl Sandbox {
 
     /// The code last "sent" to this phone by `auth.sendCode` (any formatting; only the digits
     /// count), as a test would read it from an SMS; `None` if none was ever sent. Codes are 5
-    /// random digits. It stays readable after it was used or expired.
+    /// random digits (`XXXXX` for a test-DC phone `99966XYYYY`). It stays readable after it was used or expired.
     pub fn login_code(&self, phone: &str) -> Option<String> {
         self.shared
             .world()
@@ -839,6 +855,18 @@ mod tests {
             random_bytes(256),
             password,
         )
+    }
+
+    #[test]
+    fn test_dc_phones_get_their_dc_digit_five_times_as_code() {
+        assert_eq!(test_dc_code("+999 66 2 1234").as_deref(), Some("22222"));
+        assert_eq!(test_dc_code("9996610000").as_deref(), Some("11111"));
+        assert_eq!(test_dc_code("9996631111").as_deref(), Some("33333"));
+        // DC 4 and 5 have no test accounts; other lengths and prefixes are ordinary phones.
+        assert_eq!(test_dc_code("9996641234"), None);
+        assert_eq!(test_dc_code("999662123"), None);
+        assert_eq!(test_dc_code("99966212345"), None);
+        assert_eq!(test_dc_code("14155550132"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium (Debian's package) opens `/` against the
 //! running service, driven over the DevTools protocol with the same WebSocket client the /ws
 //! tests use. The page must show a person going online live (a WebSocket event, no reload), and
-//! a screenshot is kept as an artifact (target/artifacts/dashboard.png).
+//! a screenshot is kept as an artifact (target/artifacts/dashboard.png); `tgwatch demo` in the
+//! browser shows its week of history and a QR login by the demo phone (dashboard-demo.png).
 //!
 //! Without Chromium the test runs scripts/install-chromium.sh; when Chromium can be neither
 //! found nor installed it fails, unless TGWATCH_SKIP_BROWSER_TESTS=1 says to skip it.
@@ -18,8 +19,9 @@ use base64::Engine;
 use common::{TOKEN, spawn_app};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tgwatch_core::config::Secret;
+use tgwatch_core::{clock::Clock, config::Secret};
 use tgwatch_sandbox::bot_api::BotApi;
+use tgwatch_testkit::demo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
@@ -252,13 +254,14 @@ fn artifacts() -> PathBuf {
     common::target_dir().join("artifacts")
 }
 
-#[actix_web::test]
-async fn the_dashboard_shows_a_person_going_online_live() {
+/// Chromium for `test`; `None` (the test returns) only when it cannot be had and
+/// TGWATCH_SKIP_BROWSER_TESTS=1 says to skip.
+async fn chromium_or_skip(test: &str) -> Option<PathBuf> {
     // Installing Chromium may take a while: off the service's thread.
-    let Some(binary) = tokio::task::spawn_blocking(chromium)
+    let binary = tokio::task::spawn_blocking(chromium)
         .await
-        .expect("looking for chromium")
-    else {
+        .expect("looking for chromium");
+    if binary.is_none() {
         assert_eq!(
             std::env::var("TGWATCH_SKIP_BROWSER_TESTS").as_deref(),
             Ok("1"),
@@ -266,9 +269,36 @@ async fn the_dashboard_shows_a_person_going_online_live() {
              set TGWATCH_SKIP_BROWSER_TESTS=1 to skip the browser test on purpose"
         );
         eprintln!(
-            "SKIPPED (TGWATCH_SKIP_BROWSER_TESTS=1): the_dashboard_shows_a_person_going_online_live: \
-             chromium is not installed and scripts/install-chromium.sh could not install it"
+            "SKIPPED (TGWATCH_SKIP_BROWSER_TESTS=1): {test}: chromium is not installed and \
+             scripts/install-chromium.sh could not install it"
         );
+    }
+    binary
+}
+
+/// A page of `browser` at the given size, with Telegram's script blocked: nothing leaves the
+/// machine.
+async fn open_page(browser: &Browser, width: u32, height: u32) -> Page {
+    let mut page = browser.page().await;
+    page.call("Network.enable", json!({})).await;
+    page.call(
+        "Network.setBlockedURLs",
+        json!({"urls": ["*telegram.org*"]}),
+    )
+    .await;
+    page.call("Page.enable", json!({})).await;
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    page
+}
+
+#[actix_web::test]
+async fn the_dashboard_shows_a_person_going_online_live() {
+    let Some(binary) = chromium_or_skip("the_dashboard_shows_a_person_going_online_live").await
+    else {
         return;
     };
     let bot = BotApi::start(BOT_TOKEN).await.expect("fake bot api");
@@ -306,20 +336,7 @@ async fn the_dashboard_shows_a_person_going_online_live() {
     }
 
     let browser = Browser::launch(&binary).await;
-    let mut page = browser.page().await;
-    // Nothing leaves the machine: Telegram's script (Mini App mode) is blocked.
-    page.call("Network.enable", json!({})).await;
-    page.call(
-        "Network.setBlockedURLs",
-        json!({"urls": ["*telegram.org*"]}),
-    )
-    .await;
-    page.call("Page.enable", json!({})).await;
-    page.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
-    )
-    .await;
+    let mut page = open_page(&browser, 1400, 1000).await;
 
     // Desktop: the admin token in the fragment (never sent to the server in a URL).
     page.call(
@@ -455,5 +472,134 @@ async fn the_dashboard_shows_a_person_going_online_live() {
     )
     .await;
     page.screenshot(&artifacts().join("dashboard-miniapp.png"))
+        .await;
+}
+
+/// `tgwatch demo` in the browser: a person's week in the timeline and heatmap from the first
+/// second, the demo's webhook endpoint, the logged-out accounts, and a QR login finished with
+/// the "Scan with the demo phone" button. Screenshots: target/artifacts/dashboard-demo.png (the
+/// QR code with the button) and dashboard-demo-logged-in.png.
+#[actix_web::test]
+async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
+    let Some(binary) =
+        chromium_or_skip("the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let speed = 60.0;
+    let mut demo = demo::demo(dir.path(), "127.0.0.1:0".parse().unwrap(), speed);
+    demo.config.http.admin_token = Some(Secret::new(TOKEN));
+    let (app, _world) = demo::start(demo, Clock::fast(speed)).await.expect("demo");
+    let api = common::Api {
+        base: format!("http://127.0.0.1:{}", app.port()),
+        client: reqwest::Client::new(),
+    };
+    actix_rt::spawn(app.run_until_stopped());
+    let people = api
+        .eventually("/api/tracked-users?limit=100", WAIT, |body| {
+            body["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 24)
+        })
+        .await;
+    let person = people["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|person| person["username"] == "user00001")
+        .and_then(|person| person["id"].as_str())
+        .expect("user00001")
+        .to_owned();
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = open_page(&browser, 1400, 1200).await;
+    page.call(
+        "Page.navigate",
+        json!({"url": format!("{}/#token={TOKEN}", api.base)}),
+    )
+    .await;
+    let row = format!("document.querySelector('[data-user=\"{person}\"]')");
+    page.until("the person on the board", &format!("{row} !== null"), |v| {
+        v == true
+    })
+    .await;
+    page.eval(&format!("{row}.click()")).await;
+    // A full week at once: every day of the timeline has sessions, the heatmap many hours.
+    page.until(
+        "a week in the timeline",
+        "[...document.querySelectorAll('#timeline .bar')].filter((bar) => bar.children.length > 0).length",
+        |v| v.as_u64() >= Some(6),
+    )
+    .await;
+    page.until(
+        "hours in the heatmap",
+        "[...document.querySelectorAll('#heatmap .cell')].filter((cell) => cell.style.background).length",
+        |v| v.as_u64() >= Some(20),
+    )
+    .await;
+    page.until(
+        "the channels' posts",
+        "document.querySelectorAll('#feed li').length",
+        |v| v.as_u64() >= Some(2),
+    )
+    .await;
+    page.until(
+        "the broadcast panel (to the demo chat)",
+        "document.getElementById('broadcast').hidden",
+        |v| v == false,
+    )
+    .await;
+    page.until(
+        "the demo's webhook endpoint",
+        "document.getElementById('webhooks-body').textContent",
+        |v| {
+            v.as_str()
+                .is_some_and(|text| text.contains("demo-receiver"))
+        },
+    )
+    .await;
+    let account = "document.querySelector('[data-account=\"login-by-qr\"]')";
+    page.until(
+        "the QR login account, logged out",
+        &format!("{account}?.textContent ?? ''"),
+        |v| v.as_str().is_some_and(|text| text.contains("logged out")),
+    )
+    .await;
+    page.eval(&format!("{account}.querySelector('button').click()"))
+        .await;
+    page.until(
+        "the QR code",
+        "document.getElementById('qr-image').getAttribute('src') ?? ''",
+        |v| {
+            v.as_str()
+                .is_some_and(|src| src.starts_with("data:image/svg+xml"))
+        },
+    )
+    .await;
+    page.until(
+        "the demo phone's button",
+        "document.getElementById('qr-demo-scan').hidden",
+        |v| v == false,
+    )
+    .await;
+    page.screenshot(&artifacts().join("dashboard-demo.png"))
+        .await;
+
+    page.eval("document.getElementById('qr-demo-scan').click()")
+        .await;
+    page.until(
+        "the QR login finished",
+        "document.getElementById('qr-state').textContent",
+        |v| v == "logged in",
+    )
+    .await;
+    page.until(
+        "the account logged in",
+        &format!("{account}?.textContent ?? ''"),
+        |v| v.as_str().is_some_and(|text| !text.contains("logged out")),
+    )
+    .await;
+    page.screenshot(&artifacts().join("dashboard-demo-logged-in.png"))
         .await;
 }

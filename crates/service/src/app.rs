@@ -350,6 +350,9 @@ impl Application {
         let stopping = Arc::new(AtomicBool::new(false));
         let switches = http::Switches {
             fault_injection: config.testing.fault_injection,
+            demo_phone: logins
+                .as_ref()
+                .is_some_and(|logins| logins.has_demo_phone()),
         };
         let stop = StopParts {
             stopping: stopping.clone(),

@@ -76,6 +76,8 @@ pub enum Step {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QrToken {
     pub url: String,
+    /// The token the URL carries, as a phone's camera reads it.
+    pub token: Vec<u8>,
     pub expires: DateTime<Utc>,
 }
 
@@ -282,6 +284,7 @@ impl LoginClient {
         match self.call(request).await {
             Ok(tl::enums::auth::LoginToken::Token(token)) => Ok(QrStep::Show(QrToken {
                 url: format!("tg://login?token={}", URL_SAFE_NO_PAD.encode(&token.token)),
+                token: token.token,
                 expires: DateTime::from_timestamp(i64::from(token.expires), 0)
                     .unwrap_or_else(Utc::now),
             })),

@@ -37,9 +37,34 @@ use tgwatch_store::{
     entities::accounts,
 };
 
-/// Makes the session a new login starts from: Telegram's DC list (a key exchange follows), or,
-/// in the sandbox, a pre-shared key the sandbox knows.
-pub type FreshSession = Arc<dyn Fn() -> SessionData + Send + Sync>;
+/// Where a new login's session comes from: Telegram's DC list (a key exchange follows), or, in
+/// the sandbox, a pre-shared key the sandbox knows. Any `Fn() -> SessionData` is one.
+pub trait SessionSource: Send + Sync {
+    /// The session a new login starts from.
+    fn fresh(&self) -> SessionData;
+
+    /// The demo's stand-in for the phone a person scans a QR login code with; only the demo's
+    /// sandbox has one (`None` on real Telegram, where a person holds the phone).
+    fn demo_phone(&self) -> Option<&dyn DemoPhone> {
+        None
+    }
+}
+
+impl<F: Fn() -> SessionData + Send + Sync> SessionSource for F {
+    fn fresh(&self) -> SessionData {
+        self()
+    }
+}
+
+/// Makes the session a new login starts from (see [`SessionSource`]).
+pub type FreshSession = Arc<dyn SessionSource>;
+
+/// A logged-in Telegram app of every account of the demo's sandbox: it scans a QR login code
+/// as the person would (Settings > Devices > Link Desktop Device).
+pub trait DemoPhone: Send + Sync {
+    /// Accepts the QR login `token` with the app of the account labelled `account`.
+    fn scan(&self, account: &str, token: &[u8]) -> Result<(), String>;
+}
 
 /// How long the QR waiter listens for a scan before checking the token's expiry again.
 const QR_WAIT_SLICE: Duration = Duration::from_secs(1);
@@ -61,6 +86,8 @@ pub enum LoginsError {
     NoApiHash,
     #[error("too many wrong codes or passwords; try again in {} s", retry_after.as_secs())]
     TooManyAttempts { retry_after: Duration },
+    #[error("the demo phone could not scan the QR code: {0}")]
+    DemoScan(String),
     #[error(transparent)]
     Login(#[from] LoginError),
     #[error(transparent)]
@@ -184,7 +211,7 @@ impl Logins {
             .ok_or(LoginsError::NoApiHash)?;
         let session = Arc::new(StoredSession::new(
             account.id,
-            (self.fresh_session)(),
+            self.fresh_session.fresh(),
             self.store.clone(),
         ));
         session.persist().await?;
@@ -608,6 +635,38 @@ impl Logins {
                 }
             }
         }
+    }
+
+    /// Whether QR codes can be scanned with the demo's phone ([`Logins::scan_with_demo_phone`]).
+    pub fn has_demo_phone(&self) -> bool {
+        self.fresh_session.demo_phone().is_some()
+    }
+
+    /// The demo only: the account's pending QR code is scanned with the account's own phone in
+    /// the sandbox, as a person would scan it; the waiting login then finishes (or asks for the
+    /// 2FA password) as after any scan. `None` when there is no demo phone.
+    pub async fn scan_with_demo_phone(&self, account_id: Uuid) -> Option<Result<(), LoginsError>> {
+        let phone = self.fresh_session.demo_phone()?;
+        Some(self.scan_with(phone, account_id).await)
+    }
+
+    async fn scan_with(&self, phone: &dyn DemoPhone, account_id: Uuid) -> Result<(), LoginsError> {
+        let account = self.account(account_id).await?;
+        let token = match self.pending.lock().await.get(&account_id) {
+            Some(Pending {
+                stage: Stage::QrPending { token, .. },
+                ..
+            }) => token.token.clone(),
+            _ => {
+                return Err(LoginsError::WrongStep {
+                    expected: "a scan of the QR code",
+                    start: "GET .../login/qr",
+                });
+            }
+        };
+        phone
+            .scan(&account.label, &token)
+            .map_err(LoginsError::DemoScan)
     }
 
     async fn is_current_qr(&self, account_id: Uuid, attempt: Uuid) -> bool {

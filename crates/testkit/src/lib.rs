@@ -8,11 +8,14 @@
 //! - [`sandbox_server`]: the sandbox as a server of its own with an HTTP control API, run by
 //!   the `tgwatch-sandbox` binary, that several tgwatch instances and other clients can share.
 //! - [`demo`]: `tgwatch demo`'s configuration, and the sandbox fleet (sandbox, accounts with
-//!   imported sessions, database) that the demo and the MTProto benchmarks start from.
+//!   imported sessions, database) that the demo and the MTProto benchmarks start from;
+//!   [`demo_history`] writes its people's past week, [`demo_receiver`] receives its webhooks.
 //! - `harness` (feature `harness`, for the integration tests): `spawn_app` and friends, and a
 //!   webhook receiver.
 
 pub mod demo;
+pub mod demo_history;
+pub mod demo_receiver;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod sandbox_newsroom;

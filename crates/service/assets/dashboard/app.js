@@ -372,6 +372,12 @@ function restartsCell(node) {
 
 let qrTimer = null;
 let qrAccount = null;
+// `tgwatch demo` serves a route that scans the QR code with the account's own phone in its
+// sandbox; the document lists it only there, so it is what tells the page it runs in the demo.
+const demoScan = fetch("/api/openapi.json")
+  .then((r) => r.json())
+  .then((document) => Boolean(document.paths && document.paths["/api/accounts/{id}/login/qr/demo-scan"]))
+  .catch(() => false);
 function stopQr() {
   clearInterval(qrTimer);
   qrTimer = null;
@@ -385,6 +391,7 @@ async function startQr(account) {
   $("qr").hidden = false;
   $("qr-account").textContent = account.label;
   $("qr-password").hidden = true;
+  $("qr-demo-scan").hidden = !(await demoScan);
   $("qr-state").textContent = "asking Telegram for a code…";
   try {
     await showQrCode(account);
@@ -407,6 +414,7 @@ async function pollQr(account) {
   const status = await api(`/api/accounts/${account.id}/login/status`);
   if (status.state === "logged_in" || status.is_authorized && status.state !== "qr_pending") {
     $("qr-state").textContent = "logged in";
+    $("qr-demo-scan").hidden = true;
     toast(`${account.label} is logged in`);
     clearInterval(qrTimer);
     loadAccounts().catch(() => {});
@@ -421,6 +429,16 @@ async function pollQr(account) {
 }
 
 $("qr-close").addEventListener("click", stopQr);
+$("qr-demo-scan").addEventListener("click", async () => {
+  if (!qrAccount) return;
+  try {
+    await api(`/api/accounts/${qrAccount.id}/login/qr/demo-scan`, { method: "POST" });
+    $("qr-state").textContent = "scanned with the demo phone…";
+    await pollQr(qrAccount);
+  } catch (error) {
+    $("qr-state").textContent = error.message;
+  }
+});
 $("qr-password").addEventListener("submit", async (event) => {
   event.preventDefault();
   if (!qrAccount) return;

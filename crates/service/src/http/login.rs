@@ -37,6 +37,11 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(import);
 }
 
+/// The route of `tgwatch demo` only ([`super::Switches::demo_phone`]).
+pub fn demo_routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    config.service(qr_demo_scan);
+}
+
 fn logins(state: &AppState) -> Result<&Arc<Logins>, ApiError> {
     state.logins.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -297,6 +302,48 @@ async fn qr_svg(
         .body(view.svg))
 }
 
+#[derive(Serialize, ToSchema)]
+struct DemoScanView {
+    /// The QR code was scanned: the login finishes, or asks for the 2FA password (see
+    /// `GET .../login/status`).
+    scanned: bool,
+}
+
+/// `tgwatch demo` only: "scan with the demo phone". The account's pending QR code (from
+/// `GET .../login/qr`) is scanned by the account's own logged-in app in the demo's sandbox, as
+/// a person would scan it with their phone; the login then goes on as after any scan. Elsewhere
+/// this route does not exist and is not in the document.
+#[utoipa::path(
+    operation_id = "login_qr_demo_scan",
+    tag = "login",
+    responses(
+        (status = 202, body = DemoScanView),
+        (status = 404, description = "No such account, or not the demo", body = ErrorBody),
+        (status = 409, description = "No QR code is waiting for a scan (`GET .../login/qr` first), or the sandbox refused it", body = ErrorBody),
+    )
+)]
+#[post("/accounts/{id}/login/qr/demo-scan")]
+async fn qr_demo_scan(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let scan = match state.logins.as_ref() {
+        Some(logins) => logins.scan_with_demo_phone(id.into_inner()).await,
+        None => None,
+    };
+    let Some(scanned) = scan else {
+        // What any path that does not exist answers.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for POST {}", super::error::echo(request.path())),
+        ));
+    };
+    scanned?;
+    Ok(HttpResponse::Accepted().json(DemoScanView { scanned: true }))
+}
+
 /// Where the account's login stands.
 #[utoipa::path(
     operation_id = "login_status",
@@ -445,6 +492,9 @@ impl From<LoginsError> for ApiError {
             LoginsError::TooManyAttempts { retry_after } => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
                     .with_details(serde_json::json!({ "retry_after": retry_after.as_secs() }))
+            }
+            LoginsError::DemoScan(_) => {
+                ApiError::new(StatusCode::CONFLICT, "demo_scan_failed", message)
             }
             LoginsError::Login(login) => login_error(login, message),
             LoginsError::Storage(storage) => storage.into(),

@@ -44,6 +44,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct Switches {
     /// `POST /api/faults/panic` (`[testing] fault_injection`).
     pub fault_injection: bool,
+    /// `POST /api/accounts/{id}/login/qr/demo-scan` (`tgwatch demo`, whose sandbox has a phone
+    /// that scans QR codes).
+    pub demo_phone: bool,
 }
 
 /// Registers the service's routes: the document's own two routes first, then every documented
@@ -111,6 +114,9 @@ fn document_routes(
                 .configure(|config| {
                     if switches.fault_injection {
                         supervision::fault_routes(config);
+                    }
+                    if switches.demo_phone {
+                        login::demo_routes(config);
                     }
                 })
                 .configure(dashboard::api_routes),
