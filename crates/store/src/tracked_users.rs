@@ -259,8 +259,9 @@ pub async fn ids_by_username(
 pub struct TrackedUserPatch {
     pub notify: Option<bool>,
     pub visible_online: Option<bool>,
-    /// A move to another account, with the user as that account resolved it.
-    pub moved_to: Option<Resolved>,
+    /// The user as an account resolved them again (a move to that account, or a new username):
+    /// the account, access hash and names follow.
+    pub resolved: Option<Resolved>,
 }
 
 pub async fn update(
@@ -276,9 +277,15 @@ pub async fn update(
     if let Some(visible_online) = patch.visible_online {
         row.visible_online = Set(visible_online);
     }
-    if let Some(moved) = patch.moved_to {
-        row.account_id = Set(Some(moved.account_id));
-        row.access_hash = Set(Some(moved.user.access_hash));
+    if let Some(resolved) = patch.resolved {
+        row.account_id = Set(Some(resolved.account_id));
+        row.access_hash = Set(Some(resolved.user.access_hash));
+        if let Some(username) = resolved.user.username.as_deref() {
+            row.username = Set(Username::parse(username).ok().map(String::from));
+        }
+        if resolved.user.first_name.is_some() {
+            row.first_name = Set(resolved.user.first_name);
+        }
     }
     row.updated_at = Set(now);
     row.update(db).await.doing("updating a tracked user")

@@ -20,6 +20,7 @@ mod probes;
 pub mod request_id;
 mod telegram_users;
 mod tracked_users;
+pub mod trailing_slash;
 pub mod views;
 mod webhooks;
 

@@ -496,7 +496,15 @@ async fn apply_user(
             };
             if notify.is_some() || account_id.is_some() {
                 ctx.tracking
-                    .update(row.clone(), notify, None, account_id, now)
+                    .update(
+                        row.clone(),
+                        crate::tracking::TrackedUserChange {
+                            notify,
+                            account_id,
+                            ..Default::default()
+                        },
+                        now,
+                    )
                     .await?;
             }
             if adopt {
