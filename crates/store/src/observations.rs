@@ -238,7 +238,7 @@ pub async fn newest_before(
         .max())
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ObservationFilter {
     pub tracked_user_ids: Option<Vec<Uuid>>,
     pub is_online: Option<bool>,

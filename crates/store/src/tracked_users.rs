@@ -1,5 +1,7 @@
 //! `tracked_users`: who the fleet watches (seed 002 TrackedUser, seed 000 target).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
@@ -251,6 +253,20 @@ pub async fn ids_by_username(
         .all(db)
         .await
         .doing("finding tracked users by username")?
+        .into_iter()
+        .map(|row| row.id)
+        .collect())
+}
+
+/// The people whose online state is hidden (`visible_online = false`): the bot, the live feed
+/// and seed 002's online-statuses list leave it out (see
+/// `tgwatch_core::events::shows_online_state`).
+pub async fn online_hidden(db: &DatabaseConnection) -> Result<HashSet<Uuid>, StorageError> {
+    Ok(tracked_users::Entity::find()
+        .filter(tracked_users::Column::VisibleOnline.eq(false))
+        .all(db)
+        .await
+        .doing("loading who hides their online state")?
         .into_iter()
         .map(|row| row.id)
         .collect())

@@ -111,12 +111,6 @@ async fn create(
     body: params::Json<NewTrackedUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if body.telegram_user_id.is_some_and(|id| id <= 0) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "`telegram_user_id` must be a positive number",
-        ));
-    }
     let request = TrackRequest {
         username: body.username.as_deref().map(Username::parse).transpose()?,
         telegram_user_id: body.telegram_user_id,
@@ -127,8 +121,22 @@ async fn create(
         // Tracked through the API: the API owns the row, and config.toml leaves it alone.
         source: Origin::Api,
     };
-    let tracked = state.tracking().track(request, state.clock.now()).await?;
+    let tracked = track(&state, request).await?;
     Ok(HttpResponse::Created().json(TrackedUserView::from(tracked)))
+}
+
+/// Starts tracking a person (the native POST and seed 002's).
+pub(super) async fn track(
+    state: &AppState,
+    request: TrackRequest,
+) -> Result<tracked_users::Model, ApiError> {
+    if request.telegram_user_id.is_some_and(|id| id <= 0) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`telegram_user_id` must be a positive number",
+        ));
+    }
+    Ok(state.tracking().track(request, state.clock.now()).await?)
 }
 
 pub(super) async fn find(state: &AppState, id: Uuid) -> Result<tracked_users::Model, ApiError> {
