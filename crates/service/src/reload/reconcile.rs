@@ -691,6 +691,7 @@ mod tests {
             status: ChannelStatus::Active,
             status_reason: None,
             account_id: None,
+            date_joined: None,
             last_message_id: 0,
             last_event_at: None,
             source,
