@@ -571,3 +571,82 @@ async fn every_route_takes_a_trailing_slash_and_the_pages_still_load() {
     let (status, _) = app.get("/no-such-thing/").await;
     assert_eq!(status, 404);
 }
+
+const TWO_ONLINE: &str = r#"
+[[users]]
+id = 2001
+username = "anna_shown"
+online = [[0, 36000]]
+
+[[users]]
+id = 2002
+username = "boris_hidden"
+online = [[0, 36000]]
+"#;
+
+/// `visible_online = false` (the seed's "whether to show that the user is online"): the live
+/// feed carries the other person's coming online, never this one's.
+#[actix_web::test]
+async fn a_person_with_visible_online_false_is_left_out_of_the_live_feed() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let app = spawn_app(TWO_ONLINE, |_| {}).await;
+    let mut request = format!("{}/ws?user_id=0", app.base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (status, boris) = app
+        .post(
+            "/tracked-users/",
+            &json!({"username": "boris_hidden", "visible_online": false}),
+        )
+        .await;
+    assert_eq!(status, 201, "{boris}");
+    let (status, _) = app
+        .post("/tracked-users/", &json!({"username": "anna_shown"}))
+        .await;
+    assert_eq!(status, 201);
+    let boris_id = boris["id"].as_str().unwrap();
+    // Boris is online as far as the service knows (his session is open)...
+    app.eventually(
+        &format!("/api/tracked-users/{boris_id}"),
+        std::time::Duration::from_secs(10),
+        |body| !body["open_session"].is_null(),
+    )
+    .await;
+    // ...and the feed tells of Anna (whenever her turn came) and, for another half second after
+    // both were stored, of no one else.
+    let mut seen = Vec::new();
+    let mut anna_seen_at = None;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let quiet_until = anna_seen_at.map(|at| at + std::time::Duration::from_millis(500));
+        let until = quiet_until.unwrap_or(deadline).min(deadline);
+        let Ok(frame) = tokio::time::timeout_at(until, ws.next()).await else {
+            break;
+        };
+        let Some(Ok(Message::Text(text))) = frame else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame["type"] == "presence" {
+            let username = frame["event"]["data"]["user"]["username"].clone();
+            if username == "anna_shown" && anna_seen_at.is_none() {
+                anna_seen_at = Some(tokio::time::Instant::now());
+            }
+            seen.push(username);
+        }
+    }
+    assert!(
+        anna_seen_at.is_some(),
+        "Anna's presence never arrived: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|username| username == "boris_hidden"),
+        "{seen:?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `/api/telegram-users`: the people who talk to the bot, their roles and permissions (seed 002
 //! `TelegramUser`). `{id}` is the row's id or the Telegram user id.
 
-use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, web};
+use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -27,6 +27,7 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(list)
         .service(create)
         .service(get)
+        .service(replace)
         .service(update)
         .service(delete);
 }
@@ -319,6 +320,29 @@ pub(super) async fn change(
         permissions: body.permissions.map(permissions).transpose()?,
     };
     Ok(storage::telegram_users::update(&state.db, existing, patch, state.clock.now()).await?)
+}
+
+/// The same as PATCH (seed 002 has both).
+#[utoipa::path(
+    operation_id = "replace_telegram_user",
+    tag = "telegram-users",
+    params(("id" = String, Path, description = "The row's UUID or the Telegram user id")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, body = TelegramUserView),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "A field is invalid (`details.field`)", body = ErrorBody),
+    )
+)]
+#[put("/telegram-users/{id}")]
+async fn replace(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: params::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    let row = change(&state, existing, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
 }
 
 #[utoipa::path(

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::{
     super::{
+        accounts::{self as native_accounts, find as account},
         auth::Admin,
         error::{ApiError, ErrorBody},
         online_statuses::{self, NewStatus, StatusCorrection, StatusFilter},
@@ -73,12 +74,6 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(replace_online_status)
         .service(update_online_status)
         .service(delete_online_status);
-}
-
-async fn account(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
-    storage::accounts::get(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tracker account", id))
 }
 
 /// Every account the filter keeps, oldest first.
@@ -268,7 +263,6 @@ async fn change_tracker_account(
     id: Uuid,
     body: TrackerAccountChange,
 ) -> Result<HttpResponse, ApiError> {
-    let existing = account(state, id).await?;
     let patch = AccountPatch {
         label: body.label,
         phone: body.phone_number,
@@ -277,10 +271,7 @@ async fn change_tracker_account(
         status: body.is_active.map(status_of),
         ..AccountPatch::default()
     };
-    let row = state
-        .tracking()
-        .update_account(existing, patch, state.clock.now())
-        .await?;
+    let row = native_accounts::change(state, id, patch).await?;
     Ok(HttpResponse::Ok().json(TrackerAccount::from(row)))
 }
 
@@ -432,16 +423,12 @@ async fn set_settings(
     id: Uuid,
     change: TrackerSettingChange,
 ) -> Result<accounts::Model, ApiError> {
-    let existing = account(state, id).await?;
     let patch = AccountPatch {
         phone: change.phone_number,
         max_targets: change.max_users,
         ..AccountPatch::default()
     };
-    Ok(state
-        .tracking()
-        .update_account(existing, patch, state.clock.now())
-        .await?)
+    native_accounts::change(state, id, patch).await
 }
 
 /// Sets an account's settings (every account has one settings record: this fills it in).
