@@ -73,6 +73,8 @@ struct MessageRecord {
     media: Option<MediaKind>,
     edit_date: Option<i32>,
     deleted: bool,
+    /// The post's signature (`post_author`), for channels that sign posts.
+    author: Option<String>,
 }
 
 /// What moved a channel's pts.
@@ -231,6 +233,7 @@ impl ChannelRecord {
             views: Some(1),
             forwards: Some(0),
             edit_date: message.edit_date,
+            post_author: message.author.clone(),
             ..base
         })
     }
@@ -500,6 +503,7 @@ fn post(
     channel_id: i64,
     text: &str,
     media: Option<MediaKind>,
+    author: Option<&str>,
 ) -> Result<Posted, SandboxError> {
     world.channels.get(channel_id)?;
     world.channels.last_order += 1;
@@ -515,6 +519,7 @@ fn post(
         media,
         edit_date: None,
         deleted: false,
+        author: author.map(str::to_owned),
     };
     let message = channel.message_tl(&record);
     channel.messages.insert(id, record);
@@ -1408,7 +1413,23 @@ impl Sandbox {
     /// `updateNewChannelMessage` over its live connection; members without one learn it from
     /// `updates.getChannelDifference` (counted as `queued`).
     pub fn post(&self, channel_id: i64, text: &str) -> Result<Posted, SandboxError> {
-        post(&mut self.shared.world(), channel_id, text, None)
+        post(&mut self.shared.world(), channel_id, text, None, None)
+    }
+
+    /// Like [`Self::post`], signed by `author` (`post_author`, as channels that sign posts do).
+    pub fn post_signed(
+        &self,
+        channel_id: i64,
+        text: &str,
+        author: &str,
+    ) -> Result<Posted, SandboxError> {
+        post(
+            &mut self.shared.world(),
+            channel_id,
+            text,
+            None,
+            Some(author),
+        )
     }
 
     /// Like [`Self::post`], with a photo or a file; `text` is the caption.
@@ -1418,7 +1439,13 @@ impl Sandbox {
         text: &str,
         media: MediaKind,
     ) -> Result<Posted, SandboxError> {
-        post(&mut self.shared.world(), channel_id, text, Some(media))
+        post(
+            &mut self.shared.world(),
+            channel_id,
+            text,
+            Some(media),
+            None,
+        )
     }
 
     /// Replaces a post's text (its media stays) and sets its `edit_date`; members are sent an
@@ -1519,7 +1546,7 @@ mod tests {
     fn history_pages_like_telegram() {
         let (mut world, account) = world_with_channel();
         for i in 1..=10 {
-            post(&mut world, CHANNEL, &format!("post {i}"), None).expect("post");
+            post(&mut world, CHANNEL, &format!("post {i}"), None, None).expect("post");
         }
         delete(&mut world, CHANNEL, &[5]).expect("delete");
         // Newest first; deleted posts are absent.
@@ -1545,7 +1572,7 @@ mod tests {
         let (mut world, account) = world_with_channel();
         join(&mut world, account, CHANNEL).expect("join");
         assert!(missed_channels(&world, account).is_empty());
-        let delivery = post(&mut world, CHANNEL, "hello", None)
+        let delivery = post(&mut world, CHANNEL, "hello", None, None)
             .expect("post")
             .delivery;
         assert_eq!((delivery.live, delivery.queued), (0, 1));
@@ -1584,7 +1611,7 @@ mod tests {
             Err(SandboxError::UnknownMessage { message_id: 1, .. })
         ));
         assert!(matches!(
-            post(&mut world, 99, "x", None),
+            post(&mut world, 99, "x", None, None),
             Err(SandboxError::UnknownChannel(99))
         ));
     }

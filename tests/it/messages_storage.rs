@@ -52,6 +52,7 @@ async fn add_channel(db: &DatabaseConnection, telegram_id: i64, username: &str) 
         status: Set(storage::channels::ChannelStatus::Active),
         status_reason: Set(None),
         account_id: Set(None),
+        date_joined: Set(None),
         last_message_id: Set(0),
         last_event_at: Set(None),
         source: Set(tgwatch_core::config::Origin::Api),
@@ -79,6 +80,7 @@ fn message(id: i32, text: &str) -> ChannelMessage {
         media: None,
         edit_date: None,
         sender_id: Some(777),
+        sender_name: None,
     }
 }
 

@@ -51,6 +51,7 @@ pub async fn measure(
             status: Set(tgwatch_store::channels::ChannelStatus::Active),
             status_reason: Set(None),
             account_id: Set(None),
+            date_joined: Set(None),
             last_message_id: Set(0),
             last_event_at: Set(None),
             source: Set(tgwatch_core::config::Origin::Api),
@@ -79,6 +80,7 @@ pub async fn measure(
                     media: None,
                     edit_date: None,
                     sender_id: None,
+                    sender_name: None,
                 }),
             }
         })

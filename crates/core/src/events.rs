@@ -197,6 +197,22 @@ impl Event {
     }
 }
 
+/// Whether an event may be shown to people (the bot's chats, the live feed): every event but the
+/// presence events (`user_online`, `user_offline`, `session_closed`) of a person whose online
+/// state is hidden (`visible_online = false`, the ids in `hidden`). Webhooks still get them: they
+/// are the admin's own integrations.
+pub fn shows_online_state(
+    kind: EventType,
+    tracked_user_id: Option<Uuid>,
+    hidden: &std::collections::HashSet<Uuid>,
+) -> bool {
+    let presence = matches!(
+        kind,
+        EventType::UserOnline | EventType::UserOffline | EventType::SessionClosed
+    );
+    !(presence && tracked_user_id.is_some_and(|id| hidden.contains(&id)))
+}
+
 /// Who a presence event is about, as consumers see them.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrackedUserRef {
@@ -220,6 +236,28 @@ pub fn presence_events(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn presence_events_of_a_hidden_person_are_not_shown_and_everything_else_is() {
+        let hidden_person = Uuid::now_v7();
+        let shown_person = Uuid::now_v7();
+        let hidden = std::collections::HashSet::from([hidden_person]);
+        for kind in [
+            EventType::UserOnline,
+            EventType::UserOffline,
+            EventType::SessionClosed,
+        ] {
+            assert!(!shows_online_state(kind, Some(hidden_person), &hidden));
+            assert!(shows_online_state(kind, Some(shown_person), &hidden));
+        }
+        assert!(shows_online_state(
+            EventType::Alert,
+            Some(hidden_person),
+            &hidden
+        ));
+        assert!(shows_online_state(EventType::NewMessage, None, &hidden));
+    }
+
     use super::*;
     use crate::presence::{
         Status,

@@ -386,6 +386,9 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    http::trailing_slash::accept_trailing_slash,
+                ))
                 .wrap(actix_web::middleware::from_fn(http::refuse_long_uri))
                 // Outermost, so every answer (a 414 too) carries the request's id.
                 .wrap(actix_web::middleware::from_fn(http::request_id::middleware))

@@ -67,12 +67,36 @@ pub enum ChannelError {
     AccountUnusable(String, String),
     #[error("Telegram refused the join: {0}")]
     JoinFailed(TelegramError),
+    #[error("no account could join the channel: {}", JoinAttempt::summary(.0))]
+    NoAccountCouldJoin(Vec<JoinAttempt>),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tracking(#[from] TrackingError),
+}
+
+/// One account's failed try at joining a channel.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct JoinAttempt {
+    pub account_id: Uuid,
+    pub label: String,
+    /// Why it failed.
+    pub reason: String,
+    /// Telegram says there is no such channel, or this account cannot see it.
+    pub not_found: bool,
+}
+
+impl JoinAttempt {
+    /// "`a`: reason; `b`: reason".
+    pub fn summary(attempts: &[JoinAttempt]) -> String {
+        attempts
+            .iter()
+            .map(|attempt| format!("`{}`: {}", attempt.label, attempt.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// `POST /api/channels` and `[[channels]]`.
@@ -89,6 +113,15 @@ pub enum ChannelInput {
     Reference(ChannelRef),
     /// A bare channel id: found among an account's dialogs.
     Id(i64),
+}
+
+impl std::fmt::Display for ChannelInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelInput::Reference(reference) => write!(f, "{reference}"),
+            ChannelInput::Id(id) => write!(f, "{id}"),
+        }
+    }
 }
 
 impl ChannelInput {
@@ -228,24 +261,7 @@ impl Channels {
             return Err(ChannelError::AlreadyMonitored(Box::new(existing)));
         }
 
-        let account_id = self.choose_account(request.account_id, &[]).await?;
-        let session = self.session(account_id).await?;
-        let reference = match request.channel {
-            ChannelInput::Reference(reference) => reference,
-            // A channel removed before is no longer among the account's chats: its stored
-            // name (or id and access hash) joins it again.
-            ChannelInput::Id(id) => match storage::channels::find_by_telegram_id(&self.db, id)
-                .await?
-                .and_then(|left| reference_for(&left))
-            {
-                Some(reference) => reference,
-                None => find_in_dialogs(session.as_ref(), id).await?,
-            },
-        };
-        let joined = session
-            .join_channel(&reference)
-            .await
-            .map_err(ChannelError::JoinFailed)?;
+        let (account_id, session, joined) = self.join_new(&request).await?;
         // The same channel under another name (its username and an invite link, say), or a
         // channel that was removed and comes back.
         let known = storage::channels::find_by_telegram_id(&self.db, joined.id).await?;
@@ -285,6 +301,95 @@ impl Channels {
         };
         self.watch_joined(&channel, account_id, rejoined).await?;
         Ok(Added { channel, rejoined })
+    }
+
+    /// Joins a channel not monitored yet: with the account asked for, or else with the
+    /// least-loaded account that can take it and, when that one fails, the next one, until one
+    /// joins (seed 001's failover). When none can, the reason of each account is logged, an
+    /// `alert` of kind `channel_join_failed` is raised, and the error lists them.
+    async fn join_new(
+        &self,
+        request: &AddChannel,
+    ) -> Result<(Uuid, Arc<dyn TelegramSession>, TelegramChannel), ChannelError> {
+        if let Some(wanted) = request.account_id {
+            let account_id = self.choose_account(Some(wanted), &[]).await?;
+            let (session, joined) = self.join_with(account_id, &request.channel).await?;
+            return Ok((account_id, session, joined));
+        }
+        let mut attempts: Vec<JoinAttempt> = Vec::new();
+        loop {
+            let tried: Vec<Uuid> = attempts.iter().map(|attempt| attempt.account_id).collect();
+            let account_id = match self.choose_account(None, &tried).await {
+                Ok(account_id) => account_id,
+                Err(ChannelError::NoAccountAvailable(why)) if attempts.is_empty() => {
+                    return Err(ChannelError::NoAccountAvailable(why));
+                }
+                Err(ChannelError::NoAccountAvailable(_)) => break,
+                Err(error) => return Err(error),
+            };
+            match self.join_with(account_id, &request.channel).await {
+                Ok((session, joined)) => return Ok((account_id, session, joined)),
+                Err(
+                    error @ (ChannelError::JoinFailed(_)
+                    | ChannelError::Resolve(_)
+                    | ChannelError::UnknownId(_)),
+                ) => {
+                    let label = storage::accounts::get(&self.db, account_id)
+                        .await?
+                        .map_or_else(|| account_id.to_string(), |account| account.label);
+                    tracing::warn!(account = %label, %error, "an account could not join a channel; trying the next one");
+                    attempts.push(JoinAttempt {
+                        account_id,
+                        label,
+                        not_found: matches!(&error, ChannelError::JoinFailed(telegram) if telegram.is_not_found())
+                            || matches!(error, ChannelError::UnknownId(_)),
+                        reason: error.to_string(),
+                    });
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let channel = request.channel.to_string();
+        let message = format!(
+            "no account could join channel {channel}: {}",
+            JoinAttempt::summary(&attempts)
+        );
+        self.alert(
+            EventType::Alert,
+            &message,
+            json!({ "kind": "channel_join_failed", "channel": channel, "attempts": attempts }),
+            None,
+            None,
+        )
+        .await?;
+        Err(ChannelError::NoAccountCouldJoin(attempts))
+    }
+
+    /// One account's try at joining: its session, the channel's reference as this account can
+    /// use it, the join.
+    async fn join_with(
+        &self,
+        account_id: Uuid,
+        channel: &ChannelInput,
+    ) -> Result<(Arc<dyn TelegramSession>, TelegramChannel), ChannelError> {
+        let session = self.session(account_id).await?;
+        let reference = match channel {
+            ChannelInput::Reference(reference) => reference.clone(),
+            // A channel removed before is no longer among the account's chats: its stored
+            // name (or id and access hash) joins it again.
+            ChannelInput::Id(id) => match storage::channels::find_by_telegram_id(&self.db, *id)
+                .await?
+                .and_then(|left| reference_for(&left))
+            {
+                Some(reference) => reference,
+                None => find_in_dialogs(session.as_ref(), *id).await?,
+            },
+        };
+        let joined = session
+            .join_channel(&reference)
+            .await
+            .map_err(ChannelError::JoinFailed)?;
+        Ok((session, joined))
     }
 
     /// Monitors again a channel that was removed: joined with `account_id` (or the least-loaded

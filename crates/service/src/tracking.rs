@@ -79,6 +79,17 @@ pub struct TrackRequest {
     pub source: Origin,
 }
 
+/// What `PATCH /api/tracked-users/{id}` changes; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct TrackedUserChange {
+    pub notify: Option<bool>,
+    pub visible_online: Option<bool>,
+    /// Moves the user to this account.
+    pub account_id: Option<Uuid>,
+    /// The person's new username (resolved again).
+    pub username: Option<Username>,
+}
+
 /// How long `POST /api/accounts` waits for a new account's first connection, so that it answers
 /// the status the account really has (a new account over MTProto is not logged in yet).
 const ACCOUNT_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -184,7 +195,14 @@ impl Tracking {
             }
             let moved = match self.least_loaded(&[lost]).await {
                 Ok(account) => self
-                    .update(user.clone(), None, None, Some(account.id), now)
+                    .update(
+                        user.clone(),
+                        TrackedUserChange {
+                            account_id: Some(account.id),
+                            ..TrackedUserChange::default()
+                        },
+                        now,
+                    )
                     .await
                     .map(|_| ()),
                 Err(error) => Err(error),
@@ -210,7 +228,14 @@ impl Tracking {
                 return Ok(());
             };
             if let Err(error) = self
-                .update(user.clone(), None, None, Some(account.id), now)
+                .update(
+                    user.clone(),
+                    TrackedUserChange {
+                        account_id: Some(account.id),
+                        ..TrackedUserChange::default()
+                    },
+                    now,
+                )
                 .await
             {
                 tracing::warn!(tracked_user = %user, %error, "tracked user still waits for an account");
@@ -255,55 +280,76 @@ impl Tracking {
             .ok_or(TrackingError::UnknownAccount(chosen))
     }
 
-    /// Changes flags, or moves the user to another account (resolved again through it: access
-    /// hashes belong to the account that obtained them).
+    /// Changes flags, moves the user to another account, or follows a new `username` of the
+    /// same person (resolved again through the account: access hashes belong to the account that
+    /// obtained them). A username that belongs to someone else is refused: the history is this
+    /// person's.
     pub async fn update(
         &self,
         existing: tracked_users::Model,
-        notify: Option<bool>,
-        visible_online: Option<bool>,
-        account_id: Option<Uuid>,
+        change: TrackedUserChange,
         now: DateTime<Utc>,
     ) -> Result<tracked_users::Model, TrackingError> {
+        let TrackedUserChange {
+            notify,
+            visible_online,
+            account_id,
+            username,
+        } = change;
         let previous_account = existing.account_id;
-        let moved_to = match account_id {
-            Some(id) if Some(id) != previous_account => {
-                let account = self.choose_account(Some(id)).await?;
-                let lookup = match (&existing.username, existing.telegram_user_id) {
-                    (Some(username), _) => {
-                        Lookup::Username(Username::parse(username).map_err(|_| {
-                            StorageError::Corrupt(format!("stored username `{username}`"))
-                        })?)
-                    }
-                    (None, Some(id)) => Lookup::User(InputUser {
-                        id,
-                        access_hash: existing.access_hash.unwrap_or(0),
-                    }),
-                    (None, None) => return Err(TrackingError::NothingToTrack),
-                };
-                let user = self
-                    .supervisor
-                    .send(LookUpUser {
-                        lookup,
-                        account_id: account.id,
-                    })
-                    .await
-                    .map_err(ResolveError::from)??;
-                Some(Resolved {
-                    account_id: account.id,
-                    user,
-                })
+        let moving_to = account_id.filter(|id| Some(*id) != previous_account);
+        let renamed = username.filter(|name| existing.username.as_deref() != Some(name.as_str()));
+        let moved_to = if moving_to.is_some() || renamed.is_some() {
+            let account_id = match (moving_to, previous_account) {
+                (Some(id), _) => self.choose_account(Some(id)).await?.id,
+                (None, Some(id)) => id,
+                (None, None) => self.choose_account(None).await?.id,
+            };
+            let lookup = match (
+                renamed.clone(),
+                &existing.username,
+                existing.telegram_user_id,
+            ) {
+                (Some(username), _, _) => Lookup::Username(username),
+                (None, Some(username), _) => {
+                    Lookup::Username(Username::parse(username).map_err(|_| {
+                        StorageError::Corrupt(format!("stored username `{username}`"))
+                    })?)
+                }
+                (None, None, Some(id)) => Lookup::User(InputUser {
+                    id,
+                    access_hash: existing.access_hash.unwrap_or(0),
+                }),
+                (None, None, None) => return Err(TrackingError::NothingToTrack),
+            };
+            let user = self
+                .supervisor
+                .send(LookUpUser { lookup, account_id })
+                .await
+                .map_err(ResolveError::from)??;
+            if let (Some(name), Some(id)) = (&renamed, existing.telegram_user_id)
+                && user.id != id
+            {
+                return Err(TrackingError::Invalid {
+                    field: "username",
+                    message: format!(
+                        "{name} is another Telegram user ({}), not this one ({id}): track them with POST",
+                        user.id
+                    ),
+                });
             }
-            _ => None,
+            Some(Resolved { account_id, user })
+        } else {
+            None
         };
-        let moved = moved_to.is_some();
+        let resolved_again = moved_to.is_some();
         let patch = TrackedUserPatch {
             notify,
             visible_online,
-            moved_to,
+            resolved: moved_to,
         };
         let updated = storage::tracked_users::update(&self.db, existing, patch, now).await?;
-        if moved {
+        if resolved_again {
             for account in [previous_account, updated.account_id].into_iter().flatten() {
                 storage::accounts::refresh_targets_count(&self.db, account).await?;
             }

@@ -22,6 +22,8 @@ pub use tgwatch_core::assignment::AccountStatus;
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub label: String,
+    /// Seed 001 calls it `phone_number`; either name is taken.
+    #[serde(alias = "phone_number")]
     pub phone: Option<String>,
     pub username: Option<String>,
     pub telegram_user_id: Option<i64>,
@@ -35,6 +37,8 @@ pub struct NewAccount {
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     pub label: Option<String>,
+    /// Seed 001 calls it `phone_number`; either name is taken.
+    #[serde(alias = "phone_number")]
     pub phone: Option<String>,
     pub username: Option<String>,
     pub telegram_user_id: Option<i64>,
@@ -292,4 +296,17 @@ pub async fn set_source(
         .await
         .doing("recording an account's source")?;
     Ok(())
+}
+
+/// Forgets an account's phone number (seed 002's `DELETE /tracker-settings/{id}/`, with its
+/// session: the account stays).
+pub async fn clear_phone(
+    db: &DatabaseConnection,
+    existing: accounts::Model,
+    now: DateTime<Utc>,
+) -> Result<accounts::Model, StorageError> {
+    let mut row: accounts::ActiveModel = existing.into();
+    row.phone = Set(None);
+    row.updated_at = Set(now);
+    row.update(db).await.doing("clearing an account's phone")
 }

@@ -161,6 +161,7 @@ pub async fn rejoin(
     row.status = Set(ChannelStatus::Active);
     row.status_reason = Set(None);
     row.account_id = Set(Some(account_id));
+    row.date_joined = Set(Some(now));
     row.last_message_id = Set(last_message_id);
     row.source = Set(new.source);
     row.updated_at = Set(now);
@@ -199,6 +200,7 @@ pub async fn create_joined(
         status: Set(ChannelStatus::Active),
         status_reason: Set(None),
         account_id: Set(Some(account_id)),
+        date_joined: Set(Some(now)),
         last_message_id: Set(last_message_id),
         last_event_at: Set(None),
         source: Set(new.source),
@@ -268,6 +270,7 @@ pub async fn reassign(
     start_assignment(&txn, channel_id, account_id, now).await?;
     channels::Entity::update_many()
         .col_expr(channels::Column::AccountId, Expr::value(account_id))
+        .col_expr(channels::Column::DateJoined, Expr::value(now))
         .col_expr(
             channels::Column::AccessHash,
             Expr::value(joined.access_hash),

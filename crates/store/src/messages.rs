@@ -63,9 +63,9 @@ pub struct BatchOutcome {
 }
 
 /// Columns of `messages`, in the order of [`MESSAGE_COLUMNS`].
-const MESSAGE_COLUMN_COUNT: usize = 14;
+const MESSAGE_COLUMN_COUNT: usize = 15;
 const MESSAGE_COLUMNS: &str = "id, channel_id, telegram_message_id, date, text, sender_id, \
-     media_type, media_ref, edit_date, version, is_deleted, deleted_at, created_at, updated_at";
+     sender_name, media_type, media_ref, edit_date, version, is_deleted, deleted_at, created_at, updated_at";
 const VERSION_COLUMN_COUNT: usize = 8;
 const VERSION_COLUMNS: &str =
     "id, message_id, version, text, media_type, media_ref, edit_date, recorded_at";
@@ -79,6 +79,7 @@ struct Row {
     date: DateTime<Utc>,
     text: String,
     sender_id: Option<i64>,
+    sender_name: Option<String>,
     media_type: Option<String>,
     media_ref: Option<String>,
     edit_date: Option<DateTime<Utc>>,
@@ -99,6 +100,10 @@ impl Row {
             date: message.date.trunc_subsecs(6),
             text: storable(&message.text).into_owned(),
             sender_id: message.sender_id,
+            sender_name: message
+                .sender_name
+                .as_deref()
+                .map(|name| storable(name).into_owned()),
             media_type: message.media.as_ref().map(|m| m.kind.as_str().to_owned()),
             media_ref: message.media.as_ref().map(|m| m.reference.clone()),
             edit_date: message.edit_date.map(|at| at.trunc_subsecs(6)),
@@ -119,6 +124,7 @@ impl Row {
             date: now,
             text: String::new(),
             sender_id: None,
+            sender_name: None,
             media_type: None,
             media_ref: None,
             edit_date: None,
@@ -138,6 +144,7 @@ impl Row {
             date: model.date,
             text: model.text,
             sender_id: model.sender_id,
+            sender_name: model.sender_name,
             media_type: model.media_type,
             media_ref: model.media_ref,
             edit_date: model.edit_date,
@@ -186,6 +193,12 @@ impl Row {
         self.edit_date = message.edit_date.map(|at| at.trunc_subsecs(6));
         if self.sender_id.is_none() {
             self.sender_id = message.sender_id;
+        }
+        if self.sender_name.is_none() {
+            self.sender_name = message
+                .sender_name
+                .as_deref()
+                .map(|name| storable(name).into_owned());
         }
         self.version += 1;
         self.dirty = true;
@@ -274,6 +287,7 @@ impl BatchState<'_> {
             "date": row.date,
             "text": row.text,
             "sender_id": row.sender_id,
+            "sender_name": row.sender_name,
             "media_type": row.media_type,
             "media_ref": row.media_ref,
             "edit_date": row.edit_date,
@@ -543,6 +557,7 @@ fn row_values(row: &Row, now: DateTime<Utc>) -> [Value; MESSAGE_COLUMN_COUNT] {
         row.date.into(),
         row.text.clone().into(),
         row.sender_id.into(),
+        row.sender_name.clone().into(),
         row.media_type.clone().into(),
         row.media_ref.clone().into(),
         row.edit_date.into(),
@@ -647,6 +662,7 @@ async fn upsert_rows(
         sql.push(
             " ON CONFLICT (channel_id, telegram_message_id) DO UPDATE SET \
              text = excluded.text, sender_id = excluded.sender_id, \
+             sender_name = excluded.sender_name, \
              media_type = excluded.media_type, media_ref = excluded.media_ref, \
              edit_date = excluded.edit_date, version = excluded.version, \
              is_deleted = excluded.is_deleted, deleted_at = excluded.deleted_at, \

@@ -238,7 +238,7 @@ pub async fn newest_before(
         .max())
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ObservationFilter {
     pub tracked_user_ids: Option<Vec<Uuid>>,
     pub is_online: Option<bool>,
@@ -305,4 +305,35 @@ pub async fn newest_of(
         .one(db)
         .await
         .doing("loading the newest observation")
+}
+
+/// Replaces what an observation says (a correction by an admin): its status and time. The
+/// status's `expires_at` / `was_online_at` go with the status they belonged to: a changed status
+/// keeps none. Fold the sessions again afterwards (the caller does, through the storage actor).
+pub async fn correct(
+    db: &DatabaseConnection,
+    existing: status_checks::Model,
+    observation: Observation,
+) -> Result<status_checks::Model, StorageError> {
+    use sea_orm::ActiveModelTrait;
+    let mut row: status_checks::ActiveModel = existing.into();
+    let (expires, was_online) = match observation.status {
+        Status::Online { expires } => (Some(expires), None),
+        Status::Offline { was_online } => (None, was_online),
+        _ => (None, None),
+    };
+    row.status = Set(observation.status.kind());
+    row.observed_at = Set(observation.observed_at);
+    row.expires_at = Set(expires);
+    row.was_online_at = Set(was_online);
+    row.update(db).await.doing("correcting an observation")
+}
+
+/// Deletes one observation (the caller folds the sessions again).
+pub async fn delete(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageError> {
+    status_checks::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .doing("deleting an observation")?;
+    Ok(())
 }

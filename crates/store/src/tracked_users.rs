@@ -1,5 +1,7 @@
 //! `tracked_users`: who the fleet watches (seed 002 TrackedUser, seed 000 target).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
@@ -256,11 +258,26 @@ pub async fn ids_by_username(
         .collect())
 }
 
+/// The people whose online state is hidden (`visible_online = false`): the bot, the live feed
+/// and seed 002's online-statuses list leave it out (see
+/// `tgwatch_core::events::shows_online_state`).
+pub async fn online_hidden(db: &DatabaseConnection) -> Result<HashSet<Uuid>, StorageError> {
+    Ok(tracked_users::Entity::find()
+        .filter(tracked_users::Column::VisibleOnline.eq(false))
+        .all(db)
+        .await
+        .doing("loading who hides their online state")?
+        .into_iter()
+        .map(|row| row.id)
+        .collect())
+}
+
 pub struct TrackedUserPatch {
     pub notify: Option<bool>,
     pub visible_online: Option<bool>,
-    /// A move to another account, with the user as that account resolved it.
-    pub moved_to: Option<Resolved>,
+    /// The user as an account resolved them again (a move to that account, or a new username):
+    /// the account, access hash and names follow.
+    pub resolved: Option<Resolved>,
 }
 
 pub async fn update(
@@ -276,9 +293,15 @@ pub async fn update(
     if let Some(visible_online) = patch.visible_online {
         row.visible_online = Set(visible_online);
     }
-    if let Some(moved) = patch.moved_to {
-        row.account_id = Set(Some(moved.account_id));
-        row.access_hash = Set(Some(moved.user.access_hash));
+    if let Some(resolved) = patch.resolved {
+        row.account_id = Set(Some(resolved.account_id));
+        row.access_hash = Set(Some(resolved.user.access_hash));
+        if let Some(username) = resolved.user.username.as_deref() {
+            row.username = Set(Username::parse(username).ok().map(String::from));
+        }
+        if resolved.user.first_name.is_some() {
+            row.first_name = Set(resolved.user.first_name);
+        }
     }
     row.updated_at = Set(now);
     row.update(db).await.doing("updating a tracked user")

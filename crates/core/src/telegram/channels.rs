@@ -181,6 +181,8 @@ pub struct ChannelMessage {
     /// The sender's bare id (a user, or a channel posting as itself), if the message names one:
     /// broadcast posts without signatures do not.
     pub sender_id: Option<i64>,
+    /// The author's name as the post carries it (its signature, `post_author`), if any.
+    pub sender_name: Option<String>,
 }
 
 /// What kind of chat a dialog is.

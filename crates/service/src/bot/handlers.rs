@@ -301,18 +301,20 @@ impl Run<'_> {
         )
     }
 
-    /// One user (or a reply saying they are not tracked), or everyone tracked.
+    /// One user (or a reply saying they are not tracked), or everyone tracked, whose online
+    /// state may be shown: a person with `visible_online = false` is left out (as if not tracked).
     async fn users(
         &self,
         user: Option<Username>,
     ) -> Result<Result<Vec<tracked_users::Model>, String>, HandlerError> {
         match user {
-            Some(user) => match self.tracked(&user).await? {
+            Some(user) => match self.tracked(&user).await?.filter(|row| row.visible_online) {
                 Some(row) => Ok(Ok(vec![row])),
                 None => Ok(Err(replies::not_tracked(&user.to_string()))),
             },
             None => {
                 let mut all = storage::tracked_users::active(self.db()).await?;
+                all.retain(|row| row.visible_online);
                 all.sort_by(|a, b| a.username.cmp(&b.username).then(a.id.cmp(&b.id)));
                 Ok(Ok(all))
             }

@@ -30,7 +30,7 @@ use tgwatch_core::roles::{Role, effective_role};
 use tgwatch_core::{
     clock::Clock,
     config::{BotConfig, Secret},
-    events::EventType,
+    events::{EventType, shows_online_state},
 };
 use tgwatch_store::{
     self as storage, StorageError,
@@ -130,12 +130,16 @@ impl Notifier {
                     ),
                 })
                 .collect();
+            let hidden = storage::tracked_users::online_hidden(&self.db).await?;
             let mut messages = Vec::new();
             let mut stale = 0_usize;
             for event in &events {
                 let Some(kind) = EventType::parse(&event.event_type) else {
                     continue;
                 };
+                if !shows_online_state(kind, event.tracked_user_id, &hidden) {
+                    continue;
+                }
                 let targets = outbox::recipients(
                     kind,
                     event.tracked_user_id,

@@ -1,6 +1,6 @@
 //! `/api/accounts`: the fleet's Telegram accounts. No secret is ever returned.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -23,6 +23,7 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(list)
         .service(create)
         .service(get)
+        .service(replace)
         .service(update)
         .service(delete);
 }
@@ -95,7 +96,7 @@ async fn create(
     Ok(HttpResponse::Created().json(AccountView::from(account)))
 }
 
-async fn find(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
+pub(super) async fn find(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
     storage::accounts::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("account", id))
@@ -129,12 +130,44 @@ async fn update(
     id: web::Path<Uuid>,
     body: params::Json<AccountPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let existing = find(&state, id.into_inner()).await?;
-    let account = state
-        .tracking()
-        .update_account(existing, body.into_inner(), state.clock.now())
-        .await?;
+    let account = change(&state, id.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AccountView::from(account)))
+}
+
+/// The same as PATCH (seed 002 has both): the fields given replace the stored ones.
+#[utoipa::path(
+    operation_id = "replace_account",
+    tag = "accounts",
+    request_body = AccountPatch,
+    responses(
+        (status = 200, body = AccountView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The label or Telegram user id is taken (`details.existing`)", body = ErrorBody),
+        (status = 422, description = "A field is invalid (`details.field`)", body = ErrorBody),
+    )
+)]
+#[put("/accounts/{id}")]
+async fn replace(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: params::Json<AccountPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let account = change(&state, id.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(AccountView::from(account)))
+}
+
+/// Applies a change to an account (the native PATCH and PUT, and seed 002's tracker accounts
+/// and settings).
+pub(super) async fn change(
+    state: &AppState,
+    id: Uuid,
+    patch: AccountPatch,
+) -> Result<accounts::Model, ApiError> {
+    let existing = find(state, id).await?;
+    Ok(state
+        .tracking()
+        .update_account(existing, patch, state.clock.now())
+        .await?)
 }
 
 /// Removes the account (its tracked users wait, unpolled, until moved to another account).

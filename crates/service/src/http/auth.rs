@@ -1,13 +1,15 @@
 //! Bearer-token check for the admin API.
 
 use actix_web::{
-    Error, HttpRequest,
+    Error, FromRequest, HttpRequest,
     body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Payload, ServiceRequest, ServiceResponse},
     http::StatusCode,
     middleware::Next,
     web,
 };
+
+use futures_util::future::LocalBoxFuture;
 
 use super::error::ApiError;
 use crate::state::AppState;
@@ -20,6 +22,26 @@ pub async fn require_admin_token(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    authorize(request.request()).await?;
+    next.call(request).await
+}
+
+/// The admin's credentials, checked as [`require_admin_token`] checks them, for routes outside
+/// the `/api` scope that need them (seed 002's resources live at the root): a handler that takes
+/// an `Admin` runs only for the admin.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Admin, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move { authorize(&request).await.map(|()| Admin) })
+    }
+}
+
+async fn authorize(request: &HttpRequest) -> Result<(), ApiError> {
     let mini_app = request
         .headers()
         .get("authorization")
@@ -31,14 +53,13 @@ pub async fn require_admin_token(
             .app_data::<web::Data<AppState>>()
             .map(|state| state.live.clone());
         let who = match live {
-            Some(live) => live
-                .mini_app(&init_data, None)
-                .await
-                .map_err(ApiError::from)?,
+            Some(live) => live.mini_app(&init_data, None).await?,
             None => {
-                return Err(
-                    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no state").into(),
-                );
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "no state",
+                ));
             }
         };
         if who.role != tgwatch_core::roles::Role::Admin {
@@ -46,29 +67,26 @@ pub async fn require_admin_token(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "the admin API needs the admin role",
-            )
-            .into());
+            ));
         }
-        return next.call(request).await;
+        return Ok(());
     }
     let expected = request
         .app_data::<web::Data<AppState>>()
         .map(|state| state.admin_token.expose().as_bytes().to_vec())
         .unwrap_or_default();
-    match presented_bearer(request.request()) {
-        Some(token) if is_admin_token(token, &expected) => next.call(request).await,
+    match presented_bearer(request) {
+        Some(token) if is_admin_token(token, &expected) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the bearer token is wrong",
-        )
-        .into()),
+        )),
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "send the admin token as `Authorization: Bearer <token>`",
-        )
-        .into()),
+        )),
     }
 }
 

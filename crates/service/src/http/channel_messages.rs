@@ -136,8 +136,15 @@ struct MessageView {
     date: DateTime<Utc>,
     text: String,
     sender_id: Option<i64>,
+    /// The post's signature, when the channel signs posts (seed 001).
+    sender_name: Option<String>,
     media_type: Option<String>,
     media_ref: Option<String>,
+    /// Seed 001's list of media: one entry per media item of the post (a Telegram message has
+    /// at most one; an album is several messages). Media are not archived (yet): an entry is
+    /// the media's reference (`photo:<id>:<access hash>`, `document:<id>:<access hash>`, or the
+    /// media's TL name), enough to fetch it from Telegram with the message, not a URL to it.
+    media_urls: Vec<String>,
     edit_date: Option<DateTime<Utc>>,
     version: i32,
     is_deleted: bool,
@@ -155,7 +162,9 @@ impl From<messages::Model> for MessageView {
             date: row.date,
             text: row.text,
             sender_id: row.sender_id,
+            sender_name: row.sender_name,
             media_type: row.media_type,
+            media_urls: row.media_ref.iter().cloned().collect(),
             media_ref: row.media_ref,
             edit_date: row.edit_date,
             version: row.version,

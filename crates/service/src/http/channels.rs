@@ -48,6 +48,8 @@ pub struct ChannelView {
     pub status: ChannelStatus,
     pub status_reason: Option<String>,
     pub account_id: Option<Uuid>,
+    /// When the watching account joined (seed 001): the first join, a rejoin or a move.
+    pub date_joined: Option<DateTime<Utc>>,
     pub last_message_id: i32,
     pub last_event_at: Option<DateTime<Utc>>,
     pub source: Origin,
@@ -71,6 +73,7 @@ impl From<channels::Model> for ChannelView {
             status: row.status,
             status_reason: row.status_reason,
             account_id: row.account_id,
+            date_joined: row.date_joined,
             last_message_id: row.last_message_id,
             last_event_at: row.last_event_at,
             source: row.source,
@@ -84,8 +87,10 @@ impl From<channels::Model> for ChannelView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewChannelBody {
-    /// "@name", "https://t.me/name", "https://t.me/+invitehash" or a numeric id.
+    /// "@name", "https://t.me/name", "https://t.me/+invitehash" or a numeric id. Seed 001 names
+    /// it `channel_id`; either name is taken.
     #[schema(value_type = ChannelReference)]
+    #[serde(alias = "channel_id")]
     channel: serde_json::Value,
     account_id: Option<Uuid>,
     #[serde(default)]
@@ -374,6 +379,16 @@ impl From<ChannelError> for ApiError {
                 message,
             ),
             ChannelError::JoinFailed(telegram) => telegram.into(),
+            // Each account said why: a channel none of them can see is not found, anything else
+            // (a ban from the channel, a FLOOD_WAIT, a lost connection) leaves it unjoined now.
+            ChannelError::NoAccountCouldJoin(attempts) => {
+                let (status, code) = if attempts.iter().all(|attempt| attempt.not_found) {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "channel_not_found")
+                } else {
+                    (StatusCode::CONFLICT, "join_failed")
+                };
+                ApiError::new(status, code, message).with_details(json!({ "attempts": attempts }))
+            }
             ChannelError::Resolve(error) => error.into(),
             ChannelError::Storage(error) => error.into(),
             ChannelError::Tracking(error) => error.into(),

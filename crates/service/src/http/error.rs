@@ -194,6 +194,16 @@ impl From<ResolveError> for ApiError {
                 "user_not_found",
                 error.to_string(),
             ),
+            // The account chosen has no connection at this moment (it is connecting, or
+            // reconnecting after its session or settings changed): like an account that is not
+            // running, its state is in the way, and another try (or another account) can work.
+            ResolveError::Telegram(TelegramError::Connection(reason)) => ApiError::new(
+                StatusCode::CONFLICT,
+                "account_not_connected",
+                format!(
+                    "the account has no connection to Telegram now ({reason}); try again, or choose another account"
+                ),
+            ),
             ResolveError::Telegram(error) => error.into(),
             // The account exists but has no running actor (inactive, banned, parked): its
             // state, not the service, is in the way.

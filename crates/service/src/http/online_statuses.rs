@@ -1,7 +1,9 @@
 //! `/api/online-statuses`: the raw observations (seed 002 OnlineStatus). A POST records an
-//! observation by hand; it goes through the same gap rule as a polled one.
+//! observation by hand; it goes through the same gap rule as a polled one. A PUT or PATCH
+//! corrects one and a DELETE removes one; either folds that person's sessions again from where
+//! the change falls, as a late observation does.
 
-use actix_web::{HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -13,16 +15,22 @@ use super::{
     views::StatusCheckView,
 };
 use crate::{
-    actors::messages::{Flush, ManualObservation},
+    actors::messages::{Flush, ManualObservation, RebuildSessions, StartTarget},
     state::AppState,
 };
 use tgwatch_core::presence::{Observation, Status, StatusKind};
 use tgwatch_store::page::{Order, Page};
-use tgwatch_store::{self as storage, observations::ObservationFilter};
+use tgwatch_store::{self as storage, entities::status_checks, observations::ObservationFilter};
 use tgwatch_telegram::Username;
 
 pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
-    config.service(list).service(create).service(get);
+    config
+        .service(list)
+        .service(create)
+        .service(get)
+        .service(replace)
+        .service(update)
+        .service(delete);
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -57,6 +65,44 @@ async fn list(
     query: params::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    let filter = filter(
+        &state,
+        StatusFilter {
+            tracked_user_id: query.tracked_user_id,
+            username: query.username,
+            is_online: query.is_online,
+            status: query.status,
+            created_at_after: query.created_at_after,
+            created_at_before: query.created_at_before,
+        },
+    )
+    .await?;
+    let page = storage::observations::list(
+        &state.db,
+        filter,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page.map(StatusCheckView::from)))
+}
+
+/// The filters of an observations list, as the query gives them (seed 002's names).
+pub(super) struct StatusFilter {
+    pub(super) tracked_user_id: Option<Uuid>,
+    pub(super) username: Option<String>,
+    pub(super) is_online: Option<bool>,
+    pub(super) status: Option<StatusKind>,
+    pub(super) created_at_after: Option<String>,
+    pub(super) created_at_before: Option<String>,
+}
+
+/// The store's filter for the query's: timestamps read, a username turned into its users' ids.
+pub(super) async fn filter(
+    state: &AppState,
+    query: StatusFilter,
+) -> Result<ObservationFilter, ApiError> {
     let after = params::timestamp("created_at_after", query.created_at_after.as_deref())?;
     let before = params::timestamp("created_at_before", query.created_at_before.as_deref())?;
     params::ordered("created_at_after", after, "created_at_before", before)?;
@@ -69,22 +115,13 @@ async fn list(
             None => by_name,
         });
     }
-    let filter = ObservationFilter {
+    Ok(ObservationFilter {
         tracked_user_ids: ids,
         is_online: query.is_online,
         status: query.status,
         after,
         before,
-    };
-    let page = storage::observations::list(
-        &state.db,
-        filter,
-        params::limit(query.limit)?,
-        query.cursor,
-        query.order.unwrap_or_default(),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(page.map(StatusCheckView::from)))
+    })
 }
 
 #[utoipa::path(
@@ -94,10 +131,7 @@ async fn list(
 )]
 #[get("/online-statuses/{id}")]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let row = storage::observations::get(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("online status", id))?;
+    let row = find(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(StatusCheckView::from(row)))
 }
 
@@ -136,16 +170,17 @@ fn within(
 /// launch (2013-08-14) and at most 5 minutes ahead of the service clock.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewStatus {
-    tracked_user_id: Uuid,
-    status: Option<StatusKind>,
-    is_online: Option<bool>,
-    /// Now by default.
-    observed_at: Option<String>,
+pub(super) struct NewStatus {
+    pub(super) tracked_user_id: Uuid,
+    pub(super) status: Option<StatusKind>,
+    pub(super) is_online: Option<bool>,
+    /// Now by default. Seed 002 names it `created_at`; either name is taken.
+    #[serde(alias = "created_at")]
+    pub(super) observed_at: Option<String>,
     /// With status online only: until when it counts as online (at most 24 h on).
-    expires_at: Option<String>,
+    pub(super) expires_at: Option<String>,
     /// With status offline only: when the user was last online.
-    was_online_at: Option<String>,
+    pub(super) was_online_at: Option<String>,
 }
 
 impl NewStatus {
@@ -239,6 +274,24 @@ async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewStatus>,
 ) -> Result<HttpResponse, ApiError> {
+    let row = record(&state, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(StatusCheckView::from(row)))
+}
+
+fn unavailable(error: actix::MailboxError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "actor_unavailable",
+        error.to_string(),
+    )
+}
+
+/// Records an observation by hand through the user's actor (the gap rule, events) and answers
+/// the stored row.
+pub(super) async fn record(
+    state: &AppState,
+    body: NewStatus,
+) -> Result<status_checks::Model, ApiError> {
     let observation = body.observation(state.clock.now())?;
     let tracked = storage::tracked_users::get(&state.db, body.tracked_user_id)
         .await?
@@ -256,25 +309,158 @@ async fn create(
             observation,
         })
         .await
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "actor_unavailable",
-                error.to_string(),
-            )
-        })??;
+        .map_err(unavailable)??;
     // Written now rather than at the next flush, so the answer shows the stored row.
-    state.storage.send(Flush).await.map_err(|error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "actor_unavailable",
-            error.to_string(),
-        )
-    })??;
-    let row = storage::observations::get(&state.db, id)
+    state.storage.send(Flush).await.map_err(unavailable)??;
+    storage::observations::get(&state.db, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("online status", id))?;
-    Ok(HttpResponse::Created().json(StatusCheckView::from(row)))
+        .ok_or_else(|| ApiError::not_found("online status", id))
+}
+
+pub(super) async fn find(state: &AppState, id: Uuid) -> Result<status_checks::Model, ApiError> {
+    storage::observations::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("online status", id))
+}
+
+/// A correction of an observation: the fields given replace the stored ones. A new `status` (or
+/// `is_online`) drops the old status's `expires_at` / `was_online_at` unless given again.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatusCorrection {
+    pub(super) status: Option<StatusKind>,
+    pub(super) is_online: Option<bool>,
+    /// Seed 002 names it `created_at`; either name is taken.
+    #[serde(alias = "created_at")]
+    pub(super) observed_at: Option<String>,
+    pub(super) expires_at: Option<String>,
+    pub(super) was_online_at: Option<String>,
+}
+
+impl StatusCorrection {
+    /// The observation as it reads after the correction, checked as a new one is.
+    fn apply(
+        self,
+        row: &status_checks::Model,
+        now: DateTime<Utc>,
+    ) -> Result<Observation, ApiError> {
+        let new_kind = self.status.is_some() || self.is_online.is_some();
+        let kept = |at: Option<DateTime<Utc>>| at.filter(|_| !new_kind).map(|at| at.to_rfc3339());
+        NewStatus {
+            tracked_user_id: row.tracked_user_id,
+            status: if new_kind {
+                self.status
+            } else {
+                Some(row.status)
+            },
+            is_online: self.is_online,
+            observed_at: Some(
+                self.observed_at
+                    .unwrap_or_else(|| row.observed_at.to_rfc3339()),
+            ),
+            expires_at: self.expires_at.or_else(|| kept(row.expires_at)),
+            was_online_at: self.was_online_at.or_else(|| kept(row.was_online_at)),
+        }
+        .observation(now)
+    }
+}
+
+/// Folds the user's sessions again from `from` on (the storage actor writes what it holds
+/// first), then restarts the user's actor so that it continues from the stored state.
+async fn fold_again(
+    state: &AppState,
+    tracked_user_id: Uuid,
+    from: Observation,
+) -> Result<(), ApiError> {
+    state
+        .storage
+        .send(RebuildSessions {
+            tracked_user_id,
+            late: from,
+        })
+        .await
+        .map_err(unavailable)??;
+    if let Some(tracked) = storage::tracked_users::get(&state.db, tracked_user_id).await? {
+        state.supervisor.do_send(StartTarget(tracked));
+    }
+    Ok(())
+}
+
+/// Corrects an observation and folds that person's sessions again.
+pub(super) async fn correct(
+    state: &AppState,
+    id: Uuid,
+    correction: StatusCorrection,
+) -> Result<status_checks::Model, ApiError> {
+    let existing = find(state, id).await?;
+    let before = storage::observations::to_observation(&existing)?;
+    let after = correction.apply(&existing, state.clock.now())?;
+    let tracked_user_id = existing.tracked_user_id;
+    let row = storage::observations::correct(&state.db, existing, after).await?;
+    // From the earlier of the two times: both the old and the new place change.
+    fold_again(state, tracked_user_id, before.min(after)).await?;
+    Ok(row)
+}
+
+/// Deletes an observation and folds that person's sessions again.
+pub(super) async fn remove(state: &AppState, id: Uuid) -> Result<(), ApiError> {
+    let existing = find(state, id).await?;
+    let removed = storage::observations::to_observation(&existing)?;
+    storage::observations::delete(&state.db, existing.id).await?;
+    fold_again(state, existing.tracked_user_id, removed).await
+}
+
+/// Corrects an observation (the same fields as PATCH).
+#[utoipa::path(
+    operation_id = "replace_online_status",
+    tag = "online-statuses",
+    request_body = StatusCorrection,
+    responses(
+        (status = 200, body = StatusCheckView),
+        (status = 404, body = ErrorBody),
+    )
+)]
+#[put("/online-statuses/{id}")]
+async fn replace(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: params::Json<StatusCorrection>,
+) -> Result<HttpResponse, ApiError> {
+    let row = correct(&state, id.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(StatusCheckView::from(row)))
+}
+
+/// Corrects an observation: the person's sessions are folded again from where it was and
+/// where it is now.
+#[utoipa::path(
+    operation_id = "update_online_status",
+    tag = "online-statuses",
+    request_body = StatusCorrection,
+    responses(
+        (status = 200, body = StatusCheckView),
+        (status = 404, body = ErrorBody),
+    )
+)]
+#[patch("/online-statuses/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: params::Json<StatusCorrection>,
+) -> Result<HttpResponse, ApiError> {
+    let row = correct(&state, id.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(StatusCheckView::from(row)))
+}
+
+/// Deletes an observation: the person's sessions are folded again without it.
+#[utoipa::path(
+    operation_id = "delete_online_status",
+    tag = "online-statuses",
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody))
+)]
+#[delete("/online-statuses/{id}")]
+async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    remove(&state, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `/api/telegram-users`: the people who talk to the bot, their roles and permissions (seed 002
 //! `TelegramUser`). `{id}` is the row's id or the Telegram user id.
 
-use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, web};
+use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -27,12 +27,13 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(list)
         .service(create)
         .service(get)
+        .service(replace)
         .service(update)
         .service(delete);
 }
 
 #[derive(Serialize, ToSchema)]
-struct TelegramUserView {
+pub(super) struct TelegramUserView {
     id: Uuid,
     telegram_user_id: i64,
     username: Option<String>,
@@ -47,7 +48,7 @@ struct TelegramUserView {
 }
 
 impl TelegramUserView {
-    fn new(row: telegram_users::Model, admin_ids: &[i64]) -> TelegramUserView {
+    pub(super) fn new(row: telegram_users::Model, admin_ids: &[i64]) -> TelegramUserView {
         TelegramUserView {
             id: row.id,
             telegram_user_id: row.telegram_user_id,
@@ -62,7 +63,7 @@ impl TelegramUserView {
     }
 }
 
-fn role(value: &str) -> Result<Role, ApiError> {
+pub(super) fn role(value: &str) -> Result<Role, ApiError> {
     Role::parse(value).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -167,15 +168,15 @@ async fn list(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewBody {
+pub(super) struct NewBody {
     /// 1 to 2^53 - 1.
-    telegram_user_id: i64,
-    username: Option<String>,
-    first_name: Option<String>,
+    pub(super) telegram_user_id: i64,
+    pub(super) username: Option<String>,
+    pub(super) first_name: Option<String>,
     /// banned, user (default), vip, moderator or admin.
-    role: Option<String>,
+    pub(super) role: Option<String>,
     #[serde(default)]
-    permissions: Vec<String>,
+    pub(super) permissions: Vec<String>,
 }
 
 #[utoipa::path(
@@ -193,7 +194,15 @@ async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let row = add(&state, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+/// Stores a person the bot should know (the native POST and seed 002's).
+pub(super) async fn add(
+    state: &AppState,
+    body: NewBody,
+) -> Result<telegram_users::Model, ApiError> {
     if !(1..=MAX_TELEGRAM_USER_ID).contains(&body.telegram_user_id) {
         return Err(ApiError::bad_request(
             "invalid_field",
@@ -216,22 +225,21 @@ async fn create(
     if let Some(existing) = storage::telegram_users::find(&state.db, telegram_user_id).await? {
         return Err(already_exists(existing, &state.bot_admin_ids));
     }
-    let row = match storage::telegram_users::create(&state.db, new, state.clock.now()).await {
-        Ok(row) => row,
+    match storage::telegram_users::create(&state.db, new, state.clock.now()).await {
+        Ok(row) => Ok(row),
         // Stored by another request (or the bot) between the check and the write.
         Err(error) if error.unique_violation().is_some() => {
             let existing = storage::telegram_users::find(&state.db, telegram_user_id)
                 .await?
                 .ok_or(error)?;
-            return Err(already_exists(existing, &state.bot_admin_ids));
+            Err(already_exists(existing, &state.bot_admin_ids))
         }
-        Err(error) => return Err(error.into()),
-    };
-    Ok(HttpResponse::Created().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The row named by `{id}`: a UUID, or a Telegram user id (as seed 002's API takes it).
-async fn find(state: &AppState, id: &str) -> Result<telegram_users::Model, ApiError> {
+pub(super) async fn find(state: &AppState, id: &str) -> Result<telegram_users::Model, ApiError> {
     let found = match (Uuid::parse_str(id), id.parse::<i64>()) {
         (Ok(uuid), _) => storage::telegram_users::get(&state.db, uuid).await?,
         (_, Ok(telegram_user_id)) => {
@@ -257,19 +265,19 @@ async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRe
 /// A field left out is left as it is; `null` clears `username` or `first_name`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+pub(super) struct PatchBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    username: Option<Option<String>>,
+    pub(super) username: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    first_name: Option<Option<String>>,
-    role: Option<String>,
-    permissions: Option<Vec<String>>,
+    pub(super) first_name: Option<Option<String>>,
+    pub(super) role: Option<String>,
+    pub(super) permissions: Option<Vec<String>>,
 }
 
 /// Tells `"field": null` (clear it) from a missing field (leave it).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -295,15 +303,45 @@ async fn update(
     body: params::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &id).await?;
-    let body = body.into_inner();
+    let row = change(&state, existing, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
+}
+
+/// Applies a change to a person the bot knows (the native PATCH and seed 002's PUT and PATCH).
+pub(super) async fn change(
+    state: &AppState,
+    existing: telegram_users::Model,
+    body: PatchBody,
+) -> Result<telegram_users::Model, ApiError> {
     let patch = TelegramUserPatch {
         username: body.username.map(username).transpose()?,
         first_name: body.first_name.map(first_name).transpose()?,
         role: body.role.as_deref().map(role).transpose()?,
         permissions: body.permissions.map(permissions).transpose()?,
     };
-    let row =
-        storage::telegram_users::update(&state.db, existing, patch, state.clock.now()).await?;
+    Ok(storage::telegram_users::update(&state.db, existing, patch, state.clock.now()).await?)
+}
+
+/// The same as PATCH (seed 002 has both).
+#[utoipa::path(
+    operation_id = "replace_telegram_user",
+    tag = "telegram-users",
+    params(("id" = String, Path, description = "The row's UUID or the Telegram user id")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, body = TelegramUserView),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "A field is invalid (`details.field`)", body = ErrorBody),
+    )
+)]
+#[put("/telegram-users/{id}")]
+async fn replace(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: params::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    let row = change(&state, existing, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
 }
 

@@ -1,6 +1,6 @@
 //! `/api/tracked-users`: who is watched, their sessions and statistics.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -10,7 +10,10 @@ use super::{
     params,
     views::{SessionView, StatusCheckView, TrackedUserView},
 };
-use crate::{state::AppState, tracking::TrackRequest};
+use crate::{
+    state::AppState,
+    tracking::{TrackRequest, TrackedUserChange},
+};
 use tgwatch_core::config::Origin;
 use tgwatch_core::presence::stats::{Statistics, Window, statistics};
 use tgwatch_store::page::{Order, Page};
@@ -22,6 +25,7 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(list)
         .service(create)
         .service(get)
+        .service(replace)
         .service(update)
         .service(delete)
         .service(list_sessions)
@@ -107,12 +111,6 @@ async fn create(
     body: params::Json<NewTrackedUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if body.telegram_user_id.is_some_and(|id| id <= 0) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "`telegram_user_id` must be a positive number",
-        ));
-    }
     let request = TrackRequest {
         username: body.username.as_deref().map(Username::parse).transpose()?,
         telegram_user_id: body.telegram_user_id,
@@ -123,11 +121,25 @@ async fn create(
         // Tracked through the API: the API owns the row, and config.toml leaves it alone.
         source: Origin::Api,
     };
-    let tracked = state.tracking().track(request, state.clock.now()).await?;
+    let tracked = track(&state, request).await?;
     Ok(HttpResponse::Created().json(TrackedUserView::from(tracked)))
 }
 
-async fn find(state: &AppState, id: Uuid) -> Result<tracked_users::Model, ApiError> {
+/// Starts tracking a person (the native POST and seed 002's).
+pub(super) async fn track(
+    state: &AppState,
+    request: TrackRequest,
+) -> Result<tracked_users::Model, ApiError> {
+    if request.telegram_user_id.is_some_and(|id| id <= 0) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`telegram_user_id` must be a positive number",
+        ));
+    }
+    Ok(state.tracking().track(request, state.clock.now()).await?)
+}
+
+pub(super) async fn find(state: &AppState, id: Uuid) -> Result<tracked_users::Model, ApiError> {
     storage::tracked_users::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("tracked user", id))
@@ -163,12 +175,43 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
     }))
 }
 
+/// A field left out is left as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TrackedUserPatchBody {
     notify: Option<bool>,
+    /// `false` hides the person's online state from the bot, the live feed and seed 002's
+    /// online-statuses list.
     visible_online: Option<bool>,
+    /// Moves the user to this account.
     account_id: Option<Uuid>,
+    /// The person's new username (after they renamed): resolved again through the account; a
+    /// username of someone else is refused (422).
+    username: Option<String>,
+}
+
+/// Applies a change to a tracked user (the native PATCH and PUT, and seed 002's).
+pub(super) async fn change(
+    state: &AppState,
+    id: Uuid,
+    change: TrackedUserChange,
+) -> Result<tracked_users::Model, ApiError> {
+    let existing = find(state, id).await?;
+    Ok(state
+        .tracking()
+        .update(existing, change, state.clock.now())
+        .await?)
+}
+
+impl TrackedUserPatchBody {
+    fn change(self) -> Result<TrackedUserChange, ApiError> {
+        Ok(TrackedUserChange {
+            notify: self.notify,
+            visible_online: self.visible_online,
+            account_id: self.account_id,
+            username: self.username.as_deref().map(Username::parse).transpose()?,
+        })
+    }
 }
 
 #[utoipa::path(
@@ -179,7 +222,7 @@ struct TrackedUserPatchBody {
         (status = 200, body = TrackedUserView),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The account cannot take the user", body = ErrorBody),
-        (status = 422, description = "No such account", body = ErrorBody),
+        (status = 422, description = "No such account, or the username is someone else's", body = ErrorBody),
     )
 )]
 #[patch("/tracked-users/{id}")]
@@ -188,18 +231,29 @@ async fn update(
     id: web::Path<Uuid>,
     body: params::Json<TrackedUserPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let existing = find(&state, id.into_inner()).await?;
-    let body = body.into_inner();
-    let updated = state
-        .tracking()
-        .update(
-            existing,
-            body.notify,
-            body.visible_online,
-            body.account_id,
-            state.clock.now(),
-        )
-        .await?;
+    let updated = change(&state, id.into_inner(), body.into_inner().change()?).await?;
+    Ok(HttpResponse::Ok().json(TrackedUserView::from(updated)))
+}
+
+/// The same as PATCH (seed 002 has both).
+#[utoipa::path(
+    operation_id = "replace_tracked_user",
+    tag = "tracked-users",
+    request_body = TrackedUserPatchBody,
+    responses(
+        (status = 200, body = TrackedUserView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The account cannot take the user", body = ErrorBody),
+        (status = 422, description = "No such account, or the username is someone else's", body = ErrorBody),
+    )
+)]
+#[put("/tracked-users/{id}")]
+async fn replace(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: params::Json<TrackedUserPatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let updated = change(&state, id.into_inner(), body.into_inner().change()?).await?;
     Ok(HttpResponse::Ok().json(TrackedUserView::from(updated)))
 }
 

@@ -53,7 +53,7 @@ use tgwatch_core::{
     clock::Clock,
     config::{BotConfig, LiveConfig, Secret},
     constant_time,
-    events::{Event, EventType},
+    events::{Event, EventType, shows_online_state},
     init_data,
     roles::{Role, effective_role},
 };
@@ -413,6 +413,28 @@ impl Live {
         }
     }
 
+    /// Whether the event may go to the sessions: not the online state of a person who hides it
+    /// (`visible_online = false`). When that cannot be read, presence is not shown.
+    async fn shown(&self, event: &Event) -> bool {
+        let Some(id) = event.tracked_user_id else {
+            return true;
+        };
+        match storage::tracked_users::get(&self.inner.db, id).await {
+            Ok(row) => {
+                let hidden = row
+                    .filter(|row| !row.visible_online)
+                    .map(|row| row.id)
+                    .into_iter()
+                    .collect();
+                shows_online_state(event.event_type, Some(id), &hidden)
+            }
+            Err(error) => {
+                tracing::warn!(tracked_user_id = %id, %error, "cannot tell whether a presence event may be shown; not showing it");
+                false
+            }
+        }
+    }
+
     /// Counts an event and hands its frame to every session.
     fn publish_event(&self, event: &Event) {
         match event.event_type {
@@ -449,7 +471,11 @@ async fn forward_events(live: Live) {
     let mut events = live.inner.events.lock().await;
     loop {
         match events.recv().await {
-            Ok(event) => live.publish_event(&event),
+            Ok(event) => {
+                if live.shown(&event).await {
+                    live.publish_event(&event);
+                }
+            }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,

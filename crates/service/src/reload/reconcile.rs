@@ -496,7 +496,15 @@ async fn apply_user(
             };
             if notify.is_some() || account_id.is_some() {
                 ctx.tracking
-                    .update(row.clone(), notify, None, account_id, now)
+                    .update(
+                        row.clone(),
+                        crate::tracking::TrackedUserChange {
+                            notify,
+                            account_id,
+                            ..Default::default()
+                        },
+                        now,
+                    )
                     .await?;
             }
             if adopt {
@@ -683,6 +691,7 @@ mod tests {
             status: ChannelStatus::Active,
             status_reason: None,
             account_id: None,
+            date_joined: None,
             last_message_id: 0,
             last_event_at: None,
             source,

@@ -24,6 +24,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub status_reason: Option<String>,
     pub account_id: Option<Uuid>,
+    /// When the watching account joined (the first join, a rejoin or a move).
+    pub date_joined: Option<DateTimeUtc>,
     /// The newest message id stored: a catch-up reads history after it.
     pub last_message_id: i32,
     pub last_event_at: Option<DateTimeUtc>,

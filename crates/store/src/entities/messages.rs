@@ -13,6 +13,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub text: String,
     pub sender_id: Option<i64>,
+    /// The post's signature (seed 001 `sender_name`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub sender_name: Option<String>,
     /// photo / document / other
     pub media_type: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]

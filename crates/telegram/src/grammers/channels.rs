@@ -142,6 +142,10 @@ fn chat_message(message: &tl::enums::Message) -> Option<ChatMessage> {
 
 /// A channel message; `None` for other chats' messages, empty and service messages.
 fn channel_message(message: &tl::enums::Message) -> Option<ChannelMessage> {
+    let sender_name = match message {
+        tl::enums::Message::Message(message) => message.post_author.clone(),
+        _ => None,
+    };
     let message = chat_message(message)?;
     let (ChatKind::Channel, channel_id) = ChatKind::of_chat_id(message.chat_id)? else {
         return None;
@@ -154,6 +158,7 @@ fn channel_message(message: &tl::enums::Message) -> Option<ChannelMessage> {
         media: message.media,
         edit_date: message.edit_date,
         sender_id: message.sender_id,
+        sender_name,
     })
 }
 

@@ -198,6 +198,10 @@ impl Api {
         send(self.request(reqwest::Method::PATCH, path).json(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        send(self.request(reqwest::Method::PUT, path).json(body)).await
+    }
+
     pub async fn delete(&self, path: &str) -> u16 {
         self.request(reqwest::Method::DELETE, path)
             .send()
