@@ -18,6 +18,7 @@ pub mod openapi;
 mod params;
 mod probes;
 pub mod request_id;
+mod seed_003;
 mod telegram_users;
 mod tracked_users;
 pub mod views;
@@ -73,6 +74,13 @@ pub fn documented(config: &mut utoipa_actix_web::service_config::ServiceConfig<'
         .service(probes::readyz)
         .service(metrics::metrics)
         .configure(dashboard::routes)
+        // Seed 003's API under `/telegram` (its page, `/telegram`, and `/telegram/ws` are
+        // dashboard routes, registered before: they need no token).
+        .service(
+            utoipa_actix_web::scope("/telegram")
+                .wrap(middleware::from_fn(auth::require_admin_token))
+                .configure(seed_003::routes),
+        )
         .service(
             utoipa_actix_web::scope("/api")
                 .wrap(middleware::from_fn(auth::require_admin_token))
