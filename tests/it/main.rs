@@ -23,6 +23,7 @@ mod openapi;
 mod operations;
 mod presence;
 mod sandbox_server;
+mod seeds;
 mod session_commands;
 mod stored_session;
 mod webhooks;
