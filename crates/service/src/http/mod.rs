@@ -1,5 +1,6 @@
 //! The admin HTTP API (actix-web, JSON). Everything under `/api` needs the bearer token except
-//! `/api/health` and the probes `/livez` and `/readyz`. Bad input of any kind is answered with a
+//! `/api/health` and the probes `/livez` and `/readyz`; so do seed 003's routes under
+//! `/telegram` (`seed_003`), except its page and `/telegram/ws`. Bad input of any kind is answered with a
 //! 4xx JSON error naming what to fix.
 
 mod accounts;
