@@ -48,7 +48,7 @@ struct Choice {
 
 /// The account `wanted` names (its id, or its label), or the only account when `wanted` is
 /// absent; else an error that names the choices.
-fn choose(choices: &[Choice], wanted: Option<&str>) -> Result<Uuid, ApiError> {
+fn choose<'a>(choices: &'a [Choice], wanted: Option<&str>) -> Result<&'a Choice, ApiError> {
     let named = || {
         let labels: Vec<&str> = choices
             .iter()
@@ -77,7 +77,7 @@ fn choose(choices: &[Choice], wanted: Option<&str>) -> Result<Uuid, ApiError> {
             "no_account",
             "there is no account yet: add one (POST /api/accounts or [[accounts]] in config.toml)",
         )),
-        (None, [only]) => Ok(only.id),
+        (None, [only]) => Ok(only),
         (None, _) => Err(ApiError::bad_request(
             "account_required",
             format!(
@@ -92,7 +92,6 @@ fn choose(choices: &[Choice], wanted: Option<&str>) -> Result<Uuid, ApiError> {
             choices
                 .iter()
                 .find(|choice| Some(choice.id) == id || choice.label == wanted)
-                .map(|choice| choice.id)
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         "unknown_account",
@@ -110,6 +109,11 @@ fn choose(choices: &[Choice], wanted: Option<&str>) -> Result<Uuid, ApiError> {
 
 /// The account a request acts on (see [`choose`]).
 async fn chosen_account(state: &AppState, wanted: Option<&str>) -> Result<Uuid, ApiError> {
+    Ok(chosen(state, wanted).await?.id)
+}
+
+/// The account a request acts on, with its label.
+async fn chosen(state: &AppState, wanted: Option<&str>) -> Result<Choice, ApiError> {
     let choices: Vec<Choice> = storage::accounts::all(&state.db)
         .await?
         .into_iter()
@@ -118,7 +122,7 @@ async fn chosen_account(state: &AppState, wanted: Option<&str>) -> Result<Uuid, 
             label: account.label,
         })
         .collect();
-    choose(&choices, wanted)
+    choose(&choices, wanted).cloned()
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -317,13 +321,10 @@ async fn session_status(
     state: web::Data<AppState>,
     query: params::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = chosen_account(&state, query.account.as_deref()).await?;
-    let status = login::logins(&state)?.status(id).await?;
-    let account = storage::accounts::get(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("account", id))?;
+    let account = chosen(&state, query.account.as_deref()).await?;
+    let status = login::logins(&state)?.status(account.id).await?;
     Ok(HttpResponse::Ok().json(SessionStatusView {
-        account_id: id,
+        account_id: account.id,
         account: account.label,
         is_authorized: status.is_authorized,
         state: status.state,
@@ -502,19 +503,22 @@ mod tests {
     #[test]
     fn the_only_account_is_chosen_when_none_is_named() {
         let only = [choice(1, "main")];
-        assert_eq!(choose(&only, None).expect("only"), Uuid::from_u128(1));
-        assert_eq!(choose(&only, Some(" ")).expect("blank"), Uuid::from_u128(1));
+        assert_eq!(choose(&only, None).expect("only").id, Uuid::from_u128(1));
+        assert_eq!(
+            choose(&only, Some(" ")).expect("blank").id,
+            Uuid::from_u128(1)
+        );
     }
 
     #[test]
     fn an_account_is_named_by_label_or_id() {
         let two = [choice(1, "main"), choice(2, "spare")];
         assert_eq!(
-            choose(&two, Some("spare")).expect("label"),
+            choose(&two, Some("spare")).expect("label").id,
             Uuid::from_u128(2)
         );
         let id = Uuid::from_u128(1).to_string();
-        assert_eq!(choose(&two, Some(&id)).expect("id"), Uuid::from_u128(1));
+        assert_eq!(choose(&two, Some(&id)).expect("id").id, Uuid::from_u128(1));
     }
 
     #[test]
