@@ -13,14 +13,15 @@ use tgwatch_sandbox::Sandbox;
 use crate::common::{self, TOKEN, spawn_mtproto_app};
 use crate::live::{BOT_TOKEN, Client, init_data, spawn_live_with, try_connect_to};
 
-/// Alice is online for the first 1200 s of service time (2 s of real time at 600x), then
-/// offline: the gap rule closes her session a few polls later.
+/// Alice is online for the first 3000 s of service time (5 s of real time at 600x: time for a
+/// second client to connect while she is, however loaded the machine), then offline: the gap
+/// rule closes her session a few polls later.
 const SCENARIO: &str = r#"
 [[users]]
 id = 1001
 username = "alice_w"
 first_name = "Alice"
-online = [[0, 1200]]
+online = [[0, 3000]]
 "#;
 
 const WAIT: Duration = Duration::from_secs(30);
