@@ -698,6 +698,16 @@ fn log_out(world: &mut World, key: [u8; 8]) -> Answer {
     ))
 }
 
+impl Logins {
+    /// The phone that logs in as `account` (digits only, as stored), if it has one.
+    pub(crate) fn phone_of(&self, account: AccountId) -> Option<String> {
+        self.phones
+            .iter()
+            .find(|(_, owner)| **owner == account)
+            .map(|(phone, _)| phone.clone())
+    }
+}
+
 /// The login control API: setting up what a login needs, and playing the user's part.
 impl Sandbox {
     /// Sets the phone number that logs in as `account` (replacing its earlier one). Only the

@@ -436,7 +436,12 @@ impl World {
             first_name: Some(user.first_name.clone()),
             last_name: None,
             username: user.username.clone(),
-            phone: None,
+            // As on Telegram: an account sees its own phone (the one it logs in with).
+            phone: if is_self {
+                self.logins.phone_of(viewer)
+            } else {
+                None
+            },
             photo: None,
             status: Some(user.status.to_tl()),
             // Shares flag bit 14 with `bot`: must stay None while `bot` is false, or the bytes

@@ -603,3 +603,154 @@ async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
     page.screenshot(&artifacts().join("dashboard-demo-logged-in.png"))
         .await;
 }
+
+/// Seed 003's two pages at `/telegram`: the login page (phone, code, then the 2FA password;
+/// and the QR code) and the main page (session info, chats, a chat's messages), in a browser
+/// against the sandbox Telegram over MTProto.
+#[actix_web::test]
+async fn the_telegram_pages_log_in_and_show_the_chats() {
+    let Some(binary) = tokio::task::spawn_blocking(chromium)
+        .await
+        .expect("looking for chromium")
+    else {
+        assert_eq!(
+            std::env::var("TGWATCH_SKIP_BROWSER_TESTS").as_deref(),
+            Ok("1"),
+            "chromium is not installed and scripts/install-chromium.sh could not install it; \
+             set TGWATCH_SKIP_BROWSER_TESTS=1 to skip the browser test on purpose"
+        );
+        eprintln!(
+            "SKIPPED (TGWATCH_SKIP_BROWSER_TESTS=1): the_telegram_pages_log_in_and_show_the_chats"
+        );
+        return;
+    };
+    let (sandbox, account) = crate::logins::sandbox(Some(("correct horse", "a horse"))).await;
+    sandbox
+        .add_channel(800, 81, Some("news_room"), "News room", "All the news")
+        .unwrap();
+    sandbox.join(account, 800).unwrap();
+    for text in ["first", "second", "third"] {
+        sandbox.post(800, text).unwrap();
+    }
+    let app = common::spawn_mtproto_app(&sandbox, |_| {}).await;
+    let (status, body) = app
+        .post(
+            "/api/accounts",
+            &json!({"label": "main", "phone": crate::logins::PHONE}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = browser.page().await;
+    page.call("Page.enable", json!({})).await;
+    page.call(
+        "Page.navigate",
+        json!({"url": format!("{}/telegram#token={TOKEN}", app.base)}),
+    )
+    .await;
+    let visible = |id: &str| format!("document.getElementById('{id}').hidden === false");
+    page.until("the login page", &visible("tg-login"), |v| v == true)
+        .await;
+    assert_eq!(page.eval("location.hash").await, "");
+
+    // Phone, then the code, then the password the answer asks for.
+    page.eval(&format!(
+        "document.getElementById('tg-phone').value = '{}'; \
+         document.getElementById('tg-phone-form').requestSubmit()",
+        crate::logins::PHONE
+    ))
+    .await;
+    page.until("the code field", &visible("tg-code-form"), |v| v == true)
+        .await;
+    let code = sandbox
+        .login_code(crate::logins::PHONE)
+        .expect("a code was sent");
+    page.eval(&format!(
+        "document.getElementById('tg-code').value = '{code}'; \
+         document.getElementById('tg-code-form').requestSubmit()"
+    ))
+    .await;
+    page.until("the password field", &visible("tg-password-row"), |v| {
+        v == true
+    })
+    .await;
+    page.until(
+        "the password hint",
+        "document.getElementById('tg-password-hint').textContent",
+        |v| v == "hint: a horse",
+    )
+    .await;
+    page.eval(
+        "document.getElementById('tg-password').value = 'correct horse'; \
+         document.getElementById('tg-code-form').requestSubmit()",
+    )
+    .await;
+
+    // The main page: who the account is, its chats, a chat's messages.
+    page.until("the main page", &visible("tg-main"), |v| v == true)
+        .await;
+    page.until(
+        "the session",
+        "document.getElementById('tg-session').textContent",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains("Watcher") && t.contains("@watcher"))
+        },
+    )
+    .await;
+    page.until(
+        "the chats",
+        "[...document.querySelectorAll('#tg-chats a')].map(a => a.textContent).join('|')",
+        |v| v.as_str().is_some_and(|t| t.contains("News room")),
+    )
+    .await;
+    page.eval(
+        "[...document.querySelectorAll('#tg-chats a')].find(a => a.textContent === 'News room').click()",
+    )
+    .await;
+    page.until(
+        "the chat's messages",
+        "[...document.querySelectorAll('#tg-messages li')].map(li => li.textContent.split(' ').pop()).join(',')",
+        |v| v == "third,second,first",
+    )
+    .await;
+    page.screenshot(&artifacts().join("telegram-main.png"))
+        .await;
+
+    // Reset the session: the login page again, this time with the QR code.
+    page.eval("document.getElementById('tg-reset').click()")
+        .await;
+    page.until("the login page again", &visible("tg-login"), |v| v == true)
+        .await;
+    page.eval("document.getElementById('tg-qr-button').click()")
+        .await;
+    page.until(
+        "the QR code",
+        "document.getElementById('tg-qr-image').getAttribute('src') ?? ''",
+        |v| {
+            v.as_str()
+                .is_some_and(|src| src.starts_with("data:image/svg+xml"))
+        },
+    )
+    .await;
+    page.screenshot(&artifacts().join("telegram-qr.png")).await;
+    // The code the page shows is the account's current one: scanned in "Telegram".
+    let (status, qr) = app.get("/telegram/auth/qr").await;
+    assert_eq!(status, 200, "{qr}");
+    let token = crate::logins::token_of(qr["url"].as_str().expect("url"));
+    sandbox.accept_login_token(&token, account).unwrap();
+    page.until(
+        "the password after the scan",
+        &visible("tg-password-row"),
+        |v| v == true,
+    )
+    .await;
+    page.eval(
+        "document.getElementById('tg-password').value = 'correct horse'; \
+         document.getElementById('tg-code-form').requestSubmit()",
+    )
+    .await;
+    page.until("the main page again", &visible("tg-main"), |v| v == true)
+        .await;
+}

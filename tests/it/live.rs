@@ -24,7 +24,7 @@ use tokio_tungstenite::{
     },
 };
 
-const BOT_TOKEN: &str = "123456:test-token_ABC-def";
+pub(crate) const BOT_TOKEN: &str = "123456:test-token_ABC-def";
 /// In `bot.admin_ids`.
 const ADMIN: i64 = 9001;
 /// The supergroup broadcasts go to, and its default forum topic.
@@ -44,7 +44,7 @@ online = [[0, 36000]]
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct LiveTest {
+pub(crate) struct LiveTest {
     app: TestApp,
     bot: BotApi,
 }
@@ -57,9 +57,17 @@ impl std::ops::Deref for LiveTest {
 }
 
 async fn spawn_live(tweak: impl FnOnce(&mut tgwatch_core::config::Config)) -> LiveTest {
+    spawn_live_with(SCENARIO, tweak).await
+}
+
+/// The service on `scenario`, with the bot, broadcasts and a 100 ms status.
+pub(crate) async fn spawn_live_with(
+    scenario: &str,
+    tweak: impl FnOnce(&mut tgwatch_core::config::Config),
+) -> LiveTest {
     let bot = BotApi::start(BOT_TOKEN).await.expect("fake bot api");
     let url = bot.url();
-    let app = spawn_app(SCENARIO, |config| {
+    let app = spawn_app(scenario, |config| {
         config.bot.token = Some(Secret::new(BOT_TOKEN));
         config.bot.api_url = url;
         config.bot.admin_ids = vec![ADMIN];
@@ -75,7 +83,7 @@ async fn spawn_live(tweak: impl FnOnce(&mut tgwatch_core::config::Config)) -> Li
 }
 
 /// Signed Mini App init data for `user_id`, `age_seconds` old, as the query parameter.
-fn init_data(user_id: i64, age_seconds: i64, token: &str) -> String {
+pub(crate) fn init_data(user_id: i64, age_seconds: i64, token: &str) -> String {
     let auth_date = (chrono::Utc::now().timestamp() - age_seconds).to_string();
     let user = json!({"id": user_id, "first_name": format!("User {user_id}"), "username": format!("user{user_id}")})
         .to_string();
@@ -110,39 +118,51 @@ fn the_tests_init_data_signer_gives_telegrams_known_answer() {
     );
 }
 
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+pub(crate) struct Client {
+    pub(crate) ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// Connects to `path` (`/ws`, `/telegram/ws`) of the service at `base` with `query`, optionally
+/// with the admin token in `Authorization`; the HTTP status of a refused handshake otherwise.
+pub(crate) async fn try_connect_to(
+    base: &str,
+    path: &str,
+    query: &str,
+    bearer: Option<&str>,
+) -> Result<Client, u16> {
+    let url = format!("{}{path}?{query}", base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().expect("request");
+    if let Some(token) = bearer {
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(Client { ws }),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(error) => panic!("connect: {error}"),
+    }
 }
 
 impl LiveTest {
-    fn ws_url(&self, query: &str) -> String {
-        format!("{}/ws?{query}", self.base.replacen("http", "ws", 1))
+    /// Connects to `/ws` with `query`, optionally with the admin token in `Authorization`; the
+    /// HTTP status of a refused handshake otherwise.
+    pub(crate) async fn try_connect(
+        &self,
+        query: &str,
+        bearer: Option<&str>,
+    ) -> Result<Client, u16> {
+        try_connect_to(&self.base, "/ws", query, bearer).await
     }
 
-    /// Connects with `query`, optionally with the admin token in `Authorization`; the HTTP
-    /// status of a refused handshake otherwise.
-    async fn try_connect(&self, query: &str, bearer: Option<&str>) -> Result<Client, u16> {
-        let mut request = self.ws_url(query).into_client_request().expect("request");
-        if let Some(token) = bearer {
-            request.headers_mut().insert(
-                "authorization",
-                format!("Bearer {token}").parse().expect("header"),
-            );
-        }
-        match tokio_tungstenite::connect_async(request).await {
-            Ok((ws, _)) => Ok(Client { ws }),
-            Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
-            Err(error) => panic!("connect: {error}"),
-        }
-    }
-
-    async fn admin(&self) -> Client {
+    pub(crate) async fn admin(&self) -> Client {
         self.try_connect("user_id=0", Some(TOKEN))
             .await
             .expect("admin connects")
     }
 
-    async fn mini_app(&self, user_id: i64) -> Client {
+    pub(crate) async fn mini_app(&self, user_id: i64) -> Client {
         let query = format!(
             "user_id={user_id}&username=user{user_id}&init_data={}",
             init_data(user_id, 5, BOT_TOKEN)
@@ -177,7 +197,7 @@ impl LiveTest {
 }
 
 impl Client {
-    async fn send(&mut self, value: Value) {
+    pub(crate) async fn send(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }
 
@@ -189,7 +209,7 @@ impl Client {
     }
 
     /// The next frame of type `kind` (others are skipped), within `WAIT`.
-    async fn next(&mut self, kind: &str) -> Value {
+    pub(crate) async fn next(&mut self, kind: &str) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())

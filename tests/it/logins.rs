@@ -12,14 +12,14 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use tgwatch_sandbox::{AccountId, Sandbox, UserStatus};
 
-const PHONE: &str = "+15550001000";
-const ACCOUNT_USER: i64 = 5000;
+pub(crate) const PHONE: &str = "+15550001000";
+pub(crate) const ACCOUNT_USER: i64 = 5000;
 const ALICE: i64 = 7000;
 const BOB: i64 = 7001;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A sandbox with one Telegram account (phone [`PHONE`]) and two people to watch.
-async fn sandbox(password: Option<(&str, &str)>) -> (Sandbox, AccountId) {
+pub(crate) async fn sandbox(password: Option<(&str, &str)>) -> (Sandbox, AccountId) {
     let sandbox = Sandbox::start().await.unwrap();
     let account = sandbox
         .add_account(ACCOUNT_USER, 55, Some("watcher"), "Watcher")
@@ -558,7 +558,7 @@ async fn flood_wait_on_send_code_is_a_429_with_the_wait() {
     assert_eq!(status, 200, "{body}");
 }
 
-fn token_of(url: &str) -> Vec<u8> {
+pub(crate) fn token_of(url: &str) -> Vec<u8> {
     let token = url
         .strip_prefix("tg://login?token=")
         .expect("a tg://login URL");

@@ -18,7 +18,7 @@
 //! - [`bot`]: the Telegram bot: commands, notifications from the outbox, charts.
 //! - [`live`]: the hub of the live WebSocket `/ws` (dashboard and Mini App) and its protocol.
 //! - [`http`]: the admin API (actix-web): handlers, bearer auth, JSON errors, the dashboard page,
-//!   and the `/ws` route; [`state::AppState`]: what every handler can reach.
+//!   seed 003's `/telegram` adapters and pages, and the `/ws` route; [`state::AppState`]: what every handler can reach.
 //! - [`jobs`]: scheduled jobs (account health, log retention); [`metrics`]: the counters of
 //!   `GET /metrics`; [`publish`]: committed events to their consumers' workers (webhooks, bot,
 //!   live); [`feed`]: the live hub's queue of them.

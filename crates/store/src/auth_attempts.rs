@@ -7,7 +7,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Doing, StorageError, entities::auth_attempts};
+use super::{
+    Doing, StorageError,
+    entities::auth_attempts,
+    page::{self, Order, Page},
+};
 
 pub use crate::entities::auth_attempts::AttemptKind;
 
@@ -112,18 +116,22 @@ pub async fn recent_failures(
     Ok((by_account, by_client))
 }
 
-/// The account's latest attempts, newest first.
-pub async fn latest(
+/// One page of the account's attempts, in creation order (ids are UUID v7).
+pub async fn list(
     db: &DatabaseConnection,
     account_id: Uuid,
     limit: u64,
-) -> Result<Vec<auth_attempts::Model>, StorageError> {
-    auth_attempts::Entity::find()
-        .filter(auth_attempts::Column::AccountId.eq(account_id))
-        .order_by_desc(auth_attempts::Column::CreatedAt)
-        .order_by_desc(auth_attempts::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
-        .doing("listing login attempts")
+    cursor: Option<Uuid>,
+    order: Order,
+) -> Result<Page<auth_attempts::Model>, StorageError> {
+    page::fetch(
+        db,
+        auth_attempts::Entity::find().filter(auth_attempts::Column::AccountId.eq(account_id)),
+        auth_attempts::Column::Id,
+        |row| row.id,
+        limit,
+        cursor,
+        order,
+    )
+    .await
 }

@@ -48,8 +48,8 @@ use tokio::{
 use super::stored_session::needs_ipv6;
 use super::{
     AccountIdentity, ChannelMessage, ChannelRef, ChatMessage, Connection, Dialog, InputChannel,
-    InputUser, TelegramChannel, TelegramConnector, TelegramError, TelegramSession, TelegramUser,
-    Update, Username,
+    InputUser, SelfUser, TelegramChannel, TelegramConnector, TelegramError, TelegramSession,
+    TelegramUser, Update, Username,
 };
 use tgwatch_core::presence::Status;
 
@@ -413,6 +413,31 @@ impl TelegramSession for GrammersSession {
             "users.getUsers"
         );
         Ok(found)
+    }
+
+    async fn get_me(&self) -> Result<SelfUser, TelegramError> {
+        let request = tl::functions::users::GetUsers {
+            id: vec![tl::enums::InputUser::UserSelf],
+        };
+        let answer = invoke(&self.client, self.call_timeout, request)
+            .await
+            .inspect_err(|error| {
+                tracing::warn!(account = %self.account, %error, "users.getUsers of self failed");
+            })?;
+        match answer.into_iter().next() {
+            Some(tl::enums::User::User(user)) => Ok(SelfUser {
+                id: user.id,
+                first_name: user.first_name,
+                last_name: user.last_name,
+                username: user.username,
+                phone: user.phone,
+            }),
+            // Telegram always knows the self user of a working session.
+            _ => Err(TelegramError::Rpc {
+                code: 400,
+                name: "USER_EMPTY".into(),
+            }),
+        }
     }
 
     async fn resolve_username(

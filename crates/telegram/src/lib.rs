@@ -42,6 +42,9 @@ pub trait TelegramSession: Send + Sync {
     /// `users.getUsers`: up to 200 users per call; users Telegram does not know are left out.
     async fn get_users(&self, users: &[InputUser]) -> Result<Vec<TelegramUser>, TelegramError>;
 
+    /// The account's own user (`users.getUsers` of `inputUserSelf`), with its phone.
+    async fn get_me(&self) -> Result<SelfUser, TelegramError>;
+
     /// `contacts.resolveUsername`: expensive and flood-prone, so call it once per user.
     async fn resolve_username(
         &self,

@@ -23,8 +23,8 @@ use tokio::sync::mpsc;
 use tgwatch_core::{clock::Clock, presence::Status};
 use tgwatch_telegram::{
     AccountIdentity, ChannelMessage, ChannelRef, ChatKind, ChatMessage, Connection, Dialog,
-    InputChannel, InputUser, TelegramChannel, TelegramConnector, TelegramError, TelegramSession,
-    TelegramUser, USERNAME_NOT_A_CHANNEL, Update, Username,
+    InputChannel, InputUser, SelfUser, TelegramChannel, TelegramConnector, TelegramError,
+    TelegramSession, TelegramUser, USERNAME_NOT_A_CHANNEL, Update, Username,
 };
 
 /// How long Telegram keeps a user "online" after a sign of activity.
@@ -474,6 +474,13 @@ impl TelegramSession for ScriptedSession {
             .collect();
         lock(&self.known_users).extend(found.iter().map(|user| user.id));
         Ok(found)
+    }
+
+    /// The scripted Telegram plays the people an account watches, not the accounts themselves:
+    /// it has no self user, and answers as Telegram does for a user that does not exist.
+    async fn get_me(&self) -> Result<SelfUser, TelegramError> {
+        self.telegram.check_flood_wait(&self.account)?;
+        Err(no_such("USER_EMPTY"))
     }
 
     async fn resolve_username(

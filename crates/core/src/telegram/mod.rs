@@ -94,6 +94,17 @@ pub struct TelegramUser {
     pub status: Status,
 }
 
+/// The account's own user as Telegram describes it (`users.getUsers` of `inputUserSelf`): the
+/// self user is the one user whose phone Telegram always returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfUser {
+    pub id: i64,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+}
+
 /// What Telegram pushes to a connected account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Update {

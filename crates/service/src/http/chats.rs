@@ -30,7 +30,7 @@ struct ChatsQuery {
 }
 
 #[derive(Serialize, ToSchema)]
-struct ChatView {
+pub(super) struct ChatView {
     chat_id: i64,
     /// `user`, `group` or `channel`.
     kind: &'static str,
@@ -101,11 +101,20 @@ async fn chats(
     id: web::Path<Uuid>,
     query: params::Query<ChatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(query.limit)?;
-    let session = account_session(&state, id.into_inner()).await?;
-    let dialogs = session.dialogs(limit).await?;
-    let items: Vec<ChatView> = dialogs.into_iter().map(ChatView::from).collect();
+    let items = list_chats(&state, id.into_inner(), query.limit).await?;
     Ok(HttpResponse::Ok().json(params::Items { items }))
+}
+
+/// The account's dialogs (`limit` 1 to 100, default 50), read from Telegram now.
+pub(super) async fn list_chats(
+    state: &AppState,
+    account_id: Uuid,
+    limit: Option<usize>,
+) -> Result<Vec<ChatView>, ApiError> {
+    let limit = self::limit(limit)?;
+    let session = account_session(state, account_id).await?;
+    let dialogs = session.dialogs(limit).await?;
+    Ok(dialogs.into_iter().map(ChatView::from).collect())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -119,7 +128,7 @@ struct MessagesQuery {
 }
 
 #[derive(Serialize, ToSchema)]
-struct ChatMessageView {
+pub(super) struct ChatMessageView {
     chat_id: i64,
     id: i32,
     date: DateTime<Utc>,
@@ -149,7 +158,7 @@ impl From<ChatMessage> for ChatMessageView {
 
 /// A page of a chat's messages.
 #[derive(Serialize, ToSchema)]
-struct ChatMessagesView {
+pub(super) struct ChatMessagesView {
     items: Vec<ChatMessageView>,
     /// `before_id` of the next (older) page; absent at the oldest.
     next_before_id: Option<i32>,
@@ -177,22 +186,34 @@ async fn messages(
     query: params::Query<MessagesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (account_id, chat_id) = path.into_inner();
-    let limit = limit(query.limit)?;
-    let before_id = query.before_id.unwrap_or(0);
+    let page = chat_messages(&state, account_id, chat_id, query.before_id, query.limit).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// A page of a chat's messages, newest first, read from Telegram now.
+pub(super) async fn chat_messages(
+    state: &AppState,
+    account_id: Uuid,
+    chat_id: i64,
+    before_id: Option<i32>,
+    limit: Option<usize>,
+) -> Result<ChatMessagesView, ApiError> {
+    let limit = self::limit(limit)?;
+    let before_id = before_id.unwrap_or(0);
     if before_id < 0 {
         return Err(ApiError::bad_request(
             "invalid_before_id",
             "`before_id` must be positive",
         ));
     }
-    let session = account_session(&state, account_id).await?;
-    let messages = session.chat_history(chat_id, before_id, limit).await?;
-    let next_before_id = (messages.len() == limit)
-        .then(|| messages.last().map(|message| message.id))
+    let session = account_session(state, account_id).await?;
+    let history = session.chat_history(chat_id, before_id, limit).await?;
+    let next_before_id = (history.len() == limit)
+        .then(|| history.last().map(|message| message.id))
         .flatten();
-    let items: Vec<ChatMessageView> = messages.into_iter().map(ChatMessageView::from).collect();
-    Ok(HttpResponse::Ok().json(ChatMessagesView {
+    let items: Vec<ChatMessageView> = history.into_iter().map(ChatMessageView::from).collect();
+    Ok(ChatMessagesView {
         items,
         next_before_id,
-    }))
+    })
 }

@@ -28,6 +28,9 @@ use tgwatch_store as storage;
 const INDEX_HTML: &str = include_str!("../../assets/dashboard/index.html");
 const APP_JS: &str = include_str!("../../assets/dashboard/app.js");
 const STYLE_CSS: &str = include_str!("../../assets/dashboard/style.css");
+/// Seed 003's login and main pages, one page over the `/telegram` endpoints.
+const TELEGRAM_HTML: &str = include_str!("../../assets/dashboard/telegram.html");
+const TELEGRAM_JS: &str = include_str!("../../assets/dashboard/telegram.js");
 
 /// Users on the board at most (the page is a live overview, not a report).
 const BOARD_LIMIT: usize = 1000;
@@ -46,6 +49,8 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(dashboard)
         .service(app_js)
         .service(style_css)
+        .service(telegram_page)
+        .service(telegram_js)
         .service(live)
         .service(live_for_mini_app);
 }
@@ -94,7 +99,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 )]
 #[get("/")]
 async fn index() -> HttpResponse {
-    page()
+    html_page(INDEX_HTML)
 }
 
 /// The dashboard, under its own name.
@@ -106,11 +111,36 @@ async fn index() -> HttpResponse {
 )]
 #[get("/dashboard")]
 async fn dashboard() -> HttpResponse {
-    page()
+    html_page(INDEX_HTML)
 }
 
-fn page() -> HttpResponse {
-    let mut response = asset("text/html; charset=utf-8", INDEX_HTML);
+/// Seed 003's pages: log an account in (phone, code, 2FA password, or QR code), then its session,
+/// chats and a chat's messages.
+#[utoipa::path(
+    operation_id = "telegram_page",
+    tag = "dashboard",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
+#[get("/telegram")]
+async fn telegram_page() -> HttpResponse {
+    html_page(TELEGRAM_HTML)
+}
+
+#[utoipa::path(
+    operation_id = "telegram_page_script",
+    tag = "dashboard",
+    security(()),
+    responses((status = 200, description = "The Telegram page's script", content_type = "text/javascript", body = String))
+)]
+#[get("/dashboard/telegram.js")]
+async fn telegram_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", TELEGRAM_JS)
+}
+
+/// An HTML page with the dashboard's security headers.
+fn html_page(body: &'static str) -> HttpResponse {
+    let mut response = asset("text/html; charset=utf-8", body);
     if let Ok(value) = header::HeaderValue::from_str(CSP) {
         response
             .headers_mut()

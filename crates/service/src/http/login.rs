@@ -16,7 +16,11 @@ use super::{
     params,
 };
 use crate::state::AppState;
-use tgwatch_store as storage;
+use tgwatch_store::{
+    self as storage,
+    entities::auth_attempts,
+    page::{Order, Page},
+};
 use tgwatch_telegram::{
     TelegramError,
     login::LoginError,
@@ -34,7 +38,8 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(login_status)
         .service(session_info)
         .service(reset)
-        .service(import);
+        .service(import)
+        .service(list_auth_attempts);
 }
 
 /// The route of `tgwatch demo` only ([`super::Switches::demo_phone`]).
@@ -42,7 +47,7 @@ pub fn demo_routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<
     config.service(qr_demo_scan);
 }
 
-fn logins(state: &AppState) -> Result<&Arc<Logins>, ApiError> {
+pub(super) fn logins(state: &AppState) -> Result<&Arc<Logins>, ApiError> {
     state.logins.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -111,14 +116,24 @@ async fn send_code(
         phone: None,
         api_hash: None,
     });
-    if let Some(phone) = &body.phone {
+    let status = send_code_to(&state, id.into_inner(), body.phone, body.api_hash).await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+/// Checks `phone` and `api_hash`, then asks Telegram to send the account a login code.
+pub(super) async fn send_code_to(
+    state: &AppState,
+    account_id: Uuid,
+    phone: Option<String>,
+    api_hash: Option<String>,
+) -> Result<LoginStatus, ApiError> {
+    if let Some(phone) = &phone {
         crate::tracking::validate_phone(phone)?;
     }
-    check_api_hash(body.api_hash.as_deref())?;
-    let status = logins(&state)?
-        .send_code(id.into_inner(), body.phone, body.api_hash)
-        .await?;
-    Ok(HttpResponse::Ok().json(status))
+    check_api_hash(api_hash.as_deref())?;
+    Ok(logins(state)?
+        .send_code(account_id, phone, api_hash)
+        .await?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -149,7 +164,17 @@ async fn submit_code(
     id: web::Path<Uuid>,
     body: params::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let code = body.into_inner().code;
+    let status = submit_code_of(&state, &request, id.into_inner(), &body.into_inner().code).await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+/// Checks that `code` is digits, then tries it on the account's login in progress.
+pub(super) async fn submit_code_of(
+    state: &AppState,
+    request: &HttpRequest,
+    account_id: Uuid,
+    code: &str,
+) -> Result<LoginStatus, ApiError> {
     let digits = code.trim();
     if !(1..=MAX_CODE_DIGITS).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit())
     {
@@ -158,10 +183,9 @@ async fn submit_code(
             format!("`code` must be the digits Telegram sent (at most {MAX_CODE_DIGITS})"),
         ));
     }
-    let status = logins(&state)?
-        .submit_code(id.into_inner(), &code, client_addr(&request).as_deref())
-        .await?;
-    Ok(HttpResponse::Ok().json(status))
+    Ok(logins(state)?
+        .submit_code(account_id, code, client_addr(request).as_deref())
+        .await?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -191,16 +215,26 @@ async fn submit_password(
     body: params::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let password = body.into_inner().password;
+    let status = submit_password_of(&state, &request, id.into_inner(), &password).await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+/// Checks the password's length, then tries it on the account's login waiting for it.
+pub(super) async fn submit_password_of(
+    state: &AppState,
+    request: &HttpRequest,
+    account_id: Uuid,
+    password: &str,
+) -> Result<LoginStatus, ApiError> {
     if password.is_empty() || password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(ApiError::bad_request(
             "invalid_password",
             format!("`password` must be 1 to {MAX_PASSWORD_CHARS} characters"),
         ));
     }
-    let status = logins(&state)?
-        .submit_password(id.into_inner(), &password, client_addr(&request).as_deref())
-        .await?;
-    Ok(HttpResponse::Ok().json(status))
+    Ok(logins(state)?
+        .submit_password(account_id, password, client_addr(request).as_deref())
+        .await?)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -212,14 +246,14 @@ struct QrQuery {
 }
 
 #[derive(Serialize, ToSchema)]
-struct QrView {
+pub(super) struct QrView {
     url: String,
     expires_at: chrono::DateTime<chrono::Utc>,
     /// The QR code of `url`, as an SVG document.
     svg: String,
 }
 
-async fn current_qr(
+pub(super) async fn current_qr(
     state: &AppState,
     request: &HttpRequest,
     id: Uuid,
@@ -360,7 +394,7 @@ async fn login_status(
 }
 
 #[derive(Serialize, ToSchema)]
-struct StoredSessionView {
+pub(super) struct StoredSessionView {
     account_id: Uuid,
     has_session: bool,
     is_authorized: bool,
@@ -385,13 +419,20 @@ async fn session_info(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    Ok(HttpResponse::Ok().json(stored_session(&state, id.into_inner()).await?))
+}
+
+/// What is stored about the account's session (no secret).
+pub(super) async fn stored_session(
+    state: &AppState,
+    id: Uuid,
+) -> Result<StoredSessionView, ApiError> {
     let account = storage::accounts::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("account", id))?;
-    let vault = logins(&state)?.vault();
+    let vault = logins(state)?.vault();
     let row = storage::account_sessions::load(&state.db, vault, id).await?;
-    Ok(HttpResponse::Ok().json(StoredSessionView {
+    Ok(StoredSessionView {
         account_id: id,
         has_session: row.is_some(),
         is_authorized: account.is_authorized,
@@ -402,11 +443,11 @@ async fn session_info(
         has_api_hash: row.as_ref().is_some_and(|row| row.api_hash.is_some()),
         has_password_hint: row.as_ref().is_some_and(|row| row.password_hint.is_some()),
         encrypted_at_rest: true,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]
-struct ResetView {
+pub(super) struct ResetView {
     /// Always true.
     reset: bool,
     /// There was a session to delete.
@@ -421,11 +462,16 @@ struct ResetView {
 )]
 #[post("/accounts/{id}/session/reset")]
 async fn reset(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let had_session = logins(&state)?.reset(id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(ResetView {
+    Ok(HttpResponse::Ok().json(reset_session(&state, id.into_inner()).await?))
+}
+
+/// Forgets the account's session; it must log in again.
+pub(super) async fn reset_session(state: &AppState, id: Uuid) -> Result<ResetView, ApiError> {
+    let had_session = logins(state)?.reset(id).await?;
+    Ok(ResetView {
         reset: true,
         had_session,
-    }))
+    })
 }
 
 /// Exactly one of `telethon` or `session`.
@@ -475,6 +521,78 @@ async fn import(
         .import(id.into_inner(), parsed, body.api_hash)
         .await?;
     Ok(HttpResponse::Ok().json(ImportedView { imported: true }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AttemptsQuery {
+    /// Items per page, 1 to 1000 (default 100).
+    limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<Uuid>,
+    order: Option<Order>,
+}
+
+/// One login step tried (seed 003's `AuthAttempt`, with its field names).
+#[derive(Serialize, ToSchema)]
+struct AuthAttemptView {
+    id: Uuid,
+    account_id: Uuid,
+    /// `phone` (a code typed back), `2fa` (the password) or `qr`.
+    attempt_type: &'static str,
+    /// `pending`, `success`, `failed` or `timeout` (a QR code nobody scanned in time).
+    status: &'static str,
+    error_message: Option<String>,
+    /// The client's address as the service saw it.
+    client_addr: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<auth_attempts::Model> for AuthAttemptView {
+    fn from(row: auth_attempts::Model) -> AuthAttemptView {
+        AuthAttemptView {
+            id: row.id,
+            account_id: row.account_id,
+            attempt_type: row.kind.as_str(),
+            status: row.status.as_str(),
+            error_message: row.error,
+            client_addr: row.client_addr,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+/// The account's login attempts (codes, passwords, QR codes) and how each ended, a page at a
+/// time, oldest first unless `order=desc`.
+#[utoipa::path(
+    operation_id = "list_account_auth_attempts",
+    tag = "login",
+    params(AttemptsQuery),
+    responses((status = 200, body = Page<AuthAttemptView>), (status = 404, body = ErrorBody))
+)]
+#[get("/accounts/{id}/auth-attempts")]
+async fn list_auth_attempts(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: params::Query<AttemptsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let query = query.into_inner();
+    storage::accounts::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account", id))?;
+    let page = storage::auth_attempts::list(
+        &state.db,
+        id,
+        params::limit(query.limit)?,
+        query.cursor,
+        query.order.unwrap_or_default(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page.map(AuthAttemptView::from)))
 }
 
 impl From<LoginsError> for ApiError {

@@ -1,5 +1,6 @@
 //! The admin HTTP API (actix-web, JSON). Everything under `/api` needs the bearer token except
-//! `/api/health` and the probes `/livez` and `/readyz`. Bad input of any kind is answered with a
+//! `/api/health` and the probes `/livez` and `/readyz`; so do seed 003's routes under
+//! `/telegram` (`seed_003`), except its page and `/telegram/ws`. Bad input of any kind is answered with a
 //! 4xx JSON error naming what to fix.
 
 mod accounts;
@@ -101,6 +102,13 @@ fn document_routes(
         .configure(dashboard::routes)
         // Seed 002's resources at the root (each handler asks for the admin token itself).
         .configure(seeds::seed_002::routes)
+        // Seed 003's API under `/telegram` (its page, `/telegram`, and `/telegram/ws` are
+        // dashboard routes, registered before: they need no token).
+        .service(
+            utoipa_actix_web::scope("/telegram")
+                .wrap(middleware::from_fn(auth::require_admin_token))
+                .configure(seeds::seed_003::routes),
+        )
         .service(
             utoipa_actix_web::scope("/api")
                 .wrap(middleware::from_fn(auth::require_admin_token))

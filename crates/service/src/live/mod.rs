@@ -6,6 +6,7 @@
 //!   sign-in checked by `tgwatch_core::init_data`), the status figures, broadcasts.
 //! - [`protocol`]: client and server messages, who may broadcast, the status figures (pure).
 //! - [`limit`]: broadcasts per person per minute (pure).
+//! - [`seed_004`]: seed 004's status fields and its `live_out` frames (pure).
 //! - [`tickets`]: single-use tickets that stand for the admin token in the `/ws` URL.
 //! - [`session`]: one connection: the WebSocket handshake (actix-http's codec) and the
 //!   response-body stream that carries the hub's frames and reads the client's.
@@ -27,6 +28,7 @@
 
 pub mod limit;
 pub mod protocol;
+pub mod seed_004;
 pub mod session;
 mod telegram;
 pub mod tickets;
@@ -134,6 +136,10 @@ struct Inner {
     clients: AtomicUsize,
     /// Set by [`Live::going_away`]: connections close, new ones close at once.
     going_away: AtomicBool,
+    /// Clients signed in with Mini App `init_data` (seed 004's `activeUsers`).
+    mini_app_clients: AtomicUsize,
+    /// What is happening now, as seed 004's `live_out` items.
+    live_outs: Mutex<seed_004::LiveOuts>,
     messages_processed: AtomicU64,
     alerts_sent: AtomicU64,
     limiter: Mutex<limit::RateLimiter>,
@@ -178,6 +184,8 @@ impl Live {
                 latest_status: RwLock::new(None),
                 clients: AtomicUsize::new(0),
                 going_away: AtomicBool::new(false),
+                mini_app_clients: AtomicUsize::new(0),
+                live_outs: Mutex::default(),
                 messages_processed: AtomicU64::new(0),
                 alerts_sent: AtomicU64::new(0),
                 announcer,
@@ -235,9 +243,9 @@ impl Live {
         self.inner.clients.load(Ordering::Relaxed)
     }
 
-    /// A place for one more client, or `Full` at `live.max_clients`. The place is given back
-    /// when the slot is dropped.
-    pub fn reserve(&self) -> Result<ClientSlot, ConnectError> {
+    /// A place for one more client (a Mini App user's when `mini_app`), or `Full` at
+    /// `live.max_clients`. The place is given back when the slot is dropped.
+    pub fn reserve(&self, mini_app: bool) -> Result<ClientSlot, ConnectError> {
         let max = self.inner.config.max_clients;
         self.inner
             .clients
@@ -245,7 +253,40 @@ impl Live {
                 (n < max).then_some(n + 1)
             })
             .map_err(|_| ConnectError::Full(max))?;
-        Ok(ClientSlot(Arc::clone(&self.inner)))
+        if mini_app {
+            self.inner.mini_app_clients.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(ClientSlot {
+            inner: Arc::clone(&self.inner),
+            mini_app,
+        })
+    }
+
+    /// The `live_out` frames of what is happening now, for a client that just connected.
+    pub fn current_live_outs(&self) -> Vec<Bytes> {
+        self.live_outs()
+            .current()
+            .into_iter()
+            .map(session::text_frame)
+            .collect()
+    }
+
+    fn live_outs(&self) -> std::sync::MutexGuard<'_, seed_004::LiveOuts> {
+        self.inner
+            .live_outs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends again the `live_out` items of open sessions whose `expiresAt` is near.
+    fn refresh_live_outs(&self) {
+        let frames = self.live_outs().refresh(self.inner.clock.now());
+        for frame in frames {
+            let _ = self.inner.out.send(Outgoing::Frame(
+                session::text_frame(frame),
+                Audience::Everyone,
+            ));
+        }
     }
 
     pub fn announcer(&self) -> Option<&Announcer> {
@@ -410,6 +451,7 @@ impl Live {
             webhooks_delivered: inner.metrics.webhook_attempts.get("delivered"),
             webhooks_failed: inner.metrics.webhook_attempts.get("failed"),
             clients: self.clients() as u64,
+            mini_app_clients: inner.mini_app_clients.load(Ordering::Relaxed) as u64,
         }
     }
 
@@ -454,15 +496,28 @@ impl Live {
                 .out
                 .send(Outgoing::Frame(session::text_frame(frame), audience));
         }
+        let live_out = self.live_outs().on_event(event, self.inner.clock.now());
+        if let Some(frame) = live_out {
+            let _ = self.inner.out.send(Outgoing::Frame(
+                session::text_frame(frame),
+                Audience::Everyone,
+            ));
+        }
     }
 }
 
 /// A connected client's place under `live.max_clients`.
-pub struct ClientSlot(Arc<Inner>);
+pub struct ClientSlot {
+    inner: Arc<Inner>,
+    mini_app: bool,
+}
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::AcqRel);
+        self.inner.clients.fetch_sub(1, Ordering::AcqRel);
+        if self.mini_app {
+            self.inner.mini_app_clients.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -500,6 +555,8 @@ async fn tick(live: Live) {
     loop {
         tokio::select! {
             _ = status_every.tick() => {
+                // Kept fresh even with nobody connected: the next client gets them as they are.
+                live.refresh_live_outs();
                 if live.inner.out.receiver_count() == 0 {
                     // Nobody to tell: no queries. The next client waits for a fresh status.
                     *live.inner.latest_status.write().unwrap_or_else(PoisonError::into_inner) = None;

@@ -14,6 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::seed_004;
 use tgwatch_core::{
     events::{Event, EventType},
     roles::Role,
@@ -209,6 +210,9 @@ pub struct Status {
     pub alerts_sent: u64,
     /// WebSocket clients connected now.
     pub clients: u64,
+    /// Seed 004's names for some of these, beside them.
+    #[serde(flatten)]
+    pub seed_004: seed_004::StatusFields,
 }
 
 /// What goes into a status besides the database's figures.
@@ -220,6 +224,8 @@ pub struct Counters {
     pub webhooks_delivered: u64,
     pub webhooks_failed: u64,
     pub clients: u64,
+    /// Clients signed in as Mini App users (with `init_data`).
+    pub mini_app_clients: u64,
 }
 
 /// The database's figures.
@@ -248,6 +254,12 @@ impl Status {
             webhooks_failed: counters.webhooks_failed,
             alerts_sent: counters.alerts_sent,
             clients: counters.clients,
+            seed_004: seed_004::StatusFields {
+                uptime: counters.uptime_seconds,
+                active_users: counters.mini_app_clients,
+                messages_processed: counters.messages_processed,
+                alerts_sent: counters.alerts_sent,
+            },
         }
     }
 }
@@ -463,6 +475,7 @@ mod tests {
             webhooks_delivered: 40,
             webhooks_failed: 3,
             clients: 7,
+            mini_app_clients: 4,
         };
         let status = Status::assemble(&figures, &counters);
         assert_eq!(
@@ -481,6 +494,12 @@ mod tests {
                 webhooks_failed: 3,
                 alerts_sent: 2,
                 clients: 7,
+                seed_004: seed_004::StatusFields {
+                    uptime: 90,
+                    active_users: 4,
+                    messages_processed: 12,
+                    alerts_sent: 2,
+                },
             }
         );
         let at = DateTime::from_timestamp(1_767_225_600, 123_456_000).unwrap_or_default();
@@ -489,6 +508,11 @@ mod tests {
         assert_eq!(frame["at"], "2026-01-01T00:00:00.123456Z");
         assert_eq!(frame["data"]["online_now"], 5);
         assert_eq!(frame["data"]["accounts_banned"], 1);
+        // Seed 004's names beside ours.
+        assert_eq!(frame["data"]["uptime"], 90);
+        assert_eq!(frame["data"]["activeUsers"], 4);
+        assert_eq!(frame["data"]["messagesProcessed"], 12);
+        assert_eq!(frame["data"]["alertsSent"], 2);
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub async fn connect(
         })?;
     let upgrade_failed = |error: &dyn std::fmt::Display| Refused::UpgradeFailed(error.to_string());
     let mut response = ws::handshake(request.head()).map_err(|e| upgrade_failed(&e))?;
-    let slot = live.reserve()?;
+    let slot = live.reserve(!who.admin_token)?;
     tracing::debug!(
         user_id = who.user_id,
         username = query
@@ -316,6 +316,9 @@ impl Connection {
         )));
         if let Some(status) = live.latest_status() {
             replies.push(status);
+        }
+        for live_out in live.current_live_outs() {
+            replies.push(live_out);
         }
         Connection {
             timeout: Duration::from_secs(config.client_timeout_seconds),

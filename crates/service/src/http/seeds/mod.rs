@@ -3,6 +3,7 @@
 //! They answer with the admin token only, like `/api`.
 
 pub mod seed_002;
+pub mod seed_003;
 
 use std::future::Future;
 
