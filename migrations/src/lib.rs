@@ -10,6 +10,7 @@ mod m20261126_000003_logins;
 mod m20261126_000004_channels;
 mod m20261126_000005_config_source;
 mod m20261126_000010_bot;
+mod m20261206_000020_retention_indexes;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_channels::Migration),
             Box::new(m20261126_000005_config_source::Migration),
             Box::new(m20261126_000010_bot::Migration),
+            Box::new(m20261206_000020_retention_indexes::Migration),
         ]
     }
 }

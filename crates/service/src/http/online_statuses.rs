@@ -149,11 +149,25 @@ struct NewStatus {
 }
 
 impl NewStatus {
-    fn observation(&self, now: DateTime<Utc>) -> Result<Observation, ApiError> {
+    /// `kept_since`: where the kept raw observations begin (`retention.status_checks_days`), if
+    /// they are pruned. An observation before it could not be folded with its neighbours, which
+    /// are gone: it is refused, so the sessions already folded from them stay as they are.
+    fn observation(
+        &self,
+        now: DateTime<Utc>,
+        kept_since: Option<DateTime<Utc>>,
+    ) -> Result<Observation, ApiError> {
         let launch = (
             DateTime::from_timestamp(TELEGRAM_LAUNCH_UNIX, 0).unwrap_or_default(),
             "Telegram's launch",
         );
+        let earliest = match kept_since {
+            Some(kept_since) if kept_since > launch.0 => (
+                kept_since,
+                "retention.status_checks_days ago: older observations are pruned",
+            ),
+            _ => launch,
+        };
         let observed_at =
             params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
         let expires = params::timestamp("expires_at", self.expires_at.as_deref())?;
@@ -191,7 +205,7 @@ impl NewStatus {
         within(
             "observed_at",
             observed_at,
-            launch,
+            earliest,
             (
                 now + chrono::Duration::minutes(FUTURE_SLACK_MINUTES),
                 "now plus 5 minutes",
@@ -239,7 +253,9 @@ async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewStatus>,
 ) -> Result<HttpResponse, ApiError> {
-    let observation = body.observation(state.clock.now())?;
+    let now = state.clock.now();
+    let retention_days = state.running.borrow().retention.status_checks_days;
+    let observation = body.observation(now, crate::jobs::retention_cutoff(now, retention_days))?;
     let tracked = storage::tracked_users::get(&state.db, body.tracked_user_id)
         .await?
         .ok_or_else(|| {
@@ -289,7 +305,7 @@ mod tests {
             .with_timezone(&Utc);
         serde_json::from_value::<NewStatus>(body)
             .unwrap()
-            .observation(now)
+            .observation(now, None)
     }
 
     #[test]
@@ -346,5 +362,30 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(fine.observed_at.timestamp(), TELEGRAM_LAUNCH_UNIX);
+    }
+
+    #[test]
+    fn an_observation_older_than_the_kept_ones_is_refused_naming_the_retention_key() {
+        let now = DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let kept_since = Some(now - chrono::Duration::days(30));
+        let at = |observed_at: &str| {
+            serde_json::from_value::<NewStatus>(json!({
+                "tracked_user_id": Uuid::nil(),
+                "is_online": false,
+                "observed_at": observed_at,
+            }))
+            .unwrap()
+            .observation(now, kept_since)
+        };
+        let error = at("2026-11-05T11:59:59Z").unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(
+            error.message.contains("retention.status_checks_days"),
+            "{}",
+            error.message
+        );
+        assert!(at("2026-11-05T12:00:00Z").is_ok());
     }
 }
