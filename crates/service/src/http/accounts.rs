@@ -50,6 +50,7 @@ struct AccountQuery {
     responses((status = 200, body = Page<AccountView>))
 )]
 #[get("/accounts")]
+#[tracing::instrument(name = "accounts.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<AccountQuery>,
@@ -84,6 +85,7 @@ async fn list(
     )
 )]
 #[post("/accounts")]
+#[tracing::instrument(name = "accounts.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewAccount>,
@@ -107,6 +109,7 @@ async fn find(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
     responses((status = 200, body = AccountView), (status = 404, body = ErrorBody))
 )]
 #[get("/accounts/{id}")]
+#[tracing::instrument(name = "accounts.get", skip_all, fields(account_id = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let account = find(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AccountView::from(account)))
@@ -124,6 +127,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
     )
 )]
 #[patch("/accounts/{id}")]
+#[tracing::instrument(name = "accounts.update", skip_all, fields(account_id = %id))]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -144,6 +148,7 @@ async fn update(
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody))
 )]
 #[delete("/accounts/{id}")]
+#[tracing::instrument(name = "accounts.delete", skip_all, fields(account_id = %id))]
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     state.tracking().remove_account(existing).await?;

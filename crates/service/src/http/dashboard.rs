@@ -72,6 +72,7 @@ struct LiveTicket {
     responses((status = 200, body = LiveTicket))
 )]
 #[post("/live/ticket")]
+#[tracing::instrument(name = "dashboard.live_ticket", skip_all)]
 async fn live_ticket(state: web::Data<AppState>) -> HttpResponse {
     let (ticket, expires_at) = state.live.issue_ticket();
     HttpResponse::Ok().json(LiveTicket { ticket, expires_at })
@@ -93,6 +94,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     responses((status = 200, description = "The page", content_type = "text/html", body = String))
 )]
 #[get("/")]
+#[tracing::instrument(name = "dashboard.index", skip_all)]
 async fn index() -> HttpResponse {
     page()
 }
@@ -105,6 +107,7 @@ async fn index() -> HttpResponse {
     responses((status = 200, description = "The page", content_type = "text/html", body = String))
 )]
 #[get("/dashboard")]
+#[tracing::instrument(name = "dashboard.dashboard", skip_all)]
 async fn dashboard() -> HttpResponse {
     page()
 }
@@ -130,6 +133,7 @@ fn page() -> HttpResponse {
     responses((status = 200, description = "The page's script", content_type = "text/javascript", body = String))
 )]
 #[get("/dashboard/app.js")]
+#[tracing::instrument(name = "dashboard.app_js", skip_all)]
 async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
@@ -141,6 +145,7 @@ async fn app_js() -> HttpResponse {
     responses((status = 200, description = "The page's style sheet", content_type = "text/css", body = String))
 )]
 #[get("/dashboard/style.css")]
+#[tracing::instrument(name = "dashboard.style_css", skip_all)]
 async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
@@ -181,6 +186,7 @@ struct Board {
     responses((status = 200, body = Board))
 )]
 #[get("/dashboard/board")]
+#[tracing::instrument(name = "dashboard.board", skip_all)]
 async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let users = storage::tracked_users::active(&state.db).await?;
     let now = state.clock.now();
@@ -264,6 +270,7 @@ struct LiveQuery {
     )
 )]
 #[get("/ws")]
+#[tracing::instrument(name = "dashboard.live", skip_all)]
 async fn live(
     request: HttpRequest,
     body: web::Payload,
@@ -284,6 +291,7 @@ async fn live(
     )
 )]
 #[get("/telegram/ws")]
+#[tracing::instrument(name = "dashboard.live_for_mini_app", skip_all)]
 async fn live_for_mini_app(
     request: HttpRequest,
     body: web::Payload,

@@ -97,6 +97,7 @@ struct PhoneBody {
     )
 )]
 #[post("/accounts/{id}/login/phone")]
+#[tracing::instrument(name = "login.send_code", skip_all, fields(account_id = %id))]
 async fn send_code(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -138,6 +139,7 @@ struct CodeBody {
     )
 )]
 #[post("/accounts/{id}/login/code")]
+#[tracing::instrument(name = "login.submit_code", skip_all, fields(account_id = %id))]
 async fn submit_code(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -179,6 +181,7 @@ struct PasswordBody {
     )
 )]
 #[post("/accounts/{id}/login/password")]
+#[tracing::instrument(name = "login.submit_password", skip_all, fields(account_id = %id))]
 async fn submit_password(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -251,6 +254,7 @@ async fn current_qr(
     responses((status = 200, body = QrView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/login/qr")]
+#[tracing::instrument(name = "login.qr", skip_all, fields(account_id = %id))]
 async fn qr(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -279,6 +283,7 @@ async fn qr(
     )
 )]
 #[get("/accounts/{id}/login/qr.svg")]
+#[tracing::instrument(name = "login.qr_svg", skip_all, fields(account_id = %id))]
 async fn qr_svg(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -304,6 +309,7 @@ async fn qr_svg(
     responses((status = 200, body = LoginStatus), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/login/status")]
+#[tracing::instrument(name = "login.login_status", skip_all, fields(account_id = %id))]
 async fn login_status(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -334,6 +340,7 @@ struct StoredSessionView {
     responses((status = 200, body = StoredSessionView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/session")]
+#[tracing::instrument(name = "login.session_info", skip_all, fields(account_id = %id))]
 async fn session_info(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -373,6 +380,7 @@ struct ResetView {
     responses((status = 200, body = ResetView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[post("/accounts/{id}/session/reset")]
+#[tracing::instrument(name = "login.reset", skip_all, fields(account_id = %id))]
 async fn reset(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let had_session = logins(&state)?.reset(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ResetView {
@@ -406,6 +414,7 @@ struct ImportedView {
     responses((status = 200, body = ImportedView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[post("/accounts/{id}/session/import")]
+#[tracing::instrument(name = "login.import", skip_all, fields(account_id = %id))]
 async fn import(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,

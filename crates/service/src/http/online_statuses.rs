@@ -52,6 +52,7 @@ struct StatusQuery {
     responses((status = 200, body = Page<StatusCheckView>))
 )]
 #[get("/online-statuses")]
+#[tracing::instrument(name = "online_statuses.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<StatusQuery>,
@@ -93,6 +94,7 @@ async fn list(
     responses((status = 200, body = StatusCheckView), (status = 404, body = ErrorBody))
 )]
 #[get("/online-statuses/{id}")]
+#[tracing::instrument(name = "online_statuses.get", skip_all, fields(online_status_id = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let row = storage::observations::get(&state.db, id)
@@ -249,6 +251,7 @@ impl NewStatus {
     )
 )]
 #[post("/online-statuses")]
+#[tracing::instrument(name = "online_statuses.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewStatus>,
