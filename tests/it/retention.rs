@@ -86,14 +86,20 @@ async fn prune_in_batches(
     cutoff: DateTime<Utc>,
 ) -> Vec<u64> {
     let mut batches = Vec::new();
+    let mut from = None;
     loop {
-        let went = retention::prune_batch(db, what, cutoff, BATCH)
+        let done = retention::prune_batch(db, what, cutoff, from, BATCH)
             .await
             .expect("prune");
-        batches.push(went);
-        if went < BATCH {
+        batches.push(done.deleted);
+        if done.deleted < BATCH {
             return batches;
         }
+        assert!(
+            done.reached >= from,
+            "each batch starts where the last one stopped"
+        );
+        from = done.reached;
     }
 }
 

@@ -1,7 +1,7 @@
 //! Pruning of the tables that grow without bound (`[retention]`): one batch at a time.
 //!
 //! Each call of [`prune_batch`] is one `DELETE ... WHERE id IN (SELECT id ... ORDER BY ...
-//! LIMIT n)` statement: its text and bound values are the same whatever the batch size, on SQLite
+//! LIMIT n) RETURNING age` statement in a transaction of its own: its text and bound values are the same whatever the batch size, on SQLite
 //! (whose 32,766 bound values a list of ids would run into) as on PostgreSQL, and it deletes at
 //! most `n` rows, so it holds the write lock only briefly. The caller loops until a batch comes
 //! back short, letting other writers in between. What a row still serves is part of each
@@ -19,7 +19,7 @@
 //! - `logs` written before the cutoff (`[logs]`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 
 use super::{Doing, StorageError, sql::Sql};
 
@@ -108,30 +108,64 @@ impl Prunable {
     }
 }
 
-/// Deletes at most `batch` rows of `what` older than `cutoff` that nothing needs any more,
-/// oldest first; returns how many went. Fewer than `batch` means the table is done.
+/// What one batch did: how many rows went, and the age of the youngest of them, where the next
+/// batch starts ([`prune_batch`]'s `from`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub deleted: u64,
+    pub reached: Option<DateTime<Utc>>,
+}
+
+/// Deletes at most `batch` rows of `what` older than `cutoff` (and, when given, not older than
+/// `from`: the previous batch's `reached`) that nothing needs any more, oldest first. Fewer
+/// than `batch` means the table is done. Starting where the last batch stopped matters on
+/// PostgreSQL: the index entries of deleted rows stay until a vacuum, and a batch that started
+/// from the oldest row every time would walk all of them again.
 pub async fn prune_batch(
     db: &DatabaseConnection,
     what: Prunable,
     cutoff: DateTime<Utc>,
+    from: Option<DateTime<Utc>>,
     batch: u64,
-) -> Result<u64, StorageError> {
+) -> Result<Batch, StorageError> {
     let table = what.table();
     let age = what.age_column();
+    let backend = db.get_database_backend();
     let mut sql = Sql::new(
-        db.get_database_backend(),
+        backend,
         &format!("DELETE FROM {table} WHERE id IN (SELECT t.id FROM {table} t WHERE t.{age} < "),
     );
     sql.bind(cutoff);
+    if let Some(from) = from {
+        sql.push(&format!(" AND t.{age} >= "));
+        sql.bind(from);
+    }
     what.push_still_needed_guard(&mut sql);
     sql.push(&format!(" ORDER BY t.{age} LIMIT "));
     sql.bind(i64::try_from(batch).unwrap_or(i64::MAX));
-    sql.push(")");
-    let result = db
-        .execute_raw(sql.statement())
+    sql.push(&format!(") RETURNING {age}"));
+    let txn = super::begin_write(db, "starting a prune").await?;
+    if backend == DbBackend::Postgres {
+        // The planner's estimate for the correlated checks is huge, and PostgreSQL would spend
+        // most of a batch compiling it (JIT) for a thousand rows.
+        txn.execute_unprepared("SET LOCAL jit = off")
+            .await
+            .doing("turning JIT off for a prune")?;
+    }
+    let rows = txn
+        .query_all_raw(sql.statement())
         .await
         .doing("pruning old rows")?;
-    Ok(result.rows_affected())
+    txn.commit().await.doing("committing a prune")?;
+    let mut reached = None;
+    for row in &rows {
+        let at: DateTime<Utc> = row.try_get("", age).doing("reading a pruned row's age")?;
+        reached = reached.max(Some(at));
+    }
+    Ok(Batch {
+        deleted: rows.len() as u64,
+        reached,
+    })
 }
 
 /// Deletes every row of `what` older than `cutoff` that nothing needs any more, `batch` rows per
@@ -143,12 +177,14 @@ pub async fn prune_older_than(
     batch: u64,
 ) -> Result<u64, StorageError> {
     let mut deleted = 0;
+    let mut from = None;
     loop {
-        let went = prune_batch(db, what, cutoff, batch).await?;
-        deleted += went;
-        if went < batch {
+        let done = prune_batch(db, what, cutoff, from, batch).await?;
+        deleted += done.deleted;
+        if done.deleted < batch {
             return Ok(deleted);
         }
+        from = done.reached;
         tokio::task::yield_now().await;
     }
 }
