@@ -104,6 +104,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         late: usize,
     },
+    /// The retention job on a large database: rows pruned per second per table, the longest
+    /// batch, and the latency of a concurrent writer.
+    Retention {
+        /// An empty PostgreSQL database to measure on instead of a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Observations in `status_checks` (the outbox and bot tables get a tenth each).
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: usize,
+        /// Rows per delete statement (`retention.batch_size`).
+        #[arg(long, default_value_t = 1000)]
+        batch: u64,
+    },
     /// WebSocket clients on /ws with the status tick: clients held, broadcast latency, memory
     /// per client (the service runs as a child process).
     Websocket {
@@ -228,6 +241,14 @@ pub async fn bench(what: BenchCommand) -> anyhow::Result<()> {
             late,
         } => {
             let report = bench::late_observation(database_url, history, late).await?;
+            println!("{report}");
+        }
+        BenchCommand::Retention {
+            database_url,
+            rows,
+            batch,
+        } => {
+            let report = bench::retention::retention(database_url, rows, batch).await?;
             println!("{report}");
         }
         BenchCommand::Websocket {

@@ -11,6 +11,7 @@ mod m20261126_000004_channels;
 mod m20261126_000005_config_source;
 mod m20261126_000010_bot;
 mod m20261206_000011_seed_001_fields;
+mod m20261206_000020_retention_indexes;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_config_source::Migration),
             Box::new(m20261126_000010_bot::Migration),
             Box::new(m20261206_000011_seed_001_fields::Migration),
+            Box::new(m20261206_000020_retention_indexes::Migration),
         ]
     }
 }

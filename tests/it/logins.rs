@@ -922,3 +922,149 @@ async fn a_login_that_moves_to_another_dc_keeps_that_dc_as_home() {
         again.track("bob_b").await;
     }
 }
+
+/// A log line sink for the test's own subscriber.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `secret` stands in `text` as a value of its own (not inside a longer word or
+/// number: a 5-digit code may well occur inside a hex id or a fraction).
+fn stands_in(text: &str, secret: &str) -> bool {
+    let part_of_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.');
+    text.match_indices(secret).any(|(at, _)| {
+        !part_of_word(text[..at].chars().next_back())
+            && !part_of_word(text[at + secret.len()..].chars().next())
+    })
+}
+
+/// Every handler has a span (`#[instrument]`) inside the request's, with the ids that matter
+/// and nothing else: a whole login (code, a wrong and a right 2FA password, an api_hash of its
+/// own), a Telethon session import and the admin token leave none of their secrets in the log,
+/// captured in the JSON format with every span's fields, at debug.
+#[actix_rt::test]
+async fn the_log_of_a_login_carries_handler_spans_and_no_secret() {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let log = CapturedLog::default();
+    let sink = log.clone();
+    // Global: the handlers run on the HTTP server's worker threads. nextest gives each test a
+    // process of its own, so this subscriber is the first and only one.
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_env_filter("debug,sqlx=warn,sea_orm=warn")
+        .with_writer(move || sink.clone())
+        .try_init()
+        .expect("the first subscriber of this process (run the suite with cargo nextest)");
+
+    let (sandbox, _) = sandbox(Some(("correct horse", "a horse"))).await;
+    let second = sandbox
+        .add_account(ACCOUNT_USER + 1, 56, Some("second"), "Second")
+        .unwrap();
+    let app = spawn_mtproto_app(&sandbox, |_| {}).await;
+    let id = add_account(&app).await;
+    let api_hash = "0123456789abcdef0123456789abcdef";
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/login/phone"),
+            &json!({ "phone": PHONE, "api_hash": api_hash }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let code = sandbox.login_code(PHONE).unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/login/code"),
+            &json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["state"]),
+        (200, &json!("password_needed")),
+        "{body}"
+    );
+    for (password, expected) in [("wrong horse", 422), ("correct horse", 200)] {
+        let (status, body) = app
+            .post(
+                &format!("/api/accounts/{id}/login/password"),
+                &json!({ "password": password }),
+            )
+            .await;
+        assert_eq!(status, expected, "{body}");
+    }
+    wait_logged_in(&app, &id).await;
+    let (status, body) = app
+        .post("/api/accounts", &json!({ "label": "second" }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let second_id = body["id"].as_str().unwrap().to_owned();
+    let telethon = common::telethon_string(&sandbox, second);
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{second_id}/session/import"),
+            &json!({ "telethon": telethon }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    // The password step's span closed with the account's id, inside the request's span.
+    let closed = lines
+        .iter()
+        .find(|line| {
+            line["span"]["name"] == "login.submit_password" && line["fields"]["message"] == "close"
+        })
+        .unwrap_or_else(|| panic!("no span of the password step in {text}"));
+    assert_eq!(closed["span"]["account_id"], json!(id), "{closed}");
+    assert_eq!(closed["spans"][0]["name"], "request", "{closed}");
+    assert!(closed["spans"][0]["request_id"].is_string(), "{closed}");
+    let import = lines
+        .iter()
+        .find(|line| line["span"]["name"] == "login.import")
+        .unwrap_or_else(|| panic!("no span of the import in {text}"));
+    assert_eq!(import["span"]["account_id"], json!(second_id), "{import}");
+
+    assert!(
+        !stands_in(&text, &code),
+        "the code {code} is in the log:\n{text}"
+    );
+    let mut secrets = vec![
+        common::TOKEN.to_owned(),
+        "correct horse".to_owned(),
+        "wrong horse".to_owned(),
+        api_hash.to_owned(),
+        "test-api-hash".to_owned(),
+        telethon.clone(),
+        // Any long part of the session string (its base64 holds the auth key).
+        telethon[1..41].to_owned(),
+    ];
+    for key in app.issued_keys.lock().unwrap().iter() {
+        for (encoding, encoded) in encodings(key) {
+            if encoding != "raw" {
+                secrets.push(String::from_utf8(encoded).unwrap());
+            }
+        }
+    }
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "`{secret}` is in the log:\n{text}"
+        );
+    }
+    assert!(!text.contains("horse"), "no password, even in part");
+}

@@ -22,6 +22,7 @@ mod mtproto_channels;
 mod openapi;
 mod operations;
 mod presence;
+mod retention;
 mod sandbox_server;
 mod seeds;
 mod session_commands;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tgwatch_core::signing::SigningSecret;
 
 /// Alice and Bob come online now and then; Carol is tracked through the API.
-const USERS: &str = r#"
+pub(crate) const USERS: &str = r#"
 [[users]]
 id = 1001
 username = "alice_w"
@@ -302,7 +302,7 @@ async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
 }
 
 /// The file the reload test starts from and edits: `extra` is appended.
-fn config_file(database_url: &str, extra: &str) -> String {
+pub(crate) fn config_file(database_url: &str, extra: &str) -> String {
     format!(
         r#"
 [database]

@@ -7,6 +7,8 @@
 //! - [`channels`]: channel posts through MTProto into the database, and a ban's recovery time.
 //! - [`webhooks`]: delivery throughput and latency to a receiver on 127.0.0.1.
 //! - [`websocket`] ([`loadtest`]): WebSocket clients on `/ws` and the status broadcast.
+//! - [`retention`](retention::retention): the retention job's pruning of 10 million rows, and
+//!   how long a writer waits meanwhile.
 //! - [`message_writes`]: the write throughput of channel messages (an ignored test runs it);
 //!   [`procstat`]: memory and CPU of a process from `/proc`.
 //!
@@ -19,6 +21,7 @@
 pub mod loadtest;
 pub mod message_writes;
 pub mod procstat;
+pub mod retention;
 
 use std::{fmt, sync::Arc, sync::atomic::Ordering, time::Duration};
 

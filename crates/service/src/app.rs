@@ -380,6 +380,7 @@ impl Application {
             metrics,
             metrics_public: config.http.metrics_public,
             config: reloader.state(),
+            running: reloader.running(),
             live,
             stopping: stopping.clone(),
             supervision: supervision.clone(),

@@ -6,8 +6,12 @@
 //!   `GET /api/logs` when it turns unhealthy) and counted in `/metrics`.
 //! - **log cleanup** (`jobs.log_cleanup_interval_seconds`): rows of the `logs` table older than
 //!   `logs.retention_days` are deleted, `logs.cleanup_batch_size` rows per statement.
+//! - **retention** (`retention.interval_seconds`): old rows of the other tables that grow without
+//!   bound (`[retention]`: raw observations, delivered events, finished webhook and bot
+//!   messages, channel posts when configured) are deleted, `retention.batch_size` rows per
+//!   statement; what they still serve stays (see `tgwatch_store::retention`).
 //!
-//! Both read their settings from the running configuration at every run, so a reload of
+//! All read their settings from the running configuration at every run, so a reload of
 //! config.toml changes them. Webhook retries are the dispatcher's own schedule.
 
 use std::{
@@ -29,8 +33,9 @@ use crate::{
     },
     metrics::Metrics,
 };
+use tgwatch_core::config::RetentionConfig;
 use tgwatch_core::{clock::Clock, config::Config};
-use tgwatch_store::{self as storage, LogLevel};
+use tgwatch_store::{self as storage, LogLevel, retention::Prunable};
 
 /// The running jobs, for the service's stop.
 pub struct JobsRunning(Vec<tokio::task::JoinHandle<()>>);
@@ -60,8 +65,10 @@ impl Jobs {
     /// Starts every job on the actix runtime.
     pub fn spawn(self) -> JobsRunning {
         let health = self.clone();
+        let retention = self.clone();
         JobsRunning(vec![
             actix::spawn(async move { health.account_health_loop().await }),
+            actix::spawn(async move { retention.retention_loop().await }),
             actix::spawn(async move { self.log_cleanup_loop().await }),
         ])
     }
@@ -180,8 +187,9 @@ impl Jobs {
         let Some(cutoff) = retention_cutoff(self.clock.now(), settings.logs.retention_days) else {
             return Ok(0);
         };
-        let deleted = storage::logs::delete_older_than(
+        let deleted = storage::retention::prune_older_than(
             &self.db,
+            Prunable::Logs,
             cutoff,
             settings.logs.cleanup_batch_size.max(1),
         )
@@ -196,11 +204,68 @@ impl Jobs {
         }
         Ok(deleted)
     }
+
+    async fn retention_loop(self) {
+        loop {
+            if let Err(error) = self.prune_old_rows().await {
+                tracing::error!(job = "retention", %error, "retention run failed");
+            }
+            let interval = self.settings().retention.interval_seconds;
+            self.clock.sleep(Duration::from_secs(interval.max(1))).await;
+        }
+    }
+
+    /// One run of the retention job: every table of [`retention_plan`] in turn, in batches;
+    /// returns the rows deleted per table.
+    pub async fn prune_old_rows(&self) -> Result<Vec<(Prunable, u64)>, storage::StorageError> {
+        let settings = self.settings();
+        let retention = &settings.retention;
+        let now = self.clock.now();
+        let mut pruned = Vec::new();
+        for (what, days) in retention_plan(retention, settings.bot.token.is_some()) {
+            let Some(cutoff) = retention_cutoff(now, days) else {
+                continue;
+            };
+            let deleted = storage::retention::prune_older_than(
+                &self.db,
+                what,
+                cutoff,
+                retention.batch_size.max(1),
+            )
+            .await?;
+            self.metrics.retention_deleted.add(what.table(), deleted);
+            if deleted > 0 {
+                tracing::info!(job = "retention", table = what.table(), deleted, cutoff = %cutoff.to_rfc3339(), "old rows deleted");
+            } else {
+                tracing::debug!(job = "retention", table = what.table(), cutoff = %cutoff.to_rfc3339(), "no old rows");
+            }
+            pruned.push((what, deleted));
+        }
+        Ok(pruned)
+    }
 }
 
-/// Rows created before this are deleted; `None` when retention is off (0 days).
+/// What the retention job prunes and after how many days (0: never), in the order it must go:
+/// webhook attempts before their messages, messages before their events (an event waits for
+/// its messages to go). `bot_enabled`: events wait for the bot to have taken them too. Pure.
+pub fn retention_plan(retention: &RetentionConfig, bot_enabled: bool) -> [(Prunable, u32); 6] {
+    [
+        (Prunable::StatusChecks, retention.status_checks_days),
+        (Prunable::WebhookDeliveries, retention.webhook_messages_days),
+        (Prunable::WebhookMessages, retention.webhook_messages_days),
+        (Prunable::Events { bot_enabled }, retention.events_days),
+        (Prunable::BotMessages, retention.bot_messages_days),
+        (Prunable::ChannelMessages, retention.channel_messages_days),
+    ]
+}
+
+/// Rows older than this are deleted; `None` when retention is off (0 days), or reaches back
+/// before the calendar's start (nothing is that old).
 pub fn retention_cutoff(now: DateTime<Utc>, retention_days: u32) -> Option<DateTime<Utc>> {
-    (retention_days > 0).then(|| now - chrono::Duration::days(i64::from(retention_days)))
+    if retention_days == 0 {
+        return None;
+    }
+    now.checked_sub_signed(chrono::Duration::days(i64::from(retention_days)))
 }
 
 /// One account as the health check saw it.
@@ -364,6 +429,49 @@ mod tests {
         assert_eq!(
             retention_cutoff(now, 30),
             Some(now - chrono::Duration::days(30))
+        );
+        assert_eq!(
+            retention_cutoff(now, 1),
+            Some(now - chrono::Duration::seconds(86_400))
+        );
+        // Beyond the calendar: nothing is that old, nothing goes (and nothing panics).
+        assert_eq!(retention_cutoff(now, u32::MAX), None);
+    }
+
+    #[test]
+    fn the_retention_plan_prunes_attempts_then_messages_then_events_with_each_tables_days() {
+        let retention = RetentionConfig {
+            status_checks_days: 1,
+            events_days: 2,
+            webhook_messages_days: 3,
+            bot_messages_days: 4,
+            channel_messages_days: 0,
+            ..RetentionConfig::default()
+        };
+        let plan = retention_plan(&retention, false);
+        let order: Vec<&str> = plan.iter().map(|(what, _)| what.table()).collect();
+        assert_eq!(
+            order,
+            [
+                "status_checks",
+                "webhook_deliveries",
+                "webhook_messages",
+                "events",
+                "bot_messages",
+                "messages"
+            ]
+        );
+        let days: Vec<u32> = plan.iter().map(|(_, days)| *days).collect();
+        assert_eq!(days, [1, 3, 3, 2, 4, 0]);
+        assert_eq!(plan[3].0, Prunable::Events { bot_enabled: false });
+        assert_eq!(
+            retention_plan(&retention, true)[3].0,
+            Prunable::Events { bot_enabled: true }
+        );
+        // Channel posts are kept unless configured.
+        assert_eq!(
+            retention_cutoff(Utc::now(), RetentionConfig::default().channel_messages_days),
+            None
         );
     }
 }

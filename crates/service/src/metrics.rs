@@ -143,6 +143,8 @@ pub struct Metrics {
     pub accounts_unhealthy: AtomicU64,
     /// Rows removed by the log retention job.
     pub logs_deleted: AtomicU64,
+    /// Rows removed by the retention job, by table.
+    pub retention_deleted: LabeledCounter,
     /// Configuration reloads by result (`applied` / `rejected`).
     pub config_reloads: LabeledCounter,
 }
@@ -161,6 +163,7 @@ impl Default for Metrics {
             account_health_warnings: LabeledCounter::default(),
             accounts_unhealthy: AtomicU64::new(0),
             logs_deleted: AtomicU64::new(0),
+            retention_deleted: LabeledCounter::default(),
             config_reloads: LabeledCounter::default(),
         }
     }
@@ -211,6 +214,12 @@ impl Metrics {
         let mut webhook_attempts = self.webhook_attempts.snapshot();
         for result in ["delivered", "failed"] {
             webhook_attempts.entry(result.to_owned()).or_insert(0);
+        }
+        let mut retention_deleted = self.retention_deleted.snapshot();
+        for (what, _) in crate::jobs::retention_plan(&Default::default(), false) {
+            retention_deleted
+                .entry(what.table().to_owned())
+                .or_insert(0);
         }
         let mut families = vec![
             Family::counter(
@@ -278,6 +287,12 @@ impl Metrics {
                 "Log rows removed by the retention job.",
                 Kind::Counter,
                 self.logs_deleted.load(Ordering::Relaxed) as f64,
+            ),
+            Family::counter(
+                "tgwatch_retention_deleted_total",
+                "Rows removed by the retention job ([retention]), by table.",
+                "table",
+                &retention_deleted,
             ),
             Family::counter(
                 "tgwatch_config_reloads_total",

@@ -11,9 +11,10 @@ use actix::Addr;
 use sea_orm::DatabaseConnection;
 use tgwatch_core::{
     clock::Clock,
-    config::{Secret, WebhooksConfig},
+    config::{Config, Secret, WebhooksConfig},
 };
 use tgwatch_telegram::logins::Logins;
+use tokio::sync::watch;
 
 use crate::{
     actors::{storage::StorageActor, supervisor::FleetSupervisor},
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics_public: bool,
     /// The configuration file's status for `GET /api/health`.
     pub config: Arc<ConfigState>,
+    /// The running configuration: its live sections follow the edits of the file.
+    pub running: watch::Receiver<Arc<Config>>,
     /// The live WebSocket's hub (`/ws`, the dashboard and the Mini App).
     pub live: Live,
     /// Set when the clean stop begins: `GET /readyz` then answers 503.

@@ -17,6 +17,7 @@
 //! - [`webhooks`]: endpoints, the event outbox, delivery claims and attempts.
 //! - [`bot`] and [`telegram_users`]: the bot's chats, subscriptions, outbox and people.
 //! - [`logs`], [`gauges`] (figures for health and metrics), [`page`] (cursor pagination).
+//! - [`retention`]: pruning old rows of the tables that grow without bound, a batch at a time.
 
 pub mod account_sessions;
 pub mod accounts;
@@ -29,6 +30,7 @@ pub mod logs;
 pub mod messages;
 pub mod observations;
 pub mod page;
+pub mod retention;
 pub mod sessions;
 mod sql;
 pub mod telegram_users;

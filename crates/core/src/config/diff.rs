@@ -5,12 +5,13 @@ use serde_json::Value;
 use crate::config::Config;
 
 /// Top-level sections that apply while the service runs.
-pub const RELOADABLE_SECTIONS: [&str; 6] = [
+pub const RELOADABLE_SECTIONS: [&str; 7] = [
     "accounts",
     "tracked_users",
     "channels",
     "jobs",
     "logs",
+    "retention",
     "reload",
 ];
 
@@ -83,6 +84,7 @@ pub fn merge_reloadable(boot: &Config, file: &Config) -> Config {
     next.channels = file.channels.clone();
     next.jobs = file.jobs.clone();
     next.logs = file.logs.clone();
+    next.retention = file.retention.clone();
     next.reload = file.reload.clone();
     next.presence.poll_min_seconds = file.presence.poll_min_seconds;
     next.presence.poll_max_seconds = file.presence.poll_max_seconds;
@@ -140,7 +142,8 @@ mod tests {
         let boot = config("[http]\nbind = \"127.0.0.1:9000\"\n[presence]\ngap_seconds = 180\n");
         let file = config(
             "[http]\nbind = \"127.0.0.1:9999\"\n[presence]\ngap_seconds = 60\nbatch_size = 50\n\
-             [[accounts]]\nlabel = \"second\"\n[logs]\nretention_days = 7\n",
+             [[accounts]]\nlabel = \"second\"\n[logs]\nretention_days = 7\n\
+             [retention]\nstatus_checks_days = 3\n",
         );
         let next = merge_reloadable(&boot, &file);
         assert_eq!(next.http.bind, boot.http.bind);
@@ -148,6 +151,12 @@ mod tests {
         assert_eq!(next.presence.batch_size, 50);
         assert_eq!(next.accounts.len(), 1);
         assert_eq!(next.logs.retention_days, 7);
+        assert_eq!(next.retention.status_checks_days, 3);
+        assert!(
+            restart_required(&boot, &file)
+                .iter()
+                .all(|key| !key.starts_with("retention"))
+        );
         assert!(presence_changed(&boot, &next));
         assert!(!presence_changed(&next, &merge_reloadable(&boot, &file)));
     }

@@ -81,6 +81,7 @@ pub struct Config {
     pub reload: ReloadConfig,
     pub jobs: JobsConfig,
     pub logs: LogsConfig,
+    pub retention: RetentionConfig,
     pub logging: LoggingConfig,
     pub live: LiveConfig,
     pub supervision: SupervisionConfig,
@@ -586,6 +587,88 @@ impl Default for LogsConfig {
         LogsConfig {
             retention_days: 30,
             cleanup_batch_size: 1000,
+        }
+    }
+}
+
+/// How long rows of the tables that grow without bound are kept (`[retention]`), in days of
+/// service time; 0 keeps them forever. Sessions, statistics and anything still waiting to be
+/// delivered are never pruned.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Raw observations (`status_checks`), by the time they were made. The newest observation
+    /// of each person (and the newest online one) stays: the gap rule resumes from them.
+    pub status_checks_days: u32,
+    /// Outbox events (`events`) that every consumer has taken (webhooks fanned out and no
+    /// webhook message left for them, the bot's messages queued when the bot is on).
+    pub events_days: u32,
+    /// Webhook messages that are done (delivered or every attempt used) and their attempts
+    /// (`webhook_messages`, `webhook_deliveries`), by the time they were done.
+    pub webhook_messages_days: u32,
+    /// The bot's messages that are done (sent, or refused for good), by when they were queued.
+    pub bot_messages_days: u32,
+    /// Channel posts (`messages` and their versions), by the date of the post. Kept forever
+    /// unless set.
+    pub channel_messages_days: u32,
+    /// Rows deleted per statement: a statement holds the write lock, so keep it short.
+    pub batch_size: u64,
+    /// How often the pruning runs (seconds of service time; also once at start).
+    pub interval_seconds: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            status_checks_days: 30,
+            events_days: 30,
+            webhook_messages_days: 30,
+            bot_messages_days: 30,
+            channel_messages_days: 0,
+            batch_size: 1000,
+            interval_seconds: 3600,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The largest number of days a table may be kept before "forever" (0) is the way to say it.
+    pub const MAX_DAYS: u32 = 36_500;
+    /// Rows per delete statement at most: on SQLite a statement holds the only write lock.
+    pub const MAX_BATCH: u64 = 10_000;
+
+    fn collect_problems(&self, problems: &mut Vec<ConfigError>) {
+        for (key, days) in [
+            ("retention.status_checks_days", self.status_checks_days),
+            ("retention.events_days", self.events_days),
+            (
+                "retention.webhook_messages_days",
+                self.webhook_messages_days,
+            ),
+            ("retention.bot_messages_days", self.bot_messages_days),
+            (
+                "retention.channel_messages_days",
+                self.channel_messages_days,
+            ),
+        ] {
+            if days > Self::MAX_DAYS {
+                problems.push(invalid(
+                    key,
+                    format!(
+                        "must be at most {} days (0 keeps the rows forever)",
+                        Self::MAX_DAYS
+                    ),
+                ));
+            }
+        }
+        if !(1..=Self::MAX_BATCH).contains(&self.batch_size) {
+            problems.push(invalid(
+                "retention.batch_size",
+                format!("must be between 1 and {}", Self::MAX_BATCH),
+            ));
+        }
+        if self.interval_seconds == 0 {
+            problems.push(invalid("retention.interval_seconds", "must be at least 1"));
         }
     }
 }
@@ -1166,6 +1249,7 @@ impl Config {
                 "must be between 1 and 100000",
             ));
         }
+        self.retention.collect_problems(&mut problems);
         problems
     }
 
@@ -1343,6 +1427,30 @@ mod tests {
                 "logs.cleanup_batch_size"
             ]
         );
+    }
+
+    #[test]
+    fn retention_keys_are_checked_by_name_and_zero_keeps_forever() {
+        let config = Config::from_toml("").expect("defaults are valid");
+        assert_eq!(config.retention.status_checks_days, 30);
+        assert_eq!(config.retention.channel_messages_days, 0, "posts are kept");
+        let config = Config::from_toml("[retention]\nstatus_checks_days = 0\nevents_days = 7\n")
+            .expect("valid");
+        assert_eq!(config.retention.status_checks_days, 0);
+        assert_eq!(config.retention.events_days, 7);
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "[retention]\nbot_messages_days = 40000\nbatch_size = 0\ninterval_seconds = 0\n",
+            ))
+            .extract()
+            .expect("well-typed");
+        let problems: Vec<String> = config.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("`retention.bot_messages_days`: must be at most 36500 days"));
+        assert!(problems[1].contains("`retention.batch_size`: must be between 1 and 10000"));
+        assert!(problems[2].contains("`retention.interval_seconds`"));
+        let unknown = Config::from_toml("[retention]\nraw_days = 3\n");
+        assert!(unknown.is_err_and(|error| error.to_string().contains("raw_days")));
     }
 
     #[test]

@@ -51,6 +51,7 @@ struct AccountQuery {
     responses((status = 200, body = Page<AccountView>))
 )]
 #[get("/accounts")]
+#[tracing::instrument(name = "accounts.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<AccountQuery>,
@@ -85,6 +86,7 @@ async fn list(
     )
 )]
 #[post("/accounts")]
+#[tracing::instrument(name = "accounts.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewAccount>,
@@ -108,6 +110,7 @@ pub(super) async fn find(state: &AppState, id: Uuid) -> Result<accounts::Model, 
     responses((status = 200, body = AccountView), (status = 404, body = ErrorBody))
 )]
 #[get("/accounts/{id}")]
+#[tracing::instrument(name = "accounts.get", skip_all, fields(account_id = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let account = find(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AccountView::from(account)))
@@ -125,6 +128,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
     )
 )]
 #[patch("/accounts/{id}")]
+#[tracing::instrument(name = "accounts.update", skip_all, fields(account_id = %id))]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -177,6 +181,7 @@ pub(super) async fn change(
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody))
 )]
 #[delete("/accounts/{id}")]
+#[tracing::instrument(name = "accounts.delete", skip_all, fields(account_id = %id))]
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     state.tracking().remove_account(existing).await?;

@@ -54,6 +54,7 @@ struct MessageQuery {
     responses((status = 200, body = Page<MessageView>), (status = 404, body = ErrorBody))
 )]
 #[get("/channels/{id}/messages")]
+#[tracing::instrument(name = "channel_messages.list", skip_all, fields(channel_id = %channel_id))]
 async fn list(
     state: web::Data<AppState>,
     channel_id: web::Path<Uuid>,
@@ -103,6 +104,7 @@ async fn list(
     responses((status = 200, body = MessageWithVersionsView), (status = 404, body = ErrorBody))
 )]
 #[get("/channels/{id}/messages/{message_id}")]
+#[tracing::instrument(name = "channel_messages.get", skip_all, fields(channel_id = %path.0, message_id = path.1))]
 async fn get(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, i32)>,

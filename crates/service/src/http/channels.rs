@@ -135,6 +135,7 @@ enum ChannelReference {
     )
 )]
 #[post("/channels")]
+#[tracing::instrument(name = "channels.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewChannelBody>,
@@ -155,6 +156,7 @@ async fn create(
     )
 )]
 #[post("/channel")]
+#[tracing::instrument(name = "channels.create_by_seed_name", skip_all)]
 async fn create_by_seed_name(
     state: web::Data<AppState>,
     body: params::Json<NewChannelBody>,
@@ -213,6 +215,7 @@ struct ChannelQuery {
     responses((status = 200, body = Page<ChannelView>))
 )]
 #[get("/channels")]
+#[tracing::instrument(name = "channels.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<ChannelQuery>,
@@ -248,6 +251,7 @@ async fn find(state: &AppState, id: Uuid) -> Result<channels::Model, ApiError> {
     responses((status = 200, body = ChannelView), (status = 404, body = ErrorBody))
 )]
 #[get("/channels/{id}")]
+#[tracing::instrument(name = "channels.get", skip_all, fields(channel_id = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let channel = find(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ChannelView::from(channel)))
@@ -266,6 +270,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResp
     )
 )]
 #[patch("/channels/{id}")]
+#[tracing::instrument(name = "channels.update", skip_all, fields(channel_id = %id))]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -300,6 +305,7 @@ async fn update(
     responses((status = 204, description = "Left (or left already)"), (status = 404, body = ErrorBody))
 )]
 #[delete("/channels/{id}")]
+#[tracing::instrument(name = "channels.delete", skip_all, fields(channel_id = %id))]
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     if existing.status != ChannelStatus::Left {
@@ -337,6 +343,7 @@ impl From<account_channel_assignments::Model> for AssignmentView {
     responses((status = 200, body = params::Items<AssignmentView>), (status = 404, body = ErrorBody))
 )]
 #[get("/channels/{id}/assignments")]
+#[tracing::instrument(name = "channels.assignments", skip_all, fields(channel_id = %id))]
 async fn assignments(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,

@@ -96,6 +96,7 @@ fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     )
 )]
 #[get("/accounts/{id}/chats")]
+#[tracing::instrument(name = "chats.chats", skip_all, fields(account_id = %id))]
 async fn chats(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -180,6 +181,7 @@ pub(super) struct ChatMessagesView {
     )
 )]
 #[get("/accounts/{id}/chats/{chat_id}/messages")]
+#[tracing::instrument(name = "chats.messages", skip_all, fields(account_id = %path.0, chat_id = path.1))]
 async fn messages(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, i64)>,

@@ -77,6 +77,7 @@ struct LiveTicket {
     responses((status = 200, body = LiveTicket))
 )]
 #[post("/live/ticket")]
+#[tracing::instrument(name = "dashboard.live_ticket", skip_all)]
 async fn live_ticket(state: web::Data<AppState>) -> HttpResponse {
     let (ticket, expires_at) = state.live.issue_ticket();
     HttpResponse::Ok().json(LiveTicket { ticket, expires_at })
@@ -98,6 +99,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     responses((status = 200, description = "The page", content_type = "text/html", body = String))
 )]
 #[get("/")]
+#[tracing::instrument(name = "dashboard.index", skip_all)]
 async fn index() -> HttpResponse {
     html_page(INDEX_HTML)
 }
@@ -110,6 +112,7 @@ async fn index() -> HttpResponse {
     responses((status = 200, description = "The page", content_type = "text/html", body = String))
 )]
 #[get("/dashboard")]
+#[tracing::instrument(name = "dashboard.dashboard", skip_all)]
 async fn dashboard() -> HttpResponse {
     html_page(INDEX_HTML)
 }
@@ -160,6 +163,7 @@ fn html_page(body: &'static str) -> HttpResponse {
     responses((status = 200, description = "The page's script", content_type = "text/javascript", body = String))
 )]
 #[get("/dashboard/app.js")]
+#[tracing::instrument(name = "dashboard.app_js", skip_all)]
 async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
@@ -171,6 +175,7 @@ async fn app_js() -> HttpResponse {
     responses((status = 200, description = "The page's style sheet", content_type = "text/css", body = String))
 )]
 #[get("/dashboard/style.css")]
+#[tracing::instrument(name = "dashboard.style_css", skip_all)]
 async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
@@ -211,6 +216,7 @@ struct Board {
     responses((status = 200, body = Board))
 )]
 #[get("/dashboard/board")]
+#[tracing::instrument(name = "dashboard.board", skip_all)]
 async fn board(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let users = storage::tracked_users::active(&state.db).await?;
     let now = state.clock.now();
@@ -294,6 +300,7 @@ struct LiveQuery {
     )
 )]
 #[get("/ws")]
+#[tracing::instrument(name = "dashboard.live", skip_all)]
 async fn live(
     request: HttpRequest,
     body: web::Payload,
@@ -314,6 +321,7 @@ async fn live(
     )
 )]
 #[get("/telegram/ws")]
+#[tracing::instrument(name = "dashboard.live_for_mini_app", skip_all)]
 async fn live_for_mini_app(
     request: HttpRequest,
     body: web::Payload,

@@ -83,6 +83,7 @@ pub struct AccountState {
     )
 )]
 #[get("/api/health")]
+#[tracing::instrument(name = "health.health", skip_all)]
 pub async fn health(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let admin = super::auth::bears_admin_token(&request, &state);
     let database = storage::ping(&state.db).await;

@@ -107,6 +107,7 @@ struct PhoneBody {
     )
 )]
 #[post("/accounts/{id}/login/phone")]
+#[tracing::instrument(name = "login.send_code", skip_all, fields(account_id = %id))]
 async fn send_code(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -158,6 +159,7 @@ struct CodeBody {
     )
 )]
 #[post("/accounts/{id}/login/code")]
+#[tracing::instrument(name = "login.submit_code", skip_all, fields(account_id = %id))]
 async fn submit_code(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -208,6 +210,7 @@ struct PasswordBody {
     )
 )]
 #[post("/accounts/{id}/login/password")]
+#[tracing::instrument(name = "login.submit_password", skip_all, fields(account_id = %id))]
 async fn submit_password(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -290,6 +293,7 @@ pub(super) async fn current_qr(
     responses((status = 200, body = QrView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/login/qr")]
+#[tracing::instrument(name = "login.qr", skip_all, fields(account_id = %id))]
 async fn qr(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -318,6 +322,7 @@ async fn qr(
     )
 )]
 #[get("/accounts/{id}/login/qr.svg")]
+#[tracing::instrument(name = "login.qr_svg", skip_all, fields(account_id = %id))]
 async fn qr_svg(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -385,6 +390,7 @@ async fn qr_demo_scan(
     responses((status = 200, body = LoginStatus), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/login/status")]
+#[tracing::instrument(name = "login.login_status", skip_all, fields(account_id = %id))]
 async fn login_status(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -415,6 +421,7 @@ pub(super) struct StoredSessionView {
     responses((status = 200, body = StoredSessionView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[get("/accounts/{id}/session")]
+#[tracing::instrument(name = "login.session_info", skip_all, fields(account_id = %id))]
 async fn session_info(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -461,6 +468,7 @@ pub(super) struct ResetView {
     responses((status = 200, body = ResetView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[post("/accounts/{id}/session/reset")]
+#[tracing::instrument(name = "login.reset", skip_all, fields(account_id = %id))]
 async fn reset(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(reset_session(&state, id.into_inner()).await?))
 }
@@ -499,6 +507,7 @@ struct ImportedView {
     responses((status = 200, body = ImportedView), (status = 404, body = ErrorBody), (status = 409, description = LOGIN_CONFLICT, body = ErrorBody))
 )]
 #[post("/accounts/{id}/session/import")]
+#[tracing::instrument(name = "login.import", skip_all, fields(account_id = %id))]
 async fn import(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,

@@ -39,6 +39,7 @@ struct LogQuery {
     responses((status = 200, body = Page<LogView>))
 )]
 #[get("/logs")]
+#[tracing::instrument(name = "logs.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<LogQuery>,

@@ -26,6 +26,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
     )
 )]
 #[get("/metrics")]
+#[tracing::instrument(name = "metrics.metrics", skip_all)]
 pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     if !state.metrics_public && !bearer_matches(&request, &state) {
         return ApiError::new(

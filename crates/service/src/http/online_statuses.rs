@@ -60,6 +60,7 @@ struct StatusQuery {
     responses((status = 200, body = Page<StatusCheckView>))
 )]
 #[get("/online-statuses")]
+#[tracing::instrument(name = "online_statuses.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<StatusQuery>,
@@ -130,6 +131,7 @@ pub(super) async fn filter(
     responses((status = 200, body = StatusCheckView), (status = 404, body = ErrorBody))
 )]
 #[get("/online-statuses/{id}")]
+#[tracing::instrument(name = "online_statuses.get", skip_all, fields(online_status_id = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let row = find(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(StatusCheckView::from(row)))
@@ -184,11 +186,25 @@ pub(super) struct NewStatus {
 }
 
 impl NewStatus {
-    fn observation(&self, now: DateTime<Utc>) -> Result<Observation, ApiError> {
+    /// `kept_since`: where the kept raw observations begin (`retention.status_checks_days`), if
+    /// they are pruned. An observation before it could not be folded with its neighbours, which
+    /// are gone: it is refused, so the sessions already folded from them stay as they are.
+    fn observation(
+        &self,
+        now: DateTime<Utc>,
+        kept_since: Option<DateTime<Utc>>,
+    ) -> Result<Observation, ApiError> {
         let launch = (
             DateTime::from_timestamp(TELEGRAM_LAUNCH_UNIX, 0).unwrap_or_default(),
             "Telegram's launch",
         );
+        let earliest = match kept_since {
+            Some(kept_since) if kept_since > launch.0 => (
+                kept_since,
+                "retention.status_checks_days ago: older observations are pruned",
+            ),
+            _ => launch,
+        };
         let observed_at =
             params::timestamp("observed_at", self.observed_at.as_deref())?.unwrap_or(now);
         let expires = params::timestamp("expires_at", self.expires_at.as_deref())?;
@@ -226,7 +242,7 @@ impl NewStatus {
         within(
             "observed_at",
             observed_at,
-            launch,
+            earliest,
             (
                 now + chrono::Duration::minutes(FUTURE_SLACK_MINUTES),
                 "now plus 5 minutes",
@@ -270,12 +286,19 @@ impl NewStatus {
     )
 )]
 #[post("/online-statuses")]
+#[tracing::instrument(name = "online_statuses.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewStatus>,
 ) -> Result<HttpResponse, ApiError> {
     let row = record(&state, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(StatusCheckView::from(row)))
+}
+
+/// The oldest observation time retention keeps (`retention.status_checks_days`), if any.
+fn kept_since(state: &AppState, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let retention_days = state.running.borrow().retention.status_checks_days;
+    crate::jobs::retention_cutoff(now, retention_days)
 }
 
 fn unavailable(error: actix::MailboxError) -> ApiError {
@@ -292,7 +315,8 @@ pub(super) async fn record(
     state: &AppState,
     body: NewStatus,
 ) -> Result<status_checks::Model, ApiError> {
-    let observation = body.observation(state.clock.now())?;
+    let now = state.clock.now();
+    let observation = body.observation(now, kept_since(state, now))?;
     let tracked = storage::tracked_users::get(&state.db, body.tracked_user_id)
         .await?
         .ok_or_else(|| {
@@ -338,11 +362,13 @@ pub(super) struct StatusCorrection {
 }
 
 impl StatusCorrection {
-    /// The observation as it reads after the correction, checked as a new one is.
+    /// The observation as it reads after the correction, checked as a new one is (not before
+    /// `kept_since`, the oldest observation retention keeps).
     fn apply(
         self,
         row: &status_checks::Model,
         now: DateTime<Utc>,
+        kept_since: Option<DateTime<Utc>>,
     ) -> Result<Observation, ApiError> {
         let new_kind = self.status.is_some() || self.is_online.is_some();
         let kept = |at: Option<DateTime<Utc>>| at.filter(|_| !new_kind).map(|at| at.to_rfc3339());
@@ -361,7 +387,7 @@ impl StatusCorrection {
             expires_at: self.expires_at.or_else(|| kept(row.expires_at)),
             was_online_at: self.was_online_at.or_else(|| kept(row.was_online_at)),
         }
-        .observation(now)
+        .observation(now, kept_since)
     }
 }
 
@@ -394,7 +420,8 @@ pub(super) async fn correct(
 ) -> Result<status_checks::Model, ApiError> {
     let existing = find(state, id).await?;
     let before = storage::observations::to_observation(&existing)?;
-    let after = correction.apply(&existing, state.clock.now())?;
+    let now = state.clock.now();
+    let after = correction.apply(&existing, now, kept_since(state, now))?;
     let tracked_user_id = existing.tracked_user_id;
     let row = storage::observations::correct(&state.db, existing, after).await?;
     // From the earlier of the two times: both the old and the new place change.
@@ -475,7 +502,7 @@ mod tests {
             .with_timezone(&Utc);
         serde_json::from_value::<NewStatus>(body)
             .unwrap()
-            .observation(now)
+            .observation(now, None)
     }
 
     #[test]
@@ -532,5 +559,30 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(fine.observed_at.timestamp(), TELEGRAM_LAUNCH_UNIX);
+    }
+
+    #[test]
+    fn an_observation_older_than_the_kept_ones_is_refused_naming_the_retention_key() {
+        let now = DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let kept_since = Some(now - chrono::Duration::days(30));
+        let at = |observed_at: &str| {
+            serde_json::from_value::<NewStatus>(json!({
+                "tracked_user_id": Uuid::nil(),
+                "is_online": false,
+                "observed_at": observed_at,
+            }))
+            .unwrap()
+            .observation(now, kept_since)
+        };
+        let error = at("2026-11-05T11:59:59Z").unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(
+            error.message.contains("retention.status_checks_days"),
+            "{}",
+            error.message
+        );
+        assert!(at("2026-11-05T12:00:00Z").is_ok());
     }
 }

@@ -136,6 +136,7 @@ pub fn openapi(switches: super::Switches) -> Document_ {
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
 #[get("/api/openapi.json")]
+#[tracing::instrument(name = "openapi.openapi_json", skip_all)]
 pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
@@ -156,6 +157,7 @@ pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
     )
 )]
 #[get("/api/docs")]
+#[tracing::instrument(name = "openapi.docs", skip_all)]
 pub async fn docs() -> HttpResponse {
     // Relative, so that it works behind a proxy that mounts the service under a prefix.
     HttpResponse::PermanentRedirect()

@@ -26,6 +26,7 @@ pub struct Probe {
     responses((status = 200, body = Probe))
 )]
 #[get("/livez")]
+#[tracing::instrument(name = "probes.livez", skip_all)]
 pub async fn livez() -> HttpResponse {
     HttpResponse::Ok().json(Probe { status: "alive" })
 }
@@ -41,6 +42,7 @@ pub async fn livez() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
+#[tracing::instrument(name = "probes.readyz", skip_all)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ready = !state.stopping.load(Ordering::Relaxed)
         && storage::ping(&state.db).await.is_ok()

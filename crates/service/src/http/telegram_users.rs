@@ -146,6 +146,7 @@ struct ListQuery {
     responses((status = 200, body = Page<TelegramUserView>))
 )]
 #[get("/telegram-users")]
+#[tracing::instrument(name = "telegram_users.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<ListQuery>,
@@ -190,6 +191,7 @@ pub(super) struct NewBody {
     )
 )]
 #[post("/telegram-users")]
+#[tracing::instrument(name = "telegram_users.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewBody>,
@@ -257,6 +259,7 @@ pub(super) async fn find(state: &AppState, id: &str) -> Result<telegram_users::M
     responses((status = 200, body = TelegramUserView), (status = 404, body = ErrorBody))
 )]
 #[get("/telegram-users/{id}")]
+#[tracing::instrument(name = "telegram_users.get", skip_all, fields(telegram_user = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let row = find(&state, &id).await?;
     Ok(HttpResponse::Ok().json(TelegramUserView::new(row, &state.bot_admin_ids)))
@@ -297,6 +300,7 @@ where
     )
 )]
 #[patch("/telegram-users/{id}")]
+#[tracing::instrument(name = "telegram_users.update", skip_all, fields(telegram_user = %id))]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -352,6 +356,7 @@ async fn replace(
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody))
 )]
 #[delete("/telegram-users/{id}")]
+#[tracing::instrument(name = "telegram_users.delete", skip_all, fields(telegram_user = %id))]
 async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,

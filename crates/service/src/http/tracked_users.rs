@@ -57,6 +57,7 @@ struct TrackedUserQuery {
     responses((status = 200, body = Page<TrackedUserView>))
 )]
 #[get("/tracked-users")]
+#[tracing::instrument(name = "tracked_users.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<TrackedUserQuery>,
@@ -106,6 +107,7 @@ struct NewTrackedUser {
     )
 )]
 #[post("/tracked-users")]
+#[tracing::instrument(name = "tracked_users.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewTrackedUser>,
@@ -163,6 +165,7 @@ struct TrackedUserDetail {
     responses((status = 200, body = TrackedUserDetail), (status = 404, body = ErrorBody))
 )]
 #[get("/tracked-users/{id}")]
+#[tracing::instrument(name = "tracked_users.get", skip_all, fields(tracked_user_id = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let tracked = find(&state, id.into_inner()).await?;
     let last_status = storage::observations::newest_of(&state.db, tracked.id).await?;
@@ -226,6 +229,7 @@ impl TrackedUserPatchBody {
     )
 )]
 #[patch("/tracked-users/{id}")]
+#[tracing::instrument(name = "tracked_users.update", skip_all, fields(tracked_user_id = %id))]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -274,6 +278,7 @@ struct DeleteQuery {
     responses((status = 204, description = "No longer tracked"), (status = 404, body = ErrorBody))
 )]
 #[delete("/tracked-users/{id}")]
+#[tracing::instrument(name = "tracked_users.delete", skip_all, fields(tracked_user_id = %id))]
 async fn delete(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -340,6 +345,7 @@ struct SessionsView {
     responses((status = 200, body = SessionsView), (status = 404, body = ErrorBody))
 )]
 #[get("/tracked-users/{id}/sessions")]
+#[tracing::instrument(name = "tracked_users.list_sessions", skip_all, fields(tracked_user_id = %id))]
 async fn list_sessions(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -364,6 +370,7 @@ async fn list_sessions(
     responses((status = 200, body = Statistics), (status = 404, body = ErrorBody))
 )]
 #[get("/tracked-users/{id}/stats")]
+#[tracing::instrument(name = "tracked_users.stats", skip_all, fields(tracked_user_id = %id))]
 async fn stats(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,

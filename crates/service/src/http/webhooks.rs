@@ -177,6 +177,7 @@ struct ListQuery {
     responses((status = 200, body = Page<WebhookView>))
 )]
 #[get("/webhooks")]
+#[tracing::instrument(name = "webhooks.list", skip_all)]
 async fn list(
     state: web::Data<AppState>,
     query: params::Query<ListQuery>,
@@ -225,6 +226,7 @@ fn all() -> Vec<String> {
     )
 )]
 #[post("/webhooks")]
+#[tracing::instrument(name = "webhooks.create", skip_all)]
 async fn create(
     state: web::Data<AppState>,
     body: params::Json<NewWebhookBody>,
@@ -264,6 +266,7 @@ async fn find(state: &AppState, id: Uuid) -> Result<webhooks::Model, ApiError> {
     responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody))
 )]
 #[get("/webhooks/{id}")]
+#[tracing::instrument(name = "webhooks.get", skip_all, fields(webhook_id = %id))]
 async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(WebhookView::from(find(&state, id.into_inner()).await?)))
 }
@@ -288,6 +291,7 @@ struct PatchBody {
     )
 )]
 #[patch("/webhooks/{id}")]
+#[tracing::instrument(name = "webhooks.update", skip_all, fields(webhook_id = %id))]
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -318,6 +322,7 @@ async fn update(
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody))
 )]
 #[delete("/webhooks/{id}")]
+#[tracing::instrument(name = "webhooks.delete", skip_all, fields(webhook_id = %id))]
 async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, id.into_inner()).await?;
     storage::webhooks::delete(&state.db, existing.id).await?;
@@ -331,6 +336,7 @@ async fn delete(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpR
     responses((status = 200, body = WebhookWithSecret), (status = 404, body = ErrorBody))
 )]
 #[post("/webhooks/{id}/rotate-secret")]
+#[tracing::instrument(name = "webhooks.rotate_secret", skip_all, fields(webhook_id = %id))]
 async fn rotate_secret(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -366,6 +372,7 @@ struct DeliveryQuery {
     responses((status = 200, body = Page<DeliveryView>), (status = 404, body = ErrorBody))
 )]
 #[get("/webhooks/{id}/deliveries")]
+#[tracing::instrument(name = "webhooks.deliveries", skip_all, fields(webhook_id = %id))]
 async fn deliveries(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -402,6 +409,7 @@ struct Queued {
     responses((status = 202, body = Queued), (status = 404, body = ErrorBody))
 )]
 #[post("/webhooks/{id}/test")]
+#[tracing::instrument(name = "webhooks.test", skip_all, fields(webhook_id = %id))]
 async fn test(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let endpoint = find(&state, id.into_inner()).await?;
     let event =
@@ -433,6 +441,7 @@ struct Requeued {
     responses((status = 202, body = Requeued), (status = 404, body = ErrorBody))
 )]
 #[post("/webhooks/{id}/replay")]
+#[tracing::instrument(name = "webhooks.replay", skip_all, fields(webhook_id = %id))]
 async fn replay(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -455,6 +464,7 @@ async fn replay(
     responses((status = 202, body = Queued), (status = 404, body = ErrorBody))
 )]
 #[post("/webhook-deliveries/{id}/redeliver")]
+#[tracing::instrument(name = "webhooks.redeliver", skip_all, fields(delivery_id = %id))]
 async fn redeliver(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
