@@ -537,6 +537,8 @@ async fn sessions_from_late_observations_equal_a_full_fold_of_the_stored_history
         // Polls add nothing to this test (they would be folded as well).
         config.presence.poll_min_seconds = 10_000_000;
         config.presence.poll_max_seconds = 10_000_000;
+        // The history goes back 40 days: raw observations are kept for it.
+        config.retention.status_checks_days = 60;
     })
     .await;
     let carol = app.track("carol_hidden").await;

@@ -201,8 +201,8 @@ impl Application {
             connector,
             storage.clone(),
             supervision.clone(),
-            config.supervision.intensity(),
         )
+        .with_target_intensity(config.supervision.intensity())
         .with_metrics(Arc::clone(&metrics))
         .with_fleet_links(failover_tx, channel_router.clone().recipient())
         .start();

@@ -89,6 +89,10 @@ pub struct AccountActor {
 }
 
 impl AccountActor {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each part is given once, by the fleet supervisor, its only caller"
+    )]
     pub fn new(
         account_id: Uuid,
         identity: AccountIdentity,

@@ -28,7 +28,7 @@ use super::{
 use crate::supervision::{Supervision, start_child};
 use tgwatch_core::{
     clock::Clock,
-    config::{PresenceConfig, TelegramConfig},
+    config::{PresenceConfig, SupervisionConfig, TelegramConfig},
     events::TrackedUserRef,
     presence::Source,
     supervision::RestartIntensity,
@@ -65,7 +65,6 @@ impl FleetSupervisor {
         connector: Arc<dyn TelegramConnector>,
         storage: Addr<StorageActor>,
         supervision: Supervision,
-        target_intensity: RestartIntensity,
     ) -> FleetSupervisor {
         FleetSupervisor {
             db,
@@ -80,8 +79,14 @@ impl FleetSupervisor {
             failover: None,
             channel_updates: None,
             supervision,
-            target_intensity,
+            target_intensity: SupervisionConfig::default().intensity(),
         }
+    }
+
+    /// How often a person's actor may restart (`[supervision]`; its defaults otherwise).
+    pub fn with_target_intensity(mut self, intensity: RestartIntensity) -> FleetSupervisor {
+        self.target_intensity = intensity;
+        self
     }
 
     /// Account health goes on to `failover` ([`look_after_accounts`]); account actors send

@@ -113,10 +113,10 @@ impl Actor for TargetActor {
         // No observation is handled before the stored state is back.
         ctx.wait(
             async move {
-                if let Some(written) = storage_written {
-                    if let Ok(Err(error)) = written.await {
-                        tracing::warn!(tracked_user_id = %id, %error, "storage could not write before the state was read back");
-                    }
+                if let Some(written) = storage_written
+                    && let Ok(Err(error)) = written.await
+                {
+                    tracing::warn!(tracked_user_id = %id, %error, "storage could not write before the state was read back");
                 }
                 storage::sessions::resume_folder(&db, id, gap).await
             }
