@@ -2,7 +2,7 @@
 //! `status_checks` with `rows` observations of 1,000 people over 60 days, and the outbox
 //! (`events`, `webhook_messages`, `webhook_deliveries`) and `bot_messages` with a hundredth of
 //! that each, then prunes everything older than 30 days in the job's order and batches
-//! ([`tgwatch_service::jobs::retention_plan`], [`tgwatch_store::retention::prune_batch`]) while
+//! ([`tgwatch_store::retention::plan`], [`tgwatch_store::retention::prune_batch`]) while
 //! a writer stores one observation every 10 ms through the storage actor's write path. Reports
 //! rows per second per table, the longest single batch, and the writer's latency during the
 //! pruning next to its latency on the idle database.
@@ -22,12 +22,12 @@ use tgwatch_core::{
     config::RetentionConfig,
     presence::{Observation, Source, Status},
 };
-use tgwatch_service::jobs::{retention_cutoff, retention_plan};
+use tgwatch_service::jobs::retention_cutoff;
 use tgwatch_store::{
     self as storage,
     entities::status_checks,
     observations::{NewObservation, PendingWrites},
-    retention::{Prunable, prune_batch},
+    retention::{self, Prunable, prune_batch},
 };
 
 use crate::{BenchError, percentile, tempfile_dir};
@@ -174,7 +174,7 @@ pub async fn retention(
         ..RetentionConfig::default()
     };
     let mut tables = Vec::new();
-    for (what, days) in retention_plan(&retention, false) {
+    for (what, days) in retention::plan(&retention, false) {
         let Some(cutoff) = retention_cutoff(now, days) else {
             continue;
         };

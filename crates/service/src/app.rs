@@ -11,13 +11,9 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    actors::{
-        channels::ChannelsActor,
-        storage::StorageActor,
-        supervisor::{FleetSupervisor, look_after_accounts},
-    },
+    actors::{channels::ChannelsActor, storage::StorageActor, supervisor::FleetSupervisor},
     bot,
-    channels::Channels,
+    channels::{Channels, look_after_accounts},
     feed::Feed,
     http,
     jobs::Jobs,

@@ -797,6 +797,30 @@ pub fn describe(channel: &channels::Model) -> String {
     }
 }
 
+/// Acts on what account actors report: a lost account's work moves to healthy accounts, a
+/// ready account takes the work that waited. One report at a time, in order, so that two
+/// reassignments never race for the same channel.
+pub async fn look_after_accounts(
+    channels: Channels,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<crate::actors::messages::AccountHealth>,
+) {
+    while let Some(report) = reports.recv().await {
+        let outcome = match &report {
+            crate::actors::messages::AccountHealth::Lost {
+                account_id,
+                loss,
+                reason,
+            } => channels.on_account_lost(*account_id, *loss, reason).await,
+            crate::actors::messages::AccountHealth::Ready(account_id) => {
+                channels.on_account_ready(*account_id).await
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::error!(?report, %error, "could not move work after an account change");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,9 +33,11 @@ use crate::{
     },
     metrics::Metrics,
 };
-use tgwatch_core::config::RetentionConfig;
 use tgwatch_core::{clock::Clock, config::Config};
-use tgwatch_store::{self as storage, LogLevel, retention::Prunable};
+use tgwatch_store::{
+    self as storage, LogLevel,
+    retention::{self, Prunable},
+};
 
 /// The running jobs, for the service's stop.
 pub struct JobsRunning(Vec<tokio::task::JoinHandle<()>>);
@@ -215,14 +217,14 @@ impl Jobs {
         }
     }
 
-    /// One run of the retention job: every table of [`retention_plan`] in turn, in batches;
+    /// One run of the retention job: every table of [`retention::plan`] in turn, in batches;
     /// returns the rows deleted per table.
     pub async fn prune_old_rows(&self) -> Result<Vec<(Prunable, u64)>, storage::StorageError> {
         let settings = self.settings();
         let retention = &settings.retention;
         let now = self.clock.now();
         let mut pruned = Vec::new();
-        for (what, days) in retention_plan(retention, settings.bot.token.is_some()) {
+        for (what, days) in retention::plan(retention, settings.bot.token.is_some()) {
             let Some(cutoff) = retention_cutoff(now, days) else {
                 continue;
             };
@@ -243,20 +245,6 @@ impl Jobs {
         }
         Ok(pruned)
     }
-}
-
-/// What the retention job prunes and after how many days (0: never), in the order it must go:
-/// webhook attempts before their messages, messages before their events (an event waits for
-/// its messages to go). `bot_enabled`: events wait for the bot to have taken them too. Pure.
-pub fn retention_plan(retention: &RetentionConfig, bot_enabled: bool) -> [(Prunable, u32); 6] {
-    [
-        (Prunable::StatusChecks, retention.status_checks_days),
-        (Prunable::WebhookDeliveries, retention.webhook_messages_days),
-        (Prunable::WebhookMessages, retention.webhook_messages_days),
-        (Prunable::Events { bot_enabled }, retention.events_days),
-        (Prunable::BotMessages, retention.bot_messages_days),
-        (Prunable::ChannelMessages, retention.channel_messages_days),
-    ]
 }
 
 /// Rows older than this are deleted; `None` when retention is off (0 days), or reaches back
@@ -362,6 +350,7 @@ pub fn is_connected(link: Option<&AccountLink>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tgwatch_core::config::RetentionConfig;
 
     fn check(id: Uuid, running: bool, connected: bool) -> AccountCheck {
         AccountCheck {
@@ -448,7 +437,7 @@ mod tests {
             channel_messages_days: 0,
             ..RetentionConfig::default()
         };
-        let plan = retention_plan(&retention, false);
+        let plan = retention::plan(&retention, false);
         let order: Vec<&str> = plan.iter().map(|(what, _)| what.table()).collect();
         assert_eq!(
             order,
@@ -465,7 +454,7 @@ mod tests {
         assert_eq!(days, [1, 3, 3, 2, 4, 0]);
         assert_eq!(plan[3].0, Prunable::Events { bot_enabled: false });
         assert_eq!(
-            retention_plan(&retention, true)[3].0,
+            retention::plan(&retention, true)[3].0,
             Prunable::Events { bot_enabled: true }
         );
         // Channel posts are kept unless configured.

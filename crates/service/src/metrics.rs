@@ -216,7 +216,7 @@ impl Metrics {
             webhook_attempts.entry(result.to_owned()).or_insert(0);
         }
         let mut retention_deleted = self.retention_deleted.snapshot();
-        for (what, _) in crate::jobs::retention_plan(&Default::default(), false) {
+        for (what, _) in tgwatch_store::retention::plan(&Default::default(), false) {
             retention_deleted
                 .entry(what.table().to_owned())
                 .or_insert(0);

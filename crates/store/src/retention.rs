@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 
 use super::{Doing, StorageError, sql::Sql};
+use tgwatch_core::config::RetentionConfig;
 
 /// A table the retention job prunes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,4 +188,18 @@ pub async fn prune_older_than(
         from = done.reached;
         tokio::task::yield_now().await;
     }
+}
+
+/// What the retention job prunes and after how many days (0: never), in the order it must go:
+/// webhook attempts before their messages, messages before their events (an event waits for
+/// its messages to go). `bot_enabled`: events wait for the bot to have taken them too. Pure.
+pub fn plan(retention: &RetentionConfig, bot_enabled: bool) -> [(Prunable, u32); 6] {
+    [
+        (Prunable::StatusChecks, retention.status_checks_days),
+        (Prunable::WebhookDeliveries, retention.webhook_messages_days),
+        (Prunable::WebhookMessages, retention.webhook_messages_days),
+        (Prunable::Events { bot_enabled }, retention.events_days),
+        (Prunable::BotMessages, retention.bot_messages_days),
+        (Prunable::ChannelMessages, retention.channel_messages_days),
+    ]
 }

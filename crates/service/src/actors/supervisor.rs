@@ -89,7 +89,7 @@ impl FleetSupervisor {
         self
     }
 
-    /// Account health goes on to `failover` ([`look_after_accounts`]); account actors send
+    /// Account health goes on to `failover` (`crate::channels::look_after_accounts`); account actors send
     /// their channel updates to `channel_updates`.
     pub fn with_fleet_links(
         mut self,
@@ -306,28 +306,6 @@ impl Handler<AccountHealth> for FleetSupervisor {
         if let Some(failover) = &self.failover {
             // The failover runs as long as the service; a report after shutdown is moot.
             let _ = failover.send(health);
-        }
-    }
-}
-
-/// Acts on what account actors report: a lost account's work moves to healthy accounts, a
-/// ready account takes the work that waited. One report at a time, in order, so that two
-/// reassignments never race for the same channel.
-pub async fn look_after_accounts(
-    channels: crate::channels::Channels,
-    mut reports: tokio::sync::mpsc::UnboundedReceiver<AccountHealth>,
-) {
-    while let Some(report) = reports.recv().await {
-        let outcome = match &report {
-            AccountHealth::Lost {
-                account_id,
-                loss,
-                reason,
-            } => channels.on_account_lost(*account_id, *loss, reason).await,
-            AccountHealth::Ready(account_id) => channels.on_account_ready(*account_id).await,
-        };
-        if let Err(error) = outcome {
-            tracing::error!(?report, %error, "could not move work after an account change");
         }
     }
 }
