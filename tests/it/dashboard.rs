@@ -318,13 +318,13 @@ async fn the_dashboard_shows_a_person_going_online_live() {
         config.testing.fault_injection = true;
     })
     .await;
+    let alice = app.track("@alice_w").await;
+    let bob = app.track("@bob_b").await;
     // One restart of the account's actor, for the accounts panel to show.
     let (_, accounts) = app.get("/api/accounts").await;
     let main = accounts["items"][0]["id"].as_str().unwrap().to_owned();
     app.panic_and_wait_for_restart("account", Some(&main), Duration::from_secs(1))
         .await;
-    let alice = app.track("@alice_w").await;
-    let bob = app.track("@bob_b").await;
     for (who, status) in [(&alice, "offline"), (&bob, "online")] {
         let (code, body) = app
             .post(
