@@ -123,7 +123,7 @@ pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestA
     TestApp {
         api: Api {
             base,
-            client: reqwest::Client::new(),
+            client: api_client(),
         },
         telegram,
         clock,
@@ -160,7 +160,7 @@ pub async fn spawn_app_watching(
     let app = TestApp {
         api: Api {
             base,
-            client: reqwest::Client::new(),
+            client: api_client(),
         },
         telegram,
         clock,
@@ -296,6 +296,16 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The tests' HTTP client. Idle connections are dropped well before the service's keep-alive
+/// (actix-web's 5 s) closes them: a request sent on a connection the server is closing at that
+/// moment fails with `IncompleteMessage`, which a test reads as the service failing.
+fn api_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("an HTTP client")
 }
 
 async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
@@ -442,7 +452,7 @@ async fn start_mtproto_app_watching(
     MtprotoApp {
         api: Api {
             base,
-            client: reqwest::Client::new(),
+            client: api_client(),
         },
         config,
         issued_keys,
