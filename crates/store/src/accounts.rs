@@ -299,14 +299,22 @@ pub async fn set_source(
 }
 
 /// Forgets an account's phone number (seed 002's `DELETE /tracker-settings/{id}/`, with its
-/// session: the account stays).
+/// session: the account stays); `None` when the account was deleted meanwhile.
 pub async fn clear_phone(
     db: &DatabaseConnection,
     existing: accounts::Model,
     now: DateTime<Utc>,
-) -> Result<accounts::Model, StorageError> {
+) -> Result<Option<accounts::Model>, StorageError> {
     let mut row: accounts::ActiveModel = existing.into();
     row.phone = Set(None);
     row.updated_at = Set(now);
-    row.update(db).await.doing("clearing an account's phone")
+    match row.update(db).await {
+        Ok(updated) => Ok(Some(updated)),
+        // Deleted meanwhile (by another request): nothing to clear.
+        Err(sea_orm::DbErr::RecordNotUpdated) => Ok(None),
+        Err(source) => Err(StorageError::Db {
+            doing: "clearing an account's phone",
+            source,
+        }),
+    }
 }

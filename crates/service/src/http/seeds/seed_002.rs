@@ -520,8 +520,11 @@ async fn delete_tracker_setting(
     if let Some(logins) = &state.logins {
         logins.reset(existing.id).await?;
     }
-    storage::accounts::clear_phone(&state.db, existing, state.clock.now()).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let id = existing.id;
+    match storage::accounts::clear_phone(&state.db, existing, state.clock.now()).await? {
+        Some(_) => Ok(HttpResponse::NoContent().finish()),
+        None => Err(ApiError::not_found("tracker account", id)),
+    }
 }
 
 // ---- /telegram-users/ ------------------------------------------------------------------------
