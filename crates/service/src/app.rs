@@ -353,6 +353,7 @@ impl Application {
         let stop = StopParts {
             stopping: stopping.clone(),
             live: live.clone(),
+            fleet: supervisor.clone(),
             storage: storage.clone(),
             channels: channels.router.clone(),
             webhooks: Some(dispatcher_control),

@@ -3,12 +3,15 @@
 //!
 //! 1. HTTP and WebSocket take no new work: `/readyz` answers 503, every live WebSocket is closed
 //!    with 1001 "going away", and the server stops accepting (requests in flight finish).
-//! 2. What the actors buffer is written: observations (StorageActor), channel posts
+//! 2. The fleet stops: each account lets go of its Telegram connection and hands on what the
+//!    connection had received; then every person's actor stops. Nothing new enters the buffers
+//!    after this.
+//! 3. What the actors buffer is written: observations (StorageActor), channel posts
 //!    (ChannelsActor).
-//! 3. Webhooks: no more claims; attempts in flight finish and are written, and those still
+//! 4. Webhooks: no more claims; attempts in flight finish and are written, and those still
 //!    running near the deadline are cut off and their claims released.
-//! 4. The bot stops polling and notifying; the scheduled jobs stop.
-//! 5. The database pool is closed, on the runtime.
+//! 5. The bot stops polling and notifying; the scheduled jobs stop.
+//! 6. The database pool is closed, on the runtime.
 //!
 //! Past the deadline the steps left are abandoned: they are logged and the process exits with
 //! [`EXIT_STOP_UNFINISHED`] instead of 0.
@@ -31,6 +34,7 @@ use crate::{
         channels::{ChannelsActor, FlushChannels},
         messages::Flush,
         storage::StorageActor,
+        supervisor::{FleetSupervisor, StopFleet},
     },
     jobs::JobsRunning,
     live::Live,
@@ -78,6 +82,7 @@ pub fn attempts_budget(timeout: Duration) -> Duration {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Http,
+    Fleet,
     Observations,
     ChannelPosts,
     Webhooks,
@@ -87,8 +92,9 @@ enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 7] = [
+    const ALL: [Step; 8] = [
         Step::Http,
+        Step::Fleet,
         Step::Observations,
         Step::ChannelPosts,
         Step::Webhooks,
@@ -100,6 +106,7 @@ impl Step {
     fn name(self) -> &'static str {
         match self {
             Step::Http => "stopping HTTP and WebSocket work",
+            Step::Fleet => "stopping the accounts and people",
             Step::Observations => "writing buffered observations",
             Step::ChannelPosts => "writing buffered channel posts",
             Step::Webhooks => "finishing webhook attempts in flight",
@@ -119,6 +126,7 @@ impl Step {
 pub(crate) struct StopParts {
     pub stopping: Arc<AtomicBool>,
     pub live: Live,
+    pub fleet: Addr<FleetSupervisor>,
     pub storage: Addr<StorageActor>,
     pub channels: Addr<ChannelsActor>,
     pub webhooks: Option<DispatcherSetup>,
@@ -196,6 +204,13 @@ impl StopParts {
                     if let Err(error) = served {
                         tracing::error!(%error, "the HTTP server failed while stopping");
                     }
+                }
+            }
+            Step::Fleet => {
+                if self.fleet.send(StopFleet).await.is_err() {
+                    tracing::error!(
+                        "the fleet supervisor is gone: its accounts stop with the process"
+                    );
                 }
             }
             Step::Observations => match self.storage.send(Flush).await {

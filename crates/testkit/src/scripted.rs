@@ -266,7 +266,9 @@ struct FloodWaitState {
 
 struct Subscriber {
     known_users: Arc<Mutex<HashSet<i64>>>,
-    updates: mpsc::Sender<Update>,
+    /// Weak: the connection's session holds the only sender, so that dropping the session
+    /// ends its update stream, as it does with grammers.
+    updates: mpsc::WeakSender<Update>,
 }
 
 pub struct ScriptedTelegram {
@@ -396,12 +398,15 @@ async fn push_status_changes(telegram: Weak<ScriptedTelegram>) {
             status: user.status_at(second, started_at),
         };
         lock(&telegram.subscribers).retain(|subscriber| {
+            let Some(updates) = subscriber.updates.upgrade() else {
+                return false; // the connection is closed
+            };
             if !lock(&subscriber.known_users).contains(&user_id) {
-                return !subscriber.updates.is_closed();
+                return !updates.is_closed();
             }
             // A full channel drops the update, as grammers does; a closed one unsubscribes.
             !matches!(
-                subscriber.updates.try_send(update.clone()),
+                updates.try_send(update.clone()),
                 Err(mpsc::error::TrySendError::Closed(_))
             )
         });
@@ -424,12 +429,13 @@ impl TelegramConnector for ScriptedTelegram {
         let known_users = Arc::new(Mutex::new(HashSet::new()));
         lock(&self.subscribers).push(Subscriber {
             known_users: known_users.clone(),
-            updates: updates_tx,
+            updates: updates_tx.downgrade(),
         });
         let session = ScriptedSession {
             telegram,
             account: account.label.clone(),
             known_users,
+            _updates: updates_tx,
         };
         Ok(Connection {
             session: Arc::new(session),
@@ -442,6 +448,8 @@ struct ScriptedSession {
     telegram: Arc<ScriptedTelegram>,
     account: String,
     known_users: Arc<Mutex<HashSet<i64>>>,
+    /// The connection's update stream lives as long as this session.
+    _updates: mpsc::Sender<Update>,
 }
 
 #[async_trait]

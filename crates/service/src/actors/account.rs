@@ -86,6 +86,8 @@ pub struct AccountActor {
     /// Set by a restart: the next connection waits for the backoff first.
     restarted: bool,
     restart_window_seconds: u64,
+    /// Set by [`Drain`]: told once the connection's update stream has ended.
+    drained: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl AccountActor {
@@ -133,6 +135,7 @@ impl AccountActor {
             connection: 0,
             restarted: false,
             restart_window_seconds: telegram.restart_window_seconds,
+            drained: None,
         }
     }
 
@@ -598,10 +601,56 @@ impl Handler<Pushed> for AccountActor {
 impl Handler<ConnectionLost> for AccountActor {
     type Result = ();
     fn handle(&mut self, lost: ConnectionLost, ctx: &mut Self::Context) {
-        if lost.generation == self.connection && self.session.is_some() && !self.unusable {
+        if lost.generation != self.connection {
+            return;
+        }
+        if let Some(drained) = self.drained.take() {
+            let _ = drained.send(());
+            return;
+        }
+        if self.session.is_some() && !self.unusable {
             let error = TelegramError::Connection("update stream ended".into());
             self.connection_failed(ctx, &error);
         }
+    }
+}
+
+/// How long the stop waits for an account's update stream to hand on what it had received.
+const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The service's stop: the account lets go of its connection (the last handle on it, so it
+/// closes) and goes on handling what the connection had already received, until its update
+/// stream ends; then it stops for good. Answered when it has, or after [`DRAIN_WITHIN`].
+///
+/// This is what keeps a channel post that Telegram delivered just before the stop: the post is
+/// handed to the channels actor before the stop writes that actor's buffer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+impl Handler<Drain> for AccountActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Self::Context) -> Self::Result {
+        self.retire();
+        // Neither reconnect nor report the connection lost: the stream's end is expected.
+        self.unusable = true;
+        let (drained, stream_ended) = tokio::sync::oneshot::channel();
+        // Dropping the last handle on the session closes the connection; without one there is
+        // no stream to wait for (the dropped sender ends the wait at once).
+        if self.session.take().is_some() {
+            self.drained = Some(drained);
+        }
+        let label = self.identity.label.clone();
+        Box::pin(
+            async move {
+                if tokio::time::timeout(DRAIN_WITHIN, stream_ended).await.is_err() {
+                    tracing::warn!(account = %label, "the update stream did not end in time; stopping without it");
+                }
+            }
+            .into_actor(self)
+            .map(|(), _act, ctx| ctx.stop()),
+        )
     }
 }
 

@@ -14,13 +14,15 @@ use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use futures_util::future::join_all;
+
 use super::{
-    account::AccountActor,
+    account::{AccountActor, Drain},
     channels::ChannelUpdate,
     messages::{
-        AccountHealth, FleetSnapshot, GetSession, LookUpUser, ManualObservation,
-        ManualObservationError, Observed, Resolve, ResolveError, SessionOf, Snapshot, StartAccount,
-        StartTarget, StopAccount, StopActor, StopTarget,
+        AccountHealth, FleetSnapshot, FoldAgain, GetSession, LookUpUser, ManualObservation,
+        ManualObservationError, Observed, RebuildSessions, Resolve, ResolveError, SessionOf,
+        Snapshot, StartAccount, StartTarget, StopAccount, StopActor, StopTarget,
     },
     storage::StorageActor,
     target::TargetActor,
@@ -33,7 +35,7 @@ use tgwatch_core::{
     presence::Source,
     supervision::RestartIntensity,
 };
-use tgwatch_store::accounts::AccountStatus;
+use tgwatch_store::{StorageError, accounts::AccountStatus};
 use tgwatch_telegram::{
     AccountIdentity, InputUser, TelegramConnector, TelegramSession, TelegramUser,
 };
@@ -54,6 +56,8 @@ pub struct FleetSupervisor {
     supervision: Supervision,
     /// How often a person's actor may restart (`[supervision]`).
     target_intensity: RestartIntensity,
+    /// Set by [`StopFleet`]: nothing is started any more.
+    stopped: bool,
 }
 
 impl FleetSupervisor {
@@ -80,6 +84,7 @@ impl FleetSupervisor {
             channel_updates: None,
             supervision,
             target_intensity: SupervisionConfig::default().intensity(),
+            stopped: false,
         }
     }
 
@@ -119,10 +124,12 @@ impl Handler<StartAccount> for FleetSupervisor {
         if let Some(running) = self.accounts.remove(&account.id) {
             running.do_send(StopActor);
         }
-        if matches!(
-            account.status,
-            AccountStatus::Banned | AccountStatus::Inactive
-        ) {
+        if self.stopped
+            || matches!(
+                account.status,
+                AccountStatus::Banned | AccountStatus::Inactive
+            )
+        {
             return;
         }
         let child = self.supervision.account(
@@ -168,7 +175,7 @@ impl Handler<StartTarget> for FleetSupervisor {
         if let Some(running) = self.targets.remove(&tracked.id) {
             running.do_send(StopActor);
         }
-        if !tracked.is_active {
+        if self.stopped || !tracked.is_active {
             return;
         }
         let user = tracked.telegram_user_id.map(|id| InputUser {
@@ -205,6 +212,29 @@ impl Handler<StartTarget> for FleetSupervisor {
             restarted: false,
         };
         self.targets.insert(tracked.id, start_child(child, actor));
+    }
+}
+
+/// The service's stop: every account hands on what its connection had received and lets go
+/// of it ([`Drain`]), then every person's actor stops. Answered when all have, so that what they
+/// handed to the storage and channels actors is in those actors' mailboxes before the stop
+/// writes their buffers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopFleet;
+
+impl Handler<StopFleet> for FleetSupervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: StopFleet, _ctx: &mut Self::Context) -> Self::Result {
+        self.stopped = true;
+        let accounts: Vec<Addr<AccountActor>> = self.accounts.drain().map(|(_, a)| a).collect();
+        let targets: Vec<Addr<TargetActor>> = self.targets.drain().map(|(_, t)| t).collect();
+        Box::pin(async move {
+            // Gone already (parked, or failed) is stopped too.
+            join_all(accounts.iter().map(|account| account.send(Drain))).await;
+            join_all(targets.iter().map(|target| target.send(StopActor))).await;
+        })
     }
 }
 
@@ -270,6 +300,30 @@ impl Handler<ManualObservation> for FleetSupervisor {
                 account_id: None,
             };
             Ok(target.send(observed).await??)
+        })
+    }
+}
+
+impl Handler<FoldAgain> for FleetSupervisor {
+    type Result = ResponseFuture<Result<(), StorageError>>;
+
+    /// Through the person's actor when it runs (see [`FoldAgain`]); directly by storage
+    /// otherwise, as nothing else folds that person's observations then.
+    fn handle(&mut self, again: FoldAgain, _ctx: &mut Self::Context) -> Self::Result {
+        let target = self.targets.get(&again.tracked_user_id).cloned();
+        let storage = self.storage.clone();
+        Box::pin(async move {
+            let folded = match target {
+                Some(target) => target.send(again).await,
+                None => storage
+                    .send(RebuildSessions {
+                        tracked_user_id: again.tracked_user_id,
+                        late: again.from,
+                    })
+                    .await
+                    .map(|rebuilt| rebuilt.map(drop)),
+            };
+            folded.map_err(|_| StorageError::Unavailable)?
         })
     }
 }
@@ -359,10 +413,7 @@ impl Handler<super::messages::AccountLinks> for FleetSupervisor {
                 };
                 (id, link)
             });
-            futures_util::future::join_all(asks)
-                .await
-                .into_iter()
-                .collect()
+            join_all(asks).await.into_iter().collect()
         })
     }
 }
