@@ -103,6 +103,17 @@ pub struct RebuildSessions {
     pub late: Observation,
 }
 
+/// A person's stored observations were corrected (one edited or deleted): fold their sessions
+/// again from `from` on. The person's actor does it when it runs, so that no observation is
+/// folded meanwhile into the state from before the correction.
+#[derive(Message)]
+#[rtype(result = "Result<(), StorageError>")]
+pub struct FoldAgain {
+    pub tracked_user_id: Uuid,
+    /// The earliest observation the correction touched.
+    pub from: Observation,
+}
+
 /// Start (or restart with new settings) the actor of a tracked user.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -9,7 +9,8 @@ use super::{
     super::supervision::Child,
     account::AccountActor,
     messages::{
-        AttachTarget, DetachTarget, Flush, Observed, PollDue, RebuildSessions, RecordObservation,
+        AttachTarget, DetachTarget, Flush, FoldAgain, Observed, PollDue, RebuildSessions,
+        RecordObservation,
     },
     storage::StorageActor,
 };
@@ -193,27 +194,51 @@ impl Handler<Observed> for TargetActor {
                 // History is being corrected, not happening now: no events.
                 let late = observed.observation;
                 let id = self.record(observed, None, Vec::new());
-                let storage = self.storage.clone();
                 let tracked_user_id = self.tracked_user_id;
-                AtomicResponse::new(Box::pin(
-                    async move {
-                        storage
-                            .send(RebuildSessions {
-                                tracked_user_id,
-                                late,
-                            })
-                            .await
-                            .map_err(|_| StorageError::Unavailable)?
-                    }
-                    .into_actor(self)
-                    .map(move |rebuilt, act, _ctx| {
-                        act.folder = Some(rebuilt?);
+                AtomicResponse::new(Box::pin(self.fold_again(late).map(
+                    move |folded, _act, _ctx| {
+                        folded?;
                         tracing::info!(%tracked_user_id, "sessions folded again after a late observation");
                         Ok(id)
-                    }),
-                ))
+                    },
+                )))
             }
         }
+    }
+}
+
+impl TargetActor {
+    /// Folds the person's stored sessions again from `from` on (storage writes what it holds
+    /// first) and continues from the rebuilt state.
+    fn fold_again(
+        &self,
+        from: Observation,
+    ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + 'static {
+        let storage = self.storage.clone();
+        let tracked_user_id = self.tracked_user_id;
+        async move {
+            storage
+                .send(RebuildSessions {
+                    tracked_user_id,
+                    late: from,
+                })
+                .await
+                .map_err(|_| StorageError::Unavailable)?
+        }
+        .into_actor(self)
+        .map(|rebuilt, act, _ctx| {
+            act.folder = Some(rebuilt?);
+            Ok(())
+        })
+    }
+}
+
+impl Handler<FoldAgain> for TargetActor {
+    // Atomic: observations that arrive meanwhile wait for the rebuilt state.
+    type Result = AtomicResponse<Self, Result<(), StorageError>>;
+
+    fn handle(&mut self, again: FoldAgain, _ctx: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(Box::pin(self.fold_again(again.from)))
     }
 }
 

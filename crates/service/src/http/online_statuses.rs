@@ -15,7 +15,7 @@ use super::{
     views::StatusCheckView,
 };
 use crate::{
-    actors::messages::{Flush, ManualObservation, RebuildSessions, StartTarget},
+    actors::messages::{Flush, FoldAgain, ManualObservation},
     state::AppState,
 };
 use tgwatch_core::presence::{Observation, Status, StatusKind};
@@ -391,24 +391,21 @@ impl StatusCorrection {
     }
 }
 
-/// Folds the user's sessions again from `from` on (the storage actor writes what it holds
-/// first), then restarts the user's actor so that it continues from the stored state.
+/// Folds the user's sessions again from `from` on, through the user's actor (see
+/// [`FoldAgain`]).
 async fn fold_again(
     state: &AppState,
     tracked_user_id: Uuid,
     from: Observation,
 ) -> Result<(), ApiError> {
     state
-        .storage
-        .send(RebuildSessions {
+        .supervisor
+        .send(FoldAgain {
             tracked_user_id,
-            late: from,
+            from,
         })
         .await
         .map_err(unavailable)??;
-    if let Some(tracked) = storage::tracked_users::get(&state.db, tracked_user_id).await? {
-        state.supervisor.do_send(StartTarget(tracked));
-    }
     Ok(())
 }
 
