@@ -651,7 +651,20 @@ fn port_update(update: &GrammersUpdate) -> Option<Update> {
             user_id: pushed.user_id,
             status: map_status(Some(&pushed.status)),
         }),
-        raw => channels::channel_update(raw),
+        raw => channels::channel_update(raw, |_sender| sender_name_of(update)),
+    }
+}
+
+/// The name of a message's sender as it came with the update (a user's full name, a chat's
+/// title), for posts that carry no signature.
+fn sender_name_of(update: &GrammersUpdate) -> Option<String> {
+    let (GrammersUpdate::NewMessage(message) | GrammersUpdate::MessageEdited(message)) = update
+    else {
+        return None;
+    };
+    match message.sender()? {
+        grammers_client::peer::Peer::User(user) => Some(user.full_name()),
+        peer => peer.name().map(str::to_owned),
     }
 }
 

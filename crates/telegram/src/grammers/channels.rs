@@ -140,10 +140,18 @@ fn chat_message(message: &tl::enums::Message) -> Option<ChatMessage> {
     })
 }
 
-/// A channel message; `None` for other chats' messages, empty and service messages.
-fn channel_message(message: &tl::enums::Message) -> Option<ChannelMessage> {
+/// A channel message; `None` for other chats' messages, empty and service messages. Its author
+/// is the post's signature, else its sender's name, which `sender_name` finds by the sender's
+/// chat id (a user's full name, a chat's title; anonymous broadcast posts have neither).
+fn channel_message(
+    message: &tl::enums::Message,
+    sender_name: impl FnOnce(i64) -> Option<String>,
+) -> Option<ChannelMessage> {
     let sender_name = match message {
-        tl::enums::Message::Message(message) => message.post_author.clone(),
+        tl::enums::Message::Message(message) => message.post_author.clone().or_else(|| {
+            let (kind, id) = peer_of(message.from_id.as_ref()?);
+            sender_name(kind.chat_id(id))
+        }),
         _ => None,
     };
     let message = chat_message(message)?;
@@ -162,14 +170,18 @@ fn channel_message(message: &tl::enums::Message) -> Option<ChannelMessage> {
     })
 }
 
-/// The port's update for a pushed channel update; `None` for everything else.
-pub(super) fn channel_update(update: &tl::enums::Update) -> Option<Update> {
+/// The port's update for a pushed channel update; `None` for everything else. `sender_name`
+/// is the sender's name as it came with the update (see [`channel_message`]).
+pub(super) fn channel_update(
+    update: &tl::enums::Update,
+    sender_name: impl FnOnce(i64) -> Option<String>,
+) -> Option<Update> {
     match update {
         tl::enums::Update::NewChannelMessage(update) => {
-            channel_message(&update.message).map(Update::ChannelMessageNew)
+            channel_message(&update.message, sender_name).map(Update::ChannelMessageNew)
         }
         tl::enums::Update::EditChannelMessage(update) => {
-            channel_message(&update.message).map(Update::ChannelMessageEdited)
+            channel_message(&update.message, sender_name).map(Update::ChannelMessageEdited)
         }
         tl::enums::Update::DeleteChannelMessages(update) => Some(Update::ChannelMessagesDeleted {
             channel_id: update.channel_id,
@@ -249,13 +261,21 @@ fn chats_of_join(result: tl::enums::messages::ChatInviteJoinResult) -> Vec<tl::e
 }
 
 fn messages_of(answer: tl::enums::messages::Messages) -> Vec<tl::enums::Message> {
+    messages_and_peers_of(answer).0
+}
+
+/// The messages of an answer, with the users and chats it names (their senders among them).
+fn messages_and_peers_of(
+    answer: tl::enums::messages::Messages,
+) -> (Vec<tl::enums::Message>, HashMap<i64, Peer>) {
     use tl::enums::messages::Messages as M;
-    match answer {
-        M::Messages(answer) => answer.messages,
-        M::Slice(answer) => answer.messages,
-        M::ChannelMessages(answer) => answer.messages,
-        M::NotModified(_) => Vec::new(),
-    }
+    let (messages, users, chats) = match answer {
+        M::Messages(answer) => (answer.messages, answer.users, answer.chats),
+        M::Slice(answer) => (answer.messages, answer.users, answer.chats),
+        M::ChannelMessages(answer) => (answer.messages, answer.users, answer.chats),
+        M::NotModified(_) => return (Vec::new(), HashMap::new()),
+    };
+    (messages, peers_of(users, chats))
 }
 
 impl GrammersSession {
@@ -404,14 +424,19 @@ pub(super) async fn channel_history(
             min_id: after,
             hash: 0,
         };
-        let messages = messages_of(invoke(&session.client, session.call_timeout, request).await?);
+        let (messages, peers) =
+            messages_and_peers_of(invoke(&session.client, session.call_timeout, request).await?);
         let Some(newest) = messages.iter().map(tl::enums::Message::id).max() else {
             break;
         };
         let fetched = messages.len();
         let mut batch: Vec<ChannelMessage> = messages
             .iter()
-            .filter_map(channel_message)
+            .filter_map(|message| {
+                channel_message(message, |sender| {
+                    peers.get(&sender).map(|peer| peer.title.clone())
+                })
+            })
             .filter(|message| message.channel_id == channel.id && message.id > after)
             .collect();
         batch.sort_by_key(|message| message.id);
@@ -726,6 +751,46 @@ mod tests {
         })
     }
 
+    fn no_name(_sender: i64) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn a_posts_author_is_its_signature_else_its_senders_name() {
+        let channel = tl::enums::Peer::Channel(tl::types::PeerChannel { channel_id: 55 });
+        let signed = match message(channel.clone(), None) {
+            tl::enums::Message::Message(message) => {
+                tl::enums::Message::Message(tl::types::Message {
+                    post_author: Some("Ann Editor".into()),
+                    from_id: Some(tl::enums::Peer::User(tl::types::PeerUser { user_id: 9 })),
+                    ..message
+                })
+            }
+            other => other,
+        };
+        let name_of_9 = |sender: i64| (sender == 9).then(|| "Bob Member".to_owned());
+        let mapped = channel_message(&signed, name_of_9).expect("a message");
+        assert_eq!(mapped.sender_name.as_deref(), Some("Ann Editor"));
+
+        // A member's message in a supergroup: no signature, a sender.
+        let from_member = match signed {
+            tl::enums::Message::Message(message) => {
+                tl::enums::Message::Message(tl::types::Message {
+                    post_author: None,
+                    ..message
+                })
+            }
+            other => other,
+        };
+        let mapped = channel_message(&from_member, name_of_9).expect("a message");
+        assert_eq!(mapped.sender_name.as_deref(), Some("Bob Member"));
+        assert_eq!(mapped.sender_id, Some(9));
+
+        // An anonymous broadcast post has neither.
+        let anonymous = channel_message(&message(channel, None), name_of_9).expect("a message");
+        assert_eq!(anonymous.sender_name, None);
+    }
+
     #[test]
     fn channel_messages_map_with_their_media_and_dates() {
         let channel = tl::enums::Peer::Channel(tl::types::PeerChannel { channel_id: 55 });
@@ -734,7 +799,8 @@ mod tests {
             emoticon: "🎲".into(),
             game_outcome: None,
         });
-        let mapped = channel_message(&message(channel.clone(), Some(dice))).expect("a message");
+        let mapped =
+            channel_message(&message(channel.clone(), Some(dice)), no_name).expect("a message");
         assert_eq!(mapped.channel_id, 55);
         assert_eq!((mapped.id, mapped.text.as_str()), (7, "hello"));
         assert_eq!(mapped.date.timestamp(), 1_700_000_000);
@@ -750,7 +816,7 @@ mod tests {
 
         // Another chat's message is not a channel message, but a chat message with a sender.
         let user = tl::enums::Peer::User(tl::types::PeerUser { user_id: 9 });
-        assert_eq!(channel_message(&message(user.clone(), None)), None);
+        assert_eq!(channel_message(&message(user.clone(), None), no_name), None);
         let private = chat_message(&message(user, None)).expect("a chat message");
         assert_eq!((private.chat_id, private.sender_id), (9, Some(9)));
     }
@@ -765,7 +831,7 @@ mod tests {
                 pts_count: 2,
             });
         assert_eq!(
-            channel_update(&update),
+            channel_update(&update, no_name),
             Some(Update::ChannelMessagesDeleted {
                 channel_id: 55,
                 ids: vec![1, 2]
@@ -776,6 +842,6 @@ mod tests {
             pts: 2,
             pts_count: 1,
         });
-        assert_eq!(channel_update(&private), None);
+        assert_eq!(channel_update(&private, no_name), None);
     }
 }
