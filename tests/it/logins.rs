@@ -774,7 +774,7 @@ fn session_not_logged_in(sandbox: &Sandbox) -> String {
 }
 
 /// The account's stored session row, opened with the service's key file.
-async fn stored_row(
+pub(crate) async fn stored_row(
     app: &MtprotoApp,
     id: &str,
 ) -> tgwatch_store::account_sessions::StoredSessionRow {

@@ -81,7 +81,7 @@ pub enum LoginsError {
         start: &'static str,
     },
     #[error(
-        "no api_hash for this account: pass `api_hash` (from my.telegram.org) or set telegram.api_hash"
+        "no api_hash for this account: pass `api_hash` (from my.telegram.org), keep one with the account (`api_hash` of /tracker-accounts/) or set telegram.api_hash"
     )]
     NoApiHash,
     #[error("too many wrong codes or passwords; try again in {} s", retry_after.as_secs())]
@@ -205,8 +205,13 @@ impl Logins {
         if account.is_authorized {
             return Err(LoginsError::AlreadyLoggedIn);
         }
-        let api_hash = api_hash
-            .filter(|hash| !hash.trim().is_empty())
+        let kept = match api_hash.filter(|hash| !hash.trim().is_empty()) {
+            Some(given) => Some(given),
+            None => storage::account_sessions::load(&self.db, &self.vault, account.id)
+                .await?
+                .and_then(|row| row.api_hash),
+        };
+        let api_hash = kept
             .or_else(|| self.default_api_hash.clone())
             .ok_or(LoginsError::NoApiHash)?;
         let session = Arc::new(StoredSession::new(
@@ -236,6 +241,26 @@ impl Logins {
             api_hash,
             last_error: None,
         })
+    }
+
+    /// Keeps `api_hash` (sealed, beside the account's session) for the account's logins that
+    /// are given none. An account without a session gets a logged-out one to hold it.
+    pub async fn keep_api_hash(&self, account_id: Uuid, api_hash: &str) -> Result<(), LoginsError> {
+        let stored = storage::account_sessions::load(&self.db, &self.vault, account_id).await?;
+        if stored.is_none() {
+            StoredSession::new(account_id, self.fresh_session.fresh(), self.store.clone())
+                .persist()
+                .await?;
+        }
+        storage::account_sessions::save_secrets(
+            &self.db,
+            &self.vault,
+            account_id,
+            Some(api_hash),
+            None,
+        )
+        .await?;
+        Ok(())
     }
 
     /// `POST .../login/phone`: Telegram sends a code to the account's apps.

@@ -650,3 +650,73 @@ async fn a_person_with_visible_online_false_is_left_out_of_the_live_feed() {
         "{seen:?}"
     );
 }
+
+/// The seed's `api_hash` is write-only: a tracker account created (or changed) with one keeps it
+/// sealed beside its session, never shows it, and a login given none uses it. Over MTProto
+/// against the sandbox, with no `telegram.api_hash` to fall back on.
+#[actix_web::test]
+async fn a_tracker_accounts_api_hash_is_kept_for_its_login_and_never_shown() {
+    use crate::logins::{PHONE, sandbox, stored_row};
+    let (sandbox, _) = sandbox(None).await;
+    let app = common::spawn_mtproto_app(&sandbox, |config| config.telegram.api_hash = None).await;
+
+    let (status, body) = app
+        .post(
+            "/tracker-accounts/",
+            &json!({"phone_number": PHONE, "api_id": 1, "api_hash": "   "}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_api_hash")),
+        "{body}"
+    );
+    let (status, account) = app
+        .post(
+            "/tracker-accounts/",
+            &json!({"phone_number": PHONE, "api_id": 1, "api_hash": "seed-api-hash"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{account}");
+    assert!(account.get("api_hash").is_none(), "{account}");
+    let id = account["id"].as_str().unwrap();
+    let (_, shown) = app.get(&format!("/tracker-accounts/{id}/")).await;
+    assert!(!shown.to_string().contains("seed-api-hash"), "{shown}");
+    assert_eq!(
+        stored_row(&app, id).await.api_hash.as_deref(),
+        Some("seed-api-hash")
+    );
+
+    // A change keeps the new one.
+    let (status, changed) = app
+        .patch(
+            &format!("/tracker-accounts/{id}/"),
+            &json!({"api_hash": "seed-api-hash-2"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert!(changed.get("api_hash").is_none(), "{changed}");
+
+    // The login is given no api_hash and the service has none configured: the kept one serves.
+    let (status, body) = app
+        .post(&format!("/api/accounts/{id}/login/phone"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "code_sent", "{body}");
+    let code = sandbox.login_code(PHONE).expect("a code was sent");
+    let (status, body) = app
+        .post(
+            &format!("/api/accounts/{id}/login/code"),
+            &json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("logged_in")),
+        "{body}"
+    );
+    assert_eq!(
+        stored_row(&app, id).await.api_hash.as_deref(),
+        Some("seed-api-hash-2")
+    );
+}

@@ -70,7 +70,7 @@ const MAX_PASSWORD_CHARS: usize = 1024;
 /// my.telegram.org's api_hash is 32 hexadecimal characters; some room for other forms.
 const MAX_API_HASH_CHARS: usize = 64;
 
-fn check_api_hash(api_hash: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn check_api_hash(api_hash: Option<&str>) -> Result<(), ApiError> {
     if api_hash.is_some_and(|hash| hash.trim().is_empty() || hash.len() > MAX_API_HASH_CHARS) {
         return Err(ApiError::bad_request(
             "invalid_api_hash",

@@ -9,6 +9,8 @@
 //! `created_at` the observation time. A person whose `visible_online` is false is left out of the
 //! online-statuses list.
 
+use std::sync::Arc;
+
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,7 @@ use super::{
         accounts::{self as native_accounts, find as account},
         auth::Admin,
         error::{ApiError, ErrorBody},
+        login::{self, check_api_hash},
         online_statuses::{self, NewStatus, StatusCorrection, StatusFilter},
         params,
         telegram_users::{self, NewBody, PatchBody, TelegramUserView},
@@ -40,7 +43,7 @@ use tgwatch_store::{
     telegram_users::TelegramUserFilter,
     tracked_users::TrackedUserFilter,
 };
-use tgwatch_telegram::Username;
+use tgwatch_telegram::{Username, logins::Logins};
 
 pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     config
@@ -180,6 +183,9 @@ struct NewTrackerAccount {
     telegram_user_id: Option<i64>,
     api_id: Option<i32>,
     phone_number: Option<String>,
+    /// Write-only: kept sealed for the account's logins (never shown again).
+    #[schema(write_only)]
+    api_hash: Option<String>,
     /// `false` creates it inactive (it does not connect).
     is_active: Option<bool>,
 }
@@ -209,6 +215,7 @@ async fn create_tracker_account(
     body: params::Json<NewTrackerAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let api_hash = api_hash_to_keep(&state, body.api_hash)?;
     let label = body
         .label
         .or_else(|| default_label(body.phone_number.as_deref(), body.telegram_user_id))
@@ -229,7 +236,22 @@ async fn create_tracker_account(
         status: body.is_active.map(status_of),
     };
     let row = state.tracking().add_account(new, state.clock.now()).await?;
+    if let Some((logins, api_hash)) = api_hash {
+        logins.keep_api_hash(row.id, &api_hash).await?;
+    }
     Ok(HttpResponse::Created().json(TrackerAccount::from(row)))
+}
+
+/// A seed client's `api_hash`, checked, with the logins that keep it (it is only used by
+/// MTProto logins: a scripted Telegram refuses it with a 409).
+fn api_hash_to_keep(
+    state: &AppState,
+    api_hash: Option<String>,
+) -> Result<Option<(&Arc<Logins>, String)>, ApiError> {
+    check_api_hash(api_hash.as_deref())?;
+    api_hash
+        .map(|api_hash| Ok((login::logins(state)?, api_hash)))
+        .transpose()
 }
 
 #[utoipa::path(
@@ -255,6 +277,9 @@ struct TrackerAccountChange {
     telegram_user_id: Option<i64>,
     api_id: Option<i32>,
     phone_number: Option<String>,
+    /// Write-only: kept sealed for the account's logins (never shown again).
+    #[schema(write_only)]
+    api_hash: Option<String>,
     is_active: Option<bool>,
 }
 
@@ -263,6 +288,7 @@ async fn change_tracker_account(
     id: Uuid,
     body: TrackerAccountChange,
 ) -> Result<HttpResponse, ApiError> {
+    let api_hash = api_hash_to_keep(state, body.api_hash)?;
     let patch = AccountPatch {
         label: body.label,
         phone: body.phone_number,
@@ -272,6 +298,9 @@ async fn change_tracker_account(
         ..AccountPatch::default()
     };
     let row = native_accounts::change(state, id, patch).await?;
+    if let Some((logins, api_hash)) = api_hash {
+        logins.keep_api_hash(row.id, &api_hash).await?;
+    }
     Ok(HttpResponse::Ok().json(TrackerAccount::from(row)))
 }
 
