@@ -171,11 +171,31 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+        })
+        .map_sqlx_postgres_before_acquire(|connection, _| {
+            Box::pin(async move { Ok(not_in_a_transaction(connection)) })
+        })
+        .map_sqlx_sqlite_before_acquire(|connection, _| {
+            Box::pin(async move { Ok(not_in_a_transaction(connection)) })
         });
     let db = Database::connect(options)
         .await
         .doing("connecting to the database")?;
     Ok(db)
+}
+
+/// Whether a pooled connection may be handed out: not when it is still inside a transaction.
+/// A task cancelled in the middle of a transaction (a supervised worker restarted, a request
+/// dropped) can leave one behind when sea-orm's rollback-on-drop finds the connection busy: a
+/// later user would then run inside it, its writes uncommitted and its row locks held (on
+/// PostgreSQL, webhook claims skipped by every other instance). Such a connection is closed
+/// instead, which rolls it back.
+fn not_in_a_transaction(connection: &impl sqlx::Connection) -> bool {
+    let in_transaction = connection.is_in_transaction();
+    if in_transaction {
+        tracing::warn!("a pooled connection was left inside a transaction; closing it");
+    }
+    !in_transaction
 }
 
 /// Applies the migrations that have not run yet (the `migration` crate).
