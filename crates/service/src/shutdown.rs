@@ -8,7 +8,9 @@
 //! 3. Webhooks: no more claims; attempts in flight finish and are written, and those still
 //!    running near the deadline are cut off and their claims released.
 //! 4. The bot stops polling and notifying; the scheduled jobs stop.
-//! 5. The database pool is closed, on the runtime.
+//! 5. The leases are released: the other instances on the database take the accounts over at
+//!    their next heartbeat, not after the lease time.
+//! 6. The database pool is closed, on the runtime.
 //!
 //! Past the deadline the steps left are abandoned: they are logged and the process exits with
 //! [`EXIT_STOP_UNFINISHED`] instead of 0.
@@ -32,6 +34,7 @@ use crate::{
         messages::Flush,
         storage::StorageActor,
     },
+    cluster::ClusterRunning,
     jobs::JobsRunning,
     live::Live,
     supervision::worker::{Retire, Worker},
@@ -83,17 +86,19 @@ enum Step {
     Webhooks,
     Bot,
     Jobs,
+    Leases,
     Database,
 }
 
 impl Step {
-    const ALL: [Step; 7] = [
+    const ALL: [Step; 8] = [
         Step::Http,
         Step::Observations,
         Step::ChannelPosts,
         Step::Webhooks,
         Step::Bot,
         Step::Jobs,
+        Step::Leases,
         Step::Database,
     ];
 
@@ -105,6 +110,7 @@ impl Step {
             Step::Webhooks => "finishing webhook attempts in flight",
             Step::Bot => "stopping the bot",
             Step::Jobs => "stopping the scheduled jobs",
+            Step::Leases => "handing the accounts over",
             Step::Database => "closing the database pool",
         }
     }
@@ -128,6 +134,10 @@ pub(crate) struct StopParts {
     /// it was sent stays claimed until its lease runs out, then is sent again.
     pub bot: Option<Addr<Worker>>,
     pub jobs: Option<JobsRunning>,
+    pub cluster: Option<ClusterRunning>,
+    /// The lock on the SQLite file (see `crate::cluster::lock_sqlite_file`), let go with the
+    /// database.
+    pub sqlite_lock: Option<std::fs::File>,
     pub db: DatabaseConnection,
     pub timeout: Duration,
 }
@@ -244,12 +254,21 @@ impl StopParts {
                     jobs.stop().await;
                 }
             }
+            Step::Leases => {
+                if let Some(cluster) = self.cluster.take()
+                    && let Err(error) = cluster.leave().await
+                {
+                    tracing::error!(%error, "could not release the leases: they run out by themselves");
+                    left_behind.push(format!("releasing the leases ({error})"));
+                }
+            }
             Step::Database => {
                 // On the runtime, while it runs: closing hands every connection back properly
                 // (dropped later, outside it, sqlx needs a runtime it no longer has).
                 if let Err(error) = self.db.clone().close().await {
                     tracing::error!(%error, "closing the database pool failed");
                 }
+                self.sqlite_lock.take();
             }
         }
         left_behind
@@ -281,7 +300,13 @@ mod tests {
         let after: Vec<Step> = Step::Webhooks.and_after().collect();
         assert_eq!(
             after,
-            vec![Step::Webhooks, Step::Bot, Step::Jobs, Step::Database]
+            vec![
+                Step::Webhooks,
+                Step::Bot,
+                Step::Jobs,
+                Step::Leases,
+                Step::Database
+            ]
         );
         assert_eq!(Step::Http.and_after().count(), Step::ALL.len());
     }

@@ -7,6 +7,10 @@
 //! `AccountActor`). Accounts report their health to it ([`AccountHealth`]); a lost account
 //! (banned, or parked after too many restarts) has its channels and people moved to healthy
 //! accounts by the failover next to it ([`look_after_accounts`]).
+//!
+//! With an [`Ownership`] (several instances on one database) it starts an account only while
+//! this instance holds its lease (taking the lease at once when it is free), and a person only
+//! when their account is held here (a person without an account: on the leader).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -17,8 +21,9 @@ use uuid::Uuid;
 use super::{
     account::AccountActor,
     channels::ChannelUpdate,
+    ownership::Ownership,
     messages::{
-        AccountHealth, FleetSnapshot, GetSession, LookUpUser, ManualObservation,
+        AccountHealth, FleetSnapshot, GetSession, KeptTargets, LookUpUser, ManualObservation,
         ManualObservationError, Observed, Resolve, ResolveError, SessionOf, Snapshot, StartAccount,
         StartTarget, StopAccount, StopActor, StopTarget,
     },
@@ -54,6 +59,8 @@ pub struct FleetSupervisor {
     supervision: Supervision,
     /// How often a person's actor may restart (`[supervision]`).
     target_intensity: RestartIntensity,
+    /// What this instance may run; without it, everything.
+    ownership: Option<Ownership>,
 }
 
 impl FleetSupervisor {
@@ -80,6 +87,22 @@ impl FleetSupervisor {
             channel_updates: None,
             supervision,
             target_intensity: SupervisionConfig::default().intensity(),
+            ownership: None,
+        }
+    }
+
+    /// Runs only what `ownership` says this instance holds.
+    pub fn with_ownership(mut self, ownership: Ownership) -> FleetSupervisor {
+        self.ownership = Some(ownership);
+        self
+    }
+
+    /// Whether the person's actor belongs on this instance.
+    fn runs_here(&self, account_id: Option<Uuid>) -> bool {
+        match (&self.ownership, account_id) {
+            (None, _) => true,
+            (Some(ownership), Some(account_id)) => ownership.owns(account_id),
+            (Some(ownership), None) => ownership.is_leader(),
         }
     }
 
@@ -125,6 +148,22 @@ impl Handler<StartAccount> for FleetSupervisor {
         ) {
             return;
         }
+        if let Some(ownership) = self.ownership.clone().filter(|o| !o.owns(account.id)) {
+            // Another instance may hold it: start it only once the lease is ours.
+            let supervisor = ctx.address();
+            actix::spawn(async move {
+                match ownership.claim(account.id).await {
+                    Ok(true) => supervisor.do_send(StartAccount(account)),
+                    Ok(false) => {
+                        tracing::debug!(account = %account.label, "another instance holds the account")
+                    }
+                    Err(error) => {
+                        tracing::error!(account = %account.label, %error, "cannot take the account's lease")
+                    }
+                }
+            });
+            return;
+        }
         let child = self.supervision.account(
             account.id,
             &account.label,
@@ -168,7 +207,7 @@ impl Handler<StartTarget> for FleetSupervisor {
         if let Some(running) = self.targets.remove(&tracked.id) {
             running.do_send(StopActor);
         }
-        if !tracked.is_active {
+        if !tracked.is_active || !self.runs_here(tracked.account_id) {
             return;
         }
         let user = tracked.telegram_user_id.map(|id| InputUser {
@@ -281,6 +320,13 @@ impl Handler<Snapshot> for FleetSupervisor {
             accounts_running: self.accounts.values().filter(|a| a.connected()).count(),
             targets_running: self.targets.values().filter(|t| t.connected()).count(),
         })
+    }
+}
+
+impl Handler<KeptTargets> for FleetSupervisor {
+    type Result = MessageResult<KeptTargets>;
+    fn handle(&mut self, _: KeptTargets, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.targets.keys().copied().collect())
     }
 }
 
