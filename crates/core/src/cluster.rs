@@ -96,7 +96,12 @@ pub fn plan_accounts(
             continue;
         }
         if held < share {
-            plan.take = free.iter().skip(dealt).take(share - held).copied().collect();
+            plan.take = free
+                .iter()
+                .skip(dealt)
+                .take(share - held)
+                .copied()
+                .collect();
         } else if held > share {
             let mut mine: Vec<Uuid> = accounts
                 .iter()
@@ -171,7 +176,11 @@ mod tests {
         }
         let plan = plan_accounts(new, &instances, &accounts, &holders);
         assert_eq!(plan.take.len(), 2);
-        assert!(plan.take.iter().all(|account| !holders.contains_key(account)));
+        assert!(
+            plan.take
+                .iter()
+                .all(|account| !holders.contains_key(account))
+        );
     }
 
     #[test]
@@ -191,7 +200,12 @@ mod tests {
         let plan_b = plan_accounts(b, &[a, b], &accounts, &holders);
         // Shares 5 and 4 of 9: a takes two, b takes one, starting at different places.
         assert_eq!((plan_a.take.len(), plan_b.take.len()), (2, 1));
-        assert!(!plan_b.take.iter().any(|account| plan_a.take.contains(account)));
+        assert!(
+            !plan_b
+                .take
+                .iter()
+                .any(|account| plan_a.take.contains(account))
+        );
         assert!(plan_a.release.is_empty() && plan_b.release.is_empty());
     }
 

@@ -142,11 +142,10 @@ impl Application {
             .clone()
             .ok_or(StartupError::NoAdminToken)?;
         // Before anything is written: a second instance on one SQLite file is refused here.
-        let sqlite_lock = config
-            .database
-            .sqlite_file()
-            .map(|file| lock_sqlite_file(&file))
-            .transpose()?;
+        let sqlite_lock = match config.database.sqlite_file() {
+            Some(file) => Some(lock_sqlite_file(&file).await?),
+            None => None,
+        };
         let db = storage::connect(&config.database.url, config.database.max_connections).await?;
         storage::migrate(&db).await?;
         let ownership = Ownership::new(db.clone(), uuid::Uuid::new_v4(), config.cluster.lease());

@@ -561,13 +561,18 @@ impl Channels {
             .await
     }
 
-    /// Reads what the channels of `account_id` posted since their last stored message: the
-    /// account was taken over from an instance that stopped or died, and nobody listened
-    /// meanwhile. Returns the messages read.
-    pub async fn catch_up_account(&self, account_id: Uuid) -> Result<usize, ChannelError> {
+    /// Reads what `channels` of `account_id` posted after their `last_message_id`: the account
+    /// was taken over from an instance that stopped or died, and nobody listened meanwhile. The
+    /// rows are those read before the account started here (posts pushed since then raise
+    /// `last_message_id` past the gap). Returns the messages read.
+    pub async fn catch_up_account(
+        &self,
+        account_id: Uuid,
+        channels: &[channels::Model],
+    ) -> Result<usize, ChannelError> {
         let session = self.session(account_id).await?;
         let mut total = 0;
-        for channel in storage::channels::of_account(&self.db, account_id).await? {
+        for channel in channels {
             let (Some(id), Some(access_hash)) = (channel.telegram_channel_id, channel.access_hash)
             else {
                 continue;

@@ -39,7 +39,7 @@ use crate::{
     channels::Channels,
 };
 use tgwatch_core::cluster::{LeaseResource, plan_accounts};
-use tgwatch_store::{self as storage, StorageError, channels::ChannelStatus};
+use tgwatch_store::{self as storage, StorageError, channels::ChannelStatus, entities::channels};
 
 /// How often a taken-over account is asked for its session before its channels are caught up
 /// (it connects first), and how long between asks.
@@ -63,32 +63,41 @@ pub enum ClusterError {
     Storage(#[from] StorageError),
 }
 
-/// Locks the SQLite file for this process (`<file>.lock`, an exclusive `flock`): a second
-/// instance on the same file is refused. The kernel drops the lock when the process ends, even
-/// killed, so a restart after a crash is never refused. Hold the file as long as the service
-/// runs.
-pub fn lock_sqlite_file(database: &Path) -> Result<File, ClusterError> {
-    let mut name = database.as_os_str().to_owned();
-    name.push(".lock");
-    let path = std::path::PathBuf::from(name);
+/// How long a start waits for another instance to let go of the SQLite file before it is
+/// refused: a restart may begin while the old process still finishes its stop.
+const SQLITE_LOCK_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Locks the SQLite database file for this process (an exclusive `flock` on the file itself,
+/// which SQLite's own POSIX locks ignore): a second instance on the same file is refused. The
+/// kernel drops the lock when the process ends, even killed, so a restart after a crash is never
+/// refused. Hold the file as long as the service runs.
+pub async fn lock_sqlite_file(database: &Path) -> Result<File, ClusterError> {
+    let path = database.display().to_string();
     let file = File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(&path)
+        .open(database)
         .map_err(|source| ClusterError::SqliteLock {
-            path: database.display().to_string(),
+            path: path.clone(),
             source,
         })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ClusterError::SqliteInUse {
-            path: database.display().to_string(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(ClusterError::SqliteLock {
-            path: database.display().to_string(),
-            source,
-        }),
+    let deadline = tokio::time::Instant::now() + SQLITE_LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(database = %path, "another instance holds the SQLite database: waiting for it to stop");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(ClusterError::SqliteInUse { path });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(ClusterError::SqliteLock { path, source });
+            }
+        }
     }
 }
 
@@ -255,9 +264,14 @@ impl Cluster {
             if running.started {
                 tracing::info!(instance = %me, account = %account.label, "took an account over");
             }
+            // Where its channels stood before it starts: the catch-up reads on from there.
+            let channels = match running.started {
+                true => Some(storage::channels::of_account(db, *gained).await?),
+                false => None,
+            };
             self.supervisor.do_send(StartAccount(account.clone()));
-            if running.started {
-                self.catch_up_later(*gained);
+            if let Some(channels) = channels {
+                self.catch_up_later(*gained, channels);
             }
         }
         self.start_targets(running, &held, leader).await?;
@@ -333,13 +347,13 @@ impl Cluster {
 
     /// Once the taken-over account is connected, reads what its channels posted while nobody
     /// listened (stored once: storing is idempotent).
-    fn catch_up_later(&self, account_id: Uuid) {
+    fn catch_up_later(&self, account_id: Uuid, watched: Vec<channels::Model>) {
         let channels = self.channels.clone();
         actix::spawn(async move {
             let mut last_error = None;
             for _ in 0..CATCH_UP_TRIES {
                 tokio::time::sleep(CATCH_UP_RETRY).await;
-                match channels.catch_up_account(account_id).await {
+                match channels.catch_up_account(account_id, &watched).await {
                     Ok(messages) => {
                         tracing::info!(account = %account_id, messages, "caught the account's channels up");
                         return;
@@ -402,7 +416,10 @@ pub struct ClusterView {
 }
 
 /// The live instances and what each holds, as the database says now.
-pub async fn view(db: &DatabaseConnection, ownership: &Ownership) -> Result<ClusterView, StorageError> {
+pub async fn view(
+    db: &DatabaseConnection,
+    ownership: &Ownership,
+) -> Result<ClusterView, StorageError> {
     let lease = ownership.lease();
     let now = storage::cluster::database_now(db).await?;
     let mut accounts: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
@@ -497,18 +514,22 @@ fn host_name() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_second_lock_on_the_same_sqlite_file_is_refused_with_a_clear_message() {
+    #[tokio::test]
+    async fn a_second_lock_on_the_same_sqlite_file_is_refused_with_a_clear_message() {
         let database = std::env::temp_dir().join(format!("tgwatch-lock-{}.db", Uuid::new_v4()));
-        let first = lock_sqlite_file(&database).expect("the first instance locks");
-        let error = lock_sqlite_file(&database).expect_err("the second is refused");
+        let first = lock_sqlite_file(&database)
+            .await
+            .expect("the first instance locks");
+        let error = lock_sqlite_file(&database)
+            .await
+            .expect_err("the second is refused");
         assert!(matches!(error, ClusterError::SqliteInUse { .. }));
         assert!(error.to_string().contains("use PostgreSQL"), "{error}");
         drop(first);
-        let again = lock_sqlite_file(&database).expect("free again once the first lets go");
+        let again = lock_sqlite_file(&database)
+            .await
+            .expect("free again once the first lets go");
         drop(again);
-        let mut lock = database.into_os_string();
-        lock.push(".lock");
-        std::fs::remove_file(lock).expect("the lock file is there");
+        std::fs::remove_file(database).expect("the database file is there");
     }
 }

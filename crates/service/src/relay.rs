@@ -8,7 +8,9 @@
 //! committed while a listener reconnects reaches webhooks and the bot (which read the outbox)
 //! but not the WebSockets. On SQLite, one instance, there is nothing to relay.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, sqlx::postgres::PgListener};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement, sqlx::postgres::PgListener,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -34,7 +34,9 @@ pub async fn database_now(db: &DatabaseConnection) -> Result<DateTime<Utc>, Stor
                 ))
                 .await
                 .doing("reading the database's clock")?
-                .ok_or_else(|| StorageError::Corrupt("SELECT clock_timestamp() gave no row".into()))?;
+                .ok_or_else(|| {
+                    StorageError::Corrupt("SELECT clock_timestamp() gave no row".into())
+                })?;
             row.try_get("", "now").doing("reading the database's clock")
         }
         _ => Ok(Utc::now().trunc_subsecs(6)),

@@ -1465,7 +1465,10 @@ mod tests {
         for wrong in ["0", "3601"] {
             let error = Config::from_toml(&format!("[cluster]\nlease_seconds = {wrong}\n"))
                 .expect_err("out of range");
-            assert!(error.to_string().contains("cluster.lease_seconds"), "{error}");
+            assert!(
+                error.to_string().contains("cluster.lease_seconds"),
+                "{error}"
+            );
         }
     }
 

@@ -62,7 +62,10 @@ impl Ownership {
 
     /// The accounts held from now on (the heartbeat's round read them from the database).
     pub(crate) fn set_accounts(&self, accounts: HashSet<Uuid>) {
-        *self.accounts.write().unwrap_or_else(PoisonError::into_inner) = accounts;
+        *self
+            .accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = accounts;
     }
 
     /// Takes the account's lease now if nobody holds it (an account just added, logged in or

@@ -21,12 +21,12 @@ use uuid::Uuid;
 use super::{
     account::AccountActor,
     channels::ChannelUpdate,
-    ownership::Ownership,
     messages::{
         AccountHealth, FleetSnapshot, GetSession, KeptTargets, LookUpUser, ManualObservation,
         ManualObservationError, Observed, Resolve, ResolveError, SessionOf, Snapshot, StartAccount,
         StartTarget, StopAccount, StopActor, StopTarget,
     },
+    ownership::Ownership,
     storage::StorageActor,
     target::TargetActor,
 };
