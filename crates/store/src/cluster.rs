@@ -228,7 +228,7 @@ pub async fn leave(db: &DatabaseConnection, me: Uuid) -> Result<(), StorageError
 
 /// The PostgreSQL advisory lock key under which instances apply the configuration file one at
 /// a time (an arbitrary constant: "tgwatch" in ASCII).
-const CONFIG_LOCK_KEY: i64 = 0x7467_7761_7463_68;
+const CONFIG_LOCK_KEY: i64 = 0x0074_6777_6174_6368;
 
 /// Held while this instance applies the configuration: on PostgreSQL a transaction-scoped
 /// advisory lock (released by [`ConfigLock::release`], or by the server when the connection
