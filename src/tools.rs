@@ -77,6 +77,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         posts: usize,
     },
+    /// Several instances of this binary on one PostgreSQL database sharing one sandbox: posts
+    /// stored per second per instance and in total, and the failover after a SIGKILL.
+    Cluster {
+        /// The PostgreSQL database the instances share (several instances need PostgreSQL).
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        #[arg(long, default_value_t = 30)]
+        accounts: usize,
+        #[arg(long, default_value_t = 300)]
+        channels: usize,
+        #[arg(long, default_value_t = 30_000)]
+        posts: usize,
+    },
     /// Webhook delivery to a receiver on 127.0.0.1: deliveries per second, latency percentiles.
     Webhooks {
         /// A PostgreSQL URL to measure on instead of a temporary SQLite file.
@@ -224,6 +239,17 @@ pub async fn bench(what: BenchCommand) -> anyhow::Result<()> {
             posts,
         } => {
             let report = bench::channels(database_url, channels, accounts, posts).await?;
+            println!("{report}");
+        }
+        BenchCommand::Cluster {
+            database_url,
+            instances,
+            accounts,
+            channels,
+            posts,
+        } => {
+            let report =
+                bench::cluster::cluster(database_url, instances, accounts, channels, posts).await?;
             println!("{report}");
         }
         BenchCommand::Webhooks {

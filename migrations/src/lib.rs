@@ -12,6 +12,7 @@ mod m20261126_000005_config_source;
 mod m20261126_000010_bot;
 mod m20261206_000011_seed_001_fields;
 mod m20261206_000020_retention_indexes;
+mod m20261206_000040_cluster;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_bot::Migration),
             Box::new(m20261206_000011_seed_001_fields::Migration),
             Box::new(m20261206_000020_retention_indexes::Migration),
+            Box::new(m20261206_000040_cluster::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod api;
 mod bot;
 mod channels;
 mod cli;
+mod cluster;
 mod conflicts;
 mod dashboard;
 mod demo;

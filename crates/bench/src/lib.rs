@@ -5,6 +5,8 @@
 //!   MTProto against the sandbox; [`late_observation`]: out-of-order observations of a long
 //!   history.
 //! - [`channels`]: channel posts through MTProto into the database, and a ban's recovery time.
+//! - [`cluster`](cluster::cluster): several instances of the binary on one PostgreSQL database:
+//!   throughput per instance and in total, failover after a SIGKILL.
 //! - [`webhooks`]: delivery throughput and latency to a receiver on 127.0.0.1.
 //! - [`websocket`] ([`loadtest`]): WebSocket clients on `/ws` and the status broadcast.
 //! - [`retention`](retention::retention): the retention job's pruning of 10 million rows, and
@@ -18,6 +20,7 @@
 //!   batches of 5,000 rows as the storage actor writes them.
 //! - resident memory per tracked user (goal: at most 4 KiB): RSS growth when the targets start.
 
+pub mod cluster;
 pub mod loadtest;
 pub mod message_writes;
 pub mod procstat;

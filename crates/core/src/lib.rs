@@ -15,6 +15,7 @@
 //!   and which keys apply live).
 //! - [`telegram`]: the data of the Telegram port (usernames, channel references, users,
 //!   messages, updates, errors); the port's traits are in `tgwatch-telegram`.
+//! - [`cluster`]: several instances on one database: lease names and the fair share of accounts.
 //! - [`clock`]: service time, which can run faster than real time (demo, tests).
 //! - [`vault`]: sealing MTProto sessions and secrets at rest (ChaCha20-Poly1305).
 //! - [`roles`]: the bot's roles and permissions; [`login_limits`]: how often a login may fail;
@@ -24,6 +25,7 @@
 
 pub mod assignment;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod constant_time;
 pub mod events;

@@ -11,14 +11,19 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    actors::{channels::ChannelsActor, storage::StorageActor, supervisor::FleetSupervisor},
+    actors::{
+        channels::ChannelsActor, ownership::Ownership, storage::StorageActor,
+        supervisor::FleetSupervisor,
+    },
     bot,
     channels::{Channels, look_after_accounts},
+    cluster::{Cluster, ClusterError, lock_sqlite_file, while_leader},
     feed::Feed,
     http,
     jobs::Jobs,
     metrics::Metrics,
     publish::Publisher,
+    relay::Relay,
     reload::{
         Reloader,
         reconcile::{AccountsReconciler, ConfigReconciler, ReconcileContext},
@@ -62,6 +67,8 @@ pub enum StartupError {
     Bot(#[from] bot::BotError),
     #[error(transparent)]
     Live(#[from] crate::live::LiveError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     #[error("`http.admin_token` is not set (use TGWATCH_HTTP__ADMIN_TOKEN)")]
     NoAdminToken,
     #[error("cannot listen on {address}: {source}")]
@@ -134,8 +141,14 @@ impl Application {
             .admin_token
             .clone()
             .ok_or(StartupError::NoAdminToken)?;
+        // Before anything is written: a second instance on one SQLite file is refused here.
+        let sqlite_lock = match config.database.sqlite_file() {
+            Some(file) => Some(lock_sqlite_file(&file).await?),
+            None => None,
+        };
         let db = storage::connect(&config.database.url, config.database.max_connections).await?;
         storage::migrate(&db).await?;
+        let ownership = Ownership::new(db.clone(), uuid::Uuid::new_v4(), config.cluster.lease());
 
         let (connector, mtproto): (Arc<dyn TelegramConnector>, _) = match telegram {
             Telegram::Connector(connector) => (connector, None),
@@ -201,6 +214,7 @@ impl Application {
         .with_target_intensity(config.supervision.intensity())
         .with_metrics(Arc::clone(&metrics))
         .with_fleet_links(failover_tx, channel_router.clone().recipient())
+        .with_ownership(ownership.clone())
         .start();
         let tracking = Tracking {
             db: db.clone(),
@@ -232,7 +246,8 @@ impl Application {
                 config.logins.limits(),
             )
         });
-        // The accounts of the file exist before the fleet starts (start_all starts them).
+        // The accounts of the file exist before the fleet starts (the cluster's first round starts
+        // those this instance holds).
         let reconcile = ReconcileContext {
             db: db.clone(),
             tracking: tracking.clone(),
@@ -241,9 +256,12 @@ impl Application {
             live: false,
             problems: Default::default(),
         };
+        // One instance at a time applies the file (the others find it applied).
+        let config_lock = storage::cluster::lock_config(&db).await?;
         AccountsReconciler.reconcile(&reconcile, &config).await?;
         // Endpoints first, so that no event is fanned out before its consumers exist.
         webhooks::endpoints::reconcile(&db, &config.webhooks, clock.now()).await?;
+        config_lock.release().await?;
         let dispatcher = DispatcherSetup::new(
             db.clone(),
             clock,
@@ -260,7 +278,16 @@ impl Application {
             Box::new(move |_| dispatcher_wake.wake()),
             &publisher,
         )];
-        tracking.start_all().await?;
+        // The fleet: the accounts this instance holds a lease on, their people and channels.
+        let cluster = Cluster::join(
+            db.clone(),
+            ownership.clone(),
+            supervisor.clone(),
+            channels.clone(),
+        )
+        .await?
+        .start()
+        .await?;
         // After the fleet: the bot's commands track and query through it.
         let bot = bot::prepare(bot::BotDeps {
             db: db.clone(),
@@ -271,9 +298,14 @@ impl Application {
         let bot_worker = match bot.map(Arc::new) {
             Some(bot) => {
                 let notifier = Arc::clone(&bot);
+                let leader = ownership.clone();
+                // Telegram allows one poller per token: the bot runs on the leader only.
                 let worker = start_consumer(
                     singleton(ChildKind::Bot),
-                    Box::new(move || bot.spawn()),
+                    Box::new(move || {
+                        let bot = Arc::clone(&bot);
+                        vec![while_leader(&leader, move || bot.spawn())]
+                    }),
                     Box::new(move |_| notifier.events_committed()),
                     &publisher,
                 );
@@ -304,6 +336,7 @@ impl Application {
             supervisor: supervisor.clone(),
             metrics: Arc::clone(&metrics),
             config: reloader.running(),
+            ownership: ownership.clone(),
         }
         .spawn();
 
@@ -333,12 +366,28 @@ impl Application {
             metrics: Arc::clone(&metrics),
         })?;
         let hub = live.clone();
+        // With several instances, the events committed here reach the others' feeds, and theirs
+        // this one's (PostgreSQL LISTEN/NOTIFY).
+        let relay = Relay::new(
+            db.clone(),
+            &config.database.url,
+            ownership.instance_id(),
+            feed.clone(),
+        );
+        let relay_listener = relay.clone();
         workers.push(start_consumer(
             singleton(ChildKind::Live),
-            Box::new(move || hub.spawn_tasks()),
+            Box::new(move || {
+                let mut tasks = hub.spawn_tasks();
+                tasks.extend(relay_listener.as_ref().map(Relay::spawn_listener));
+                tasks
+            }),
             Box::new(move |events| {
                 for event in events {
                     feed.publish(event);
+                }
+                if let Some(relay) = &relay {
+                    relay.announce(events);
                 }
             }),
             &publisher,
@@ -359,6 +408,8 @@ impl Application {
             webhooks: Some(dispatcher_control),
             bot: bot_worker,
             jobs: Some(jobs),
+            cluster: Some(cluster),
+            sqlite_lock,
             db: db.clone(),
             timeout: config.supervision.shutdown_timeout(),
         };
@@ -381,6 +432,7 @@ impl Application {
             live,
             stopping: stopping.clone(),
             supervision: supervision.clone(),
+            ownership,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -557,21 +557,48 @@ impl Channels {
         if let Some(updated) = storage::channels::get(&self.db, channel.id).await? {
             self.router.do_send(Watch(updated));
         }
-        self.catch_up(session.as_ref(), &joined, channel.last_message_id)
+        self.catch_up(session.as_ref(), joined.input(), channel.last_message_id)
             .await
+    }
+
+    /// Reads what `channels` of `account_id` posted after their `last_message_id`: the account
+    /// was taken over from an instance that stopped or died, and nobody listened meanwhile. The
+    /// rows are those read before the account started here (posts pushed since then raise
+    /// `last_message_id` past the gap). Returns the messages read.
+    pub async fn catch_up_account(
+        &self,
+        account_id: Uuid,
+        channels: &[channels::Model],
+    ) -> Result<usize, ChannelError> {
+        let session = self.session(account_id).await?;
+        let mut total = 0;
+        for channel in channels {
+            let (Some(id), Some(access_hash)) = (channel.telegram_channel_id, channel.access_hash)
+            else {
+                continue;
+            };
+            total += self
+                .catch_up(
+                    session.as_ref(),
+                    InputChannel { id, access_hash },
+                    channel.last_message_id,
+                )
+                .await?;
+        }
+        Ok(total)
     }
 
     /// Reads the history after `after_id` and hands it to the router (stored idempotently).
     async fn catch_up(
         &self,
         session: &dyn TelegramSession,
-        channel: &TelegramChannel,
+        channel: InputChannel,
         mut after_id: i32,
     ) -> Result<usize, ChannelError> {
         let mut total = 0;
         loop {
             let page = session
-                .channel_history(channel.input(), after_id, CATCH_UP_PAGE)
+                .channel_history(channel, after_id, CATCH_UP_PAGE)
                 .await
                 .map_err(ChannelError::JoinFailed)?;
             let count = page.len();

@@ -13,6 +13,9 @@
 //!
 //! All read their settings from the running configuration at every run, so a reload of
 //! config.toml changes them. Webhook retries are the dispatcher's own schedule.
+//!
+//! With several instances on one database, the log cleanup and the retention run on the leader
+//! only, and each instance checks the health of the accounts it holds.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -29,6 +32,7 @@ use uuid::Uuid;
 use crate::{
     actors::{
         messages::{AccountLink, AccountLinks},
+        ownership::Ownership,
         supervisor::FleetSupervisor,
     },
     metrics::Metrics,
@@ -61,6 +65,8 @@ pub struct Jobs {
     pub supervisor: Addr<FleetSupervisor>,
     pub metrics: Arc<Metrics>,
     pub config: watch::Receiver<Arc<Config>>,
+    /// Which accounts this instance holds, and whether it is the leader.
+    pub ownership: Ownership,
 }
 
 impl Jobs {
@@ -106,7 +112,7 @@ impl Jobs {
             .map_err(|_| storage::StorageError::Unavailable)?;
         let observed: Vec<AccountCheck> = accounts
             .iter()
-            .filter(|account| account.status.is_usable())
+            .filter(|account| account.status.is_usable() && self.ownership.owns(account.id))
             .map(|account| {
                 let link = links.get(&account.id).copied();
                 AccountCheck {
@@ -175,7 +181,9 @@ impl Jobs {
 
     async fn log_cleanup_loop(self) {
         loop {
-            if let Err(error) = self.clean_logs().await {
+            if !self.ownership.is_leader() {
+                tracing::debug!(job = "log_cleanup", "not the leader: the leader cleans up");
+            } else if let Err(error) = self.clean_logs().await {
                 tracing::error!(job = "log_cleanup", %error, "log cleanup failed");
             }
             let interval = self.settings().jobs.log_cleanup_interval_seconds;
@@ -209,7 +217,9 @@ impl Jobs {
 
     async fn retention_loop(self) {
         loop {
-            if let Err(error) = self.prune_old_rows().await {
+            if !self.ownership.is_leader() {
+                tracing::debug!(job = "retention", "not the leader: the leader prunes");
+            } else if let Err(error) = self.prune_old_rows().await {
                 tracing::error!(job = "retention", %error, "retention run failed");
             }
             let interval = self.settings().retention.interval_seconds;

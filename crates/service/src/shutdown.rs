@@ -11,7 +11,9 @@
 //! 4. Webhooks: no more claims; attempts in flight finish and are written, and those still
 //!    running near the deadline are cut off and their claims released.
 //! 5. The bot stops polling and notifying; the scheduled jobs stop.
-//! 6. The database pool is closed, on the runtime.
+//! 6. The leases are released: the other instances on the database take the accounts over at
+//!    their next heartbeat, not after the lease time.
+//! 7. The database pool is closed, on the runtime.
 //!
 //! Past the deadline the steps left are abandoned: they are logged and the process exits with
 //! [`EXIT_STOP_UNFINISHED`] instead of 0.
@@ -36,6 +38,7 @@ use crate::{
         storage::StorageActor,
         supervisor::{FleetSupervisor, StopFleet},
     },
+    cluster::ClusterRunning,
     jobs::JobsRunning,
     live::Live,
     supervision::worker::{Retire, Worker},
@@ -88,11 +91,12 @@ enum Step {
     Webhooks,
     Bot,
     Jobs,
+    Leases,
     Database,
 }
 
 impl Step {
-    const ALL: [Step; 8] = [
+    const ALL: [Step; 9] = [
         Step::Http,
         Step::Fleet,
         Step::Observations,
@@ -100,6 +104,7 @@ impl Step {
         Step::Webhooks,
         Step::Bot,
         Step::Jobs,
+        Step::Leases,
         Step::Database,
     ];
 
@@ -112,6 +117,7 @@ impl Step {
             Step::Webhooks => "finishing webhook attempts in flight",
             Step::Bot => "stopping the bot",
             Step::Jobs => "stopping the scheduled jobs",
+            Step::Leases => "handing the accounts over",
             Step::Database => "closing the database pool",
         }
     }
@@ -136,6 +142,10 @@ pub(crate) struct StopParts {
     /// it was sent stays claimed until its lease runs out, then is sent again.
     pub bot: Option<Addr<Worker>>,
     pub jobs: Option<JobsRunning>,
+    pub cluster: Option<ClusterRunning>,
+    /// The lock on the SQLite file (see `crate::cluster::lock_sqlite_file`), let go with the
+    /// database.
+    pub sqlite_lock: Option<std::fs::File>,
     pub db: DatabaseConnection,
     pub timeout: Duration,
 }
@@ -259,12 +269,21 @@ impl StopParts {
                     jobs.stop().await;
                 }
             }
+            Step::Leases => {
+                if let Some(cluster) = self.cluster.take()
+                    && let Err(error) = cluster.leave().await
+                {
+                    tracing::error!(%error, "could not release the leases: they run out by themselves");
+                    left_behind.push(format!("releasing the leases ({error})"));
+                }
+            }
             Step::Database => {
                 // On the runtime, while it runs: closing hands every connection back properly
                 // (dropped later, outside it, sqlx needs a runtime it no longer has).
                 if let Err(error) = self.db.clone().close().await {
                     tracing::error!(%error, "closing the database pool failed");
                 }
+                self.sqlite_lock.take();
             }
         }
         left_behind
@@ -296,7 +315,13 @@ mod tests {
         let after: Vec<Step> = Step::Webhooks.and_after().collect();
         assert_eq!(
             after,
-            vec![Step::Webhooks, Step::Bot, Step::Jobs, Step::Database]
+            vec![
+                Step::Webhooks,
+                Step::Bot,
+                Step::Jobs,
+                Step::Leases,
+                Step::Database
+            ]
         );
         assert_eq!(Step::Http.and_after().count(), Step::ALL.len());
     }

@@ -58,6 +58,8 @@ pub struct AppState {
     pub stopping: Arc<AtomicBool>,
     /// The supervision tree (`GET /api/supervision`, fault injection).
     pub supervision: crate::supervision::Supervision,
+    /// This instance among those sharing the database (`GET /api/cluster`).
+    pub ownership: crate::actors::ownership::Ownership,
 }
 
 impl AppState {

@@ -536,14 +536,6 @@ impl Tracking {
         Ok(())
     }
 
-    /// Starts the actors of every stored account and active tracked user (at start-up).
-    pub async fn start_all(&self) -> Result<(), TrackingError> {
-        for account in storage::accounts::all(&self.db).await? {
-            self.supervisor.do_send(StartAccount(account));
-        }
-        self.start_targets().await
-    }
-
     /// Starts (or restarts) the actor of every active tracked user.
     pub async fn start_targets(&self) -> Result<(), TrackingError> {
         for user in storage::tracked_users::active(&self.db).await? {

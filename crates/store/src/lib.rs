@@ -16,6 +16,7 @@
 //! - [`channels`], [`messages`] (channel messages and their versions).
 //! - [`webhooks`]: endpoints, the event outbox, delivery claims and attempts.
 //! - [`bot`] and [`telegram_users`]: the bot's chats, subscriptions, outbox and people.
+//! - [`cluster`]: the instances sharing the database, their heartbeats and leases.
 //! - [`logs`], [`gauges`] (figures for health and metrics), [`page`] (cursor pagination).
 //! - [`retention`]: pruning old rows of the tables that grow without bound, a batch at a time.
 
@@ -24,6 +25,7 @@ pub mod accounts;
 pub mod auth_attempts;
 pub mod bot;
 pub mod channels;
+pub mod cluster;
 pub mod entities;
 pub mod gauges;
 pub mod logs;

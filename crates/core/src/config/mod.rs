@@ -85,6 +85,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub live: LiveConfig,
     pub supervision: SupervisionConfig,
+    pub cluster: ClusterConfig,
     pub testing: TestingConfig,
 }
 
@@ -519,6 +520,43 @@ impl SupervisionConfig {
         if !(1..=3600).contains(&self.shutdown_timeout_seconds) {
             problems.push(invalid(
                 "supervision.shutdown_timeout_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+    }
+}
+
+/// Several instances on one PostgreSQL database (`[cluster]`, see README "Several instances").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// How long an instance holds an account or the leadership without renewing it (real
+    /// seconds): an instance that dies loses what it held after this long, and the others take
+    /// it over. Renewed three times per lease.
+    pub lease_seconds: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { lease_seconds: 30 }
+    }
+}
+
+impl ClusterConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+
+    /// How often an instance renews its heartbeat and leases, and rebalances: a third of the
+    /// lease, so that two missed renewals still leave the lease held.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.lease() / 3
+    }
+
+    fn collect_problems(&self, problems: &mut Vec<ConfigError>) {
+        if !(1..=3600).contains(&self.lease_seconds) {
+            problems.push(invalid(
+                "cluster.lease_seconds",
                 "must be between 1 and 3600",
             ));
         }
@@ -1175,6 +1213,7 @@ impl Config {
         self.bot.collect_problems(&mut problems);
         self.live.collect_problems(&mut problems);
         self.supervision.collect_problems(&mut problems);
+        self.cluster.collect_problems(&mut problems);
         let mut labels = std::collections::HashSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             if account.label.trim().is_empty() {
@@ -1308,16 +1347,32 @@ fn resolve_path(path: &str, folder: &Path) -> String {
     }
 }
 
-/// `sqlite://PATH?QUERY` (or `sqlite:PATH`) with a relative PATH, made relative to `folder`;
-/// None for other URLs, absolute paths and in-memory databases.
-fn resolve_sqlite_url(url: &str, folder: &Path) -> Option<String> {
+/// `sqlite://PATH?QUERY` (or `sqlite:PATH`) as its path and query; None for other URLs.
+fn split_sqlite_url(url: &str) -> Option<(&str, Option<&str>)> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
-    let (path, query) = match rest.split_once('?') {
+    Some(match rest.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (rest, None),
-    };
+    })
+}
+
+impl DatabaseConfig {
+    /// The file of a SQLite database; None for PostgreSQL and in-memory databases.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        let (path, query) = split_sqlite_url(&self.url)?;
+        let in_memory = path.is_empty()
+            || path.starts_with(':')
+            || query.is_some_and(|query| query.split('&').any(|pair| pair == "mode=memory"));
+        (!in_memory).then(|| std::path::PathBuf::from(path))
+    }
+}
+
+/// `sqlite://PATH?QUERY` (or `sqlite:PATH`) with a relative PATH, made relative to `folder`;
+/// None for other URLs, absolute paths and in-memory databases.
+fn resolve_sqlite_url(url: &str, folder: &Path) -> Option<String> {
+    let (path, query) = split_sqlite_url(url)?;
     if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
         return None;
     }
@@ -1381,6 +1436,40 @@ mod tests {
             config.supervision.shutdown_timeout(),
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn only_a_sqlite_file_has_a_file() {
+        let file = |url: &str| {
+            DatabaseConfig {
+                url: url.to_owned(),
+                ..DatabaseConfig::default()
+            }
+            .sqlite_file()
+        };
+        assert_eq!(
+            file("sqlite:///var/t.db?mode=rwc"),
+            Some(std::path::PathBuf::from("/var/t.db"))
+        );
+        assert_eq!(file("sqlite:t.db"), Some(std::path::PathBuf::from("t.db")));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://x.db?mode=memory&cache=shared"), None);
+        assert_eq!(file("postgres://u@h/db"), None);
+    }
+
+    #[test]
+    fn the_lease_is_renewed_three_times_and_must_be_in_range() {
+        let config = Config::from_toml("[cluster]\nlease_seconds = 6\n").expect("in range");
+        assert_eq!(config.cluster.lease(), Duration::from_secs(6));
+        assert_eq!(config.cluster.heartbeat_interval(), Duration::from_secs(2));
+        for wrong in ["0", "3601"] {
+            let error = Config::from_toml(&format!("[cluster]\nlease_seconds = {wrong}\n"))
+                .expect_err("out of range");
+            assert!(
+                error.to_string().contains("cluster.lease_seconds"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

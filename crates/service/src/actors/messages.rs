@@ -254,3 +254,9 @@ pub enum AccountHealth {
         reason: String,
     },
 }
+
+/// The people whose actor the supervisor keeps (running, restarting or parked), by tracked user
+/// id: the cluster's heartbeat starts the missing ones of the accounts this instance holds.
+#[derive(Message)]
+#[rtype(result = "std::collections::HashSet<Uuid>")]
+pub struct KeptTargets;

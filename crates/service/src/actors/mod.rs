@@ -8,6 +8,8 @@
 //!   batches, in the order they happened.
 //! - [`channels::ChannelsActor`]: the channel updates of every account, stored as messages and
 //!   events in batches.
+//! - [`ownership::Ownership`]: which accounts (and people) this instance may run when several
+//!   share the database; the supervisor starts nothing else.
 //!
 //! Handlers must never panic: actix does not restart an actor whose handler panicked, so the
 //! actor (and every address to it) would be gone for good.
@@ -15,6 +17,7 @@
 pub mod account;
 pub mod channels;
 pub mod messages;
+pub mod ownership;
 pub mod storage;
 pub mod supervisor;
 pub mod target;

@@ -7,6 +7,10 @@
 //! `AccountActor`). Accounts report their health to it ([`AccountHealth`]); a lost account
 //! (banned, or parked after too many restarts) has its channels and people moved to healthy
 //! accounts by the failover next to it ([`look_after_accounts`]).
+//!
+//! With an [`Ownership`] (several instances on one database) it starts an account only while
+//! this instance holds its lease (taking the lease at once when it is free), and a person only
+//! when their account is held here (a person without an account: on the leader).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -20,10 +24,12 @@ use super::{
     account::{AccountActor, Drain},
     channels::ChannelUpdate,
     messages::{
-        AccountHealth, FleetSnapshot, FoldAgain, GetSession, LookUpUser, ManualObservation,
-        ManualObservationError, Observed, RebuildSessions, Resolve, ResolveError, SessionOf,
-        Snapshot, StartAccount, StartTarget, StopAccount, StopActor, StopTarget,
+        AccountHealth, FleetSnapshot, FoldAgain, GetSession, KeptTargets, LookUpUser,
+        ManualObservation, ManualObservationError, Observed, RebuildSessions, Resolve,
+        ResolveError, SessionOf, Snapshot, StartAccount, StartTarget, StopAccount, StopActor,
+        StopTarget,
     },
+    ownership::Ownership,
     storage::StorageActor,
     target::TargetActor,
 };
@@ -58,6 +64,8 @@ pub struct FleetSupervisor {
     target_intensity: RestartIntensity,
     /// Set by [`StopFleet`]: nothing is started any more.
     stopped: bool,
+    /// What this instance may run; without it, everything.
+    ownership: Option<Ownership>,
 }
 
 impl FleetSupervisor {
@@ -85,6 +93,22 @@ impl FleetSupervisor {
             supervision,
             target_intensity: SupervisionConfig::default().intensity(),
             stopped: false,
+            ownership: None,
+        }
+    }
+
+    /// Runs only what `ownership` says this instance holds.
+    pub fn with_ownership(mut self, ownership: Ownership) -> FleetSupervisor {
+        self.ownership = Some(ownership);
+        self
+    }
+
+    /// Whether the person's actor belongs on this instance.
+    fn runs_here(&self, account_id: Option<Uuid>) -> bool {
+        match (&self.ownership, account_id) {
+            (None, _) => true,
+            (Some(ownership), Some(account_id)) => ownership.owns(account_id),
+            (Some(ownership), None) => ownership.is_leader(),
         }
     }
 
@@ -132,6 +156,22 @@ impl Handler<StartAccount> for FleetSupervisor {
         {
             return;
         }
+        if let Some(ownership) = self.ownership.clone().filter(|o| !o.owns(account.id)) {
+            // Another instance may hold it: start it only once the lease is ours.
+            let supervisor = ctx.address();
+            actix::spawn(async move {
+                match ownership.claim(account.id).await {
+                    Ok(true) => supervisor.do_send(StartAccount(account)),
+                    Ok(false) => {
+                        tracing::debug!(account = %account.label, "another instance holds the account")
+                    }
+                    Err(error) => {
+                        tracing::error!(account = %account.label, %error, "cannot take the account's lease")
+                    }
+                }
+            });
+            return;
+        }
         let child = self.supervision.account(
             account.id,
             &account.label,
@@ -175,7 +215,7 @@ impl Handler<StartTarget> for FleetSupervisor {
         if let Some(running) = self.targets.remove(&tracked.id) {
             running.do_send(StopActor);
         }
-        if self.stopped || !tracked.is_active {
+        if self.stopped || !tracked.is_active || !self.runs_here(tracked.account_id) {
             return;
         }
         let user = tracked.telegram_user_id.map(|id| InputUser {
@@ -335,6 +375,13 @@ impl Handler<Snapshot> for FleetSupervisor {
             accounts_running: self.accounts.values().filter(|a| a.connected()).count(),
             targets_running: self.targets.values().filter(|t| t.connected()).count(),
         })
+    }
+}
+
+impl Handler<KeptTargets> for FleetSupervisor {
+    type Result = MessageResult<KeptTargets>;
+    fn handle(&mut self, _: KeptTargets, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.targets.keys().copied().collect())
     }
 }
 

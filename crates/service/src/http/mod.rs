@@ -8,6 +8,7 @@ mod auth;
 mod channel_messages;
 mod channels;
 mod chats;
+mod cluster;
 pub mod dashboard;
 pub mod error;
 mod health;
@@ -123,6 +124,7 @@ fn document_routes(
                 .configure(logs::routes)
                 .configure(webhooks::routes)
                 .configure(supervision::routes)
+                .configure(cluster::routes)
                 .configure(|config| {
                     if switches.fault_injection {
                         supervision::fault_routes(config);

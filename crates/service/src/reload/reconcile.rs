@@ -136,11 +136,22 @@ pub async fn reconcile_all(
     reconcilers: &[Box<dyn ConfigReconciler>],
 ) -> Outcome {
     let mut failed_sections = Vec::new();
+    // Instances sharing a database read the same file: one applies it at a time, and the next
+    // finds the database (the shared desired state) already matching, so nothing applies twice.
+    let lock = storage::cluster::lock_config(&ctx.db).await;
+    if let Err(error) = &lock {
+        tracing::warn!(%error, "cannot take the configuration lock; applying without it");
+    }
     for reconciler in reconcilers {
         if let Err(error) = reconciler.reconcile(ctx, config).await {
             tracing::error!(section = reconciler.section(), %error, "cannot apply this part of the configuration");
             failed_sections.push((reconciler.section(), error));
         }
+    }
+    if let Ok(lock) = lock
+        && let Err(error) = lock.release().await
+    {
+        tracing::warn!(%error, "cannot release the configuration lock");
     }
     let mut problems = ctx.problems.lock().unwrap_or_else(PoisonError::into_inner);
     let current = std::mem::take(&mut problems.current);
@@ -347,7 +358,7 @@ async fn apply_account(
                 max_channels: Some(account.max_channels),
                 status: None,
             };
-            // Before the fleet starts, `start_all` starts it with the others.
+            // Before the fleet starts, the cluster's first round starts it with the others.
             let created = if ctx.live {
                 ctx.tracking.add_account(new, now).await?
             } else {

@@ -55,6 +55,8 @@ pub mod bot_chats;
 pub mod bot_messages;
 pub mod bot_subscriptions;
 pub mod channels;
+pub mod cluster_instances;
+pub mod cluster_leases;
 pub mod events;
 pub mod logs;
 pub mod message_versions;
