@@ -383,7 +383,14 @@ impl ClusterRunning {
         let accounts = self.cluster.ownership.accounts().len();
         self.cluster.ownership.set_accounts(HashSet::new());
         self.cluster.ownership.set_leader(false);
-        storage::cluster::leave(&self.cluster.db, self.cluster.instance.id).await?;
+        let (db, id) = (&self.cluster.db, self.cluster.instance.id);
+        // A pooled PostgreSQL connection opened inside an HTTP worker belongs to that worker's
+        // runtime, which the stop has already ended: a statement on it fails, and the pool
+        // replaces it with a live one for the second try.
+        if let Err(error) = storage::cluster::leave(db, id).await {
+            tracing::debug!(%error, "leaving the registry again on another connection");
+            storage::cluster::leave(db, id).await?;
+        }
         tracing::info!(instance = %self.cluster.instance.id, accounts, "left the cluster: accounts handed over");
         Ok(())
     }
