@@ -13,7 +13,7 @@ username = "alice_w"
 online = [[0, 600]]
 "#;
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn health_is_open_and_everything_else_needs_the_token() {
     let app = spawn_app(ONE_USER, |_| {}).await;
     let health = app
@@ -58,7 +58,7 @@ async fn health_is_open_and_everything_else_needs_the_token() {
     assert_eq!(wrong.status(), 401);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn accounts_can_be_created_filtered_changed_and_removed() {
     let app = spawn_app(ONE_USER, |_| {}).await;
     let (status, created) = app
@@ -98,7 +98,7 @@ async fn accounts_can_be_created_filtered_changed_and_removed() {
     assert_eq!(status, 404);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn tracked_users_go_to_the_chosen_or_least_loaded_account() {
     let app = spawn_app(
         "[[users]]\nid = 1\nusername = \"first_user\"\n[[users]]\nid = 2\nusername = \"second_user\"\n",
@@ -134,7 +134,7 @@ async fn tracked_users_go_to_the_chosen_or_least_loaded_account() {
     assert_eq!(account["targets_count"], 1);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let app = spawn_app(ONE_USER, |_| {}).await;
     let alice = app.track("alice_w").await;
@@ -237,7 +237,7 @@ type Case = (
 
 /// Every 4xx names the parameter and what it takes, echoes at most a little of the input, and
 /// uses the JSON error shape; the HTTP edge cases get their own status.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn errors_name_the_parameter_and_what_it_takes() {
     let app = spawn_app(ONE_USER, |_| {}).await;
     let alice = app.track("alice_w").await;
@@ -442,7 +442,7 @@ online = [[90000, 90100]]
 
 /// Lists take `order=asc|desc` (asc by default), pages follow the order, and
 /// `tracked-users?online=true` answers who is online now.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn lists_take_an_order_and_tracked_users_filter_on_online() {
     let app = spawn_app(TWO_USERS, |_| {}).await;
     let alice = app.track("alice_w").await;

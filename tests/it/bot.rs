@@ -152,7 +152,7 @@ impl BotTest {
 const STATS_USAGE: &str = "/stats 24, /stats 72 @user, /stats 7d @user (1 hour to 365 days)";
 const NOTIFY_USAGE: &str = "/notify on, /notify off, /notify on @user, /notify off @user";
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn commands_answer_by_role() {
     let t = spawn_bot(SCENARIO, |_| {}).await;
 
@@ -195,7 +195,7 @@ async fn commands_answer_by_role() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn bad_input_gets_short_helpful_answers() {
     let t = spawn_bot(SCENARIO, |_| {}).await;
     // Unknown commands, bad arguments and chatter get short, helpful answers.
@@ -255,7 +255,7 @@ async fn bad_input_gets_short_helpful_answers() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn admins_banned_and_vip() {
     let t = spawn_bot(SCENARIO, |_| {}).await;
     t.ask(1001, "/start").await;
@@ -308,7 +308,7 @@ async fn admins_banned_and_vip() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn groups_topics_and_who_the_bot_met() {
     let t = spawn_bot(SCENARIO, |_| {}).await;
     t.ask(1001, "/start").await;
@@ -356,7 +356,7 @@ async fn groups_topics_and_who_the_bot_met() {
     assert_eq!(admin["first_name"], format!("User {ADMIN}"));
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn telegram_users_api() {
     let t = spawn_bot(SCENARIO, |_| {}).await;
     let (status, created) = t
@@ -442,7 +442,7 @@ async fn telegram_users_api() {
     assert_eq!(status, 401);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn tracking_from_the_bot_and_one_notification_per_session() {
     let t = spawn_bot(SCENARIO, |_| {}).await;
     t.ask(1001, "/start").await;
@@ -578,7 +578,7 @@ async fn tracking_from_the_bot_and_one_notification_per_session() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn failures_and_rate_limits_lose_nothing() {
     let t = spawn_bot(SCENARIO, |config| {
         config.bot.notify_offline = true;
@@ -648,7 +648,7 @@ async fn failures_and_rate_limits_lose_nothing() {
     assert!(presence[2].starts_with("⏹ @alice_w was online "));
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_chat_that_blocked_the_bot_is_left_alone() {
     let t = spawn_bot(SCENARIO, |config| config.bot.notify_offline = true).await;
     t.ask(1002, "/start").await;
@@ -707,7 +707,7 @@ async fn a_chat_that_blocked_the_bot_is_left_alone() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn alerts_reach_admins_only() {
     let t = spawn_bot(SCENARIO, |config| {
         config.webhooks.allow_private_addresses = true;
@@ -750,7 +750,7 @@ async fn alerts_reach_admins_only() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn digest_and_notification_switches() {
     // A digest hour far from now, so that none falls due while the test runs (an hour of
     // service time passes in 6 s).
@@ -812,7 +812,7 @@ async fn digest_and_notification_switches() {
     assert_eq!(digests, 1);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_bot_notifies_once_per_session_across_two_sessions() {
     // Two visits 600 s apart: far more than the gap (180 s) plus a poll interval (125 s), so
     // two sessions, each seen online by several polls.
@@ -880,7 +880,7 @@ online = [[1800, 2100], [2700, 3000]]
 
 /// The bot's worker panics: it is restarted, answers commands again and the notification of a
 /// session that began meanwhile still comes, once.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_panicking_bot_restarts_and_its_notifications_go_on() {
     let t = spawn_bot(SCENARIO, |config| config.testing.fault_injection = true).await;
     t.ask(1001, "/start").await;

@@ -85,7 +85,7 @@ fn message_ids(messages: &[Value]) -> Vec<i64> {
     ids
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn channels_are_added_by_username_and_invite_once_and_within_account_limits() {
     let (sandbox, accounts) = sandbox(2).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -158,7 +158,7 @@ async fn channels_are_added_by_username_and_invite_once_and_within_account_limit
     assert_eq!(status, 201, "{body}");
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn new_edited_and_deleted_messages_are_stored_with_their_history() {
     let (sandbox, accounts) = sandbox(1).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -265,7 +265,7 @@ async fn new_edited_and_deleted_messages_are_stored_with_their_history() {
 
 /// The watching account is banned in the middle of a stream of posts: its channels move to the
 /// other account, which catches up from history, and no post is missing.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_ban_moves_every_channel_and_no_post_is_lost() {
     let (sandbox, accounts) = sandbox(2).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -327,7 +327,7 @@ async fn a_ban_moves_every_channel_and_no_post_is_lost() {
 
 /// With no healthy account left, a channel waits as unassigned, and an account coming back
 /// picks it up.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn an_orphaned_channel_waits_and_is_picked_up_when_an_account_returns() {
     let (sandbox, accounts) = sandbox(2).await;
     let app = spawn_mtproto_app(&sandbox, |config| {
@@ -364,7 +364,7 @@ async fn an_orphaned_channel_waits_and_is_picked_up_when_an_account_returns() {
 /// of another are in no history, and the account that saw them is gone (grammers also drops
 /// edits and deletions from a channel's difference), so they are lost: the stored copies keep
 /// the old text and stay undeleted. Later edits and deletions arrive live again.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn edits_and_deletions_made_during_a_ban_are_lost_new_posts_are_recovered() {
     let (sandbox, accounts) = sandbox(2).await;
     let app = spawn_mtproto_app(&sandbox, |config| {
@@ -431,7 +431,7 @@ async fn edits_and_deletions_made_during_a_ban_are_lost_new_posts_are_recovered(
 
 /// Connections that keep failing hit the restart intensity limit: the account is parked, an
 /// alert is raised, and its channel moves on.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_restart_storm_parks_the_account() {
     let (sandbox, accounts) = sandbox(2).await;
     let app = spawn_mtproto_app(&sandbox, |config| {
@@ -482,7 +482,7 @@ async fn a_restart_storm_parks_the_account() {
 /// `[[channels]]` is desired state: an edit adds a channel live, removing it from the file
 /// leaves it, a broken edit changes nothing, and a channel added through the API is never
 /// touched.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn config_edits_add_and_remove_channels_live() {
     let (sandbox, accounts) = sandbox(1).await;
     let (app, path) = common::spawn_mtproto_app_watching(&sandbox, "").await;
@@ -545,7 +545,7 @@ async fn config_edits_add_and_remove_channels_live() {
 
 /// A removed channel comes back as the same record (200, same id, messages and assignment
 /// history kept) by @username, by numeric id and by `PATCH {"is_active": true}`.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_removed_channel_comes_back_as_the_same_record() {
     let (sandbox, accounts) = sandbox(1).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -610,7 +610,7 @@ async fn a_removed_channel_comes_back_as_the_same_record() {
 }
 
 /// Taken out of config.toml and put back: the file's channel is joined again as the same record.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_channel_put_back_into_the_config_file_is_the_same_record() {
     let (sandbox, accounts) = sandbox(1).await;
     let (app, path) = common::spawn_mtproto_app_watching(&sandbox, "").await;
@@ -651,7 +651,7 @@ async fn a_channel_put_back_into_the_config_file_is_the_same_record() {
 
 /// The channels actor panics: it is restarted in place with its buffer and reads its routes
 /// back; posts made before, during and after the restart are all stored.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_panicking_channels_actor_restarts_and_no_post_is_lost() {
     let (sandbox, accounts) = sandbox(1).await;
     let app = spawn_mtproto_app(&sandbox, |config| {

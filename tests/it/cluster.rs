@@ -32,7 +32,7 @@ use tgwatch_testkit::{demo::SandboxFleet, sandbox_player, scripted::Scenario};
 use uuid::Uuid;
 
 /// One instance is the whole cluster: it leads and holds every account.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_lone_instance_leads_and_holds_every_account() {
     let app = spawn_app("", |_| {}).await;
     let (status, accounts) = app.get("/api/accounts").await;
@@ -56,7 +56,7 @@ async fn a_lone_instance_leads_and_holds_every_account() {
 }
 
 /// A second instance on the same SQLite file is refused at start, saying why and what to do.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_second_instance_on_one_sqlite_file_is_refused() {
     let app = spawn_app("", |_| {}).await;
     if !app.database_url.starts_with("sqlite:") {
@@ -196,7 +196,7 @@ async fn wait_for_cluster(
 /// listened are caught up from history), nobody gets two sessions at once, every event reaches
 /// the webhook consumer (repeats only of messages in flight at the kill), another instance
 /// leads, and a SIGTERM hands an instance's accounts over at once.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn three_instances_share_the_work_and_survive_a_sigkill() {
     let host = Host::new();
     let database_url = common::fresh_database(&host.state()).await;

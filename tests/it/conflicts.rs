@@ -54,7 +54,7 @@ fn items(body: &Value) -> Vec<Value> {
     body["items"].as_array().expect("items").clone()
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn two_identical_posts_at_once_give_one_201_and_one_409_with_the_existing_record() {
     let app = spawn_app(USERS, |config| {
         config.webhooks.allow_private_addresses = true;
@@ -131,7 +131,7 @@ async fn two_identical_posts_at_once_give_one_201_and_one_409_with_the_existing_
 
 /// Each unique index a request can reach answers 409 naming the field, with the record that
 /// holds the value.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn every_unique_index_a_request_reaches_is_a_409_naming_the_field() {
     let app = spawn_app(USERS, |_| {}).await;
 
@@ -205,7 +205,7 @@ async fn every_unique_index_a_request_reaches_is_a_409_naming_the_field() {
 }
 
 /// The file declares a webhook; the API cannot make a second one with its name.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_webhook_name_the_file_declared_is_a_409_through_the_api() {
     let secret = tgwatch_core::signing::SigningSecret::generate().expose();
     let (app, _path) = spawn_app_watching(USERS, |url| {
@@ -238,7 +238,7 @@ async fn a_webhook_name_the_file_declared_is_a_409_through_the_api() {
 
 /// The database itself tells a duplicate apart from a failure, on SQLite and on PostgreSQL,
 /// and the API answers it as a conflict naming the field.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_database_names_the_unique_index_a_write_ran_into() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database(dir.path()).await;
@@ -301,7 +301,7 @@ async fn the_database_names_the_unique_index_a_write_ran_into() {
 
 /// Removed from config.toml, tracked again through the API: the API owns the row now, a later
 /// save of the file leaves it alone, and the choices made before are kept.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_user_tracked_again_through_the_api_is_never_untracked_by_the_file() {
     let declared = "[[tracked_users]]\nusername = \"alice_w\"\nnotify = true\n";
     let (app, path) = spawn_app_watching(USERS, |url| config_file(url, declared)).await;
@@ -349,7 +349,7 @@ async fn a_user_tracked_again_through_the_api_is_never_untracked_by_the_file() {
 
 /// A new account over MTProto is not logged in: the answer says so. A phone is a phone, and a
 /// login code or password has a bound.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_new_account_answers_its_real_status_and_its_phone_and_login_input_are_bounded() {
     let sandbox = tgwatch_sandbox::Sandbox::start().await.unwrap();
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -428,7 +428,7 @@ async fn a_new_account_answers_its_real_status_and_its_phone_and_login_input_are
 
 /// Two requests for one channel at once: one joins and stores it, the other is told it is
 /// monitored; Telegram sees one join per channel.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn one_channel_asked_for_twice_at_once_is_joined_once() {
     const CHANNELS: i64 = 3;
     let sandbox = tgwatch_sandbox::Sandbox::start().await.unwrap();

@@ -295,7 +295,7 @@ async fn open_page(browser: &Browser, width: u32, height: u32) -> Page {
     page
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_dashboard_shows_a_person_going_online_live() {
     let Some(binary) = chromium_or_skip("the_dashboard_shows_a_person_going_online_live").await
     else {
@@ -479,7 +479,7 @@ async fn the_dashboard_shows_a_person_going_online_live() {
 /// second, the demo's webhook endpoint, the logged-out accounts, and a QR login finished with
 /// the "Scan with the demo phone" button. Screenshots: target/artifacts/dashboard-demo.png (the
 /// QR code with the button) and dashboard-demo-logged-in.png.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
     let Some(binary) =
         chromium_or_skip("the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone").await
@@ -607,7 +607,7 @@ async fn the_demo_dashboard_shows_the_week_and_logs_in_by_the_demo_phone() {
 /// Seed 003's two pages at `/telegram`: the login page (phone, code, then the 2FA password;
 /// and the QR code) and the main page (session info, chats, a chat's messages), in a browser
 /// against the sandbox Telegram over MTProto.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_telegram_pages_log_in_and_show_the_chats() {
     let Some(binary) = tokio::task::spawn_blocking(chromium)
         .await

@@ -34,7 +34,7 @@ async fn start_demo(tweak: impl FnOnce(&mut demo::Demo)) -> (Api, DemoWorld, tem
     (api, world, dir)
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_demo_tracks_people_and_stores_its_channels_posts_edits_and_deletions() {
     let (api, _world, _dir) = start_demo(|demo| {
         demo.newsroom_beat = Duration::from_millis(40);
@@ -102,7 +102,7 @@ async fn the_demo_tracks_people_and_stores_its_channels_posts_edits_and_deletion
 /// The bot, the webhooks and the past: a person coming online reaches the demo chat through
 /// the sandbox Bot API and the receiver on 127.0.0.1 as a signed webhook; every person who shows
 /// the status has a week of sessions from the first second.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_demo_notifies_its_chat_delivers_webhooks_to_loopback_and_has_a_week_of_history() {
     let (api, world, _dir) = start_demo(|_| {}).await;
     assert!(world.past_sessions > 24 * 7, "{}", world.past_sessions);
@@ -224,7 +224,7 @@ async fn the_demo_notifies_its_chat_delivers_webhooks_to_loopback_and_has_a_week
 /// Each logged-out account logs in its own way: the code of a test-DC phone, the same with the
 /// 2FA password, and a QR code scanned with the demo phone (a route only the demo serves and
 /// documents).
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn every_login_path_of_the_demo_completes() {
     let (api, world, _dir) = start_demo(|_| {}).await;
     let id_of = |label: &str| {

@@ -267,7 +267,7 @@ fn quoted_words_keep_their_spaces() {
 
 /// The probes answer without a token and without detail; `/readyz` is 503 while a migration of
 /// this build is not applied.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_probes_answer_without_a_token_and_readyz_sees_a_pending_migration() {
     let app = common::spawn_app("", |_| {}).await;
     let client = reqwest::Client::new();

@@ -245,7 +245,7 @@ impl Client {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_handshake_checks_who_connects() {
     let app = spawn_live(|_| {}).await;
     // Missing or bad user_id: 400 (before anything else).
@@ -336,7 +336,7 @@ async fn the_handshake_checks_who_connects() {
 
 /// The dashboard's way in: a single-use ticket, asked with the admin token, opens one admin
 /// connection, so the token itself never goes into the WebSocket's URL.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_ticket_opens_one_admin_connection() {
     let app = spawn_live(|_| {}).await;
     let client = reqwest::Client::new();
@@ -382,7 +382,7 @@ async fn a_ticket_opens_one_admin_connection() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn status_ticks_and_presence_arrive_live() {
     let app = spawn_live(|_| {}).await;
     let mut client = app.admin().await;
@@ -478,7 +478,7 @@ async fn status_ticks_and_presence_arrive_live() {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn broadcasts_and_pins_reach_the_bot_api_in_the_right_topic() {
     let app = spawn_live(|_| {}).await;
     // An admin by bot.admin_ids, signed in from the Mini App.
@@ -549,7 +549,7 @@ async fn broadcasts_and_pins_reach_the_bot_api_in_the_right_topic() {
     admin.next("pong").await;
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn only_admins_and_permission_holders_may_broadcast() {
     let app = spawn_live(|_| {}).await;
     app.person(101, "user", &[]).await;
@@ -606,7 +606,7 @@ async fn only_admins_and_permission_holders_may_broadcast() {
     assert_eq!(texts, ["from the vip", "from the moderator"]);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn malformed_messages_get_an_error_and_the_connection_stays_up() {
     let app = spawn_live(|_| {}).await;
     let mut client = app.admin().await;
@@ -659,7 +659,7 @@ async fn malformed_messages_get_an_error_and_the_connection_stays_up() {
     assert!(app.bot.sent_to(CHAT).is_empty());
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn broadcasts_are_rate_limited_per_person() {
     let app = spawn_live(|config| config.live.broadcasts_per_minute = 2).await;
     let mut admin = app.admin().await;
@@ -696,7 +696,7 @@ async fn broadcasts_are_rate_limited_per_person() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_admin_api_takes_mini_app_admins_only() {
     let app = spawn_live(|_| {}).await;
     app.person(101, "moderator", &["all"]).await;
@@ -738,7 +738,7 @@ async fn the_admin_api_takes_mini_app_admins_only() {
 
 /// The live worker panics: it is restarted, connected clients stay connected, status ticks go
 /// on and events committed meanwhile are still shown.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_panicking_live_worker_restarts_and_its_clients_keep_their_feed() {
     let app = spawn_live(|config| config.testing.fault_injection = true).await;
     let mut client = app.admin().await;

@@ -53,7 +53,7 @@ async fn wait_logged_in(app: &MtprotoApp, id: &str) -> Value {
     .await
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn login_by_code_stores_a_sealed_session_that_survives_a_restart() {
     let (sandbox, _) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -277,7 +277,7 @@ async fn count(app: &MtprotoApp, sql: &str) -> i64 {
     row.try_get::<i64>("", "n").unwrap()
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn login_with_2fa_asks_for_the_password_and_refuses_a_wrong_one() {
     let (sandbox, _) = sandbox(Some(("correct horse", "a horse"))).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -384,7 +384,7 @@ async fn login_with_2fa_asks_for_the_password_and_refuses_a_wrong_one() {
 
 /// Wrong 2FA passwords count like wrong codes, and the limit also holds per client address:
 /// another account asked from the same address is refused, from another address it is not.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn wrong_passwords_and_one_client_address_are_rate_limited() {
     const OTHER_PHONE: &str = "+15550002000";
     let (sandbox, _) = sandbox(Some(("correct horse", "a horse"))).await;
@@ -485,7 +485,7 @@ async fn wrong_passwords_and_one_client_address_are_rate_limited() {
     assert_eq!(failed_from_first_address, 2);
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn wrong_codes_are_rate_limited_and_expired_codes_say_so() {
     let (sandbox, _) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |config| config.logins.max_failures = 2).await;
@@ -539,7 +539,7 @@ async fn wrong_codes_are_rate_limited_and_expired_codes_say_so() {
     assert!((15 * 60 - since..15 * 60).contains(&wait), "{body}");
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn flood_wait_on_send_code_is_a_429_with_the_wait() {
     let (sandbox, _) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -567,7 +567,7 @@ pub(crate) fn token_of(url: &str) -> Vec<u8> {
         .unwrap()
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn qr_login_with_and_without_2fa() {
     let (sandbox, account) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -615,7 +615,7 @@ async fn qr_login_with_and_without_2fa() {
     assert_eq!(attempts, 1);
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn an_expired_qr_token_cannot_be_scanned() {
     let (sandbox, account) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -651,7 +651,7 @@ async fn an_expired_qr_token_cannot_be_scanned() {
 
 /// A Telethon StringSession of the sandbox account (its DC address and pre-shared key, packed
 /// as Telethon packs them) is imported and used.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_telethon_session_imports_and_connects() {
     let (sandbox, account) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -681,7 +681,7 @@ async fn a_telethon_session_imports_and_connects() {
 }
 
 /// Seed 003: an account's chats and their messages, read live through its session.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn an_accounts_chats_and_messages_are_read_through_its_session() {
     let (sandbox, account) = sandbox(None).await;
     sandbox
@@ -744,7 +744,7 @@ async fn an_accounts_chats_and_messages_are_read_through_its_session() {
 
 /// A chat the account is not in (`0`, a basic group it never saw, a channel it never joined) is
 /// a 404 naming Telegram's refusal, not a gateway failure.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn chats_the_account_cannot_see_are_not_found() {
     let (sandbox, account) = sandbox(None).await;
     sandbox
@@ -803,7 +803,7 @@ fn home_key(row: &tgwatch_store::account_sessions::StoredSessionRow) -> Option<[
 
 /// An import that Telegram refuses (here a session that is not logged in) changes nothing: the
 /// account stays logged in with its working session and api_hash, and keeps working.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_failed_session_import_keeps_the_working_session() {
     let (sandbox, account) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -844,7 +844,7 @@ async fn a_failed_session_import_keeps_the_working_session() {
 
 /// A Telethon session whose DC address is IPv6 connects to that address and port (the sandbox
 /// on [::1], on a port of its own), not to the DC's built-in IPv4 address.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_telethon_session_with_an_ipv6_address_connects_there() {
     let (sandbox, account) = sandbox(None).await;
     let Some(v6) = sandbox.addr_v6() else {
@@ -886,7 +886,7 @@ async fn stored_home_dc(app: &MtprotoApp, id: &str) -> i32 {
 /// does on Telegram: by code the phone is sent to DC 4 (`PHONE_MIGRATE_4`), by QR the scan is
 /// finished there (`auth.loginTokenMigrateTo`). The sealed session keeps DC 4 as its home, so
 /// that the account works, and works again after a restart.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_login_that_moves_to_another_dc_keeps_that_dc_as_home() {
     for qr in [false, true] {
         let (sandbox, account) = sandbox(None).await;
@@ -951,7 +951,7 @@ fn stands_in(text: &str, secret: &str) -> bool {
 /// and nothing else: a whole login (code, a wrong and a right 2FA password, an api_hash of its
 /// own), a Telethon session import and the admin token leave none of their secrets in the log,
 /// captured in the JSON format with every span's fields, at debug.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_log_of_a_login_carries_handler_spans_and_no_secret() {
     use tracing_subscriber::fmt::format::FmtSpan;
     let log = CapturedLog::default();

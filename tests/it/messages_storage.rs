@@ -698,7 +698,7 @@ async fn list_filters_and_pages_newest_first() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn http_lists_a_channels_messages_and_shows_one_with_its_versions() {
     let mut database_url = String::new();
     let app = common::spawn_app("", |config| {

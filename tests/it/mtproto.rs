@@ -560,7 +560,7 @@ fn polled<'a>(body: &'a Value, status: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_service_polls_presence_through_grammers() {
     let (sandbox, _account, connector) = start().await;
     // Not a contact: everything the service learns comes from its polls.
@@ -691,7 +691,7 @@ async fn track_alice_until_pushed(service: &Service, sandbox: &Sandbox, clock: &
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn after_a_gap_in_the_pushes_everyone_is_polled_at_once() {
     let (sandbox, account, connector) = start().await;
     alice_contact(&sandbox, account);
@@ -753,7 +753,7 @@ async fn pushes_in_health(service: &Service) -> (Value, Value) {
 /// Another client on the account's own session (the same authorization) takes the pushes while
 /// it is the connection last active: the service finds Alice's changes only by polling, and
 /// health says so; once that client is gone, the pushes and health come back.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn pushes_taken_by_another_client_on_the_same_session_show_in_health() {
     let (sandbox, account, connector) = start().await;
     alice_contact(&sandbox, account);
@@ -839,7 +839,7 @@ async fn pushes_taken_by_another_client_on_the_same_session_show_in_health() {
 /// A FLOOD_WAIT answered to a poll, through the real grammers client, pauses the account in the
 /// running service for the seconds Telegram asked (service time): it is shown as limited with
 /// the reason, makes no call meanwhile, and polls again, active, once the wait is over.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_flood_wait_pauses_the_account_in_the_running_service() {
     /// 6,000 s of service time: 10 s of real time at 600x.
     const FLOOD_SECONDS: u32 = 6000;

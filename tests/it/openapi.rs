@@ -36,7 +36,7 @@ fn operations(document: &Value) -> BTreeSet<(String, String)> {
     operations
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_document_is_open_and_every_operation_has_its_responses_and_the_error_shape() {
     let app = spawn_app(SCENARIO, |_| {}).await;
     let client = reqwest::Client::builder()
@@ -195,7 +195,7 @@ async fn registered_patterns() -> BTreeSet<String> {
     patterns
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn every_registered_route_is_in_the_document() {
     let document =
         serde_json::to_value(tgwatch_service::http::openapi::openapi(ALL_ROUTES)).unwrap();
@@ -275,7 +275,7 @@ const FUZZ_BUDGET: Duration = Duration::from_secs(FUZZ_SECONDS + 150);
 /// only point at 127.0.0.0/8 (the demo's `webhooks.allowed_destinations`), so nothing the fuzzer
 /// registers is ever sent beyond this machine. `/ws` and `/telegram/ws` are left out: a request
 /// that is not a WebSocket handshake gets the 500 that seed 004 asks for.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let python = common::python::venv("schemathesis-venv", &["schemathesis==4.32.5"]);
     let dir = tempfile::tempdir().expect("temp dir");

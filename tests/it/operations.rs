@@ -177,7 +177,7 @@ async fn scrape(app: &common::TestApp, token: Option<&str>) -> (u16, String, Str
     (status, content_type, response.text().await.expect("body"))
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
     let app = spawn_app(&format!("{USERS}{FLOOD_WAIT}"), |_| {}).await;
     for user in ["alice_w", "bob_smith", "carol_api"] {
@@ -342,7 +342,7 @@ fn items(body: &Value) -> Vec<Value> {
     body["items"].as_array().expect("items").clone()
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn config_edits_apply_live_and_broken_edits_change_nothing() {
     let receiver = Receiver::start(Behaviour::Ok);
     let secret = SigningSecret::generate().expose();
@@ -527,7 +527,7 @@ secret = "{secret}"
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn an_emptied_file_is_refused_and_a_problem_names_its_cause_once() {
     let (app, path) = spawn_app_watching(USERS, |url| config_file(url, "")).await;
     let database_url = app.database_url.clone();
@@ -608,7 +608,7 @@ async fn an_emptied_file_is_refused_and_a_problem_names_its_cause_once() {
     assert_eq!(about_alice(&logs).len(), 1, "{logs}");
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn health_shows_an_account_that_is_not_logged_in_as_not_running() {
     let sandbox = tgwatch_sandbox::Sandbox::start().await.expect("sandbox");
     let app = common::spawn_mtproto_app(&sandbox, |config| {
@@ -638,7 +638,7 @@ async fn health_shows_an_account_that_is_not_logged_in_as_not_running() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn old_log_rows_are_deleted_in_batches_and_new_ones_kept() {
     let app = spawn_app(USERS, |config| {
         config.logs.retention_days = 30;
@@ -705,7 +705,7 @@ async fn old_log_rows_are_deleted_in_batches_and_new_ones_kept() {
 
 /// Every answer carries an `x-request-id`; an error object repeats it as `request_id`; a
 /// caller's own id is kept when it is a short token and replaced otherwise.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn every_answer_carries_a_request_id_and_errors_repeat_it() {
     let app = common::spawn_app("", |_| {}).await;
     let send = |id: Option<&'static str>| {

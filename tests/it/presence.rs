@@ -25,7 +25,7 @@ username = "carol_hidden"
 hidden = true
 "#;
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn polls_are_folded_into_sessions_by_the_gap_rule() {
     // Polls every 10-20 s (+1 s batch delay) see her return at most 21 s after it happens, and
     // the gap is 400 s: the 30 s break stays inside a session and the 800 s one ends it unless
@@ -130,7 +130,7 @@ async fn polls_are_folded_into_sessions_by_the_gap_rule() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn hidden_status_is_recorded_but_never_counted() {
     let app = spawn_app(ALICE_AND_CAROL, |_| {}).await;
     let carol = app.track("carol_hidden").await;
@@ -160,7 +160,7 @@ async fn hidden_status_is_recorded_but_never_counted() {
     assert_eq!(stats["online_seconds"], json!(0));
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn manual_and_late_observations_go_through_the_same_gap_rule() {
     let app = spawn_app(ALICE_AND_CAROL, |_| {}).await;
     // Carol's polls say "recently", which neither opens nor closes sessions by itself.
@@ -236,7 +236,7 @@ fn urlencode(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn due_polls_are_batched_into_few_calls() {
     let scenario: String = (0..300)
         .map(|i| {
@@ -295,7 +295,7 @@ async fn due_polls_are_batched_into_few_calls() {
     assert!(calls_per_100 <= 1.0, "{calls} calls for {polls} polls");
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn flood_wait_pauses_the_account_and_is_logged() {
     let scenario = format!(
         "{ALICE_AND_CAROL}\n[[flood_waits]]\naccount = \"main\"\nat = 300\nseconds = 400\n"
@@ -344,7 +344,7 @@ async fn flood_wait_pauses_the_account_and_is_logged() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn untracking_keeps_history_and_purge_drops_it() {
     let app = spawn_app(ALICE_AND_CAROL, |_| {}).await;
     let alice = app.track("alice_w").await;
@@ -407,7 +407,7 @@ async fn untracking_keeps_history_and_purge_drops_it() {
     assert_eq!(gone["items"], json!([]));
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn cursor_pagination_walks_every_observation_once() {
     let app = spawn_app(ALICE_AND_CAROL, |_| {}).await;
     let alice = app.track("alice_w").await;
@@ -449,7 +449,7 @@ async fn cursor_pagination_walks_every_observation_once() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn pushed_status_changes_are_observations_too() {
     let scenario = r#"
 [[users]]
@@ -527,7 +527,7 @@ fn random_history(
     history
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn sessions_from_late_observations_equal_a_full_fold_of_the_stored_history() {
     use rand::{Rng, SeedableRng, rngs::StdRng};
     use tgwatch_core::presence::sessions::fold;
@@ -585,7 +585,7 @@ async fn sessions_from_late_observations_equal_a_full_fold_of_the_stored_history
     assert_eq!(stored, expected, "history: {history:?}");
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn statistics_count_the_part_of_a_session_inside_the_window() {
     let app = spawn_app(ALICE_AND_CAROL, |_| {}).await;
     let carol = app.track("carol_hidden").await;

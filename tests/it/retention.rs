@@ -111,7 +111,7 @@ where
     E::find().count(db).await.expect("count")
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn old_observations_go_in_bounded_batches_and_the_gap_rule_state_stays() {
     let (db, _dir) = database().await;
     let now = Utc::now();
@@ -313,7 +313,7 @@ async fn event_ids(db: &DatabaseConnection) -> Vec<String> {
     ids
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn delivered_outbox_rows_go_and_undelivered_ones_and_their_attempts_stay() {
     use bot_messages::MessageStatus as Bot;
     use webhook_messages::DeliveryStatus as Hook;
@@ -460,7 +460,7 @@ async fn delivered_outbox_rows_go_and_undelivered_ones_and_their_attempts_stay()
     assert_eq!(keys, ["waiting", "young"]);
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn old_channel_posts_go_with_their_versions_and_young_ones_stay() {
     let (db, _dir) = database().await;
     let now = Utc::now();
@@ -557,7 +557,7 @@ async fn old_channel_posts_go_with_their_versions_and_young_ones_stay() {
 
 /// `[retention]` applies live: with `status_checks_days = 0` the old rows stay through several
 /// runs; once the file says 30 days they go, and `/metrics` counts them.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_retention_job_follows_an_edit_of_the_file_and_counts_what_it_pruned() {
     let keep = "[retention]\nstatus_checks_days = 0\ninterval_seconds = 300\n";
     let (app, path) = common::spawn_app_watching(crate::operations::USERS, |url| {

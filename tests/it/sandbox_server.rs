@@ -28,7 +28,7 @@ async fn control(
     (status, answer.json().await.expect("JSON"))
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_service_logs_in_with_a_handed_out_session_and_sees_what_the_control_api_does() {
     let scenario = Scenario {
         users: vec![ScenarioUser {

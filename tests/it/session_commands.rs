@@ -34,7 +34,7 @@ async fn add_account(app: &MtprotoApp) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn tgwatch_login_asks_for_the_code_and_password_and_logs_in() {
     let (sandbox, _) = sandbox().await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -102,7 +102,7 @@ fn dc_key(session: &PersistedSession) -> Option<[u8; 256]> {
         .and_then(|option| option.auth_key)
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn sessions_export_import_and_survive_a_key_rotation() {
     let (sandbox, account) = sandbox().await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -172,7 +172,7 @@ async fn sessions_export_import_and_survive_a_key_rotation() {
 
 /// `backup` copies the database while the service runs; a service started on the copy and its
 /// key in a fresh directory uses the account's session without a new login.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_backup_restored_into_a_fresh_directory_keeps_the_session_usable() {
     let sandbox = Sandbox::start().await.unwrap();
     let account = sandbox
@@ -226,7 +226,7 @@ async fn a_backup_restored_into_a_fresh_directory_keeps_the_session_usable() {
 
 /// `import-session` with a session Telegram refuses leaves the working one, and its api_hash,
 /// in place: the account stays logged in.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_failed_import_session_keeps_the_working_session() {
     let (sandbox, account) = sandbox().await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;

@@ -422,7 +422,7 @@ async fn attempts_of(db: &DatabaseConnection, message: Uuid) -> usize {
 
 /// SIGTERM while the consumer takes a second and a half to answer: the stop waits for the
 /// attempts in flight, writes them, and exits 0 with no claim left behind.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn sigterm_records_the_webhook_attempts_in_flight() {
     let host = Host::new();
     let receiver = Receiver::start(Behaviour::Slow(Duration::from_millis(1500)));
@@ -446,7 +446,7 @@ async fn sigterm_records_the_webhook_attempts_in_flight() {
 /// It ends within `shutdown_timeout_seconds` (2) and a margin, with exit code 3, and the claims
 /// of the attempts it cut off are released (not left for the hours-long lease), so nothing is
 /// lost: the next run sends them at once.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_stop_that_cannot_finish_exits_3_within_the_timeout_and_releases_its_claims() {
     let host = Host::new();
     let receiver = Receiver::start(Behaviour::Slow(Duration::from_secs(3600)));
@@ -520,7 +520,7 @@ async fn demo_seconds_exits_cleanly_twenty_times() {
 
 /// After the stop, the bot polls no more: a command sent then is not fetched, let alone
 /// answered, though the process (here, the test's) goes on.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_stop_ends_the_bots_polling() {
     const BOT_TOKEN: &str = "123456:shutdown-token_ABC";
     let bot = tgwatch_sandbox::bot_api::BotApi::start(BOT_TOKEN)

@@ -66,7 +66,7 @@ async fn account_id(app: &common::TestApp, label: &str) -> String {
         .to_owned()
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_storage_actor_restarts_in_place_with_every_acknowledged_observation() {
     let app = spawn_app(SCENARIO, |config| {
         with_faults(config);
@@ -131,7 +131,7 @@ async fn the_storage_actor_restarts_in_place_with_every_acknowledged_observation
     assert!(storage["last_restart_at"].is_string(), "{storage}");
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_restarted_person_keeps_its_open_session_and_is_polled_again() {
     let app = spawn_app(SCENARIO, |config| {
         with_faults(config);
@@ -181,7 +181,7 @@ async fn a_restarted_person_keeps_its_open_session_and_is_polled_again() {
     assert!(sessions["sessions"][0]["ended_at"].is_null(), "{sessions}");
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_restarted_account_reconnects_and_polls_again() {
     let app = spawn_app(SCENARIO, with_faults).await;
     let alice = app.track("alice_o").await;
@@ -220,7 +220,7 @@ async fn a_restarted_account_reconnects_and_polls_again() {
     assert_eq!(account["status"], "active", "{account}");
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_restart_storm_parks_the_account_raises_the_alert_and_moves_its_people() {
     let app = spawn_app(SCENARIO, |config| {
         with_faults(config);
@@ -311,7 +311,7 @@ async fn a_restart_storm_parks_the_account_raises_the_alert_and_moves_its_people
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn storage_failing_beyond_its_intensity_stops_the_service() {
     let app = spawn_app(SCENARIO, |config| {
         with_faults(config);
@@ -345,7 +345,7 @@ async fn storage_failing_beyond_its_intensity_stops_the_service() {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn fault_injection_is_absent_unless_switched_on() {
     let app = spawn_app(SCENARIO, |_| {}).await;
     let (status, body) = app
@@ -395,7 +395,7 @@ async fn fault_injection_is_absent_unless_switched_on() {
 
 /// Restart latency, panic to running again, over 100 injections into one person's actor:
 /// `cargo nextest run -E 'test(restart_latency)' --no-capture` prints p50 and p99.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn restart_latency_over_a_hundred_injections() {
     let app = spawn_app(SCENARIO, |config| {
         with_faults(config);

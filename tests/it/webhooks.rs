@@ -78,7 +78,7 @@ fn the_tests_signature_check_gives_the_specifications_known_answer() {
     ));
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn presence_events_arrive_signed_and_filtered() {
     let app = spawn_app(SCENARIO, allow_loopback).await;
     let receiver = Receiver::start(Behaviour::Ok);
@@ -152,7 +152,7 @@ async fn presence_events_arrive_signed_and_filtered() {
     assert_eq!(deliveries[0]["attempt"], 1);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_flaky_consumer_gets_everything_after_retries() {
     let app = spawn_app(SCENARIO, |config| {
         allow_loopback(config);
@@ -226,7 +226,7 @@ async fn a_flaky_consumer_gets_everything_after_retries() {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_dead_consumer_is_disabled_with_an_alert() {
     let app = spawn_app(SCENARIO, |config| {
         allow_loopback(config);
@@ -319,7 +319,7 @@ async fn a_dead_consumer_is_disabled_with_an_alert() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn rotation_signs_with_both_secrets_and_test_redeliver_replay_work() {
     let app = spawn_app(SCENARIO, allow_loopback).await;
     let receiver = Receiver::start(Behaviour::Ok);
@@ -412,7 +412,7 @@ async fn rotation_signs_with_both_secrets_and_test_redeliver_replay_work() {
     .await;
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn bad_webhooks_are_refused() {
     let app = spawn_app(SCENARIO, |_| {}).await;
     for (body, needle) in [
@@ -455,7 +455,7 @@ fn python_with_standardwebhooks() -> std::path::PathBuf {
 /// Every message, before and after a secret rotation, is checked by the reference Python
 /// implementation of Standard Webhooks: with the one secret before, with each of the two after
 /// (the header then carries two signatures).
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn an_independent_library_verifies_every_signature() {
     let app = spawn_app(SCENARIO, allow_loopback).await;
     let receiver = Receiver::start(Behaviour::Ok);
@@ -540,7 +540,7 @@ async fn an_independent_library_verifies_every_signature() {
 
 /// A failed delivery records what went wrong underneath reqwest's "error sending request":
 /// connection refused, or the timeout.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn failed_deliveries_record_the_whole_cause() {
     let app = spawn_app(SCENARIO, |config| {
         allow_loopback(config);
@@ -577,7 +577,7 @@ async fn failed_deliveries_record_the_whole_cause() {
 
 /// The webhook worker panics: it is restarted, its dispatcher starts again and delivers what
 /// was committed meanwhile, once.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_panicking_dispatcher_restarts_and_delivers_everything_once() {
     let app = spawn_app(SCENARIO, |config| {
         allow_loopback(config);

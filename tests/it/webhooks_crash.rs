@@ -122,7 +122,7 @@ async fn leased(db: &DatabaseConnection) -> BTreeSet<(uuid::Uuid, DateTime<Utc>)
         .collect()
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn every_event_is_delivered_across_sigkills() {
     let dir = tempfile::tempdir().expect("dir");
     let database_url = common::fresh_database(dir.path()).await;

@@ -41,7 +41,7 @@ async fn add_channel(app: &MtprotoApp, channel_id: &str) -> (u16, Value) {
         .await
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_channel_added_by_channel_id_is_joined_listed_and_its_posts_carry_the_seed_fields() {
     let (sandbox, accounts) = sandbox(1).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -121,7 +121,7 @@ async fn a_channel_added_by_channel_id_is_joined_listed_and_its_posts_carry_the_
     assert!(!logs["items"].as_array().unwrap().is_empty(), "{logs}");
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn when_the_least_loaded_account_cannot_join_the_next_one_does_and_when_none_can_each_reason_is_told_and_alerted()
  {
     let (sandbox, accounts) = sandbox(2).await;

@@ -40,7 +40,7 @@ fn ids(body: &Value) -> Vec<&str> {
         .collect()
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn tracker_accounts_and_their_settings() {
     let app = spawn_app(PEOPLE, |_| {}).await;
     // Without the admin token: refused, as `/api` is.
@@ -207,7 +207,7 @@ async fn tracker_accounts_and_their_settings() {
     assert_eq!(status, 404);
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn telegram_users_are_addressed_by_their_telegram_id() {
     let app = spawn_app(PEOPLE, |_| {}).await;
     let (status, created) = app
@@ -279,7 +279,7 @@ async fn main_account(app: &TestApp) -> String {
     items(&accounts)[0]["id"].as_str().unwrap().to_owned()
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn tracked_users_with_their_filters_username_change_and_visible_online() {
     let app = spawn_app(PEOPLE, |_| {}).await;
     let main = main_account(&app).await;
@@ -394,7 +394,7 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn online_statuses_are_recorded_corrected_and_deleted_and_sessions_follow() {
     let app = spawn_app(PEOPLE, |_| {}).await;
     // Maria always shows "recently": her sessions come from the statuses posted here only.
@@ -526,7 +526,7 @@ async fn online_statuses_are_recorded_corrected_and_deleted_and_sessions_follow(
     assert_eq!(status, 400, "{body}");
 }
 
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn every_route_takes_a_trailing_slash_and_the_pages_still_load() {
     let app = spawn_app(PEOPLE, |_| {}).await;
     for path in [
@@ -586,7 +586,7 @@ online = [[0, 36000]]
 
 /// `visible_online = false` (the seed's "whether to show that the user is online"): the live
 /// feed carries the other person's coming online, never this one's.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_person_with_visible_online_false_is_left_out_of_the_live_feed() {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -654,7 +654,7 @@ async fn a_person_with_visible_online_false_is_left_out_of_the_live_feed() {
 /// The seed's `api_hash` is write-only: a tracker account created (or changed) with one keeps it
 /// sealed beside its session, never shows it, and a login given none uses it. Over MTProto
 /// against the sandbox, with no `telegram.api_hash` to fall back on.
-#[actix_web::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_tracker_accounts_api_hash_is_kept_for_its_login_and_never_shown() {
     use crate::logins::{PHONE, sandbox, stored_row};
     let (sandbox, _) = sandbox(None).await;

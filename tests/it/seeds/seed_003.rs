@@ -33,7 +33,7 @@ async fn wait_logged_in(app: &MtprotoApp) -> Value {
     .await
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn every_endpoint_needs_the_login() {
     let (sandbox, _) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -75,7 +75,7 @@ async fn every_endpoint_needs_the_login() {
 
 /// "Авторизация по телефону": the code is sent, then the code and the 2FA password go in one
 /// call; every try is an `AuthAttempt`.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn login_by_phone_with_the_code_and_the_password_in_one_call() {
     let (sandbox, _) = sandbox(Some(("correct horse", "a horse"))).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -170,7 +170,7 @@ async fn login_by_phone_with_the_code_and_the_password_in_one_call() {
 }
 
 /// The password may also come in a second call, and a code for another phone is refused.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_password_can_follow_in_a_second_call() {
     let (sandbox, _) = sandbox(Some(("pw", "hint"))).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -203,7 +203,7 @@ async fn the_password_can_follow_in_a_second_call() {
 }
 
 /// "Авторизация по QR коду": `data.url`, then the status until the scan.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn login_by_qr_code() {
     let (sandbox, account) = sandbox(None).await;
     let app = spawn_mtproto_app(&sandbox, |_| {}).await;
@@ -229,7 +229,7 @@ async fn login_by_qr_code() {
 }
 
 /// "Получение чатов и сообщений", the session reset, and `?account=` when there are several.
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn chats_messages_and_session_reset_of_the_chosen_account() {
     let (sandbox, account) = sandbox(None).await;
     sandbox

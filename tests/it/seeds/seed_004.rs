@@ -41,7 +41,7 @@ async fn live_out(client: &mut Client, wanted: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_status_has_the_seeds_fields_and_counts_mini_app_users() {
     let app = spawn_live_with(SCENARIO, |_| {}).await;
     let mut admin = app.admin().await;
@@ -79,7 +79,7 @@ async fn the_status_has_the_seeds_fields_and_counts_mini_app_users() {
     }
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn connections_that_prove_nothing_are_refused() {
     let app = spawn_live_with(SCENARIO, |_| {}).await;
     for path in ["/ws", "/telegram/ws"] {
@@ -127,7 +127,7 @@ async fn connections_that_prove_nothing_are_refused() {
     }
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_tracked_person_online_is_live_until_the_session_ends() {
     let app = spawn_live_with(SCENARIO, |_| {}).await;
     let mut client = app.admin().await;
@@ -159,7 +159,7 @@ async fn a_tracked_person_online_is_live_until_the_session_ends() {
     assert!(closed["endedAt"].as_i64().unwrap() > started);
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn a_new_channel_post_is_a_live_out() {
     let sandbox = Sandbox::start().await.unwrap();
     let account = sandbox

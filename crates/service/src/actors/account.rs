@@ -88,6 +88,17 @@ pub struct AccountActor {
     restart_window_seconds: u64,
     /// Set by [`Drain`]: told once the connection's update stream has ended.
     drained: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Where status changes go to be written one after another, in the order they happened:
+    /// two writes racing on separate connections could leave an older status in the row.
+    status_writes: Option<tokio::sync::mpsc::UnboundedSender<StatusChange>>,
+}
+
+/// A status the account reached, to be recorded with a log line when it has a reason.
+struct StatusChange {
+    status: AccountStatus,
+    reason: Option<String>,
+    at: DateTime<Utc>,
+    critical: bool,
 }
 
 impl AccountActor {
@@ -136,6 +147,7 @@ impl AccountActor {
             restarted: false,
             restart_window_seconds: telegram.restart_window_seconds,
             drained: None,
+            status_writes: None,
         }
     }
 
@@ -275,27 +287,23 @@ impl AccountActor {
     }
 
     /// Records the account's status and a log line, without holding up the actor.
-    fn note_status(&self, status: AccountStatus, reason: Option<String>) {
-        let db = self.db.clone();
-        let account_id = self.account_id;
-        let now = self.clock.now();
-        let parked = self.child.is_parked();
-        actix::spawn(async move {
-            if let Err(error) =
-                storage::accounts::set_status(&db, account_id, status, reason.clone(), now).await
-            {
-                tracing::error!(%account_id, %error, "cannot record account status");
-            }
-            if let Some(reason) = reason {
-                let level = if status == AccountStatus::Banned || parked {
-                    LogLevel::Critical
-                } else {
-                    LogLevel::Warning
-                };
-                let message = format!("account is {status}: {reason}");
-                storage::logs::write(&db, level, &message, Some(account_id), None, now).await;
-            }
+    fn note_status(&mut self, status: AccountStatus, reason: Option<String>) {
+        let change = StatusChange {
+            status,
+            reason,
+            at: self.clock.now(),
+            critical: status == AccountStatus::Banned || self.child.is_parked(),
+        };
+        let writes = self.status_writes.get_or_insert_with(|| {
+            let (writes, changes) = tokio::sync::mpsc::unbounded_channel();
+            actix::spawn(write_statuses(self.db.clone(), self.account_id, changes));
+            writes
         });
+        if let Err(unsent) = writes.send(change) {
+            // The writer ended (its runtime is stopping); the next change starts a new one.
+            self.status_writes = None;
+            tracing::warn!(account = %self.identity.label, status = %unsent.0.status, "account status not recorded: the service is stopping");
+        }
     }
 
     fn schedule_flush(&mut self, ctx: &mut Context<Self>, after: std::time::Duration) {
@@ -467,6 +475,35 @@ impl AccountActor {
             if self.pending_ids.insert(poll.tracked_user_id) {
                 self.pending.push_front(poll);
             }
+        }
+    }
+}
+
+/// Writes an account's status changes in order, until the actor is gone.
+async fn write_statuses(
+    db: DatabaseConnection,
+    account_id: Uuid,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<StatusChange>,
+) {
+    while let Some(change) = changes.recv().await {
+        let StatusChange {
+            status,
+            reason,
+            at,
+            critical,
+        } = change;
+        if let Err(error) =
+            storage::accounts::set_status(&db, account_id, status, reason.clone(), at).await
+        {
+            tracing::error!(%account_id, %error, "cannot record account status");
+        }
+        if let Some(reason) = reason {
+            let level = match critical {
+                true => LogLevel::Critical,
+                false => LogLevel::Warning,
+            };
+            let message = format!("account is {status}: {reason}");
+            storage::logs::write(&db, level, &message, Some(account_id), None, at).await;
         }
     }
 }

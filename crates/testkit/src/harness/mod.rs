@@ -8,6 +8,9 @@
 
 pub mod python;
 pub mod receiver;
+pub mod system;
+
+pub use system::TestSystem;
 
 use std::{sync::Arc, time::Duration};
 
