@@ -628,3 +628,81 @@ async fn the_retention_job_follows_an_edit_of_the_file_and_counts_what_it_pruned
     let (_, newest) = app.get(&format!("/api/tracked-users/{user}")).await;
     assert_ne!(newest["last_status"], serde_json::Value::Null, "{newest}");
 }
+
+/// On SQLite, pruning while another writer keeps committing: each batch rewrites hundreds of
+/// pages, and without a checkpoint of its own the write-ahead log would never be restarted
+/// (the automatic ones never find it fully copied back) and would grow by every batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_stays_small_while_pruning_beside_another_writer() {
+    if std::env::var("TGWATCH_TEST_DATABASE_URL").is_ok() {
+        eprintln!("skipped: a SQLite-only test (PostgreSQL has no write-ahead log file to watch)");
+        return;
+    }
+    let (db, dir) = database().await;
+    let now = Utc::now();
+    let mut people = Vec::new();
+    for index in 0..200 {
+        people.push(tracked_user(&db, &format!("person_{index}")).await);
+    }
+    // 60,000 old observations, each person's spread over the same hour, so that every batch
+    // deletes rows of many people (pages all over the table and its indexes).
+    let old = now - chrono::Duration::days(60);
+    let rows: Vec<_> = (0..60_000)
+        .map(|index| {
+            let at = old + chrono::Duration::milliseconds(index * 50);
+            check(
+                people[index as usize % people.len()],
+                at,
+                StatusKind::Offline,
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(3000) {
+        status_checks::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&db)
+            .await
+            .expect("insert old observations");
+    }
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop, person) = (db.clone(), stop.clone(), people[0]);
+        tokio::spawn(async move {
+            let mut writes = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                status_checks::Entity::insert(check(person, Utc::now(), StatusKind::Online))
+                    .exec_without_returning(&db)
+                    .await
+                    .expect("the other writer's insert");
+                writes += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            writes
+        })
+    };
+    let wal = dir.path().join("test.db-wal");
+    let cutoff = now - chrono::Duration::days(30);
+    let (mut from, mut peak, mut batches) = (None, 0_u64, 0);
+    loop {
+        let done = retention::prune_batch(&db, Prunable::StatusChecks, cutoff, from, 500)
+            .await
+            .expect("prune");
+        batches += 1;
+        peak = std::cmp::max(peak, std::fs::metadata(&wal).map_or(0, |file| file.len()));
+        if done.deleted < 500 {
+            break;
+        }
+        from = done.reached;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.await.expect("the other writer");
+    assert!(
+        writes > 0 && batches >= 100,
+        "{writes} writes, {batches} batches"
+    );
+    // Without the checkpoints it reaches about 10 MB here (every batch's pages).
+    assert!(
+        peak < 2_000_000,
+        "the write-ahead log reached {peak} bytes over {batches} batches"
+    );
+}

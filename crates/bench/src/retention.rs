@@ -56,6 +56,8 @@ pub struct TablePruning {
     pub batches: usize,
     pub seconds: f64,
     pub longest_batch_ms: f64,
+    /// On SQLite: the largest size of the write-ahead log file seen after one of its batches.
+    pub wal_peak_bytes: Option<u64>,
 }
 
 /// Latency of single-observation writes, in milliseconds.
@@ -75,6 +77,8 @@ pub struct RetentionReport {
     pub pruning_writer: WriterLatency,
     /// Rows older than the cutoff left in `status_checks` (each person's newest state only).
     pub old_observations_left: u64,
+    /// On SQLite: the largest size of the write-ahead log file seen after a batch.
+    pub wal_peak_bytes: Option<u64>,
 }
 
 impl fmt::Display for RetentionReport {
@@ -126,6 +130,13 @@ impl fmt::Display for RetentionReport {
                 writer.max
             )?;
         }
+        if let Some(peak) = self.wal_peak_bytes {
+            writeln!(
+                f,
+                "  write-ahead log: at most {:.1} MB after a batch",
+                peak as f64 / 1e6
+            )?;
+        }
         write!(
             f,
             "  observations older than the cutoff left: {} (each person's newest state stays)",
@@ -144,10 +155,10 @@ pub async fn retention(
     let dir = tempfile_dir()?;
     let url = database_url
         .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
-    let database = if url.starts_with("sqlite") {
-        "SQLite"
+    let (database, wal) = if url.starts_with("sqlite") {
+        ("SQLite", Some(dir.join("bench.db-wal")))
     } else {
-        "PostgreSQL"
+        ("PostgreSQL", None)
     };
     let db = storage::connect(&url, 4).await?;
     storage::migrate(&db).await?;
@@ -178,7 +189,7 @@ pub async fn retention(
         let Some(cutoff) = retention_cutoff(now, days) else {
             continue;
         };
-        tables.push(prune_timed(&db, what, cutoff, batch_size).await?);
+        tables.push(prune_timed(&db, what, cutoff, batch_size, wal.as_deref()).await?);
     }
     // A closed channel also ends the writer: nothing to do if it is gone already.
     let _ = stop.send(true);
@@ -193,6 +204,7 @@ pub async fn retention(
     // Millions of rows: the temporary SQLite file does not outlive the run.
     db.close().await?;
     std::fs::remove_dir_all(&dir)?;
+    let wal_peak_bytes = tables.iter().filter_map(|t| t.wal_peak_bytes).max();
     Ok(RetentionReport {
         database: database.into(),
         batch_size,
@@ -201,23 +213,32 @@ pub async fn retention(
         idle_writer,
         pruning_writer,
         old_observations_left,
+        wal_peak_bytes,
     })
 }
 
-/// Prunes one table to the end, batch by batch, timing each.
+/// Prunes one table to the end, batch by batch, timing each and measuring the write-ahead log
+/// file `wal` (SQLite) after each.
 async fn prune_timed(
     db: &DatabaseConnection,
     what: Prunable,
     cutoff: DateTime<Utc>,
     batch_size: u64,
+    wal: Option<&std::path::Path>,
 ) -> Result<TablePruning, BenchError> {
     let rows_before = count(db, what.table()).await?;
     let started = Instant::now();
     let (mut deleted, mut batches, mut longest, mut from) = (0, 0, Duration::ZERO, None);
+    let mut wal_peak_bytes = None;
     loop {
         let batch_started = Instant::now();
         let done = prune_batch(db, what, cutoff, from, batch_size).await?;
         longest = longest.max(batch_started.elapsed());
+        if let Some(wal) = wal {
+            // Absent when the checkpoint removed it.
+            let size = std::fs::metadata(wal).map_or(0, |file| file.len());
+            wal_peak_bytes = wal_peak_bytes.max(Some(size));
+        }
         deleted += done.deleted;
         batches += 1;
         if done.deleted < batch_size {
@@ -233,6 +254,7 @@ async fn prune_timed(
         batches,
         seconds: started.elapsed().as_secs_f64(),
         longest_batch_ms: longest.as_secs_f64() * 1000.0,
+        wal_peak_bytes,
     })
 }
 

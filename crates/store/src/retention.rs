@@ -1,11 +1,13 @@
 //! Pruning of the tables that grow without bound (`[retention]`): one batch at a time.
 //!
 //! Each call of [`prune_batch`] is one `DELETE ... WHERE id IN (SELECT id ... ORDER BY ...
-//! LIMIT n) RETURNING age` statement in a transaction of its own: its text and bound values are the same whatever the batch size, on SQLite
-//! (whose 32,766 bound values a list of ids would run into) as on PostgreSQL, and it deletes at
-//! most `n` rows, so it holds the write lock only briefly. The caller loops until a batch comes
-//! back short, letting other writers in between. What a row still serves is part of each
-//! table's condition, so a batch never takes it:
+//! LIMIT n) RETURNING age` statement in a transaction of its own: its text and bound values are
+//! the same whatever the batch size, on SQLite (whose 32,766 bound values a list of ids would
+//! run into) as on PostgreSQL, and it deletes at most `n` rows, so it holds the write lock only
+//! briefly. On SQLite each batch is followed by a truncating checkpoint, which keeps the
+//! write-ahead log at about one batch's pages. The caller loops until a batch comes back short,
+//! letting other writers in between. What a row still serves is part of each table's
+//! condition, so a batch never takes it:
 //!
 //! - `status_checks` older than the cutoff, except each person's newest instant and newest
 //!   online instant (what the gap rule resumes from);
@@ -158,6 +160,17 @@ pub async fn prune_batch(
         .await
         .doing("pruning old rows")?;
     txn.commit().await.doing("committing a prune")?;
+    if backend == DbBackend::Sqlite {
+        // A batch rewrites thousands of pages. With other writers committing between batches,
+        // SQLite's automatic checkpoints (passive) never find the log fully copied back when a
+        // transaction starts, so the log is never restarted and grows by every batch (8.5 GB
+        // for a million rows deleted). This one waits for the writers in flight, copies the log
+        // back and empties it; when readers keep it from finishing it says so in its row, and
+        // the next batch tries again.
+        db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .doing("checkpointing the write-ahead log after a prune")?;
+    }
     let mut reached = None;
     for row in &rows {
         let at: DateTime<Utc> = row.try_get("", age).doing("reading a pruned row's age")?;
