@@ -13,6 +13,7 @@ mod m20261126_000010_bot;
 mod m20261206_000011_seed_001_fields;
 mod m20261206_000020_retention_indexes;
 mod m20261206_000040_cluster;
+mod m20261206_000050_webhook_claim_index;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_seed_001_fields::Migration),
             Box::new(m20261206_000020_retention_indexes::Migration),
             Box::new(m20261206_000040_cluster::Migration),
+            Box::new(m20261206_000050_webhook_claim_index::Migration),
         ]
     }
 }

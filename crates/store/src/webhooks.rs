@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Value,
     prelude::Expr,
-    sea_query::{ExprTrait, LockBehavior, LockType, OnConflict},
+    sea_query::{ExprTrait, OnConflict},
 };
 use serde_json::json;
 use tgwatch_core::config::Origin;
@@ -208,22 +208,27 @@ pub fn wants(row: &webhooks::Model, event: &events::Model) -> bool {
 
 /// Creates the messages of new events for every active endpoint that wants them. Returns how
 /// many events were handled (the caller loops while there are more).
+///
+/// The new events are looked for outside the write transaction, which is begun only when there
+/// are some: most rounds find none, and on PostgreSQL each statement is a round trip. Two
+/// instances that fan the same events out at once write the same rows: a message exists once
+/// per endpoint and event (the insert skips it), and marking an event done twice is harmless.
 pub async fn fan_out(
     db: &DatabaseConnection,
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
-    let txn = super::begin_write(db, "starting the fan-out").await?;
     let pending = events::Entity::find()
         .filter(events::Column::FannedOut.eq(false))
         .order_by_asc(events::Column::CreatedAt)
         .limit(limit)
-        .all(&txn)
+        .all(db)
         .await
         .doing("loading new events")?;
     if pending.is_empty() {
         return Ok(0);
     }
+    let txn = super::begin_write(db, "starting the fan-out").await?;
     let endpoints = webhooks::Entity::find()
         .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
         .all(&txn)
@@ -286,86 +291,105 @@ pub struct Claimed {
 }
 
 /// Claims due messages of active endpoints, at most `capacity(endpoint)` for each, until
-/// `lease_until`. On PostgreSQL the rows are locked with SKIP LOCKED, so several instances share
-/// the work without sending a message twice.
+/// `lease_until`, oldest due first. On PostgreSQL the rows are locked with SKIP LOCKED, so
+/// several instances share the work without sending a message twice.
+///
+/// Each endpoint's claim is one statement that picks the messages, sets their lease and returns
+/// them with their events' bodies: on PostgreSQL every statement is a round trip, and the
+/// dispatcher claims after every few attempts.
 pub async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     capacity: impl Fn(Uuid) -> u64,
 ) -> Result<Vec<Claimed>, StorageError> {
-    let txn = super::begin_write(db, "starting a claim").await?;
     let endpoints = webhooks::Entity::find()
         .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
-        .all(&txn)
+        .all(db)
         .await
         .doing("loading active webhooks")?;
     let mut claimed = Vec::new();
     for endpoint in &endpoints {
         let room = capacity(endpoint.id);
-        if room == 0 {
-            continue;
+        if room > 0 {
+            claimed.extend(claim_for(db, endpoint, now, lease_until, room).await?);
         }
-        let mut select = webhook_messages::Entity::find()
-            .filter(webhook_messages::Column::WebhookId.eq(endpoint.id))
-            .filter(webhook_messages::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .filter(webhook_messages::Column::NextAttemptAt.lte(now))
-            .filter(
-                Condition::any()
-                    .add(webhook_messages::Column::ClaimedUntil.is_null())
-                    .add(webhook_messages::Column::ClaimedUntil.lt(now)),
-            )
-            .order_by_asc(webhook_messages::Column::NextAttemptAt)
-            .limit(room);
-        if txn.get_database_backend() == DbBackend::Postgres {
-            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    Ok(claimed)
+}
+
+/// Claims at most `room` due messages of `endpoint` (see [`claim`]).
+async fn claim_for(
+    db: &DatabaseConnection,
+    endpoint: &webhooks::Model,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    room: u64,
+) -> Result<Vec<Claimed>, StorageError> {
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend, "UPDATE webhook_messages SET claimed_until = ");
+    sql.bind(lease_until);
+    sql.push(" WHERE id IN (SELECT id FROM webhook_messages WHERE webhook_id = ");
+    sql.bind(endpoint.id);
+    sql.push(" AND status = ");
+    sql.bind(DeliveryStatus::Pending.as_str());
+    sql.push(" AND next_attempt_at <= ");
+    sql.bind(now);
+    sql.push(" AND (claimed_until IS NULL OR claimed_until < ");
+    sql.bind(now);
+    sql.push(") ORDER BY next_attempt_at LIMIT ");
+    sql.bind(i64::try_from(room).unwrap_or(i64::MAX));
+    if backend == DbBackend::Postgres {
+        sql.push(" FOR UPDATE SKIP LOCKED");
+    }
+    sql.push(
+        ") RETURNING id, webhook_id, event_id, status, attempts, next_attempt_at, \
+         claimed_until, created_at, completed_at, \
+         (SELECT body FROM events WHERE events.id = webhook_messages.event_id) AS body",
+    );
+    let rows = match backend {
+        // A write statement on SQLite takes the write lock at BEGIN (see `begin_write`).
+        DbBackend::Sqlite => {
+            let txn = super::begin_write(db, "starting a claim").await?;
+            let rows = txn
+                .query_all_raw(sql.statement())
+                .await
+                .doing("claiming webhook messages")?;
+            txn.commit().await.doing("committing a claim")?;
+            rows
         }
-        let messages = select
-            .all(&txn)
+        _ => db
+            .query_all_raw(sql.statement())
             .await
-            .doing("finding due webhook messages")?;
-        claimed.extend(messages.into_iter().map(|message| (endpoint, message)));
+            .doing("claiming webhook messages")?,
+    };
+    let mut secrets = vec![endpoint.secret.clone()];
+    if let (Some(previous), Some(until)) =
+        (&endpoint.previous_secret, endpoint.previous_secret_until)
+        && until > now
+    {
+        secrets.push(previous.clone());
     }
-    if claimed.is_empty() {
-        return Ok(Vec::new());
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let message = webhook_messages::Model::from_query_result(&row, "")
+            .doing("reading a claimed webhook message")?;
+        // An event deleted meanwhile (its message goes with it by the cascade).
+        let Some(body) = row
+            .try_get::<Option<String>>("", "body")
+            .doing("reading a claimed message's event")?
+        else {
+            continue;
+        };
+        claimed.push(Claimed {
+            url: endpoint.url.clone(),
+            secrets: secrets.clone(),
+            body,
+            message,
+        });
     }
-    webhook_messages::Entity::update_many()
-        .col_expr(
-            webhook_messages::Column::ClaimedUntil,
-            Expr::value(lease_until),
-        )
-        .filter(webhook_messages::Column::Id.is_in(claimed.iter().map(|(_, m)| m.id)))
-        .exec(&txn)
-        .await
-        .doing("claiming webhook messages")?;
-    let bodies: HashMap<String, String> = events::Entity::find()
-        .filter(events::Column::Id.is_in(claimed.iter().map(|(_, m)| m.event_id.clone())))
-        .all(&txn)
-        .await
-        .doing("loading event bodies")?
-        .into_iter()
-        .map(|event| (event.id, event.body))
-        .collect();
-    txn.commit().await.doing("committing a claim")?;
-    Ok(claimed
-        .into_iter()
-        .filter_map(|(endpoint, message)| {
-            let body = bodies.get(&message.event_id)?.clone();
-            let mut secrets = vec![endpoint.secret.clone()];
-            if let (Some(previous), Some(until)) =
-                (&endpoint.previous_secret, endpoint.previous_secret_until)
-                && until > now
-            {
-                secrets.push(previous.clone());
-            }
-            Some(Claimed {
-                url: endpoint.url.clone(),
-                secrets,
-                body,
-                message,
-            })
-        })
-        .collect())
+    claimed.sort_by_key(|claimed| claimed.message.next_attempt_at);
+    Ok(claimed)
 }
 
 /// Gives back the claims on `message_ids` that are still pending: a stopping instance that could
