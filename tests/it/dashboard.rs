@@ -325,6 +325,18 @@ async fn the_dashboard_shows_a_person_going_online_live() {
     let main = accounts["items"][0]["id"].as_str().unwrap().to_owned();
     app.panic_and_wait_for_restart("account", Some(&main), Duration::from_secs(1))
         .await;
+    // Reconnected, the account polls everyone at once (Bob offline, by the scenario): the states
+    // set below must come after that poll, not be overwritten by it.
+    app.eventually(
+        &format!("/api/online-statuses?tracked_user_id={bob}"),
+        WAIT,
+        |statuses| {
+            statuses["items"]
+                .as_array()
+                .is_some_and(|items| !items.is_empty())
+        },
+    )
+    .await;
     for (who, status) in [(&alice, "offline"), (&bob, "online")] {
         let (code, body) = app
             .post(
