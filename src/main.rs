@@ -110,10 +110,19 @@ enum Command {
 
 /// The storage path allocates a value per column per row (sea-orm, sqlx): glibc's allocator
 /// was a fifth of the CPU time of a batch write.
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The heap profile of `--features dhat-heap` (see Cargo.toml).
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
 fn main() -> anyhow::Result<()> {
+    // Written to dhat-heap.json when main returns.
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let cli = Cli::parse();
     let logging = match &cli.command {
         Command::Run { config } | Command::Migrate { config } => LoggingConfig::of(Some(config)),
