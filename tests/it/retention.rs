@@ -79,7 +79,7 @@ fn check(user: Uuid, at: DateTime<Utc>, status: StatusKind) -> status_checks::Ac
     .into_active_model()
 }
 
-/// Runs batches until one comes back short, as the job does; returns each batch's size.
+/// Runs the job's batches of [`BATCH`]; returns each batch's size.
 async fn prune_in_batches(
     db: &DatabaseConnection,
     what: Prunable,
@@ -87,20 +87,19 @@ async fn prune_in_batches(
 ) -> Vec<u64> {
     let mut batches = Vec::new();
     let mut from = None;
-    loop {
-        let done = retention::prune_batch(db, what, cutoff, from, BATCH)
-            .await
-            .expect("prune");
+    retention::prune_in_batches(db, what, cutoff, BATCH, |done| {
         batches.push(done.deleted);
-        if done.deleted < BATCH {
-            return batches;
+        if done.deleted == BATCH {
+            assert!(
+                done.reached >= from,
+                "each batch starts where the last one stopped"
+            );
+            from = done.reached;
         }
-        assert!(
-            done.reached >= from,
-            "each batch starts where the last one stopped"
-        );
-        from = done.reached;
-    }
+    })
+    .await
+    .expect("prune");
+    batches
 }
 
 async fn count_of<E>(db: &DatabaseConnection) -> u64
@@ -682,18 +681,13 @@ async fn the_write_ahead_log_stays_small_while_pruning_beside_another_writer() {
     };
     let wal = dir.path().join("test.db-wal");
     let cutoff = now - chrono::Duration::days(30);
-    let (mut from, mut peak, mut batches) = (None, 0_u64, 0);
-    loop {
-        let done = retention::prune_batch(&db, Prunable::StatusChecks, cutoff, from, 500)
-            .await
-            .expect("prune");
+    let (mut peak, mut batches) = (0_u64, 0);
+    retention::prune_in_batches(&db, Prunable::StatusChecks, cutoff, 500, |_| {
         batches += 1;
         peak = std::cmp::max(peak, std::fs::metadata(&wal).map_or(0, |file| file.len()));
-        if done.deleted < 500 {
-            break;
-        }
-        from = done.reached;
-    }
+    })
+    .await
+    .expect("prune");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let writes = writer.await.expect("the other writer");
     assert!(

@@ -2,7 +2,7 @@
 //! `status_checks` with `rows` observations of 1,000 people over 60 days, and the outbox
 //! (`events`, `webhook_messages`, `webhook_deliveries`) and `bot_messages` with a hundredth of
 //! that each, then prunes everything older than 30 days in the job's order and batches
-//! ([`tgwatch_store::retention::plan`], [`tgwatch_store::retention::prune_batch`]) while
+//! ([`tgwatch_store::retention::plan`], [`tgwatch_store::retention::prune_in_batches`]) while
 //! a writer stores one observation every 10 ms through the storage actor's write path. Reports
 //! rows per second per table, the longest single batch, and the writer's latency during the
 //! pruning next to its latency on the idle database.
@@ -27,7 +27,7 @@ use tgwatch_store::{
     self as storage,
     entities::status_checks,
     observations::{NewObservation, PendingWrites},
-    retention::{self, Prunable, prune_batch},
+    retention::{self, Prunable, prune_in_batches},
 };
 
 use crate::{BenchError, percentile, tempfile_dir};
@@ -228,25 +228,19 @@ async fn prune_timed(
 ) -> Result<TablePruning, BenchError> {
     let rows_before = count(db, what.table()).await?;
     let started = Instant::now();
-    let (mut deleted, mut batches, mut longest, mut from) = (0, 0, Duration::ZERO, None);
+    let (mut batches, mut longest, mut batch_started) = (0, Duration::ZERO, started);
     let mut wal_peak_bytes = None;
-    loop {
-        let batch_started = Instant::now();
-        let done = prune_batch(db, what, cutoff, from, batch_size).await?;
+    let deleted = prune_in_batches(db, what, cutoff, batch_size, |_| {
         longest = longest.max(batch_started.elapsed());
+        batches += 1;
         if let Some(wal) = wal {
             // Absent when the checkpoint removed it.
             let size = std::fs::metadata(wal).map_or(0, |file| file.len());
             wal_peak_bytes = wal_peak_bytes.max(Some(size));
         }
-        deleted += done.deleted;
-        batches += 1;
-        if done.deleted < batch_size {
-            break;
-        }
-        from = done.reached;
-        tokio::task::yield_now().await;
-    }
+        batch_started = Instant::now();
+    })
+    .await?;
     Ok(TablePruning {
         table: what.table(),
         rows_before,

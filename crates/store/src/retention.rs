@@ -124,7 +124,7 @@ pub struct Batch {
 /// than `batch` means the table is done. Starting where the last batch stopped matters on
 /// PostgreSQL: the index entries of deleted rows stay until a vacuum, and a batch that started
 /// from the oldest row every time would walk all of them again.
-pub async fn prune_batch(
+async fn prune_batch(
     db: &DatabaseConnection,
     what: Prunable,
     cutoff: DateTime<Utc>,
@@ -190,10 +190,23 @@ pub async fn prune_older_than(
     cutoff: DateTime<Utc>,
     batch: u64,
 ) -> Result<u64, StorageError> {
+    prune_in_batches(db, what, cutoff, batch, |_| {}).await
+}
+
+/// [`prune_older_than`], telling `each_batch` what every batch did as soon as it is done (the
+/// benchmark times the batches, the tests check them).
+pub async fn prune_in_batches(
+    db: &DatabaseConnection,
+    what: Prunable,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+    mut each_batch: impl FnMut(&Batch),
+) -> Result<u64, StorageError> {
     let mut deleted = 0;
     let mut from = None;
     loop {
         let done = prune_batch(db, what, cutoff, from, batch).await?;
+        each_batch(&done);
         deleted += done.deleted;
         if done.deleted < batch {
             return Ok(deleted);

@@ -206,6 +206,15 @@ pub fn wants(row: &webhooks::Model, event: &events::Model) -> bool {
     !is_test && type_matches && user_matches && channel_matches
 }
 
+/// The endpoints that get messages.
+async fn active_endpoints(db: &impl ConnectionTrait) -> Result<Vec<webhooks::Model>, StorageError> {
+    webhooks::Entity::find()
+        .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
+        .all(db)
+        .await
+        .doing("loading active webhooks")
+}
+
 /// Creates the messages of new events for every active endpoint that wants them. Returns how
 /// many events were handled (the caller loops while there are more).
 ///
@@ -229,11 +238,7 @@ pub async fn fan_out(
         return Ok(0);
     }
     let txn = super::begin_write(db, "starting the fan-out").await?;
-    let endpoints = webhooks::Entity::find()
-        .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
-        .all(&txn)
-        .await
-        .doing("loading active webhooks")?;
+    let endpoints = active_endpoints(&txn).await?;
     let messages: Vec<webhook_messages::ActiveModel> = pending
         .iter()
         .flat_map(|event| {
@@ -303,11 +308,7 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     capacity: impl Fn(Uuid) -> u64,
 ) -> Result<Vec<Claimed>, StorageError> {
-    let endpoints = webhooks::Entity::find()
-        .filter(webhooks::Column::Status.eq(EndpointStatus::Active.as_str()))
-        .all(db)
-        .await
-        .doing("loading active webhooks")?;
+    let endpoints = active_endpoints(db).await?;
     let mut claimed = Vec::new();
     for endpoint in &endpoints {
         let room = capacity(endpoint.id);
