@@ -25,8 +25,11 @@ use tgwatch_core::{
     config::{AccountConfig, Config},
     signing::SigningSecret,
 };
+use tgwatch_sandbox::bot_api::BotApi;
 use tgwatch_service::app::{Application, StartupError};
-use tgwatch_store::entities::{channels, messages, online_sessions, webhook_messages};
+use tgwatch_store::entities::{
+    bot_messages, channels, events, messages, online_sessions, webhook_messages,
+};
 use tgwatch_telegram::TelegramConnector;
 use tgwatch_testkit::{demo::SandboxFleet, sandbox_player, scripted::Scenario};
 use uuid::Uuid;
@@ -90,6 +93,11 @@ const CHANNELS: i64 = 3;
 const FIRST_CHANNEL: i64 = 1_444_000_000;
 /// `[cluster] lease_seconds` of the test: short, so that a failover takes seconds.
 const LEASE_SECONDS: u64 = 3;
+/// The bot of the cluster test (on the sandbox's fake Bot API) and the admin whose chat is
+/// told when someone comes online.
+const BOT_TOKEN: &str = "424242:cluster-bot-token";
+const ADMIN: i64 = 9001;
+const ONLINE: &str = "🟢 @person";
 
 /// One `tgwatch run` of the cluster test.
 struct Instance {
@@ -254,13 +262,19 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
     );
     let receiver = Receiver::start(Behaviour::Ok);
     let secret = SigningSecret::generate();
+    let bot = BotApi::start(BOT_TOKEN).await.expect("fake bot api");
     let mut file_text = format!(
-        "[telegram]\nwatchdog_seconds = 0.5\n\n\
+        "[bot]\ntoken = \"{BOT_TOKEN}\"\napi_url = \"{}\"\nadmin_ids = [{ADMIN}]\n\
+         polling_timeout_seconds = 1\npoll_interval_ms = 50\nmessages_per_chat_per_second = 100\n\
+         messages_per_chat_per_minute = 1000\nmessages_per_group_per_minute = 1000\n\
+         messages_per_second = 1000\n\n\
+         [telegram]\nwatchdog_seconds = 0.5\n\n\
          [presence]\npoll_min_seconds = 1\npoll_max_seconds = 2\ngap_seconds = 3\n\
          batch_delay_seconds = 1\nflush_interval_ms = 100\n\n\
          [cluster]\nlease_seconds = {LEASE_SECONDS}\n\n\
          [webhooks]\nallow_private_addresses = true\npoll_interval_ms = 50\ntimeout_seconds = 2\n\n\
          [[webhooks.endpoints]]\nname = \"cluster-consumer\"\nurl = \"{}\"\nsecret = \"{}\"\n\n",
+        bot.url(),
         receiver.url,
         secret.expose()
     );
@@ -272,7 +286,7 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
     }
     for index in 0..PEOPLE {
         file_text.push_str(&format!(
-            "[[tracked_users]]\nusername = \"person{index:02}\"\n\n"
+            "[[tracked_users]]\nusername = \"person{index:02}\"\nnotify = true\n\n"
         ));
     }
     for channel in 0..CHANNELS {
@@ -322,6 +336,28 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
     .await;
     eprintln!("three instances hold two accounts each {balanced:?} after the third started");
 
+    // The admin's chat asks for notifications (the leader's bot answers); everyone who comes
+    // online from now on is told about once.
+    bot.send_text(ADMIN, ADMIN, "/start");
+    bot.send_text(ADMIN, ADMIN, "/notify on");
+    let answered = bot
+        .wait_for(Duration::from_secs(20), |sent| {
+            sent.iter().any(|sent| {
+                sent.text
+                    .as_deref()
+                    .is_some_and(|text| text.starts_with("Notifications in this chat: on."))
+            })
+        })
+        .await;
+    assert!(
+        answered.iter().any(|sent| sent
+            .text
+            .as_deref()
+            .is_some_and(|text| text.starts_with("Notifications in this chat: on."))),
+        "the bot never answered /notify on: {answered:?}"
+    );
+    let notifying_since = chrono::Utc::now();
+
     // Channel posts from now until the end, every one recorded as the sandbox numbered it.
     let stop_posting = Arc::new(AtomicBool::new(false));
     let posted = Arc::new(Mutex::new(Vec::new()));
@@ -365,6 +401,15 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
         .unwrap()
         .into_iter()
         .map(|message| message.event_id)
+        .collect();
+    let bot_in_flight: BTreeSet<uuid::Uuid> = bot_messages::Entity::find()
+        .filter(bot_messages::Column::ClaimedUntil.is_not_null())
+        .filter(bot_messages::Column::SentAt.is_null())
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|message| message.id)
         .collect();
 
     let survivor = instances[0].api();
@@ -512,5 +557,93 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
         "SIGTERM handover: every account on the last instance {:?} after SIGTERM",
         handed_at.elapsed()
     );
+
+    // The bot told the admin once about everyone who came online once the chat asked: every
+    // such event became one message, and each went out once, across the leader's SIGKILL and
+    // the SIGTERM. Only a message the killed leader had claimed may be missing (its claim's
+    // lease outlives the test) or have gone out unrecorded. Checked once nobody comes online any
+    // more, so that what the fake Bot API saw and what the outbox says are read at rest.
     player.abort();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let came_online: BTreeSet<String> = events::Entity::find()
+        .filter(events::Column::EventType.eq("user_online"))
+        .filter(events::Column::CreatedAt.gt(notifying_since + chrono::Duration::seconds(1)))
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.id)
+        .collect();
+    assert!(
+        !came_online.is_empty(),
+        "nobody came online after /notify on"
+    );
+    let online_sent = || -> Vec<i64> {
+        bot.sent_to(ADMIN)
+            .into_iter()
+            .filter(|sent| {
+                sent.text
+                    .as_deref()
+                    .is_some_and(|text| text.starts_with(ONLINE))
+            })
+            .map(|sent| sent.message_id)
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (queued, sent_online) = loop {
+        let before = online_sent();
+        let queued: Vec<bot_messages::Model> = bot_messages::Entity::find()
+            .filter(bot_messages::Column::ChatId.eq(ADMIN))
+            .filter(bot_messages::Column::Kind.eq("user_online"))
+            .all(&db)
+            .await
+            .unwrap();
+        let settled = came_online.iter().all(|event| {
+            queued.iter().any(|message| {
+                &message.dedupe_key == event
+                    && (message.sent_at.is_some() || bot_in_flight.contains(&message.id))
+            })
+        });
+        let at_rest = before == online_sent();
+        if (settled && at_rest) || tokio::time::Instant::now() > deadline {
+            break (queued, before);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let unsent: Vec<&String> = came_online
+        .iter()
+        .filter(|event| {
+            !queued.iter().any(|message| {
+                &message.dedupe_key == *event
+                    && (message.sent_at.is_some() || bot_in_flight.contains(&message.id))
+            })
+        })
+        .collect();
+    assert!(unsent.is_empty(), "came online, never told: {unsent:?}");
+    // Each message the outbox marks sent went out under the id it records, and no other
+    // "online" message went out: a message sent twice would be one more.
+    let marked_sent: Vec<i64> = queued
+        .iter()
+        .filter(|message| message.sent_at.is_some())
+        .filter_map(|message| message.telegram_message_id.map(i64::from))
+        .collect();
+    for id in &marked_sent {
+        assert!(
+            sent_online.contains(id),
+            "message {id} is marked sent but did not go out"
+        );
+    }
+    let unrecorded = sent_online.len() - marked_sent.len();
+    assert!(
+        unrecorded <= bot_in_flight.len(),
+        "{} online messages went out for {} marked sent ({} claimed at the kill)",
+        sent_online.len(),
+        marked_sent.len(),
+        bot_in_flight.len()
+    );
+    eprintln!(
+        "the bot told the admin of {} comings online, each once ({} claimed at the kill)",
+        came_online.len(),
+        bot_in_flight.len()
+    );
 }

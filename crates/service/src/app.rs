@@ -89,6 +89,7 @@ pub struct Application {
     channels: Channels,
     reloader: Reloader,
     stop: StopParts,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -425,7 +426,7 @@ impl Application {
             logins,
             bot_admin_ids: config.bot.admin_ids.clone(),
             channels,
-            metrics,
+            metrics: Arc::clone(&metrics),
             metrics_public: config.http.metrics_public,
             config: reloader.state(),
             running: reloader.running(),
@@ -465,6 +466,7 @@ impl Application {
             channels: channels_for_callers,
             reloader,
             stop,
+            metrics,
         })
     }
 
@@ -487,6 +489,11 @@ impl Application {
     /// The operations on the fleet (track users, add accounts), for callers in the same process.
     pub fn tracking(&self) -> Tracking {
         self.tracking.clone()
+    }
+
+    /// What the service counts (`GET /metrics`), for callers in the same process.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The operations on channels, for callers in the same process.

@@ -23,6 +23,12 @@ pub const WRITE_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// `le` bounds of the poll lateness histogram, in service seconds: a poll waits for its batch
+/// (`batch_delay_seconds` at most) and for the account's previous call.
+pub const LATENESS_BUCKETS: [f64; 14] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0, 120.0,
+];
+
 /// Telegram methods counted in `tgwatch_telegram_calls_total`.
 pub const GET_USERS: &str = "users.getUsers";
 pub const RESOLVE_USERNAME: &str = "contacts.resolveUsername";
@@ -97,6 +103,29 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// The bound at or below which the `quantile` (0 to 1) of the samples fall: the upper bound
+    /// of the bucket holding that rank, `None` when it is the +Inf bucket or nothing was seen.
+    pub fn quantile_bound(&self, quantile: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (quantile.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+        let mut cumulative = 0;
+        for (index, count) in counts.iter().enumerate() {
+            cumulative += count;
+            if cumulative >= rank {
+                return self.bounds.get(index).copied();
+            }
+        }
+        None
+    }
+
     /// The samples of the histogram named `name`: cumulative `_bucket{le}`, `_sum`, `_count`.
     fn samples(&self) -> Vec<Sample> {
         let mut samples = Vec::with_capacity(self.buckets.len() + 2);
@@ -137,6 +166,8 @@ pub struct Metrics {
     pub webhook_attempts: LabeledCounter,
     /// Time the storage actor took to write one batch.
     pub db_write_seconds: Histogram,
+    /// How long after its schedule a person's poll went out, in service seconds.
+    pub poll_lateness_seconds: Histogram,
     /// Accounts the health job found not running or not connected for too long, by label
     /// (counted when an account turns unhealthy), and how many are unhealthy now.
     pub account_health_warnings: LabeledCounter,
@@ -160,6 +191,7 @@ impl Default for Metrics {
             reconnects: LabeledCounter::default(),
             webhook_attempts: LabeledCounter::default(),
             db_write_seconds: Histogram::new(&WRITE_BUCKETS),
+            poll_lateness_seconds: Histogram::new(&LATENESS_BUCKETS),
             account_health_warnings: LabeledCounter::default(),
             accounts_unhealthy: AtomicU64::new(0),
             logs_deleted: AtomicU64::new(0),
@@ -269,6 +301,12 @@ impl Metrics {
                 help: "Time the storage actor took to write one batch of observations, sessions and events.".to_owned(),
                 kind: Kind::Histogram,
                 samples: self.db_write_seconds.samples(),
+            },
+            Family {
+                name: "tgwatch_poll_lateness_seconds".to_owned(),
+                help: "How long after its schedule a tracked user's poll went to Telegram, in service seconds (the batch's wait, a paused account).".to_owned(),
+                kind: Kind::Histogram,
+                samples: self.poll_lateness_seconds.samples(),
             },
             Family::counter(
                 "tgwatch_account_health_warnings_total",
@@ -520,6 +558,24 @@ mod tests {
             text,
             "# HELP tgwatch_channels Channels.\n# TYPE tgwatch_channels gauge\n"
         );
+    }
+
+    #[test]
+    fn the_quantile_bound_is_the_bucket_holding_that_rank() {
+        const BOUNDS: [f64; 3] = [1.0, 5.0, 10.0];
+        let histogram = Histogram::new(&BOUNDS);
+        assert_eq!(histogram.quantile_bound(0.99), None);
+        for _ in 0..99 {
+            histogram.observe(Duration::from_millis(500));
+        }
+        histogram.observe(Duration::from_secs(3));
+        assert_eq!(histogram.quantile_bound(0.99), Some(1.0));
+        histogram.observe(Duration::from_secs(4));
+        assert_eq!(histogram.quantile_bound(0.99), Some(5.0));
+        assert_eq!(histogram.quantile_bound(0.5), Some(1.0));
+        histogram.observe(Duration::from_secs(60));
+        histogram.observe(Duration::from_secs(60));
+        assert_eq!(histogram.quantile_bound(1.0), None, "in the +Inf bucket");
     }
 
     #[test]

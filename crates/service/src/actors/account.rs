@@ -40,12 +40,6 @@ use tgwatch_telegram::{
     Update,
 };
 
-struct PendingPoll {
-    tracked_user_id: Uuid,
-    user: InputUser,
-    target: Addr<TargetActor>,
-}
-
 /// A person the account watches, as its target introduced itself.
 struct Watched {
     tracked_user_id: Uuid,
@@ -62,7 +56,7 @@ pub struct AccountActor {
     pub presence: PresenceConfig,
     pub reconnect: ExponentialBackoff,
     session: Option<Arc<dyn TelegramSession>>,
-    pending: VecDeque<PendingPoll>,
+    pending: VecDeque<PollDue>,
     pending_ids: HashSet<Uuid>,
     flush_scheduled: bool,
     /// Set by FLOOD_WAIT: no call to Telegram before then.
@@ -321,12 +315,14 @@ impl AccountActor {
     /// gap in the pushes, only asking tells what changed meanwhile.
     fn poll_everyone_now(&mut self, ctx: &mut Context<Self>) {
         self.pushes.gap();
+        let now = self.clock.now();
         for watched in self.targets_by_telegram_id.values() {
             if self.pending_ids.insert(watched.tracked_user_id) {
-                self.pending.push_back(PendingPoll {
+                self.pending.push_back(PollDue {
                     tracked_user_id: watched.tracked_user_id,
                     user: watched.user,
                     target: watched.target.clone(),
+                    due_at: now,
                 });
             }
         }
@@ -353,9 +349,12 @@ impl AccountActor {
             return; // polled again once connected
         };
         let take = self.pending.len().min(self.presence.batch_size);
-        let batch: Vec<PendingPoll> = self.pending.drain(..take).collect();
+        let batch: Vec<PollDue> = self.pending.drain(..take).collect();
         for poll in &batch {
             self.pending_ids.remove(&poll.tracked_user_id);
+            self.metrics
+                .poll_lateness_seconds
+                .observe((now - poll.due_at).to_std().unwrap_or_default());
         }
         let inputs: Vec<InputUser> = batch.iter().map(|poll| poll.user).collect();
         self.metrics.poll(inputs.len());
@@ -376,7 +375,7 @@ impl AccountActor {
         );
     }
 
-    fn deliver(&mut self, batch: Vec<PendingPoll>, users: Vec<TelegramUser>) {
+    fn deliver(&mut self, batch: Vec<PollDue>, users: Vec<TelegramUser>) {
         let observed_at = self.clock.now();
         let statuses: HashMap<i64, Status> = users
             .into_iter()
@@ -441,12 +440,7 @@ impl AccountActor {
         });
     }
 
-    fn poll_failed(
-        &mut self,
-        ctx: &mut Context<Self>,
-        batch: Vec<PendingPoll>,
-        error: TelegramError,
-    ) {
+    fn poll_failed(&mut self, ctx: &mut Context<Self>, batch: Vec<PollDue>, error: TelegramError) {
         match &error {
             TelegramError::FloodWait { seconds } => {
                 let until = self.clock.now() + chrono::Duration::seconds(i64::from(*seconds));
@@ -555,11 +549,7 @@ impl Handler<PollDue> for AccountActor {
         if self.unusable || !self.pending_ids.insert(poll.tracked_user_id) {
             return;
         }
-        self.pending.push_back(PendingPoll {
-            tracked_user_id: poll.tracked_user_id,
-            user: poll.user,
-            target: poll.target,
-        });
+        self.pending.push_back(poll);
         if self.pending.len() >= self.presence.batch_size {
             self.flush(ctx);
         } else {

@@ -1,6 +1,7 @@
 //! Every message the actors exchange, in one place.
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::target::TargetActor;
@@ -12,13 +13,17 @@ use tgwatch_store::{
 };
 use tgwatch_telegram::{InputUser, TelegramError, TelegramUser, Update, Username};
 
-/// A target asks its account to include it in the next batched poll.
+/// A target asks its account to include it in the next batched poll; the account queues it
+/// until the batch goes out.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct PollDue {
     pub tracked_user_id: Uuid,
     pub user: InputUser,
     pub target: Addr<TargetActor>,
+    /// When the person's schedule wanted the poll (service time): how late the batch that
+    /// carries it is goes into `tgwatch_poll_lateness_seconds`.
+    pub due_at: DateTime<Utc>,
 }
 
 /// A target tells its account which Telegram user it is, so pushed updates reach it and the

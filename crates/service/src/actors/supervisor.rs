@@ -30,6 +30,7 @@ use super::{
         StopTarget,
     },
     ownership::Ownership,
+    state_loader::StateLoader,
     storage::StorageActor,
     target::TargetActor,
 };
@@ -53,6 +54,7 @@ pub struct FleetSupervisor {
     pub telegram: TelegramConfig,
     pub connector: Arc<dyn TelegramConnector>,
     pub storage: Addr<StorageActor>,
+    state: StateLoader,
     accounts: HashMap<Uuid, Addr<AccountActor>>,
     targets: HashMap<Uuid, Addr<TargetActor>>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -79,6 +81,7 @@ impl FleetSupervisor {
         supervision: Supervision,
     ) -> FleetSupervisor {
         FleetSupervisor {
+            state: StateLoader::start(db.clone()),
             db,
             clock,
             presence,
@@ -240,6 +243,7 @@ impl Handler<StartTarget> for FleetSupervisor {
                 .and_then(|id| self.accounts.get(&id).cloned()),
             storage: self.storage.clone(),
             db: self.db.clone(),
+            state: self.state.clone(),
             clock: self.clock,
             presence: self.presence.clone(),
             folder: None,

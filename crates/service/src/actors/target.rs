@@ -12,6 +12,7 @@ use super::{
         AttachTarget, DetachTarget, Flush, FoldAgain, Observed, PollDue, RebuildSessions,
         RecordObservation,
     },
+    state_loader::StateLoader,
     storage::StorageActor,
 };
 use tgwatch_core::{
@@ -24,15 +25,9 @@ use tgwatch_core::{
         sessions::{Applied, SessionChange, SessionFolder},
     },
 };
+use tgwatch_store::StorageError;
 use tgwatch_store::observations::NewObservation;
-use tgwatch_store::{self as storage, StorageError};
 use tgwatch_telegram::InputUser;
-
-/// How many people read their stored state at once. Every person of the fleet starts at the
-/// same moment; with one read each waiting for the pool, 10,000 people held 190 MB of pending
-/// queries at the peak (a heap profile, `--features dhat-heap`), which the allocator then kept.
-/// The pool serves a few at a time anyway.
-static STATE_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 pub struct TargetActor {
     pub tracked_user_id: Uuid,
@@ -41,6 +36,8 @@ pub struct TargetActor {
     pub account: Option<Addr<AccountActor>>,
     pub storage: Addr<StorageActor>,
     pub db: DatabaseConnection,
+    /// Where the stored state comes from when the actor starts.
+    pub state: StateLoader,
     pub clock: Clock,
     pub presence: PresenceConfig,
     /// `None` until the stored state is loaded in `started`.
@@ -64,12 +61,14 @@ impl TargetActor {
             (self.presence.poll_min(), self.presence.poll_max())
         };
         let wait = next_poll_interval(&mut rng, min, max);
-        ctx.run_later(self.clock.real_duration(wait), |act, ctx| {
+        let due_at = self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        ctx.run_later(self.clock.real_duration(wait), move |act, ctx| {
             if let (Some(account), Some(user)) = (&act.account, act.user) {
                 account.do_send(PollDue {
                     tracked_user_id: act.tracked_user_id,
                     user,
                     target: ctx.address(),
+                    due_at,
                 });
             }
             act.schedule_poll(ctx, false);
@@ -111,7 +110,7 @@ impl Actor for TargetActor {
             tracing::error!(tracked_user_id = %self.tracked_user_id, "restarted too often: no longer polled until tracked anew");
             return;
         }
-        let db = self.db.clone();
+        let state = self.state.clone();
         let id = self.tracked_user_id;
         let gap = self.presence.gap();
         // After a crash the observations this actor handed to storage may not be written
@@ -125,19 +124,21 @@ impl Actor for TargetActor {
                 {
                     tracing::warn!(tracked_user_id = %id, %error, "storage could not write before the state was read back");
                 }
-                // Boxed after the permit: the read's state is large (about 15 KB), and a
-                // fleet starting holds one of these futures per person.
-                let _permit = STATE_READS.acquire().await;
-                Box::pin(storage::sessions::resume_folder(&db, id, gap)).await
+                state.load(id, gap).await
             }
                 .into_actor(self)
-                .map(move |loaded, act, _ctx| match loaded {
-                    Ok(folder) => act.folder = Some(folder),
-                    Err(error) => {
-                        tracing::error!(tracked_user_id = %act.tracked_user_id, %error,
-                            "cannot load session state; starting from an empty one");
-                        act.folder = Some(SessionFolder::new(gap));
+                .map(move |loaded, act, ctx| {
+                    match loaded {
+                        Ok(folder) => act.folder = Some(folder),
+                        Err(error) => {
+                            tracing::error!(tracked_user_id = %act.tracked_user_id, %error,
+                                "cannot load session state; starting from an empty one");
+                            act.folder = Some(SessionFolder::new(gap));
+                        }
                     }
+                    // The schedule starts once the state is back: a timer set before would
+                    // fire only after the wait, late by however long the fleet took to load.
+                    act.schedule_poll(ctx, true);
                 }),
         );
         if let (Some(account), Some(user)) = (&self.account, self.user) {
@@ -147,7 +148,6 @@ impl Actor for TargetActor {
                 target: ctx.address(),
             });
         }
-        self.schedule_poll(ctx, true);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {

@@ -78,7 +78,7 @@ where
             };
             tracing::warn!(
                 kind = this.child.kind().as_str(),
-                id = this.child.id(),
+                id = %this.child.id(),
                 reason,
                 "restarting"
             );

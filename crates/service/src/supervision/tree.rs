@@ -101,7 +101,32 @@ pub struct NodeView {
     pub children: Vec<NodeView>,
 }
 
-type Key = (ChildKind, String);
+/// Which node: its kind and, for an account or a person, their UUID (a singleton or a grouping
+/// is named by its kind). Copied into every child's handle and every node's parent, so it owns
+/// nothing on the heap: a fleet of 100,000 people holds three of these per person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    kind: ChildKind,
+    id: Option<Uuid>,
+}
+
+impl Key {
+    fn named(kind: ChildKind) -> Key {
+        Key { kind, id: None }
+    }
+
+    fn of(kind: ChildKind, id: Uuid) -> Key {
+        Key { kind, id: Some(id) }
+    }
+
+    /// The id as `GET /api/supervision` shows it.
+    fn id_text(&self) -> String {
+        match self.id {
+            Some(id) => id.to_string(),
+            None => self.kind.as_str().to_owned(),
+        }
+    }
+}
 
 /// Makes the child's actor panic while handling its next message; false once it is gone.
 type PanicTrigger = Box<dyn Fn() -> bool + Send>;
@@ -109,20 +134,39 @@ type PanicTrigger = Box<dyn Fn() -> bool + Send>;
 struct Node {
     /// Tells a child apart from the one started after it under the same key.
     generation: u64,
-    label: String,
+    label: Box<str>,
     parent: Key,
     state: ChildState,
+    escalation: Escalation,
+    /// Stopped on purpose: not to be restarted.
+    retired: bool,
+    intensity: RestartIntensity,
+    /// Boxed and made on the first failure: most children of a large fleet never fail.
+    failures: Option<Box<Failures>>,
+    panic_trigger: Option<PanicTrigger>,
+}
+
+/// What a child that failed, or is about to stop itself, carries.
+#[derive(Default)]
+struct Failures {
     restarts: u64,
     last_restart_at: Option<DateTime<Utc>>,
     last_reason: Option<String>,
     history: RestartHistory,
-    intensity: RestartIntensity,
-    escalation: Escalation,
-    /// Stopped on purpose: not to be restarted.
-    retired: bool,
     /// Why the actor is stopping, when it stops itself for a reason.
     stop_reason: Option<String>,
-    panic_trigger: Option<PanicTrigger>,
+}
+
+impl Node {
+    fn failures(&mut self) -> &mut Failures {
+        self.failures.get_or_insert_with(Box::default)
+    }
+
+    fn restarts(&self) -> u64 {
+        self.failures
+            .as_ref()
+            .map_or(0, |failures| failures.restarts)
+    }
 }
 
 struct Registry {
@@ -152,11 +196,11 @@ pub enum FaultError {
 }
 
 fn root() -> Key {
-    (ChildKind::Service, ChildKind::Service.as_str().to_owned())
+    Key::named(ChildKind::Service)
 }
 
 fn fleet() -> Key {
-    (ChildKind::Fleet, ChildKind::Fleet.as_str().to_owned())
+    Key::named(ChildKind::Fleet)
 }
 
 impl Supervision {
@@ -179,8 +223,8 @@ impl Supervision {
     /// Registers a singleton child (storage, channels, webhooks, bot, live) under the root.
     pub fn singleton(&self, kind: ChildKind, intensity: RestartIntensity) -> Child {
         self.register(
-            (kind, kind.as_str().to_owned()),
-            kind.as_str().to_owned(),
+            Key::named(kind),
+            kind.as_str(),
             root(),
             intensity,
             Escalation::StopService,
@@ -190,8 +234,8 @@ impl Supervision {
     /// Registers an account under the fleet.
     pub fn account(&self, id: Uuid, label: &str, intensity: RestartIntensity) -> Child {
         self.register(
-            (ChildKind::Account, id.to_string()),
-            label.to_owned(),
+            Key::of(ChildKind::Account, id),
+            label,
             fleet(),
             intensity,
             Escalation::Park,
@@ -207,12 +251,12 @@ impl Supervision {
         intensity: RestartIntensity,
     ) -> Child {
         let parent = match account {
-            Some(account) => (ChildKind::Account, account.to_string()),
+            Some(account) => Key::of(ChildKind::Account, account),
             None => fleet(),
         };
         self.register(
-            (ChildKind::Target, id.to_string()),
-            label.to_owned(),
+            Key::of(ChildKind::Target, id),
+            label,
             parent,
             intensity,
             Escalation::Park,
@@ -222,7 +266,7 @@ impl Supervision {
     fn register(
         &self,
         key: Key,
-        label: String,
+        label: &str,
         parent: Key,
         intensity: RestartIntensity,
         escalation: Escalation,
@@ -231,20 +275,16 @@ impl Supervision {
         registry.next_generation += 1;
         let generation = registry.next_generation;
         registry.nodes.insert(
-            key.clone(),
+            key,
             Node {
                 generation,
-                label,
+                label: label.into(),
                 parent,
                 state: ChildState::Running,
-                restarts: 0,
-                last_restart_at: None,
-                last_reason: None,
-                history: RestartHistory::default(),
-                intensity,
                 escalation,
                 retired: false,
-                stop_reason: None,
+                intensity,
+                failures: None,
                 panic_trigger: None,
             },
         );
@@ -260,8 +300,8 @@ impl Supervision {
     pub fn inject_panic(&self, kind: ChildKind, id: Option<Uuid>) -> Result<(), FaultError> {
         let key = match (kind.has_many(), id) {
             (true, None) => return Err(FaultError::IdRequired(kind.as_str())),
-            (true, Some(id)) => (kind, id.to_string()),
-            (false, _) => (kind, kind.as_str().to_owned()),
+            (true, Some(id)) => Key::of(kind, id),
+            (false, _) => Key::named(kind),
         };
         let registry = self.lock();
         let trigger = registry
@@ -273,7 +313,7 @@ impl Supervision {
             Some(true) => Ok(()),
             _ if kind.has_many() => Err(FaultError::NoSuchChild {
                 kind: kind.as_str(),
-                id: key.1,
+                id: key.id_text(),
             }),
             _ => Err(FaultError::NotRunning(kind.as_str())),
         }
@@ -302,8 +342,8 @@ impl Supervision {
         self.lock()
             .nodes
             .iter()
-            .filter(|((kind, _), _)| *kind == ChildKind::Account)
-            .filter_map(|((_, id), node)| Some((id.parse().ok()?, node.restarts)))
+            .filter(|(key, _)| key.kind == ChildKind::Account)
+            .filter_map(|(key, node)| Some((key.id?, node.restarts())))
             .collect()
     }
 
@@ -332,11 +372,11 @@ impl Supervision {
 }
 
 /// A node that is not an actor: the service itself, the fleet.
-fn grouping((kind, id): &Key, state: ChildState) -> NodeView {
+fn grouping(key: &Key, state: ChildState) -> NodeView {
     NodeView {
-        kind: *kind,
-        id: id.clone(),
-        label: id.clone(),
+        kind: key.kind,
+        id: key.id_text(),
+        label: key.id_text(),
         state,
         restarts: 0,
         last_restart_at: None,
@@ -356,14 +396,15 @@ fn views_of(
         .flatten()
         .filter_map(|key| {
             let node = registry.nodes.get(*key)?;
+            let failures = node.failures.as_deref();
             Some(NodeView {
-                kind: key.0,
-                id: key.1.clone(),
-                label: node.label.clone(),
+                kind: key.kind,
+                id: key.id_text(),
+                label: node.label.to_string(),
                 state: node.state,
-                restarts: node.restarts,
-                last_restart_at: node.last_restart_at,
-                last_reason: node.last_reason.clone(),
+                restarts: node.restarts(),
+                last_restart_at: failures.and_then(|failures| failures.last_restart_at),
+                last_reason: failures.and_then(|failures| failures.last_reason.clone()),
                 children: views_of(registry, children, key),
             })
         })
@@ -392,11 +433,12 @@ impl Child {
     }
 
     pub fn kind(&self) -> ChildKind {
-        self.key.0
+        self.key.kind
     }
 
-    pub fn id(&self) -> &str {
-        &self.key.1
+    /// The account's or person's UUID, the kind's name for the others.
+    pub fn id(&self) -> String {
+        self.key.id_text()
     }
 
     /// Records a failure (a panic, a stop, a lost connection) and decides what follows: within
@@ -404,22 +446,20 @@ impl Child {
     pub fn record_failure(&self, reason: &str) -> Verdict {
         let now = self.supervision.clock.now();
         let outcome = self.with_node(|node| {
-            node.restarts += 1;
-            node.last_restart_at = Some(now);
-            node.last_reason = Some(reason.to_owned());
-            let verdict = node.history.record(now, node.intensity);
+            let intensity = node.intensity;
+            let failures = node.failures();
+            failures.restarts += 1;
+            failures.last_restart_at = Some(now);
+            failures.last_reason = Some(reason.to_owned());
+            let verdict = failures.history.record(now, intensity);
+            let recent = failures.history.recent();
             node.state = match (verdict, node.escalation) {
                 (Verdict::Restart, _) if node.state == ChildState::Parked => ChildState::Parked,
                 (Verdict::Restart, _) => ChildState::Restarting,
                 (Verdict::GiveUp, Escalation::Park) => ChildState::Parked,
                 (Verdict::GiveUp, Escalation::StopService) => ChildState::Stopped,
             };
-            (
-                verdict,
-                node.escalation,
-                node.history.recent(),
-                node.label.clone(),
-            )
+            (verdict, node.escalation, recent, node.label.to_string())
         });
         let Some((verdict, escalation, recent, label)) = outcome else {
             return Verdict::Restart;
@@ -427,7 +467,7 @@ impl Child {
         if verdict == Verdict::GiveUp {
             tracing::error!(
                 kind = self.kind().as_str(),
-                id = self.id(),
+                id = %self.id(),
                 label,
                 failures = recent,
                 reason,
@@ -447,7 +487,12 @@ impl Child {
 
     /// Failures counted in the current window.
     pub fn recent_failures(&self) -> usize {
-        self.with_node(|node| node.history.recent()).unwrap_or(0)
+        self.with_node(|node| {
+            node.failures
+                .as_ref()
+                .map_or(0, |failures| failures.history.recent())
+        })
+        .unwrap_or(0)
     }
 
     /// The child runs again after a restart (a parked child stays parked).
@@ -480,11 +525,16 @@ impl Child {
 
     /// Says why the actor is about to stop itself (its restart records this reason).
     pub fn stopping_because(&self, reason: String) {
-        self.with_node(|node| node.stop_reason = Some(reason));
+        self.with_node(|node| node.failures().stop_reason = Some(reason));
     }
 
     pub(super) fn take_stop_reason(&self) -> Option<String> {
-        self.with_node(|node| node.stop_reason.take()).flatten()
+        self.with_node(|node| {
+            node.failures
+                .as_mut()
+                .and_then(|failures| failures.stop_reason.take())
+        })
+        .flatten()
     }
 
     pub(super) fn set_panic_trigger(&self, trigger: PanicTrigger) {
