@@ -28,6 +28,7 @@ mod sandbox_server;
 mod seeds;
 mod session_commands;
 mod shutdown;
+mod state_reads;
 mod stored_session;
 mod supervision;
 mod webhooks;

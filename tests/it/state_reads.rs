@@ -1,0 +1,200 @@
+//! People's stored gap-rule state read many at a time (`storage::sessions::resume_folders`, what
+//! the people's actors start from), against a real database (SQLite, or PostgreSQL with
+//! TGWATCH_TEST_DATABASE_URL): the same as reading each person alone.
+
+use crate::common;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use tgwatch_core::{
+    config::Origin,
+    presence::{
+        Observation, Source, Status,
+        sessions::{Session, SessionFolder},
+    },
+};
+use tgwatch_store::{
+    self as storage,
+    entities::tracked_users,
+    observations::{NewObservation, PendingWrites},
+};
+use uuid::Uuid;
+
+const GAP: Duration = Duration::minutes(3);
+
+async fn tracked(db: &DatabaseConnection, username: &str) -> Uuid {
+    let now = Utc::now().trunc_subsecs(6);
+    let id = Uuid::now_v7();
+    tracked_users::Entity::insert(tracked_users::ActiveModel {
+        id: Set(id),
+        telegram_user_id: Set(None),
+        username: Set(Some(username.to_owned())),
+        first_name: Set(None),
+        access_hash: Set(None),
+        account_id: Set(None),
+        visible_online: Set(true),
+        notify: Set(false),
+        is_active: Set(true),
+        source: Set(Origin::Api),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await
+    .expect("tracked user");
+    id
+}
+
+fn observed(
+    tracked_user_id: Uuid,
+    at: DateTime<Utc>,
+    status: Status,
+    sessions: Vec<Session>,
+) -> NewObservation {
+    NewObservation {
+        id: Uuid::now_v7(),
+        tracked_user_id,
+        account_id: None,
+        observation: Observation {
+            observed_at: at,
+            status,
+        },
+        source: Source::Poll,
+        recorded_at: at,
+        sessions,
+        events: Vec::new(),
+    }
+}
+
+/// What a person's actor started from before the reads were batched: each piece read alone.
+async fn read_alone(db: &DatabaseConnection, id: Uuid) -> SessionFolder {
+    let open = storage::sessions::open_of(db, id)
+        .await
+        .expect("open session");
+    let newest = storage::observations::newest_before(db, id, None, None)
+        .await
+        .expect("newest");
+    let online = storage::observations::newest_before(
+        db,
+        id,
+        None,
+        Some(tgwatch_core::presence::StatusKind::Online),
+    )
+    .await
+    .expect("newest online");
+    SessionFolder::resume(
+        GAP,
+        open.as_ref().map(storage::sessions::from_row),
+        newest,
+        online.map(|online| online.observed_at),
+    )
+}
+
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
+async fn the_state_of_many_people_read_at_once_is_each_ones_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database(dir.path()).await;
+    let db = storage::connect(&url, 4).await.expect("connect");
+    storage::migrate(&db).await.expect("migrate");
+    let t0 = Utc::now().trunc_subsecs(6) - Duration::hours(1);
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+
+    // Online now, in a session opened after an earlier one closed; two observations at her
+    // newest instant (the greater one counts).
+    let alice = tracked(&db, "alice").await;
+    // Offline now after an online spell: the newest online sighting is older than the newest.
+    let bob = tracked(&db, "bob").await;
+    // Observed, never online, no session.
+    let carol = tracked(&db, "carol").await;
+    // Nothing stored.
+    let dave = tracked(&db, "dave").await;
+    let closed = Session {
+        started_at: at(1),
+        last_online_at: at(2),
+        ended_at: Some(at(2)),
+    };
+    let open = Session {
+        started_at: at(10),
+        last_online_at: at(12),
+        ended_at: None,
+    };
+    let mut writes = PendingWrites::default();
+    for record in [
+        observed(
+            alice,
+            at(1),
+            Status::Online { expires: at(2) },
+            vec![closed],
+        ),
+        observed(
+            alice,
+            at(10),
+            Status::Online { expires: at(11) },
+            vec![open],
+        ),
+        observed(alice, at(12), Status::Recently, vec![]),
+        observed(
+            alice,
+            at(12),
+            Status::Online { expires: at(13) },
+            vec![open],
+        ),
+        observed(bob, at(3), Status::Online { expires: at(4) }, vec![]),
+        observed(
+            bob,
+            at(20),
+            Status::Offline {
+                was_online: Some(at(5)),
+            },
+            vec![],
+        ),
+        observed(carol, at(7), Status::LastWeek, vec![]),
+    ] {
+        writes.push(record);
+    }
+    storage::observations::write(&db, &writes)
+        .await
+        .expect("write");
+
+    let people = [alice, bob, carol, dave];
+    let folders = storage::sessions::resume_folders(&db, &people, GAP)
+        .await
+        .expect("read at once");
+    for (name, id) in ["alice", "bob", "carol"].into_iter().zip(people) {
+        let alone = read_alone(&db, id).await;
+        assert_eq!(
+            format!("{:?}", folders[&id]),
+            format!("{alone:?}"),
+            "{name}'s state read with the others differs from read alone"
+        );
+    }
+    assert!(folders[&alice].open_session().is_some());
+    let greater = [Status::Recently, Status::Online { expires: at(13) }]
+        .map(|status| Observation {
+            observed_at: at(12),
+            status,
+        })
+        .into_iter()
+        .max();
+    assert_eq!(
+        folders[&alice].last_observation().copied(),
+        greater,
+        "of two observations at one instant, the greater one"
+    );
+    assert!(folders[&bob].open_session().is_none());
+    assert!(
+        folders
+            .get(&dave)
+            .is_none_or(|folder| folder.last_observation().is_none()),
+        "nobody stored for dave"
+    );
+    // Many at once: more people than one statement binds on SQLite.
+    let many: Vec<Uuid> = (0..40_000).map(|_| Uuid::now_v7()).chain(people).collect();
+    let folders = storage::sessions::resume_folders(&db, &many, GAP)
+        .await
+        .expect("read 40,004 at once");
+    assert_eq!(
+        format!("{:?}", folders[&alice]),
+        format!("{:?}", read_alone(&db, alice).await)
+    );
+}
