@@ -4,6 +4,7 @@
 //! Tests play the people: [`BotApi::send_text`] queues an incoming message that the next
 //! `getUpdates` returns (long polling: the call waits up to its `timeout` for one), and
 //! [`BotApi::sent`] lists what the bot sent, in order. Faults are injected per method:
+//! [`BotApi::hang_next`] keeps a call waiting, then refuses it unsent;
 //! [`BotApi::fail_next`] answers 400 with a JSON error, [`BotApi::rate_limit_next`] answers 429
 //! with `parameters.retry_after`. Errors are always 4xx: teloxide sleeps 10 s after any 5xx.
 //!
@@ -98,6 +99,8 @@ struct State {
     log: Vec<Call>,
     /// Faults to answer, per method (lowercase).
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Calls to keep waiting this long, then refuse unsent, per method (lowercase).
+    hangs: HashMap<String, VecDeque<std::time::Duration>>,
     commands: Vec<(String, String)>,
 }
 
@@ -289,6 +292,17 @@ impl BotApi {
         self.push_faults(method, [fault]);
     }
 
+    /// The next call of `method` gets no answer for `wait`, then 400 and is
+    /// not carried out: a request cut off on its way (the client gives up or dies meanwhile).
+    pub fn hang_next(&self, method: &str, wait: std::time::Duration) {
+        self.shared
+            .state()
+            .hangs
+            .entry(method.to_ascii_lowercase())
+            .or_default()
+            .push_back(wait);
+    }
+
     fn push_faults(&self, method: &str, faults: impl IntoIterator<Item = Fault>) {
         self.shared
             .state()
@@ -435,12 +449,17 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Full<Byt
     let Some(params) = parse_params(&content_type, &body) else {
         return error(400, "Bad Request: can't parse the request", None);
     };
-    {
+    let hang = {
         let mut state = shared.state();
         *state.calls.entry(method.clone()).or_default() += 1;
         if let Some(fault) = state.faults.get_mut(&method).and_then(VecDeque::pop_front) {
             return error(fault.code, &fault.description, fault.retry_after);
         }
+        state.hangs.get_mut(&method).and_then(VecDeque::pop_front)
+    };
+    if let Some(wait) = hang {
+        tokio::time::sleep(wait).await;
+        return error(400, "Bad Request: the call was cut off", None);
     }
     match method.as_str() {
         "getme" => ok(json!({

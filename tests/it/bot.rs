@@ -917,3 +917,51 @@ async fn a_panicking_bot_restarts_and_its_notifications_go_on() {
         .count();
     assert_eq!(online, 1, "{:?}", t.texts_to(1001));
 }
+
+/// A notification cut off while it was sent (the bot's worker died in the middle of the call)
+/// stays claimed only for the cluster's lease: the restarted bot sends it then, once.
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
+async fn a_notification_cut_off_mid_send_goes_out_once_its_claim_runs_out() {
+    const LEASE: Duration = Duration::from_secs(2);
+    const ONLINE: &str = "🟢 @alice_w is online (since ";
+    let t = spawn_bot(SCENARIO, |config| {
+        config.testing.fault_injection = true;
+        config.cluster.lease_seconds = LEASE.as_secs();
+    })
+    .await;
+    t.ask(1001, "/start").await;
+    assert!(
+        t.ask(1001, "/track @alice_w")
+            .await
+            .starts_with("Now tracking @alice_w.")
+    );
+    // Her notification's call hangs: the worker panics while it waits.
+    let calls = t.bot.calls("sendMessage");
+    t.bot.hang_next("sendMessage", Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.bot.calls("sendMessage") == calls {
+        assert!(
+            Instant::now() < deadline,
+            "her notification was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cut_off = Instant::now();
+    t.panic_and_wait_for_restart("bot", None, Duration::from_secs(5))
+        .await;
+    t.wait_for_text(1001, ONLINE, Duration::from_secs(20)).await;
+    let waited = cut_off.elapsed();
+    assert!(
+        waited < LEASE + Duration::from_secs(5),
+        "sent again {waited:?} after it was cut off (lease {LEASE:?})"
+    );
+    // The call cut off never reached Telegram; the one after the lease did, once.
+    tokio::time::sleep(LEASE * 2).await;
+    let online = t
+        .texts_to(1001)
+        .into_iter()
+        .filter(|text| text.starts_with(ONLINE))
+        .count();
+    assert_eq!(online, 1, "{:?}", t.texts_to(1001));
+    eprintln!("cut off, sent again {waited:?} later (lease {LEASE:?})");
+}

@@ -295,6 +295,7 @@ impl Application {
             clock,
             tracking: tracking.clone(),
             config: config.bot.clone(),
+            claim_lease: config.cluster.lease(),
         })?;
         let bot_worker = match bot.map(Arc::new) {
             Some(bot) => {

@@ -139,7 +139,8 @@ pub(crate) struct StopParts {
     /// The bot's worker: retired, it stops polling and notifying where it is. Nothing is lost:
     /// an update fetched but not yet handled is fetched again at the next start (getUpdates
     /// confirms an update only with the next call's offset), and a notification cut off while
-    /// it was sent stays claimed until its lease runs out, then is sent again.
+    /// it was sent stays claimed until its lease (`[cluster] lease_seconds`) runs out, then is
+    /// sent again by whichever instance leads.
     pub bot: Option<Addr<Worker>>,
     pub jobs: Option<JobsRunning>,
     pub cluster: Option<ClusterRunning>,

@@ -420,6 +420,24 @@ pub async fn claim(
     Ok(claimed)
 }
 
+/// Extends the claims on `ids` to `lease_until` (their sender is still at work); messages
+/// already recorded are left alone.
+pub async fn extend_claims(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+    lease_until: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    bot_messages::Entity::update_many()
+        .col_expr(bot_messages::Column::ClaimedUntil, Expr::value(lease_until))
+        .filter(bot_messages::Column::Id.is_in(ids.iter().copied()))
+        .filter(bot_messages::Column::Status.eq(MessageStatus::Pending.as_str()))
+        .filter(bot_messages::Column::ClaimedUntil.is_not_null())
+        .exec(db)
+        .await
+        .doing("renewing bot claims")?;
+    Ok(())
+}
+
 /// What became of one try to send a message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SendOutcome {

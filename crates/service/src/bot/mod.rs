@@ -66,6 +66,9 @@ pub struct BotDeps {
     pub clock: Clock,
     pub tracking: Tracking,
     pub config: BotConfig,
+    /// How long a notification claimed by a sender that died stays claimed (`[cluster]
+    /// lease_seconds`: the time another instance waits before it takes a dead one's work).
+    pub claim_lease: std::time::Duration,
 }
 
 /// The bot, ready to start (and to start again after a crash), when `bot.token` is set.
@@ -84,6 +87,7 @@ pub fn prepare(deps: BotDeps) -> Result<Option<BotSetup>, BotError> {
         config: Arc::new(deps.config),
         token,
         api_url,
+        claim_lease: deps.claim_lease,
     }))
 }
 
@@ -95,6 +99,7 @@ pub struct BotSetup {
     config: Arc<BotConfig>,
     token: Secret,
     api_url: reqwest::Url,
+    claim_lease: std::time::Duration,
     /// Wakes the notifier (events committed, a command that changed who is told); kept across
     /// restarts.
     notifier_wake: Arc<tokio::sync::Notify>,
@@ -127,6 +132,7 @@ impl BotSetup {
             bot.clone(),
             self.token.clone(),
             Arc::clone(&self.notifier_wake),
+            self.claim_lease,
         );
         let context = Arc::new(handlers::BotContext {
             db: self.db.clone(),

@@ -2,9 +2,10 @@
 //! `bot_messages` outbox), queues daily digests, and sends what is due.
 //!
 //! It works like the webhook dispatcher: woken when the storage actor commits events and on a
-//! timer (retries, digests, other instances' leftovers). A message is claimed with a lease, so
-//! one whose sender died is sent again once the lease runs out: delivery is at least once, and a
-//! Bot API failure never loses a message. A chat has one sender at a time, which keeps its
+//! timer (retries, digests, other instances' leftovers). A message is claimed with a lease
+//! (`[cluster] lease_seconds`) that its sender renews while the chat's batch goes out, so one
+//! whose sender died or stopped is sent again once the lease runs out: delivery is at least
+//! once, and a Bot API failure never loses a message. A chat has one sender at a time, which keeps its
 //! messages in order: when one fails, the rest of that chat's batch waits with it. A 429 waits
 //! for Telegram's `retry_after` (and teloxide's Throttle holds every send meanwhile); other
 //! failures wait for `bot.retry_schedule_seconds`; only answers that can never change (bot
@@ -19,7 +20,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use teloxide::{prelude::*, types::ChatId};
-use tokio::sync::Notify;
+use tokio::{sync::Notify, task::JoinSet};
 
 use super::{
     TelegramBot,
@@ -42,9 +43,6 @@ use tgwatch_store::{
 const FAN_OUT_BATCH: u64 = 500;
 /// Messages claimed per round.
 const CLAIM_BATCH: u64 = 200;
-/// A claim's lease in real time: longer than a chat's batch takes at Telegram's 20 messages a
-/// minute per chat plus a request timeout.
-const LEASE: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct Notifier {
@@ -57,6 +55,8 @@ pub struct Notifier {
     pub wake: Arc<Notify>,
     /// Chats with a sender at work.
     busy: Arc<Mutex<HashSet<i64>>>,
+    /// A claim's lease in real time; a chat's sender renews it at a third of that.
+    lease: Duration,
 }
 
 impl Notifier {
@@ -67,6 +67,7 @@ impl Notifier {
         bot: TelegramBot,
         token: Secret,
         wake: Arc<Notify>,
+        lease: Duration,
     ) -> Notifier {
         Notifier {
             db,
@@ -76,13 +77,17 @@ impl Notifier {
             token,
             wake,
             busy: Arc::default(),
+            lease,
         }
     }
 
+    /// Runs until aborted; the chats' senders are its own tasks and end with it.
     pub async fn run(self) {
         let interval = Duration::from_millis(self.config.poll_interval_ms);
+        let mut senders = JoinSet::new();
         loop {
-            if let Err(error) = self.round().await {
+            while senders.try_join_next().is_some() {}
+            if let Err(error) = self.round(&mut senders).await {
                 tracing::error!(%error, "bot notifier round failed; retrying");
             }
             tokio::select! {
@@ -92,10 +97,10 @@ impl Notifier {
         }
     }
 
-    async fn round(&self) -> Result<(), StorageError> {
+    async fn round(&self, senders: &mut JoinSet<()>) -> Result<(), StorageError> {
         self.fan_out().await?;
         self.queue_digests().await?;
-        self.send_due().await
+        self.send_due(senders).await
     }
 
     /// A real-time span on the service clock.
@@ -221,14 +226,14 @@ impl Notifier {
         Ok(())
     }
 
-    async fn send_due(&self) -> Result<(), StorageError> {
+    async fn send_due(&self, senders: &mut JoinSet<()>) -> Result<(), StorageError> {
         let now = self.clock.now();
         let busy = self
             .busy
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let lease_until = now + self.clock_span(LEASE);
+        let lease_until = now + self.clock_span(self.lease);
         let claimed = storage::bot::claim(&self.db, now, lease_until, CLAIM_BATCH, &busy).await?;
         // One sender per chat, its messages in the order they were queued.
         let mut chats: Vec<(i64, Vec<bot_messages::Model>)> = Vec::new();
@@ -244,7 +249,7 @@ impl Notifier {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(chat_id);
             let notifier = self.clone();
-            tokio::spawn(async move {
+            senders.spawn(async move {
                 notifier.send_chat(messages).await;
                 notifier
                     .busy
@@ -263,6 +268,7 @@ impl Notifier {
     async fn send_chat(&self, messages: Vec<bot_messages::Model>) {
         let mut held_back: Option<(DateTime<Utc>, String)> = None;
         let mut refused: Option<String> = None;
+        let mut waiting: Vec<uuid::Uuid> = messages.iter().map(|message| message.id).collect();
         for message in messages {
             let outcome = if let Some(error) = &refused {
                 SendOutcome::Failed {
@@ -275,7 +281,7 @@ impl Notifier {
                     attempted: false,
                 }
             } else {
-                let outcome = self.send(&message).await;
+                let outcome = self.send_renewing(&message, &waiting).await;
                 match &outcome {
                     SendOutcome::Retry { at, error, .. } => {
                         held_back =
@@ -286,7 +292,31 @@ impl Notifier {
                 }
                 outcome
             };
+            waiting.retain(|id| *id != message.id);
             self.record(&message, outcome).await;
+        }
+    }
+
+    /// Sends `message`, renewing the claims on the chat's `waiting` messages (it among them)
+    /// every third of the lease meanwhile: a send can wait long (a 429's `retry_after`, a slow
+    /// Telegram), and a claim that ran out would let the message be sent twice.
+    async fn send_renewing(
+        &self,
+        message: &bot_messages::Model,
+        waiting: &[uuid::Uuid],
+    ) -> SendOutcome {
+        let send = self.send(message);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                outcome = &mut send => return outcome,
+                () = tokio::time::sleep(self.lease / 3) => {
+                    let until = self.clock.now() + self.clock_span(self.lease);
+                    if let Err(error) = storage::bot::extend_claims(&self.db, waiting, until).await {
+                        tracing::warn!(%error, chat_id = message.chat_id, "could not renew the claims of a chat's notifications");
+                    }
+                }
+            }
         }
     }
 
