@@ -490,7 +490,18 @@ impl Live {
             }
             _ => {}
         }
-        if let Some((frame, audience)) = protocol::event_frame(event) {
+        // Frames are for whoever is connected; the open sessions behind `live_out` are kept
+        // either way, for the next client.
+        let listening = self.inner.out.receiver_count() > 0;
+        if !listening
+            && !matches!(
+                event.event_type,
+                EventType::UserOnline | EventType::SessionClosed
+            )
+        {
+            return;
+        }
+        if let Some((frame, audience)) = protocol::event_frame(event).filter(|_| listening) {
             let _ = self
                 .inner
                 .out
@@ -523,7 +534,12 @@ impl Drop for ClientSlot {
 
 /// Every stored event, as it is stored, to the sessions.
 async fn forward_events(live: Live) {
+    /// Under a burst the feed falls behind many times a second: one warning per this long, with
+    /// the events missed since the last one.
+    const WARN_EVERY: Duration = Duration::from_secs(10);
     let mut events = live.inner.events.lock().await;
+    let mut missed_unreported = 0_u64;
+    let mut warned_at: Option<Instant> = None;
     loop {
         match events.recv().await {
             Ok(event) => {
@@ -532,10 +548,15 @@ async fn forward_events(live: Live) {
                 }
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "the live feed fell behind; events were not shown live"
-                );
+                missed_unreported += missed;
+                if warned_at.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                    tracing::warn!(
+                        missed = missed_unreported,
+                        "the live feed fell behind; events were not shown live"
+                    );
+                    missed_unreported = 0;
+                    warned_at = Some(Instant::now());
+                }
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
