@@ -1,8 +1,9 @@
 //! The webhook dispatcher: turns new events into messages, claims due messages, sends them
 //! signed, and records every attempt.
 //!
-//! It wakes when events are committed (its worker is told, see `crate::publish`) and on a timer
-//! (retries, other instances' leftovers). A claim is a lease: a message whose sender died is claimed again when
+//! It wakes when events are committed (its worker is told, see `crate::publish`), when an
+//! attempt ends (room for the endpoint's next message: a claim, without looking for events),
+//! and on a timer (retries, other instances' leftovers). A claim is a lease: a message whose sender died is claimed again when
 //! the lease runs out, so delivery is at least once. Attempts are written in batches by one
 //! writer task; each endpoint has at most `max_in_flight_per_endpoint` requests open.
 //!
@@ -13,7 +14,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -42,14 +46,34 @@ const RESPONSE_BYTES_KEPT: usize = 4096;
 /// Events fanned out per round.
 const FAN_OUT_BATCH: u64 = 1000;
 
-/// Wakes the dispatcher: its worker when events are committed, the API after a test event, a
-/// redelivery or a replay, the attempt writer when retries fall due.
+/// Wakes the dispatcher: with news (its worker when events are committed, the API after a test
+/// event, a redelivery or a replay, the attempt writer after an alert), or when an attempt
+/// ended and made room for the endpoint's next message.
 #[derive(Clone, Default)]
-pub struct Wake(Arc<Notify>);
+pub struct Wake(Arc<WakeSignals>);
+
+#[derive(Default)]
+pub struct WakeSignals {
+    notify: Notify,
+    /// Set with news: the next round fans events out (a round woken only by room does not look
+    /// for events, one statement saved per finished attempt).
+    news: AtomicBool,
+}
 
 impl Wake {
+    /// Something new to deliver.
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.0.news.store(true, Ordering::Release);
+        self.0.notify.notify_one();
+    }
+
+    /// An attempt ended: room for its endpoint's next message.
+    fn room_freed(&self) {
+        self.0.notify.notify_one();
+    }
+
+    fn take_news(&self) -> bool {
+        self.0.news.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -319,24 +343,38 @@ impl Dispatcher {
     async fn run(self) {
         let interval = Duration::from_millis(self.config.poll_interval_ms);
         loop {
-            tokio::select! {
-                _ = self.wake.0.notified() => {}
-                _ = tokio::time::sleep(interval) => {}
+            // The timer's round looks for everything: other instances' events, retries due.
+            let timed_out = tokio::select! {
+                _ = self.wake.0.notify.notified() => false,
+                _ = tokio::time::sleep(interval) => true,
                 _ = self.stop.notified() => return,
-            }
-            if let Err(error) = self.round().await {
+            };
+            let news = self.wake.take_news() || timed_out;
+            if let Err(error) = self.round(news).await {
                 tracing::error!(%error, "webhook dispatch round failed; retrying");
             }
         }
     }
 
-    async fn round(&self) -> Result<(), storage::StorageError> {
+    /// Fans new events out (with `news`) and claims what the endpoints have room for. Woken
+    /// only by room, it claims once a quarter of an endpoint's requests are free: one claim per
+    /// finished attempt cost a statement for each message.
+    async fn round(&self, news: bool) -> Result<(), storage::StorageError> {
         let now = self.clock.now();
-        while storage::webhooks::fan_out(&self.db, FAN_OUT_BATCH, now).await? as u64
-            == FAN_OUT_BATCH
-        {}
+        if news {
+            while storage::webhooks::fan_out(&self.db, FAN_OUT_BATCH, now).await? as u64
+                == FAN_OUT_BATCH
+            {}
+        }
         let in_flight = self.in_flight_counts();
         let limit = self.config.max_in_flight_per_endpoint;
+        let worth_claiming = news
+            || in_flight
+                .values()
+                .any(|open| limit.saturating_sub(*open) >= (limit / 4).max(1));
+        if !worth_claiming {
+            return Ok(());
+        }
         let room = |endpoint: Uuid| {
             limit.saturating_sub(in_flight.get(&endpoint).copied().unwrap_or(0)) as u64
         };
@@ -392,8 +430,7 @@ impl Dispatcher {
                     *count = count.saturating_sub(1);
                 }
                 drop(counts);
-                // Room for the endpoint's next message.
-                wake.wake();
+                wake.room_freed();
                 // The writer runs until the stop, which waits for this send (or cuts the attempt
                 // off before it, and releases its claim).
                 let _ = attempts.send(record);
@@ -548,9 +585,10 @@ async fn write_attempts(
                 Err(_) => break,
             }
         }
-        loop {
+        let alerts_written = loop {
             match storage::webhooks::record_attempts(&db, &batch, policy, clock.now()).await {
                 Ok(disabled) => {
+                    let alerts_written = !disabled.is_empty();
                     let delivered = batch.iter().filter(|a| a.success).count() as u64;
                     metrics.webhook_attempts.add("delivered", delivered);
                     metrics
@@ -579,16 +617,19 @@ async fn write_attempts(
                         )
                         .await;
                     }
-                    break;
+                    break alerts_written;
                 }
                 Err(error) => {
                     tracing::error!(%error, attempts = batch.len(), "cannot record webhook attempts; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
-        }
+        };
         batch.clear();
-        // Retries due now and the alert events just written.
-        wake.wake();
+        // Retries due now (the room round claims them), and the alert events just written.
+        match alerts_written {
+            true => wake.wake(),
+            false => wake.room_freed(),
+        }
     }
 }
