@@ -198,3 +198,49 @@ async fn the_state_of_many_people_read_at_once_is_each_ones_own() {
         format!("{:?}", read_alone(&db, alice).await)
     );
 }
+
+/// The loader the people's actors ask: requests that arrive together are read together, a
+/// person asked twice gets the same state twice, and each gets the gap it asked with.
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
+async fn the_loader_answers_every_request_even_twice_for_one_person() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database(dir.path()).await;
+    let db = storage::connect(&url, 4).await.expect("connect");
+    storage::migrate(&db).await.expect("migrate");
+    let at = Utc::now().trunc_subsecs(6) - Duration::minutes(30);
+    let alice = tracked(&db, "alice").await;
+    let open = Session {
+        started_at: at,
+        last_online_at: at + Duration::minutes(1),
+        ended_at: None,
+    };
+    let mut writes = PendingWrites::default();
+    writes.push(observed(
+        alice,
+        at,
+        Status::Online {
+            expires: at + Duration::minutes(1),
+        },
+        vec![open],
+    ));
+    storage::observations::write(&db, &writes).await.expect("write");
+
+    let loader = tgwatch_service::actors::state_loader::StateLoader::start(db.clone());
+    let other_gap = Duration::minutes(10);
+    let (first, second, longer_gap, nobody) = tokio::join!(
+        loader.load(alice, GAP),
+        loader.load(alice, GAP),
+        loader.load(alice, other_gap),
+        loader.load(Uuid::now_v7(), GAP),
+    );
+    let alone = format!("{:?}", read_alone(&db, alice).await);
+    assert_eq!(format!("{:?}", first.expect("first")), alone);
+    assert_eq!(format!("{:?}", second.expect("second")), alone);
+    let longer_gap = longer_gap.expect("other gap");
+    assert_eq!(longer_gap.open_session(), Some(&open));
+    assert!(
+        format!("{longer_gap:?}").contains(&format!("{other_gap:?}")),
+        "{longer_gap:?}"
+    );
+    assert!(nobody.expect("nobody").last_observation().is_none());
+}

@@ -73,9 +73,12 @@ async fn read(db: &DatabaseConnection, gap: chrono::Duration, mut batch: Vec<Req
         .map(|request| request.tracked_user_id)
         .collect();
     match storage::sessions::resume_folders(db, &ids, gap).await {
-        Ok(mut folders) => answer_each(&mut batch, |id| {
+        // Cloned, not taken: a person asked twice (an actor restarted while its first read
+        // waited) gets the same state both times.
+        Ok(folders) => answer_each(&mut batch, |id| {
             Ok(folders
-                .remove(&id)
+                .get(&id)
+                .cloned()
                 .unwrap_or_else(|| SessionFolder::new(gap)))
         }),
         Err(error) => {

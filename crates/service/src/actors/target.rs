@@ -25,8 +25,7 @@ use tgwatch_core::{
         sessions::{Applied, SessionChange, SessionFolder},
     },
 };
-use tgwatch_store::StorageError;
-use tgwatch_store::observations::NewObservation;
+use tgwatch_store::{StorageError, observations::NewObservation};
 use tgwatch_telegram::InputUser;
 
 pub struct TargetActor {
