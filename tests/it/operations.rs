@@ -193,6 +193,7 @@ async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
     assert_eq!(types["tgwatch_events_total"], "counter");
     assert_eq!(types["tgwatch_accounts"], "gauge");
     assert_eq!(types["tgwatch_db_write_duration_seconds"], "histogram");
+    assert_eq!(types["tgwatch_poll_lateness_seconds"], "histogram");
 
     let counted = &app.telegram.counts();
     let calls = value_of(
@@ -209,6 +210,14 @@ async fn metrics_count_polls_calls_flood_waits_events_and_writes() {
         "{calls} vs Telegram's {counted:?}"
     );
     assert!(polled >= calls, "each call asks about at least one user");
+    // Every user asked about had their lateness taken as the call went out (a batch of at most
+    // three may fall between the two reads of the scrape).
+    let lateness_count =
+        value_of(&samples, "tgwatch_poll_lateness_seconds_count", &[]).expect("lateness count");
+    assert!(
+        (lateness_count - polled).abs() <= 3.0,
+        "{lateness_count} polls timed, {polled} users polled"
+    );
     assert!(
         polled <= calls * 3.0,
         "at most the three tracked users per call"

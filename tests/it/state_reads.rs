@@ -223,7 +223,9 @@ async fn the_loader_answers_every_request_even_twice_for_one_person() {
         },
         vec![open],
     ));
-    storage::observations::write(&db, &writes).await.expect("write");
+    storage::observations::write(&db, &writes)
+        .await
+        .expect("write");
 
     let loader = tgwatch_service::actors::state_loader::StateLoader::start(db.clone());
     let other_gap = Duration::minutes(10);
