@@ -582,12 +582,7 @@ async fn insert_new(
         let mut sql = Sql::new(backend, "INSERT INTO messages (");
         sql.push(MESSAGE_COLUMNS);
         sql.push(") VALUES ");
-        for (index, row) in chunk.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.tuple(row_values(row, row.created_at));
-        }
+        sql.tuples(chunk.iter().map(|row| row_values(row, row.created_at)));
         sql.push(
             " ON CONFLICT (channel_id, telegram_message_id) DO NOTHING \
              RETURNING channel_id, telegram_message_id",
@@ -620,12 +615,11 @@ async fn load_rows(
     for chunk in keys.chunks(MAX_BOUND_VALUES / 2) {
         // VALUES columns are named column1, column2... on SQLite and PostgreSQL alike.
         let mut sql = Sql::new(backend, "SELECT messages.* FROM messages JOIN (VALUES ");
-        for (index, (channel_id, message_id)) in chunk.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.tuple([(*channel_id).into(), (*message_id).into()]);
-        }
+        sql.tuples(
+            chunk
+                .iter()
+                .map(|(channel_id, message_id)| [(*channel_id).into(), (*message_id).into()]),
+        );
         sql.push(
             ") AS wanted ON messages.channel_id = wanted.column1 \
              AND messages.telegram_message_id = wanted.column2",
@@ -653,12 +647,7 @@ async fn upsert_rows(
         let mut sql = Sql::new(backend, "INSERT INTO messages (");
         sql.push(MESSAGE_COLUMNS);
         sql.push(") VALUES ");
-        for (index, row) in chunk.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.tuple(row_values(row, now));
-        }
+        sql.tuples(chunk.iter().map(|row| row_values(row, now)));
         sql.push(
             " ON CONFLICT (channel_id, telegram_message_id) DO UPDATE SET \
              text = excluded.text, sender_id = excluded.sender_id, \
@@ -684,11 +673,8 @@ async fn insert_versions(
         let mut sql = Sql::new(backend, "INSERT INTO message_versions (");
         sql.push(VERSION_COLUMNS);
         sql.push(") VALUES ");
-        for (index, version) in chunk.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.tuple([
+        sql.tuples(chunk.iter().map(|version| {
+            [
                 version.id.into(),
                 version.message_id.into(),
                 version.version.into(),
@@ -697,8 +683,8 @@ async fn insert_versions(
                 version.media_ref.clone().into(),
                 version.edit_date.into(),
                 version.recorded_at.into(),
-            ]);
-        }
+            ]
+        }));
         txn.execute_raw(sql.statement())
             .await
             .doing("saving earlier message versions")?;
@@ -734,16 +720,13 @@ async fn update_channels(
              last_event_at = COALESCE(batch.column3, channels.last_event_at) \
              FROM (VALUES ",
         );
-        for (index, (id, last_message_id, last_event_at)) in chunk.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.tuple([
+        sql.tuples(chunk.iter().map(|(id, last_message_id, last_event_at)| {
+            [
                 (*id).into(),
                 (*last_message_id).into(),
                 (*last_event_at).into(),
-            ]);
-        }
+            ]
+        }));
         sql.push(") AS batch WHERE channels.id = batch.column1");
         txn.execute_raw(sql.statement())
             .await

@@ -147,12 +147,9 @@ pub fn insert_statements(backend: DbBackend, observations: &[NewObservation]) ->
             let mut sql = Sql::new(backend, "INSERT INTO status_checks (");
             sql.push(STATUS_CHECK_COLUMNS);
             sql.push(") VALUES ");
-            for (index, record) in chunk.iter().enumerate() {
-                if index > 0 {
-                    sql.push(", ");
-                }
+            sql.tuples(chunk.iter().map(|record| {
                 let status = record.observation.status;
-                sql.tuple([
+                [
                     record.id.into(),
                     record.tracked_user_id.into(),
                     record.observation.observed_at.into(),
@@ -162,8 +159,8 @@ pub fn insert_statements(backend: DbBackend, observations: &[NewObservation]) ->
                     record.source.into(),
                     record.account_id.into(),
                     record.recorded_at.into(),
-                ]);
-            }
+                ]
+            }));
             sql.statement()
         })
         .collect()

@@ -49,6 +49,19 @@ impl Sql {
         self.text.push(')');
     }
 
+    /// `(v1, ...), (v1, ...)` for many rows: a VALUES list.
+    pub(crate) fn tuples<Row: IntoIterator<Item = Value>>(
+        &mut self,
+        rows: impl IntoIterator<Item = Row>,
+    ) {
+        for (index, row) in rows.into_iter().enumerate() {
+            if index > 0 {
+                self.text.push_str(", ");
+            }
+            self.tuple(row);
+        }
+    }
+
     pub(crate) fn statement(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
     }

@@ -60,11 +60,8 @@ pub async fn insert_events(
             "INSERT INTO events \
              (id, event_type, body, tracked_user_id, channel_id, fanned_out, created_at) VALUES ",
         );
-        for (index, event) in chunk.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            let row: [Value; COLUMNS] = [
+        sql.tuples(chunk.iter().map(|event| -> [Value; COLUMNS] {
+            [
                 event.id.clone().into(),
                 event.event_type.as_str().into(),
                 event.body.clone().into(),
@@ -72,9 +69,8 @@ pub async fn insert_events(
                 event.channel_id.into(),
                 false.into(),
                 event.timestamp.into(),
-            ];
-            sql.tuple(row);
-        }
+            ]
+        }));
         db.execute_raw(sql.statement())
             .await
             .doing("writing events to the outbox")?;
