@@ -21,19 +21,6 @@ use uuid::Uuid;
 
 const TELEGRAM_CHANNEL_ID: i64 = 1_234_567;
 
-struct Db {
-    db: DatabaseConnection,
-    _dir: tempfile::TempDir,
-}
-
-async fn database() -> Db {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = common::fresh_database(dir.path()).await;
-    let db = storage::connect(&url, 4).await.expect("connect");
-    storage::migrate(&db).await.expect("migrate");
-    Db { db, _dir: dir }
-}
-
 /// A monitored channel row, as the channels feature would have made it.
 async fn add_channel(db: &DatabaseConnection, telegram_id: i64, username: &str) -> Uuid {
     let now = Utc::now().trunc_subsecs(6);
@@ -164,7 +151,7 @@ async fn channel(db: &DatabaseConnection, id: Uuid) -> channels::Model {
 
 #[tokio::test]
 async fn new_messages_are_stored_once_even_when_sent_twice() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
 
     let first = write(
@@ -208,7 +195,7 @@ async fn new_messages_are_stored_once_even_when_sent_twice() {
 
 #[tokio::test]
 async fn an_edit_keeps_the_earlier_version_and_a_repeat_changes_nothing() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     write(&db, &[new(channel_id, message(7, "first draft"))]).await;
 
@@ -265,7 +252,7 @@ async fn an_edit_keeps_the_earlier_version_and_a_repeat_changes_nothing() {
 
 #[tokio::test]
 async fn a_new_message_with_other_contents_is_an_edit() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     write(
         &db,
@@ -312,7 +299,7 @@ async fn a_new_message_with_other_contents_is_an_edit() {
 
 #[tokio::test]
 async fn an_edit_of_a_message_never_seen_stores_it_as_version_one() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     let outcome = write(&db, &[edit(channel_id, edited(40, "edited long ago", 300))]).await;
     assert_eq!(counts(&outcome), (0, 1, 0, 0));
@@ -336,7 +323,7 @@ async fn an_edit_of_a_message_never_seen_stores_it_as_version_one() {
 
 #[tokio::test]
 async fn deletions_mark_stored_messages_and_record_unseen_ones() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     write(&db, &[new(channel_id, message(3, "soon gone"))]).await;
 
@@ -390,7 +377,7 @@ async fn deletions_mark_stored_messages_and_record_unseen_ones() {
 
 #[tokio::test]
 async fn one_batch_applies_changes_of_a_message_in_order() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     let outcome = write(
         &db,
@@ -432,7 +419,7 @@ async fn one_batch_applies_changes_of_a_message_in_order() {
 
 #[tokio::test]
 async fn events_are_in_the_outbox_with_the_message_data() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     let when = now();
     let outcome = storage::messages::write_batch(
@@ -482,7 +469,7 @@ async fn events_are_in_the_outbox_with_the_message_data() {
 
 #[tokio::test]
 async fn last_message_id_only_goes_up_and_unknown_channels_are_ignored() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     let other = add_channel(&db, 7_654_321, "other_channel").await;
     assert_eq!(channel(&db, channel_id).await.last_event_at, None);
@@ -547,7 +534,7 @@ async fn last_message_id_only_goes_up_and_unknown_channels_are_ignored() {
 
 #[tokio::test]
 async fn large_batches_span_several_statements() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     let other = add_channel(&db, 7_654_321, "other_channel").await;
     // More rows than one INSERT takes (32,000 bound values / 14 columns).
@@ -581,7 +568,7 @@ async fn large_batches_span_several_statements() {
 
 #[tokio::test]
 async fn text_with_a_nul_is_stored_and_its_repeat_recognised() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     let outcome = write(&db, &[new(channel_id, message(1, "a\0b"))]).await;
     assert_eq!(counts(&outcome), (1, 0, 0, 0));
@@ -592,7 +579,7 @@ async fn text_with_a_nul_is_stored_and_its_repeat_recognised() {
 
 #[tokio::test]
 async fn list_filters_and_pages_newest_first() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channel_id = add_channel(&db, TELEGRAM_CHANNEL_ID, "news_channel").await;
     let other = add_channel(&db, 7_654_321, "other_channel").await;
     // Messages 1..=25, one a minute; every fifth mentions "Rust"; 3 and 4 are deleted.
@@ -780,7 +767,7 @@ async fn http_lists_a_channels_messages_and_shows_one_with_its_versions() {
 #[tokio::test]
 #[ignore = "a measurement, not a check: run it in release mode"]
 async fn measure_write_throughput() {
-    let Db { db, _dir } = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let channels: usize = env_or("MEASURE_CHANNELS", 1000);
     let total: usize = env_or("MEASURE_MESSAGES", 200_000);
     let batch: usize = env_or("MEASURE_BATCH", 2000);

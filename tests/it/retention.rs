@@ -20,7 +20,7 @@ use tgwatch_core::{
 use tgwatch_store::{
     self as storage,
     entities::{
-        bot_messages, channels, events, message_versions, messages, status_checks, tracked_users,
+        bot_messages, channels, events, message_versions, messages, status_checks,
         webhook_deliveries, webhook_messages, webhooks,
     },
     observations,
@@ -29,40 +29,6 @@ use tgwatch_store::{
 use uuid::Uuid;
 
 const BATCH: u64 = 100;
-
-async fn database() -> (DatabaseConnection, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = common::fresh_database(dir.path()).await;
-    let db = storage::connect(&url, 4).await.expect("connect");
-    storage::migrate(&db).await.expect("migrate");
-    (db, dir)
-}
-
-async fn tracked_user(db: &DatabaseConnection, username: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    let now = Utc::now();
-    tracked_users::Entity::insert(
-        tracked_users::Model {
-            id,
-            telegram_user_id: None,
-            username: Some(username.into()),
-            first_name: None,
-            access_hash: None,
-            account_id: None,
-            visible_online: true,
-            notify: false,
-            is_active: true,
-            source: Origin::Api,
-            created_at: now,
-            updated_at: now,
-        }
-        .into_active_model(),
-    )
-    .exec_without_returning(db)
-    .await
-    .expect("insert tracked user");
-    id
-}
 
 fn check(user: Uuid, at: DateTime<Utc>, status: StatusKind) -> status_checks::ActiveModel {
     status_checks::Model {
@@ -112,14 +78,14 @@ where
 
 #[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn old_observations_go_in_bounded_batches_and_the_gap_rule_state_stays() {
-    let (db, _dir) = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let now = Utc::now();
     let cutoff = now - chrono::Duration::days(30);
     let minutes = chrono::Duration::minutes;
 
     // Quiet: nothing seen for 40 days. Every row is old, but the newest instant (two rows) and
     // the newest online sighting are what the gap rule resumes from.
-    let quiet = tracked_user(&db, "quiet").await;
+    let quiet = common::insert_tracked_user(&db, "quiet").await;
     let last_seen = now - chrono::Duration::days(40);
     let mut rows = Vec::new();
     for n in 1..=250 {
@@ -133,7 +99,7 @@ async fn old_observations_go_in_bounded_batches_and_the_gap_rule_state_stays() {
     rows.push(check(quiet, last_seen, StatusKind::Offline));
     rows.push(check(quiet, last_seen, StatusKind::Recently));
     // Busy: 300 old rows, 12 young ones (seen online yesterday).
-    let busy = tracked_user(&db, "busy").await;
+    let busy = common::insert_tracked_user(&db, "busy").await;
     for n in 0..300 {
         rows.push(check(
             busy,
@@ -316,7 +282,7 @@ async fn event_ids(db: &DatabaseConnection) -> Vec<String> {
 async fn delivered_outbox_rows_go_and_undelivered_ones_and_their_attempts_stay() {
     use bot_messages::MessageStatus as Bot;
     use webhook_messages::DeliveryStatus as Hook;
-    let (db, _dir) = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let now = Utc::now();
     let cutoff = now - chrono::Duration::days(30);
     let webhook = Uuid::now_v7();
@@ -461,7 +427,7 @@ async fn delivered_outbox_rows_go_and_undelivered_ones_and_their_attempts_stay()
 
 #[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn old_channel_posts_go_with_their_versions_and_young_ones_stay() {
-    let (db, _dir) = database().await;
+    let (db, _dir) = common::migrated_database().await;
     let now = Utc::now();
     let channel = Uuid::now_v7();
     channels::Entity::insert(
@@ -637,11 +603,11 @@ async fn the_write_ahead_log_stays_small_while_pruning_beside_another_writer() {
         eprintln!("skipped: a SQLite-only test (PostgreSQL has no write-ahead log file to watch)");
         return;
     }
-    let (db, dir) = database().await;
+    let (db, dir) = common::migrated_database().await;
     let now = Utc::now();
     let mut people = Vec::new();
     for index in 0..200 {
-        people.push(tracked_user(&db, &format!("person_{index}")).await);
+        people.push(common::insert_tracked_user(&db, &format!("person_{index}")).await);
     }
     // 60,000 old observations, each person's spread over the same hour, so that every batch
     // deletes rows of many people (pages all over the table and its indexes).

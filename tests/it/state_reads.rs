@@ -5,45 +5,18 @@
 use crate::common;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
-use tgwatch_core::{
-    config::Origin,
-    presence::{
-        Observation, Source, Status,
-        sessions::{Session, SessionFolder},
-    },
+use sea_orm::DatabaseConnection;
+use tgwatch_core::presence::{
+    Observation, Source, Status,
+    sessions::{Session, SessionFolder},
 };
 use tgwatch_store::{
     self as storage,
-    entities::tracked_users,
     observations::{NewObservation, PendingWrites},
 };
 use uuid::Uuid;
 
 const GAP: Duration = Duration::minutes(3);
-
-async fn tracked(db: &DatabaseConnection, username: &str) -> Uuid {
-    let now = Utc::now().trunc_subsecs(6);
-    let id = Uuid::now_v7();
-    tracked_users::Entity::insert(tracked_users::ActiveModel {
-        id: Set(id),
-        telegram_user_id: Set(None),
-        username: Set(Some(username.to_owned())),
-        first_name: Set(None),
-        access_hash: Set(None),
-        account_id: Set(None),
-        visible_online: Set(true),
-        notify: Set(false),
-        is_active: Set(true),
-        source: Set(Origin::Api),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await
-    .expect("tracked user");
-    id
-}
 
 fn observed(
     tracked_user_id: Uuid,
@@ -92,22 +65,19 @@ async fn read_alone(db: &DatabaseConnection, id: Uuid) -> SessionFolder {
 
 #[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_state_of_many_people_read_at_once_is_each_ones_own() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = common::fresh_database(dir.path()).await;
-    let db = storage::connect(&url, 4).await.expect("connect");
-    storage::migrate(&db).await.expect("migrate");
+    let (db, _dir) = common::migrated_database().await;
     let t0 = Utc::now().trunc_subsecs(6) - Duration::hours(1);
     let at = |minutes: i64| t0 + Duration::minutes(minutes);
 
     // Online now, in a session opened after an earlier one closed; two observations at her
     // newest instant (the greater one counts).
-    let alice = tracked(&db, "alice").await;
+    let alice = common::insert_tracked_user(&db, "alice").await;
     // Offline now after an online spell: the newest online sighting is older than the newest.
-    let bob = tracked(&db, "bob").await;
+    let bob = common::insert_tracked_user(&db, "bob").await;
     // Observed, never online, no session.
-    let carol = tracked(&db, "carol").await;
+    let carol = common::insert_tracked_user(&db, "carol").await;
     // Nothing stored.
-    let dave = tracked(&db, "dave").await;
+    let dave = common::insert_tracked_user(&db, "dave").await;
     let closed = Session {
         started_at: at(1),
         last_online_at: at(2),
@@ -203,12 +173,9 @@ async fn the_state_of_many_people_read_at_once_is_each_ones_own() {
 /// person asked twice gets the same state twice, and each gets the gap it asked with.
 #[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_loader_answers_every_request_even_twice_for_one_person() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = common::fresh_database(dir.path()).await;
-    let db = storage::connect(&url, 4).await.expect("connect");
-    storage::migrate(&db).await.expect("migrate");
+    let (db, _dir) = common::migrated_database().await;
     let at = Utc::now().trunc_subsecs(6) - Duration::minutes(30);
-    let alice = tracked(&db, "alice").await;
+    let alice = common::insert_tracked_user(&db, "alice").await;
     let open = Session {
         started_at: at,
         last_online_at: at + Duration::minutes(1),

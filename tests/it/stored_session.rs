@@ -30,10 +30,7 @@ struct Fixture {
 /// A store whose service clock runs at `speed`: the delayed update-state write waits for
 /// [`UPDATE_STATE_WRITE_DELAY`] of that clock.
 async fn fixture_at(speed: f64) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = common::fresh_database(dir.path()).await;
-    let db = storage::connect(&url, 4).await.expect("connect");
-    storage::migrate(&db).await.expect("migrate");
+    let (db, dir) = common::migrated_database().await;
     let account = storage::accounts::create(
         &db,
         NewAccount {

@@ -86,6 +86,43 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
     }
 }
 
+/// A fresh database (see [`fresh_database`]) with every migration applied, connected with the
+/// store's settings, for tests of the store itself. The directory holds the SQLite file: keep
+/// it as long as the connection.
+pub async fn migrated_database() -> (sea_orm::DatabaseConnection, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = fresh_database(dir.path()).await;
+    let db = tgwatch_store::connect(&url, 4).await.expect("connect");
+    tgwatch_store::migrate(&db).await.expect("migrate");
+    (db, dir)
+}
+
+/// A tracked person's row as the API makes it (no account yet), for tests of the store itself.
+pub async fn insert_tracked_user(db: &sea_orm::DatabaseConnection, username: &str) -> uuid::Uuid {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    use tgwatch_store::entities::tracked_users;
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let id = uuid::Uuid::now_v7();
+    tracked_users::Entity::insert(tracked_users::ActiveModel {
+        id: Set(id),
+        telegram_user_id: Set(None),
+        username: Set(Some(username.to_owned())),
+        first_name: Set(None),
+        access_hash: Set(None),
+        account_id: Set(None),
+        visible_online: Set(true),
+        notify: Set(false),
+        is_active: Set(true),
+        source: Set(tgwatch_core::config::Origin::Api),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await
+    .expect("insert tracked user");
+    id
+}
+
 /// Starts the service with `scenario` (TOML) and the given tweaks to the configuration.
 pub async fn spawn_app(scenario: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
     capture_logs();
