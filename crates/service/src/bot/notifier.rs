@@ -5,10 +5,10 @@
 //! timer (retries, digests, other instances' leftovers). A message is claimed with a lease
 //! (`[cluster] lease_seconds`) that its sender renews while the chat's batch goes out, so one
 //! whose sender died or stopped is sent again once the lease runs out: delivery is at least
-//! once, and a Bot API failure never loses a message. A chat has one sender at a time, which keeps its
-//! messages in order: when one fails, the rest of that chat's batch waits with it. A 429 waits
-//! for Telegram's `retry_after` (and teloxide's Throttle holds every send meanwhile); other
-//! failures wait for `bot.retry_schedule_seconds`; only answers that can never change (bot
+//! once, and a Bot API failure never loses a message. A chat has one sender at a time, which
+//! keeps its messages in order: when one fails, the rest of that chat's batch waits with it. A
+//! 429 waits for Telegram's `retry_after` (and teloxide's Throttle holds every send meanwhile);
+//! other failures wait for `bot.retry_schedule_seconds`; only answers that can never change (bot
 //! blocked, chat gone) give up, and then the chat is marked inactive.
 
 use std::{

@@ -3,13 +3,14 @@
 //!
 //! It wakes when events are committed (its worker is told, see `crate::publish`), when an
 //! attempt ends (room for the endpoint's next message: a claim, without looking for events),
-//! and on a timer (retries, other instances' leftovers). A claim is a lease: a message whose sender died is claimed again when
-//! the lease runs out, so delivery is at least once. Attempts are written in batches by one
-//! writer task; each endpoint has at most `max_in_flight_per_endpoint` requests open.
+//! and on a timer (retries, other instances' leftovers). A claim is a lease: a message whose
+//! sender died is claimed again when the lease runs out, so delivery is at least once. Attempts
+//! are written in batches by one writer task; each endpoint has at most
+//! `max_in_flight_per_endpoint` requests open.
 //!
-//! The service's stop ([`DispatcherSetup::stop`]) ends the claiming, waits for the attempts in flight,
-//! writes every attempt that finished, and releases the claims of those that did not, so the
-//! next claim (after a restart, or by another instance) takes them without waiting for the
+//! The service's stop ([`DispatcherSetup::stop`]) ends the claiming, waits for the attempts in
+//! flight, writes every attempt that finished, and releases the claims of those that did not, so
+//! the next claim (after a restart, or by another instance) takes them without waiting for the
 //! lease.
 
 use std::{
