@@ -270,9 +270,9 @@ pub async fn newest_of_each(
     kind: Option<StatusKind>,
 ) -> Result<HashMap<Uuid, Observation>, StorageError> {
     let mut newest: HashMap<Uuid, Observation> = HashMap::with_capacity(tracked_user_ids.len());
+    let backend = db.get_database_backend();
     // Two bound values per kind filter beside the ids.
     for ids in tracked_user_ids.chunks(super::sql::MAX_BOUND_VALUES - 2) {
-        let backend = db.get_database_backend();
         let mut sql = Sql::new(
             backend,
             "SELECT status_checks.* FROM tracked_users \
