@@ -50,3 +50,4 @@ busy = (t1 - t0) - (i1 - i0)
 print(out.strip())
 print(f"cpu: wall {w1-w0:.1f} s; machine busy {busy:.1f} of {t1-t0:.1f} cpu-s ({100*busy/(t1-t0):.0f} %); "
       f"tgwatch {own:.1f} cpu-s; postgres server {pg:.1f} cpu-s")
+sys.exit(os.waitstatus_to_exitcode(status))
