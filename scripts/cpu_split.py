@@ -48,6 +48,7 @@ own = usage.ru_utime + usage.ru_stime
 pg = sum(latest[p] - first.get(p, 0.0) for p in latest)
 busy = (t1 - t0) - (i1 - i0)
 print(out.strip())
-print(f"cpu: wall {w1-w0:.1f} s; machine busy {busy:.1f} of {t1-t0:.1f} cpu-s ({100*busy/(t1-t0):.0f} %); "
-      f"tgwatch {own:.1f} cpu-s; postgres server {pg:.1f} cpu-s")
+total = max(t1 - t0, 1e-9)
+print(f"cpu: wall {w1-w0:.1f} s; machine busy {busy:.1f} of {t1-t0:.1f} cpu-s ({100*busy/total:.0f} %); "
+      f"command {own:.1f} cpu-s; postgres server {pg:.1f} cpu-s")
 sys.exit(os.waitstatus_to_exitcode(status))
