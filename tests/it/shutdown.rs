@@ -295,7 +295,12 @@ async fn sigterm_during_a_burst_keeps_every_acknowledged_observation_and_channel
     for writer in writers {
         writer.await.unwrap();
     }
-    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop: {status}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM is a clean stop: {status}\n{}",
+        service.log()
+    );
 
     let db = sea_orm::Database::connect(&service.database_url)
         .await
