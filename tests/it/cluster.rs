@@ -656,3 +656,78 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
         bot_in_flight.len()
     );
 }
+
+/// The live feed across instances: what one instance commits and announces reaches the feed
+/// of another through `LISTEN/NOTIFY`, every event once, and never comes back to its own.
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
+async fn announced_events_reach_the_other_instances_feed_once() {
+    use tgwatch_core::events::{Event, EventType};
+    use tgwatch_service::{feed::Feed, relay::Relay};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(dir.path()).await;
+    let db = tgwatch_store::connect(&url, 4).await.unwrap();
+    tgwatch_store::migrate(&db).await.unwrap();
+    let (feed_a, feed_b) = (Feed::default(), Feed::default());
+    let relay_a = Relay::new(db.clone(), &url, Uuid::now_v7(), feed_a.clone());
+    let relay_b = Relay::new(db.clone(), &url, Uuid::now_v7(), feed_b.clone());
+    let (Some(relay_a), Some(relay_b)) = (relay_a, relay_b) else {
+        assert!(url.starts_with("sqlite"), "no relay on {url}");
+        eprintln!("skipped: one instance on SQLite has nothing to relay");
+        return;
+    };
+    let (_listener_a, _listener_b) = (relay_a.spawn_listener(), relay_b.spawn_listener());
+    let (mut seen_a, mut seen_b) = (feed_a.subscribe(), feed_b.subscribe());
+    let event = |n: usize| {
+        Event::new(
+            EventType::UserOnline,
+            chrono::Utc::now(),
+            serde_json::json!({ "n": n }),
+        )
+    };
+
+    // The listener connects in the background: announce one event until it arrives.
+    let probe = event(0);
+    tgwatch_store::webhooks::write_events(&db, std::slice::from_ref(&probe))
+        .await
+        .unwrap();
+    loop {
+        relay_a.announce(std::slice::from_ref(&probe));
+        match tokio::time::timeout(Duration::from_millis(200), seen_b.recv()).await {
+            Ok(received) => {
+                assert_eq!(received.unwrap().id, probe.id);
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), seen_b.recv()).await {}
+
+    // More events than one notification holds: several payloads in one statement.
+    let events: Vec<Event> = (1..=250).map(event).collect();
+    tgwatch_store::webhooks::write_events(&db, &events)
+        .await
+        .unwrap();
+    relay_a.announce(&events);
+    let mut received = Vec::new();
+    while received.len() < events.len() {
+        let next = tokio::time::timeout(Duration::from_secs(10), seen_b.recv())
+            .await
+            .expect("every announced event reaches the other instance")
+            .unwrap();
+        received.push(next.id.clone());
+    }
+    let sent: BTreeSet<String> = events.iter().map(|event| event.id.clone()).collect();
+    assert_eq!(received.iter().cloned().collect::<BTreeSet<_>>(), sent);
+    assert_eq!(received.len(), sent.len(), "each event once");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), seen_b.recv())
+            .await
+            .is_err(),
+        "nothing more"
+    );
+    assert!(
+        seen_a.try_recv().is_err(),
+        "an instance's own announcements do not come back to its feed"
+    );
+}
