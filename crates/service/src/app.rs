@@ -199,6 +199,10 @@ impl Application {
                 config.presence.flush_interval(),
                 publisher.clone(),
                 storage::channels::monitored(&db).await?,
+                crate::actors::channels::writer_count(
+                    db.get_database_backend(),
+                    config.database.max_connections,
+                ),
             )
             .with_metrics(Arc::clone(&metrics)),
         );

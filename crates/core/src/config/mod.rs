@@ -173,7 +173,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://tgwatch.db?mode=rwc".to_owned(),
-            max_connections: 5,
+            max_connections: 10,
         }
     }
 }

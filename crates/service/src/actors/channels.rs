@@ -4,18 +4,21 @@
 //! after a reassignment hand it history ([`CatchUp`]). It keeps the monitored channels by
 //! Telegram id ([`Watch`] / [`Unwatch`]), drops updates of channels nobody monitors (an account
 //! may be in other channels too) or that are paused, and writes what is left in batches, one
-//! transaction per batch with the outbox events (`storage::messages::write_batch`). Storing is
+//! transaction per batch with the outbox events (`storage::messages::write_batch`). Each
+//! channel belongs to one of the writers, which write side by side on PostgreSQL; a writer's
+//! batches are written one after the other, so a channel's changes stay in order. Storing is
 //! idempotent, so the same post from two accounts, or from a push and a catch-up, is stored
 //! once.
 //!
-//! A failed batch is kept and tried again with the next one. The events of each written batch
-//! are published to their consumers (`crate::publish`).
+//! A failed batch is kept and tried again with the writer's next one. The events of each
+//! written batch are published to their consumers (`crate::publish`).
 
 use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use futures_util::FutureExt;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::publish::Publisher;
@@ -75,10 +78,47 @@ pub struct ChannelsActor {
     flush_interval: Duration,
     publisher: Publisher,
     routes: HashMap<i64, Route>,
-    buffer: Vec<ChannelChange>,
+    /// Each channel's changes go to one writer, so that they are written in order, while the
+    /// writers write side by side ([`writer_count`] of them).
+    writers: Vec<Writer>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Set by a restart: the monitored channels are read from the database again.
     restarted: bool,
+}
+
+/// How many writers write channel posts side by side: on PostgreSQL half the pool's
+/// connections, at most 4 (one writer left the machine half idle while the server and this
+/// process waited on each other's statements; the other half of the pool stays for everything
+/// else); on SQLite one, which writes one transaction at a time whatever the writers.
+pub fn writer_count(backend: DbBackend, max_connections: u32) -> usize {
+    match backend {
+        DbBackend::Postgres => (max_connections as usize / 2).clamp(1, 4),
+        _ => 1,
+    }
+}
+
+/// The changes of some channels waiting to be written.
+struct Writer {
+    buffer: Vec<ChannelChange>,
+    /// A write of this writer is under way: changes wait in the buffer until it ends.
+    writing: bool,
+    /// A write failed: the next flush tries again even with nothing new.
+    failed: bool,
+    /// Held by the write under way; holds the changes of a write that failed, which go first in
+    /// the next one. Writes take it in turn, in the order they were started (tokio's mutex is
+    /// fair), which keeps a channel's changes in order even across a restart of the actor.
+    unwritten: Arc<tokio::sync::Mutex<Vec<ChannelChange>>>,
+}
+
+impl Writer {
+    fn new() -> Writer {
+        Writer {
+            buffer: Vec::new(),
+            writing: false,
+            failed: false,
+            unwritten: Arc::default(),
+        }
+    }
 }
 
 impl ChannelsActor {
@@ -88,14 +128,16 @@ impl ChannelsActor {
         flush_interval: Duration,
         publisher: Publisher,
         monitored: Vec<channels::Model>,
+        writers: usize,
     ) -> ChannelsActor {
+        let writers = (0..writers.max(1)).map(|_| Writer::new()).collect();
         let mut actor = ChannelsActor {
             db,
             clock,
             flush_interval,
             publisher,
             routes: HashMap::new(),
-            buffer: Vec::new(),
+            writers,
             metrics: Arc::default(),
             restarted: false,
         };
@@ -131,69 +173,76 @@ impl ChannelsActor {
         if !route.is_active {
             return;
         }
-        self.buffer.push(ChannelChange {
+        let writer = (route.channel_id.as_u128() % self.writers.len() as u128) as usize;
+        let buffer = &mut self.writers[writer].buffer;
+        buffer.push(ChannelChange {
             channel_id: route.channel_id,
             channel_username: route.username.clone(),
             change,
         });
-        if self.buffer.len() >= FLUSH_AT {
-            self.flush(ctx);
+        if buffer.len() >= FLUSH_AT {
+            self.flush_writer(writer, ctx);
         }
     }
 
-    /// Writes the buffer; a failed batch goes back in front for the next try.
-    fn write_buffer(
-        &mut self,
-    ) -> impl ActorFuture<Self, Output = Result<(), StorageError>> + use<> {
-        let batch = std::mem::take(&mut self.buffer);
+    /// Writes, on the runtime's worker threads, what failed before and then `batch`, once the
+    /// writer's write under way has ended. Every actor of the service shares one thread, and a
+    /// batch's statements and allocations are most of its CPU.
+    fn write(
+        &self,
+        writer: usize,
+        batch: Vec<ChannelChange>,
+    ) -> JoinHandle<Result<(), StorageError>> {
         let (db, now, publisher) = (self.db.clone(), self.clock.now(), self.publisher.clone());
         let metrics = self.metrics.clone();
-        // Built, written and dropped on the runtime's worker threads: every actor of the service
-        // shares one thread, and a batch's statements and allocations are most of its CPU.
-        let writer = tokio::spawn(async move {
-            if batch.is_empty() {
+        let unwritten = Arc::clone(&self.writers[writer].unwritten);
+        tokio::spawn(async move {
+            let mut unwritten = unwritten.lock_owned().await;
+            unwritten.extend(batch);
+            if unwritten.is_empty() {
                 return Ok(());
             }
-            let written = AssertUnwindSafe(storage::messages::write_batch(&db, &batch, now))
+            let written = AssertUnwindSafe(storage::messages::write_batch(&db, &unwritten, now))
                 .catch_unwind()
                 .await;
-            match written {
+            let error = match written {
                 Ok(Ok(outcome)) => {
+                    unwritten.clear();
                     metrics.events_written(outcome.events.iter().map(|event| event.event_type));
                     publisher.publish(outcome.events);
-                    Ok(())
+                    return Ok(());
                 }
-                Ok(Err(error)) => Err((error, batch)),
-                Err(_panic) => Err((
-                    StorageError::TaskFailed("writing a message batch panicked".into()),
-                    batch,
-                )),
-            }
-        });
-        async move {
-            writer.await.unwrap_or_else(|join_error| {
-                // Only when the runtime shuts down: nothing is left to write to.
-                Err((
-                    StorageError::TaskFailed(format!("writing a message batch: {join_error}")),
-                    Vec::new(),
-                ))
-            })
-        }
-        .into_actor(self)
-        .map(|result, act: &mut ChannelsActor, _ctx| {
-            result.map_err(|(error, batch)| {
-                tracing::error!(%error, changes = batch.len(), "message write failed; keeping the batch for the next try");
-                let newer = std::mem::replace(&mut act.buffer, batch);
-                act.buffer.extend(newer);
-                error
-            })
+                Ok(Err(error)) => error,
+                Err(_panic) => StorageError::TaskFailed("writing a message batch panicked".into()),
+            };
+            tracing::error!(%error, changes = unwritten.len(), "message write failed; keeping the batch for the next try");
+            Err(error)
         })
     }
 
-    /// The actor handles no other message until the write is done, which keeps writes in order.
+    /// Starts writing the writer's buffer unless a write of it is under way (the buffer waits
+    /// for its end).
+    fn flush_writer(&mut self, writer: usize, ctx: &mut Context<Self>) {
+        let state = &mut self.writers[writer];
+        if state.writing || (state.buffer.is_empty() && !state.failed) {
+            return;
+        }
+        state.writing = true;
+        let batch = std::mem::take(&mut state.buffer);
+        let write = self.write(writer, batch);
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            let state = &mut act.writers[writer];
+            state.writing = false;
+            state.failed = !matches!(result, Ok(Ok(())));
+            if state.buffer.len() >= FLUSH_AT {
+                act.flush_writer(writer, ctx);
+            }
+        }));
+    }
+
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if !self.buffer.is_empty() {
-            ctx.wait(self.write_buffer().map(|_, _, _| ()));
+        for writer in 0..self.writers.len() {
+            self.flush_writer(writer, ctx);
         }
     }
 }
@@ -227,9 +276,14 @@ impl Actor for ChannelsActor {
 }
 
 impl Supervised for ChannelsActor {
-    /// The buffer survives a restart in place; the routes are read again in `started`.
+    /// The buffers survive a restart in place; the routes are read again in `started`. A write
+    /// under way goes on: the next one waits for it (its writer's lock).
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.restarted = true;
+        for writer in &mut self.writers {
+            writer.writing = false;
+            writer.failed = true;
+        }
     }
 }
 
@@ -286,9 +340,37 @@ impl Handler<Unwatch> for ChannelsActor {
 }
 
 impl Handler<FlushChannels> for ChannelsActor {
-    type Result = AtomicResponse<Self, Result<(), StorageError>>;
+    type Result = ResponseFuture<Result<(), StorageError>>;
 
+    /// Writes every buffer and what failed before, after the writes under way.
     fn handle(&mut self, _: FlushChannels, _ctx: &mut Self::Context) -> Self::Result {
-        AtomicResponse::new(Box::pin(self.write_buffer()))
+        let writes: Vec<_> = (0..self.writers.len())
+            .map(|writer| {
+                let batch = std::mem::take(&mut self.writers[writer].buffer);
+                self.write(writer, batch)
+            })
+            .collect();
+        Box::pin(async move {
+            for write in writes {
+                write.await.map_err(|join_error| {
+                    StorageError::TaskFailed(format!("writing a message batch: {join_error}"))
+                })??;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgresql_writes_with_half_the_pool_and_sqlite_with_one_writer() {
+        assert_eq!(writer_count(DbBackend::Postgres, 10), 4);
+        assert_eq!(writer_count(DbBackend::Postgres, 5), 2);
+        assert_eq!(writer_count(DbBackend::Postgres, 1), 1);
+        assert_eq!(writer_count(DbBackend::Postgres, 100), 4);
+        assert_eq!(writer_count(DbBackend::Sqlite, 10), 1);
     }
 }
