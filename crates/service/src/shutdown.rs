@@ -26,9 +26,10 @@ use std::{
     time::Duration,
 };
 
-use actix::Addr;
+use actix::{Addr, MailboxError};
 use actix_web::dev::Server;
 use sea_orm::DatabaseConnection;
+use tgwatch_store::StorageError;
 use tokio::time::Instant;
 
 use crate::{
@@ -224,28 +225,36 @@ impl StopParts {
                     );
                 }
             }
-            Step::Observations => match self.storage.send(Flush).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "could not write the last observations");
-                    left_behind.push(format!("buffered observations ({error})"));
+            Step::Observations => {
+                let flushed = until_written(deadline, || self.storage.send(Flush)).await;
+                match flushed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "could not write the last observations");
+                        left_behind.push(format!("buffered observations ({error})"));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the storage actor is gone: observations it held are lost");
+                        left_behind
+                            .push("buffered observations (the storage actor is gone)".into());
+                    }
                 }
-                Err(error) => {
-                    tracing::error!(%error, "the storage actor is gone: observations it held are lost");
-                    left_behind.push("buffered observations (the storage actor is gone)".into());
+            }
+            Step::ChannelPosts => {
+                let flushed = until_written(deadline, || self.channels.send(FlushChannels)).await;
+                match flushed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "could not write the last channel changes");
+                        left_behind.push(format!("buffered channel posts ({error})"));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the channels actor is gone: changes it held are lost");
+                        left_behind
+                            .push("buffered channel posts (the channels actor is gone)".into());
+                    }
                 }
-            },
-            Step::ChannelPosts => match self.channels.send(FlushChannels).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "could not write the last channel changes");
-                    left_behind.push(format!("buffered channel posts ({error})"));
-                }
-                Err(error) => {
-                    tracing::error!(%error, "the channels actor is gone: changes it held are lost");
-                    left_behind.push("buffered channel posts (the channels actor is gone)".into());
-                }
-            },
+            }
             Step::Webhooks => {
                 if let Some(webhooks) = self.webhooks.take() {
                     let attempts_deadline = started + attempts_budget(self.timeout);
@@ -290,6 +299,33 @@ impl StopParts {
         left_behind
     }
 }
+
+/// Asks an actor to write what it buffers until it has, or `deadline` (a failed write keeps its
+/// batch, so asking again tries it again). One failure is expected on PostgreSQL: the HTTP
+/// server's workers, stopped just before, each ran a runtime of their own, and a pooled
+/// connection a request opened there dies with it; the failed statement takes that connection
+/// out of the pool, and the next try gets a live one.
+async fn until_written<F>(
+    deadline: Instant,
+    mut flush: impl FnMut() -> F,
+) -> Result<Result<(), StorageError>, MailboxError>
+where
+    F: std::future::Future<Output = Result<Result<(), StorageError>, MailboxError>>,
+{
+    loop {
+        let flushed = flush().await;
+        match &flushed {
+            Ok(Err(error)) if Instant::now() + RETRY_PAUSE < deadline => {
+                tracing::warn!(%error, "a write failed while stopping; trying again");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            _ => return flushed,
+        }
+    }
+}
+
+/// How long the stop waits before writing again after a failed write.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
