@@ -14,6 +14,7 @@ mod m20261206_000011_seed_001_fields;
 mod m20261206_000020_retention_indexes;
 mod m20261206_000040_cluster;
 mod m20261206_000050_webhook_claim_index;
+mod m20261206_000060_drop_webhook_due_index;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_retention_indexes::Migration),
             Box::new(m20261206_000040_cluster::Migration),
             Box::new(m20261206_000050_webhook_claim_index::Migration),
+            Box::new(m20261206_000060_drop_webhook_due_index::Migration),
         ]
     }
 }
