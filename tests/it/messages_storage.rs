@@ -448,7 +448,10 @@ async fn events_are_in_the_outbox_with_the_message_data() {
     assert_eq!(row.event_type, "new_message");
     assert_eq!(row.channel_id, Some(channel_id));
     assert_eq!(row.tracked_user_id, None);
-    assert!(!row.fanned_out);
+    assert!(
+        row.fanned_out,
+        "its webhook messages are queued with it (none: no endpoint)"
+    );
     assert_eq!(row.created_at, when);
 
     let body: Value = serde_json::from_str(&row.body).expect("json");

@@ -447,6 +447,49 @@ async fn sigterm_records_the_webhook_attempts_in_flight() {
     assert!(receiver.delivered_ids().len() >= in_flight.len());
 }
 
+/// One request at a time per endpoint: the dispatcher claims the next message ahead, and it
+/// waits behind the one in flight. SIGTERM releases its claim (it was never sent) and records
+/// the attempt in flight: no claim is left behind, and the stop is clean.
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
+async fn sigterm_releases_the_messages_claimed_ahead() {
+    let host = Host::new();
+    // Slow enough that the attempt in flight at SIGTERM (claimed with or just before the one
+    // waiting) is still running then, and fast enough for the stop's 10 s.
+    let receiver = Receiver::start(Behaviour::Slow(Duration::from_secs(4)));
+    let (mut child, db) = run_with_webhooks(
+        &host,
+        &receiver.url,
+        "timeout_seconds = 30\nmax_in_flight_per_endpoint = 1\n",
+        "",
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let held = loop {
+        let held = claimed(&db).await;
+        if held.len() >= 2 {
+            break held;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no message claimed ahead within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    terminate(&child);
+    let status = exit_status(&mut child).await;
+    assert_eq!(status.code(), Some(0), "a clean stop: {status}");
+    assert!(claimed(&db).await.is_empty(), "no claim is left behind");
+    let mut sent = 0;
+    for message in &held {
+        sent += attempts_of(&db, *message).await.min(1);
+    }
+    assert!(
+        sent < held.len(),
+        "of {} messages held, one was in flight and the others waiting: {sent} sent",
+        held.len()
+    );
+}
+
 /// A consumer that never answers, with a webhook timeout of an hour: the stop cannot finish.
 /// It ends within `shutdown_timeout_seconds` (2) and a margin, with exit code 3, and the claims
 /// of the attempts it cut off are released (not left for the hours-long lease), so nothing is

@@ -608,3 +608,122 @@ async fn a_panicking_dispatcher_restarts_and_delivers_everything_once() {
         .collect();
     assert_eq!(types, vec!["\"user_online\"", "\"session_closed\""]);
 }
+
+/// Events are written with their webhook messages, in the same transaction: one per active
+/// endpoint that wants the event; a transaction rolled back leaves neither. Events written
+/// without their messages (by an earlier version) are fanned out by the dispatcher's timer.
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
+async fn events_are_written_with_the_messages_of_the_endpoints_that_want_them() {
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+    use std::collections::BTreeSet;
+    use tgwatch_core::{
+        config::Origin,
+        events::{Event, EventType},
+    };
+    use tgwatch_store::{
+        self as storage,
+        entities::{events, webhook_messages, webhooks},
+        webhooks::{EndpointStatus, NewWebhook},
+    };
+
+    let (db, _dir) = common::migrated_database().await;
+    let alice = common::insert_tracked_user(&db, "alice_w").await;
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let endpoint = |name: &str, types: &[&str], tracked_user_id| NewWebhook {
+        name: Some(name.to_owned()),
+        url: format!("http://127.0.0.1:9/{name}"),
+        event_types: types.iter().map(|t| t.to_string()).collect(),
+        tracked_user_id,
+        channel_id: None,
+        secret: SigningSecret::generate().expose(),
+        source: Origin::Api,
+    };
+    let everything = storage::webhooks::create(&db, endpoint("all", &["all"], None), now)
+        .await
+        .unwrap();
+    let offline_only =
+        storage::webhooks::create(&db, endpoint("offline", &["user_offline"], None), now)
+            .await
+            .unwrap();
+    let alice_only = storage::webhooks::create(&db, endpoint("alice", &["all"], Some(alice)), now)
+        .await
+        .unwrap();
+    let disabled = storage::webhooks::create(&db, endpoint("disabled", &["all"], None), now)
+        .await
+        .unwrap();
+    let mut row: webhooks::ActiveModel = disabled.clone().into();
+    row.status = Set(EndpointStatus::Disabled);
+    storage::webhooks::save(&db, row).await.unwrap();
+
+    let event = |event_type, tracked_user_id| {
+        let mut event = Event::new(event_type, now, json!({}));
+        event.tracked_user_id = tracked_user_id;
+        event
+    };
+    let alice_online = event(EventType::UserOnline, Some(alice));
+    let someone_offline = event(EventType::UserOffline, None);
+    storage::webhooks::write_events(&db, &[alice_online.clone(), someone_offline.clone()])
+        .await
+        .unwrap();
+
+    let queued = |db: sea_orm::DatabaseConnection| async move {
+        webhook_messages::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| {
+                assert_eq!(message.status.as_str(), "pending");
+                (message.webhook_id, message.event_id)
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    let expected: BTreeSet<_> = [
+        (everything.id, alice_online.id.clone()),
+        (everything.id, someone_offline.id.clone()),
+        (offline_only.id, someone_offline.id.clone()),
+        (alice_only.id, alice_online.id.clone()),
+    ]
+    .into();
+    assert_eq!(queued(db.clone()).await, expected);
+    let written = events::Entity::find().all(&db).await.unwrap();
+    assert_eq!(written.len(), 2);
+    assert!(written.iter().all(|event| event.fanned_out));
+
+    // Rolled back: no event, no message.
+    let txn = db.begin().await.unwrap();
+    storage::webhooks::insert_events(&txn, &[event(EventType::UserOnline, Some(alice))])
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(events::Entity::find().all(&db).await.unwrap().len(), 2);
+    assert_eq!(queued(db.clone()).await, expected);
+
+    // An event written without its messages gets them from the fan-out, once.
+    let left = event(EventType::UserOffline, None);
+    events::Entity::insert(events::ActiveModel {
+        id: Set(left.id.clone()),
+        event_type: Set(left.event_type.as_str().to_owned()),
+        body: Set(left.body.clone()),
+        tracked_user_id: Set(None),
+        channel_id: Set(None),
+        fanned_out: Set(false),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&db)
+    .await
+    .unwrap();
+    assert_eq!(storage::webhooks::fan_out(&db, 1000, now).await.unwrap(), 1);
+    assert_eq!(storage::webhooks::fan_out(&db, 1000, now).await.unwrap(), 0);
+    let mut expected = expected;
+    expected.insert((everything.id, left.id.clone()));
+    expected.insert((offline_only.id, left.id.clone()));
+    assert_eq!(queued(db.clone()).await, expected);
+    let left_row = events::Entity::find()
+        .filter(events::Column::Id.eq(left.id.clone()))
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(left_row.fanned_out);
+}

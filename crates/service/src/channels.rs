@@ -763,7 +763,7 @@ impl Channels {
         data["message"] = json!(message);
         let mut event = Event::new(event_type, now, data);
         event.channel_id = channel_id;
-        storage::webhooks::insert_events(&self.db, &[event.clone()]).await?;
+        storage::webhooks::write_events(&self.db, std::slice::from_ref(&event)).await?;
         self.publisher.publish(vec![event]);
         Ok(())
     }

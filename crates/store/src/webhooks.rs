@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Value,
     prelude::Expr,
     sea_query::{ExprTrait, OnConflict},
 };
@@ -47,13 +47,21 @@ impl DeliveryStatus {
     }
 }
 
-/// Writes events into the outbox, inside the caller's transaction.
+/// Writes events into the outbox, inside the caller's transaction, and queues their webhook
+/// messages in it: each event gets a message, due at the event's time, for every active
+/// endpoint that wants it, and is written already fanned out. Doing it here spares the dispatcher reading the new
+/// events back and rewriting each of them to mark it (on PostgreSQL that rewrite, a new version
+/// of the whole row in three indexes, was the costliest statement of a channel post's path).
+/// An endpoint created while the transaction runs gets the events written after it.
 pub async fn insert_events(
-    db: &impl ConnectionTrait,
+    txn: &DatabaseTransaction,
     events: &[Event],
 ) -> Result<(), StorageError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     const COLUMNS: usize = 7;
-    let backend = db.get_database_backend();
+    let backend = txn.get_database_backend();
     for chunk in events.chunks(MAX_BOUND_VALUES / COLUMNS) {
         let mut sql = Sql::new(
             backend,
@@ -67,15 +75,89 @@ pub async fn insert_events(
                 event.body.clone().into(),
                 event.tracked_user_id.into(),
                 event.channel_id.into(),
-                false.into(),
+                true.into(),
                 event.timestamp.into(),
             ]
         }));
-        db.execute_raw(sql.statement())
+        txn.execute_raw(sql.statement())
             .await
             .doing("writing events to the outbox")?;
     }
+    let endpoints = active_endpoints(txn).await?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let subscriptions: Vec<(Uuid, Subscription)> = endpoints
+        .iter()
+        .map(|endpoint| (endpoint.id, Subscription::of(endpoint)))
+        .collect();
+    let messages: Vec<NewMessage> = events
+        .iter()
+        .flat_map(|event| {
+            subscriptions
+                .iter()
+                .filter(|(_, subscription)| {
+                    subscription.wants(
+                        event.event_type.as_str(),
+                        event.tracked_user_id,
+                        event.channel_id,
+                    )
+                })
+                .map(|(endpoint, _)| NewMessage {
+                    webhook_id: *endpoint,
+                    event_id: &event.id,
+                    due: event.timestamp,
+                })
+        })
+        .collect();
+    queue_messages(txn, &messages).await
+}
+
+/// A webhook message to queue: the endpoint, the event, and when it is due (also its creation
+/// time).
+struct NewMessage<'a> {
+    webhook_id: Uuid,
+    event_id: &'a str,
+    due: DateTime<Utc>,
+}
+
+/// Queues messages, skipping those whose endpoint and event are queued already.
+async fn queue_messages(
+    txn: &DatabaseTransaction,
+    messages: &[NewMessage<'_>],
+) -> Result<(), StorageError> {
+    const COLUMNS: usize = 7;
+    let backend = txn.get_database_backend();
+    for chunk in messages.chunks(MAX_BOUND_VALUES / COLUMNS) {
+        let mut sql = Sql::new(
+            backend,
+            "INSERT INTO webhook_messages \
+             (id, webhook_id, event_id, status, attempts, next_attempt_at, created_at) VALUES ",
+        );
+        sql.tuples(chunk.iter().map(|message| -> [Value; COLUMNS] {
+            [
+                Uuid::now_v7().into(),
+                message.webhook_id.into(),
+                message.event_id.into(),
+                DeliveryStatus::Pending.as_str().into(),
+                0i32.into(),
+                message.due.into(),
+                message.due.into(),
+            ]
+        }));
+        sql.push(" ON CONFLICT (webhook_id, event_id) DO NOTHING");
+        txn.execute_raw(sql.statement())
+            .await
+            .doing("queueing webhook messages")?;
+    }
     Ok(())
+}
+
+/// Writes events into the outbox in a transaction of their own (see [`insert_events`]).
+pub async fn write_events(db: &DatabaseConnection, events: &[Event]) -> Result<(), StorageError> {
+    let txn = super::begin_write(db, "starting to write events").await?;
+    insert_events(&txn, events).await?;
+    txn.commit().await.doing("committing events")
 }
 
 pub struct NewWebhook {
@@ -189,17 +271,40 @@ pub fn event_types(row: &webhooks::Model) -> Vec<String> {
     serde_json::from_str(&row.event_types).unwrap_or_default()
 }
 
-/// Whether a webhook wants an event.
-pub fn wants(row: &webhooks::Model, event: &events::Model) -> bool {
-    // Test events go to the one endpoint they were made for, never by subscription.
-    let is_test = event.event_type == EventType::Test.as_str();
-    let type_matches = event_types(row)
-        .iter()
-        .any(|t| t == "all" || *t == event.event_type);
-    let user_matches =
-        row.tracked_user_id.is_none() || row.tracked_user_id == event.tracked_user_id;
-    let channel_matches = row.channel_id.is_none() || row.channel_id == event.channel_id;
-    !is_test && type_matches && user_matches && channel_matches
+/// What an endpoint subscribed to, read once for many events.
+pub struct Subscription {
+    event_types: Vec<String>,
+    tracked_user_id: Option<Uuid>,
+    channel_id: Option<Uuid>,
+}
+
+impl Subscription {
+    pub fn of(row: &webhooks::Model) -> Subscription {
+        Subscription {
+            event_types: event_types(row),
+            tracked_user_id: row.tracked_user_id,
+            channel_id: row.channel_id,
+        }
+    }
+
+    /// Whether the endpoint wants an event of this type about this person or channel.
+    pub fn wants(
+        &self,
+        event_type: &str,
+        tracked_user_id: Option<Uuid>,
+        channel_id: Option<Uuid>,
+    ) -> bool {
+        // Test events go to the one endpoint they were made for, never by subscription.
+        let is_test = event_type == EventType::Test.as_str();
+        let type_matches = self
+            .event_types
+            .iter()
+            .any(|t| t == "all" || t == event_type);
+        let user_matches =
+            self.tracked_user_id.is_none() || self.tracked_user_id == tracked_user_id;
+        let channel_matches = self.channel_id.is_none() || self.channel_id == channel_id;
+        !is_test && type_matches && user_matches && channel_matches
+    }
 }
 
 /// The endpoints that get messages.
@@ -211,13 +316,14 @@ async fn active_endpoints(db: &impl ConnectionTrait) -> Result<Vec<webhooks::Mod
         .doing("loading active webhooks")
 }
 
-/// Creates the messages of new events for every active endpoint that wants them. Returns how
-/// many events were handled (the caller loops while there are more).
+/// Queues the messages of events written without them (by a version of tgwatch that left the
+/// fan-out to the dispatcher) for every active endpoint that wants them. Returns how many
+/// events were handled (the caller loops while there are more).
 ///
-/// The new events are looked for outside the write transaction, which is begun only when there
-/// are some: most rounds find none, and on PostgreSQL each statement is a round trip. Two
-/// instances that fan the same events out at once write the same rows: a message exists once
-/// per endpoint and event (the insert skips it), and marking an event done twice is harmless.
+/// The events are looked for outside the write transaction, which is begun only when there are
+/// some. Two instances that fan the same events out at once write the same rows: a message
+/// exists once per endpoint and event (the insert skips it), and marking an event done twice
+/// is harmless.
 pub async fn fan_out(
     db: &DatabaseConnection,
     limit: u64,
@@ -229,31 +335,32 @@ pub async fn fan_out(
         .limit(limit)
         .all(db)
         .await
-        .doing("loading new events")?;
+        .doing("loading events not fanned out")?;
     if pending.is_empty() {
         return Ok(0);
     }
     let txn = super::begin_write(db, "starting the fan-out").await?;
-    let endpoints = active_endpoints(&txn).await?;
-    let messages: Vec<webhook_messages::ActiveModel> = pending
+    let subscriptions: Vec<(Uuid, Subscription)> = active_endpoints(&txn)
+        .await?
+        .iter()
+        .map(|endpoint| (endpoint.id, Subscription::of(endpoint)))
+        .collect();
+    let messages: Vec<NewMessage> = pending
         .iter()
         .flat_map(|event| {
-            endpoints
+            subscriptions
                 .iter()
-                .filter(move |endpoint| wants(endpoint, event))
-                .map(move |endpoint| new_message(endpoint.id, &event.id, now))
+                .filter(|(_, subscription)| {
+                    subscription.wants(&event.event_type, event.tracked_user_id, event.channel_id)
+                })
+                .map(|(endpoint, _)| NewMessage {
+                    webhook_id: *endpoint,
+                    event_id: &event.id,
+                    due: now,
+                })
         })
         .collect();
-    for chunk in messages.chunks(500) {
-        webhook_messages::Entity::insert_many(chunk.iter().cloned())
-            .on_conflict_do_nothing_on([
-                webhook_messages::Column::WebhookId,
-                webhook_messages::Column::EventId,
-            ])
-            .exec_without_returning(&txn)
-            .await
-            .doing("queueing webhook messages")?;
-    }
+    queue_messages(&txn, &messages).await?;
     let ids: Vec<String> = pending.iter().map(|event| event.id.clone()).collect();
     events::Entity::update_many()
         .col_expr(events::Column::FannedOut, Expr::value(true))
@@ -291,19 +398,24 @@ pub struct Claimed {
     pub secrets: Vec<String>,
 }
 
+/// What a claim found: the active endpoints, and the messages claimed for them.
+pub struct Claims {
+    pub active: Vec<Uuid>,
+    pub claimed: Vec<Claimed>,
+}
+
 /// Claims due messages of active endpoints, at most `capacity(endpoint)` for each, until
 /// `lease_until`, oldest due first. On PostgreSQL the rows are locked with SKIP LOCKED, so
 /// several instances share the work without sending a message twice.
 ///
 /// Each endpoint's claim is one statement that picks the messages, sets their lease and returns
-/// them with their events' bodies: on PostgreSQL every statement is a round trip, and the
-/// dispatcher claims after every few attempts.
+/// them with their events' bodies: on PostgreSQL every statement is a round trip.
 pub async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     capacity: impl Fn(Uuid) -> u64,
-) -> Result<Vec<Claimed>, StorageError> {
+) -> Result<Claims, StorageError> {
     let endpoints = active_endpoints(db).await?;
     let mut claimed = Vec::new();
     for endpoint in &endpoints {
@@ -312,7 +424,10 @@ pub async fn claim(
             claimed.extend(claim_for(db, endpoint, now, lease_until, room).await?);
         }
     }
-    Ok(claimed)
+    Ok(Claims {
+        active: endpoints.iter().map(|endpoint| endpoint.id).collect(),
+        claimed,
+    })
 }
 
 /// Claims at most `room` due messages of `endpoint` (see [`claim`]).
@@ -699,6 +814,7 @@ pub async fn events_for_replay(
     endpoint: &webhooks::Model,
     since: DateTime<Utc>,
 ) -> Result<Vec<String>, StorageError> {
+    let subscription = Subscription::of(endpoint);
     Ok(events::Entity::find()
         .filter(events::Column::CreatedAt.gte(since))
         .order_by_asc(events::Column::CreatedAt)
@@ -706,7 +822,9 @@ pub async fn events_for_replay(
         .await
         .doing("loading events to replay")?
         .into_iter()
-        .filter(|event| wants(endpoint, event))
+        .filter(|event| {
+            subscription.wants(&event.event_type, event.tracked_user_id, event.channel_id)
+        })
         .map(|event| event.id)
         .collect())
 }
@@ -723,17 +841,14 @@ pub async fn queue_test_event(
         json!({ "webhook_id": endpoint.id, "message": "a test event from tgwatch" }),
     );
     let txn = super::begin_write(db, "starting a test event").await?;
+    // Queued for no endpoint by subscription: only for this one, below.
     insert_events(&txn, std::slice::from_ref(&event)).await?;
-    events::Entity::update_many()
-        .col_expr(events::Column::FannedOut, Expr::value(true))
-        .filter(events::Column::Id.eq(event.id.clone()))
-        .exec(&txn)
-        .await
-        .doing("marking a test event")?;
-    webhook_messages::Entity::insert(new_message(endpoint.id, &event.id, now))
-        .exec_without_returning(&txn)
-        .await
-        .doing("queueing a test event")?;
+    let message = NewMessage {
+        webhook_id: endpoint.id,
+        event_id: &event.id,
+        due: now,
+    };
+    queue_messages(&txn, &[message]).await?;
     txn.commit().await.doing("committing a test event")?;
     Ok(event)
 }

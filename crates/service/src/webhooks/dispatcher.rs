@@ -1,20 +1,24 @@
-//! The webhook dispatcher: turns new events into messages, claims due messages, sends them
-//! signed, and records every attempt.
+//! The webhook dispatcher: claims due messages, sends them signed, and records every attempt.
+//! The messages are queued with their events, in the transaction that writes them
+//! (`tgwatch_store::webhooks::insert_events`).
 //!
 //! It wakes when events are committed (its worker is told, see `crate::publish`), when an
-//! attempt ends (room for the endpoint's next message: a claim, without looking for events),
-//! and on a timer (retries, other instances' leftovers). A claim is a lease: a message whose
-//! sender died is claimed again when the lease runs out, so delivery is at least once. Attempts
-//! are written in batches by one writer task; each endpoint has at most
-//! `max_in_flight_per_endpoint` requests open.
+//! attempt ends (room for the endpoint's next message), and on a timer (retries, other
+//! instances' leftovers, events written without their messages by an earlier version). A claim
+//! is a lease: a message whose sender died is claimed again when the lease runs out, so delivery
+//! is at least once. Attempts are written in batches by one writer task. Each endpoint has at
+//! most `max_in_flight_per_endpoint` requests open, and as many messages claimed ahead, waiting
+//! for room: an attempt that ends starts the next one without a statement, and a claim takes
+//! half a window or more at once. The lease covers the wait (see `Dispatcher::round`).
 //!
-//! The service's stop ([`DispatcherSetup::stop`]) ends the claiming, waits for the attempts in
-//! flight, writes every attempt that finished, and releases the claims of those that did not, so
+//! The service's stop ([`DispatcherSetup::stop`]) ends the claiming, releases the claims of the
+//! messages waiting, waits for the attempts in flight, writes every attempt that finished, and
+//! releases the claims of those that did not, so
 //! the next claim (after a restart, or by another instance) takes them without waiting for the
 //! lease.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -39,12 +43,12 @@ use tgwatch_core::{
 };
 use tgwatch_store::{
     self as storage, LogLevel,
-    webhooks::{AttemptRecord, Claimed, DisablePolicy},
+    webhooks::{AttemptRecord, Claimed, Claims, DisablePolicy},
 };
 
 /// Response bodies are stored up to this many bytes.
 const RESPONSE_BYTES_KEPT: usize = 4096;
-/// Events fanned out per round.
+/// Events written without their messages, queued per statement.
 const FAN_OUT_BATCH: u64 = 1000;
 
 /// Wakes the dispatcher: with news (its worker when events are committed, the API after a test
@@ -56,8 +60,8 @@ pub struct Wake(Arc<WakeSignals>);
 #[derive(Default)]
 pub struct WakeSignals {
     notify: Notify,
-    /// Set with news: the next round fans events out (a round woken only by room does not look
-    /// for events, one statement saved per finished attempt).
+    /// Set with news: the next round claims whatever the room (a round woken only by room
+    /// waits for a quarter of an endpoint's requests to be free).
     news: AtomicBool,
 }
 
@@ -87,11 +91,19 @@ struct Dispatcher {
     wake: Wake,
     /// Requests open per endpoint.
     in_flight: Arc<Mutex<HashMap<Uuid, usize>>>,
+    /// Messages claimed ahead, waiting for room, by endpoint, oldest due first.
+    waiting: Waiting,
+    /// Endpoints whose last claim found fewer due messages than it asked for: a round woken
+    /// only by room does not claim for them (news and the timer do).
+    drained: HashSet<Uuid>,
     /// The attempts running, by message: what the stop waits for, and cuts off past its deadline.
     attempts_running: Arc<AttemptsRunning>,
     attempts: mpsc::UnboundedSender<AttemptRecord>,
     stop: Arc<Notify>,
 }
+
+/// Messages claimed ahead, by endpoint.
+type Waiting = Arc<Mutex<HashMap<Uuid, VecDeque<Claimed>>>>;
 
 /// The attempt tasks of the dispatcher, and a signal each time one ends.
 #[derive(Default)]
@@ -130,6 +142,7 @@ struct Dispatch {
     dispatcher_ended: oneshot::Receiver<()>,
     writer: JoinHandle<()>,
     attempts_running: Arc<AttemptsRunning>,
+    waiting: Waiting,
 }
 
 /// What [`Dispatch::stop`] did with the attempts in flight when it began.
@@ -248,6 +261,7 @@ impl DispatcherSetup {
         ));
         let stop = Arc::new(Notify::new());
         let attempts_running = Arc::new(AttemptsRunning::default());
+        let waiting = Waiting::default();
         let dispatcher = Dispatcher {
             policy: self.config.retry_policy(),
             db: self.db.clone(),
@@ -256,6 +270,8 @@ impl DispatcherSetup {
             client: self.client.clone(),
             wake: self.wake.clone(),
             in_flight: Arc::default(),
+            waiting: Arc::clone(&waiting),
+            drained: HashSet::new(),
             attempts_running: Arc::clone(&attempts_running),
             attempts,
             stop: Arc::clone(&stop),
@@ -273,6 +289,7 @@ impl DispatcherSetup {
             dispatcher_ended,
             writer,
             attempts_running,
+            waiting,
         });
         task
     }
@@ -307,6 +324,29 @@ impl Dispatch {
         {
             self.dispatcher.abort();
         }
+        let mut stopped = DispatchStopped::default();
+        let waiting: Vec<Uuid> = self
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .flat_map(|(_, queue)| queue)
+            .map(|claimed| claimed.message.id)
+            .collect();
+        if !waiting.is_empty() {
+            match storage::webhooks::release_claims(&self.db, &waiting).await {
+                Ok(released) => {
+                    tracing::info!(
+                        released,
+                        "webhook messages claimed ahead and never sent: claims released"
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(%error, messages = waiting.len(), "cannot release the claims of webhook messages never sent: they wait for their lease");
+                    stopped.unreleased += waiting.len();
+                }
+            }
+        }
         let running = &self.attempts_running;
         while running.count() > 0 {
             let ended = running.ended.notified();
@@ -319,7 +359,6 @@ impl Dispatch {
             }
         }
         let cut_off = running.abort_all();
-        let mut stopped = DispatchStopped::default();
         if !cut_off.is_empty() {
             tracing::warn!(
                 attempts = cut_off.len(),
@@ -329,7 +368,7 @@ impl Dispatch {
                 Ok(released) => stopped.released = released as usize,
                 Err(error) => {
                     tracing::error!(%error, attempts = cut_off.len(), "cannot release webhook claims: they wait for their lease");
-                    stopped.unreleased = cut_off.len();
+                    stopped.unreleased += cut_off.len();
                 }
             }
         }
@@ -341,53 +380,127 @@ impl Dispatch {
 }
 
 impl Dispatcher {
-    async fn run(self) {
+    async fn run(mut self) {
         let interval = Duration::from_millis(self.config.poll_interval_ms);
+        // The first round also looks for events left without their messages.
+        let mut timed_out = true;
         loop {
-            // The timer's round looks for everything: other instances' events, retries due.
-            let timed_out = tokio::select! {
+            let news = self.wake.take_news() || timed_out;
+            if let Err(error) = self.round(news, timed_out).await {
+                tracing::error!(%error, "webhook dispatch round failed; retrying");
+            }
+            timed_out = tokio::select! {
                 _ = self.wake.0.notify.notified() => false,
                 _ = tokio::time::sleep(interval) => true,
                 _ = self.stop.notified() => return,
             };
-            let news = self.wake.take_news() || timed_out;
-            if let Err(error) = self.round(news).await {
-                tracing::error!(%error, "webhook dispatch round failed; retrying");
-            }
         }
     }
 
-    /// Fans new events out (with `news`) and claims what the endpoints have room for. Woken
-    /// only by room, it claims once a quarter of an endpoint's requests are free: one claim per
-    /// finished attempt cost a statement for each message.
-    async fn round(&self, news: bool) -> Result<(), storage::StorageError> {
+    /// Starts the messages waiting while their endpoints have room, and claims more: each
+    /// endpoint holds at most a window of requests in flight and a window claimed ahead. With
+    /// `news` it claims whatever the room; woken only by room, once half a window is free and
+    /// the endpoint's last claim found all it asked for. The timer's round (`timed_out`) also
+    /// queues the messages of events written without them, by an earlier version of tgwatch.
+    ///
+    /// The lease (twice the request timeout, and 5 s) covers a message claimed ahead: the
+    /// window's requests each end within the timeout, so a waiting message starts within one
+    /// timeout of its claim and ends within the next.
+    async fn round(&mut self, news: bool, timed_out: bool) -> Result<(), storage::StorageError> {
         let now = self.clock.now();
-        if news {
+        if timed_out {
             while storage::webhooks::fan_out(&self.db, FAN_OUT_BATCH, now).await? as u64
                 == FAN_OUT_BATCH
             {}
         }
-        let in_flight = self.in_flight_counts();
+        if news {
+            self.drained.clear();
+        }
+        self.start_waiting();
         let limit = self.config.max_in_flight_per_endpoint;
+        let held = self.held_counts();
+        let room = |endpoint: Uuid| {
+            (2 * limit).saturating_sub(held.get(&endpoint).copied().unwrap_or(0)) as u64
+        };
         let worth_claiming = news
-            || in_flight
-                .values()
-                .any(|open| limit.saturating_sub(*open) >= (limit / 4).max(1));
+            || held.keys().any(|endpoint| {
+                !self.drained.contains(endpoint) && room(*endpoint) >= (limit / 2).max(1) as u64
+            });
         if !worth_claiming {
             return Ok(());
         }
-        let room = |endpoint: Uuid| {
-            limit.saturating_sub(in_flight.get(&endpoint).copied().unwrap_or(0)) as u64
-        };
-        // The lease outlives the request's timeout, in service time.
         let lease = self.clock_span(Duration::from_secs_f64(
             self.config.timeout_seconds * 2.0 + 5.0,
         ));
-        let claimed = storage::webhooks::claim(&self.db, now, now + lease, room).await?;
-        for message in claimed {
-            self.start_attempt(message);
+        let Claims { active, claimed } =
+            storage::webhooks::claim(&self.db, now, now + lease, room).await?;
+        let mut found: HashMap<Uuid, u64> = HashMap::new();
+        for message in &claimed {
+            *found.entry(message.message.webhook_id).or_default() += 1;
+        }
+        for endpoint in &active {
+            match found.get(endpoint).copied().unwrap_or(0) < room(*endpoint) {
+                true => self.drained.insert(*endpoint),
+                false => self.drained.remove(endpoint),
+            };
+        }
+        let given_back: Vec<Uuid> = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            for message in claimed {
+                waiting
+                    .entry(message.message.webhook_id)
+                    .or_default()
+                    .push_back(message);
+            }
+            // Endpoints disabled or deleted meanwhile: their waiting messages are not sent.
+            let gone: Vec<Uuid> = waiting
+                .keys()
+                .filter(|endpoint| !active.contains(endpoint))
+                .copied()
+                .collect();
+            gone.iter()
+                .filter_map(|endpoint| waiting.remove(endpoint))
+                .flatten()
+                .map(|claimed| claimed.message.id)
+                .collect()
+        };
+        self.start_waiting();
+        if !given_back.is_empty() {
+            storage::webhooks::release_claims(&self.db, &given_back).await?;
         }
         Ok(())
+    }
+
+    /// Starts waiting messages while their endpoints have room.
+    fn start_waiting(&self) {
+        let limit = self.config.max_in_flight_per_endpoint;
+        let in_flight = self.in_flight_counts();
+        let starting: Vec<Claimed> = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            let starting = waiting
+                .iter_mut()
+                .flat_map(|(endpoint, queue)| {
+                    let open = in_flight.get(endpoint).copied().unwrap_or(0);
+                    let room = limit.saturating_sub(open).min(queue.len());
+                    queue.drain(..room)
+                })
+                .collect();
+            waiting.retain(|_, queue| !queue.is_empty());
+            starting
+        };
+        for claimed in starting {
+            self.start_attempt(claimed);
+        }
+    }
+
+    /// Messages in flight and waiting, per endpoint.
+    fn held_counts(&self) -> HashMap<Uuid, usize> {
+        let mut held = self.in_flight_counts();
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        for (endpoint, queue) in waiting.iter() {
+            *held.entry(*endpoint).or_default() += queue.len();
+        }
+        held
     }
 
     /// A real-time span expressed on the service clock.
