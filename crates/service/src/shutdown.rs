@@ -26,10 +26,10 @@ use std::{
     time::Duration,
 };
 
-use actix::{Addr, MailboxError};
+use actix::Addr;
 use actix_web::dev::Server;
 use sea_orm::DatabaseConnection;
-use tgwatch_store::StorageError;
+use tgwatch_store as storage;
 use tokio::time::Instant;
 
 use crate::{
@@ -225,31 +225,45 @@ impl StopParts {
                     );
                 }
             }
+            // A failed write keeps its batch: asking again tries it again. `Ok(false)`: the
+            // actor is gone.
             Step::Observations => {
-                let flushed = until_written(deadline, || self.storage.send(Flush)).await;
+                let flushed = storage::again_until(deadline, || async {
+                    self.storage
+                        .send(Flush)
+                        .await
+                        .map_or(Ok(false), |written| written.map(|()| true))
+                })
+                .await;
                 match flushed {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
+                    Ok(true) => {}
+                    Err(error) => {
                         tracing::error!(%error, "could not write the last observations");
                         left_behind.push(format!("buffered observations ({error})"));
                     }
-                    Err(error) => {
-                        tracing::error!(%error, "the storage actor is gone: observations it held are lost");
+                    Ok(false) => {
+                        tracing::error!("the storage actor is gone: observations it held are lost");
                         left_behind
                             .push("buffered observations (the storage actor is gone)".into());
                     }
                 }
             }
             Step::ChannelPosts => {
-                let flushed = until_written(deadline, || self.channels.send(FlushChannels)).await;
+                let flushed = storage::again_until(deadline, || async {
+                    self.channels
+                        .send(FlushChannels)
+                        .await
+                        .map_or(Ok(false), |written| written.map(|()| true))
+                })
+                .await;
                 match flushed {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
+                    Ok(true) => {}
+                    Err(error) => {
                         tracing::error!(%error, "could not write the last channel changes");
                         left_behind.push(format!("buffered channel posts ({error})"));
                     }
-                    Err(error) => {
-                        tracing::error!(%error, "the channels actor is gone: changes it held are lost");
+                    Ok(false) => {
+                        tracing::error!("the channels actor is gone: changes it held are lost");
                         left_behind
                             .push("buffered channel posts (the channels actor is gone)".into());
                     }
@@ -299,33 +313,6 @@ impl StopParts {
         left_behind
     }
 }
-
-/// Asks an actor to write what it buffers until it has, or `deadline` (a failed write keeps its
-/// batch, so asking again tries it again). One failure is expected on PostgreSQL: the HTTP
-/// server's workers, stopped just before, each ran a runtime of their own, and a pooled
-/// connection a request opened there dies with it; the failed statement takes that connection
-/// out of the pool, and the next try gets a live one.
-async fn until_written<F>(
-    deadline: Instant,
-    mut flush: impl FnMut() -> F,
-) -> Result<Result<(), StorageError>, MailboxError>
-where
-    F: std::future::Future<Output = Result<Result<(), StorageError>, MailboxError>>,
-{
-    loop {
-        let flushed = flush().await;
-        match &flushed {
-            Ok(Err(error)) if Instant::now() + RETRY_PAUSE < deadline => {
-                tracing::warn!(%error, "a write failed while stopping; trying again");
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-            _ => return flushed,
-        }
-    }
-}
-
-/// How long the stop waits before writing again after a failed write.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

@@ -254,6 +254,32 @@ pub async fn begin_write(
     .doing(doing)
 }
 
+/// Runs `work` again after a failure, [`AGAIN_AFTER`] apart, until it succeeds or `deadline`
+/// would pass. For the service's stop: a pooled PostgreSQL connection that an HTTP request
+/// opened lives on that HTTP worker's runtime and dies with it when the HTTP server stops, the
+/// stop's first step; the statement that fails on it takes it out of the pool, and the next try
+/// gets a live connection.
+pub async fn again_until<T, F>(
+    deadline: tokio::time::Instant,
+    mut work: impl FnMut() -> F,
+) -> Result<T, StorageError>
+where
+    F: std::future::Future<Output = Result<T, StorageError>>,
+{
+    loop {
+        match work().await {
+            Err(error) if tokio::time::Instant::now() + AGAIN_AFTER < deadline => {
+                tracing::warn!(%error, "a write failed while stopping; trying again");
+                tokio::time::sleep(AGAIN_AFTER).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How long [`again_until`] waits before trying again.
+pub const AGAIN_AFTER: Duration = Duration::from_millis(100);
+
 /// A cheap query that tells whether the database answers.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), StorageError> {
     db.ping().await.doing("pinging the database")

@@ -83,33 +83,50 @@ pub async fn insert_events(
             .await
             .doing("writing events to the outbox")?;
     }
-    let endpoints = active_endpoints(txn).await?;
-    if endpoints.is_empty() {
-        return Ok(());
-    }
-    let subscriptions: Vec<(Uuid, Subscription)> = endpoints
+    let outgoing = events.iter().map(|event| Outgoing {
+        event_id: &event.id,
+        event_type: event.event_type.as_str(),
+        tracked_user_id: event.tracked_user_id,
+        channel_id: event.channel_id,
+        due: event.timestamp,
+    });
+    queue_for_subscribers(txn, outgoing).await
+}
+
+/// An event about to get its webhook messages, due at `due`.
+struct Outgoing<'a> {
+    event_id: &'a str,
+    event_type: &'a str,
+    tracked_user_id: Option<Uuid>,
+    channel_id: Option<Uuid>,
+    due: DateTime<Utc>,
+}
+
+/// Queues a message of each event for every active endpoint that wants it.
+async fn queue_for_subscribers<'a>(
+    txn: &DatabaseTransaction,
+    events: impl Iterator<Item = Outgoing<'a>>,
+) -> Result<(), StorageError> {
+    let subscriptions: Vec<(Uuid, Subscription)> = active_endpoints(txn)
+        .await?
         .iter()
         .map(|endpoint| (endpoint.id, Subscription::of(endpoint)))
         .collect();
-    let messages: Vec<NewMessage> = events
-        .iter()
-        .flat_map(|event| {
-            subscriptions
-                .iter()
-                .filter(|(_, subscription)| {
-                    subscription.wants(
-                        event.event_type.as_str(),
-                        event.tracked_user_id,
-                        event.channel_id,
-                    )
-                })
-                .map(|(endpoint, _)| NewMessage {
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let mut messages = Vec::new();
+    for event in events {
+        for (endpoint, subscription) in &subscriptions {
+            if subscription.wants(event.event_type, event.tracked_user_id, event.channel_id) {
+                messages.push(NewMessage {
                     webhook_id: *endpoint,
-                    event_id: &event.id,
-                    due: event.timestamp,
-                })
-        })
-        .collect();
+                    event_id: event.event_id,
+                    due: event.due,
+                });
+            }
+        }
+    }
     queue_messages(txn, &messages).await
 }
 
@@ -340,27 +357,14 @@ pub async fn fan_out(
         return Ok(0);
     }
     let txn = super::begin_write(db, "starting the fan-out").await?;
-    let subscriptions: Vec<(Uuid, Subscription)> = active_endpoints(&txn)
-        .await?
-        .iter()
-        .map(|endpoint| (endpoint.id, Subscription::of(endpoint)))
-        .collect();
-    let messages: Vec<NewMessage> = pending
-        .iter()
-        .flat_map(|event| {
-            subscriptions
-                .iter()
-                .filter(|(_, subscription)| {
-                    subscription.wants(&event.event_type, event.tracked_user_id, event.channel_id)
-                })
-                .map(|(endpoint, _)| NewMessage {
-                    webhook_id: *endpoint,
-                    event_id: &event.id,
-                    due: now,
-                })
-        })
-        .collect();
-    queue_messages(&txn, &messages).await?;
+    let outgoing = pending.iter().map(|event| Outgoing {
+        event_id: &event.id,
+        event_type: &event.event_type,
+        tracked_user_id: event.tracked_user_id,
+        channel_id: event.channel_id,
+        due: now,
+    });
+    queue_for_subscribers(&txn, outgoing).await?;
     let ids: Vec<String> = pending.iter().map(|event| event.id.clone()).collect();
     events::Entity::update_many()
         .col_expr(events::Column::FannedOut, Expr::value(true))

@@ -334,7 +334,11 @@ impl Dispatch {
             .map(|claimed| claimed.message.id)
             .collect();
         if !waiting.is_empty() {
-            match storage::webhooks::release_claims(&self.db, &waiting).await {
+            let released = storage::again_until(deadline, || {
+                storage::webhooks::release_claims(&self.db, &waiting)
+            })
+            .await;
+            match released {
                 Ok(released) => {
                     tracing::info!(
                         released,
@@ -364,7 +368,11 @@ impl Dispatch {
                 attempts = cut_off.len(),
                 "webhook attempts still in flight at the deadline: cut off, releasing their claims"
             );
-            match storage::webhooks::release_claims(&self.db, &cut_off).await {
+            let released = storage::again_until(deadline, || {
+                storage::webhooks::release_claims(&self.db, &cut_off)
+            })
+            .await;
+            match released {
                 Ok(released) => stopped.released = released as usize,
                 Err(error) => {
                     tracing::error!(%error, attempts = cut_off.len(), "cannot release webhook claims: they wait for their lease");
