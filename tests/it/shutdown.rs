@@ -447,22 +447,36 @@ async fn sigterm_records_the_webhook_attempts_in_flight() {
     assert!(receiver.delivered_ids().len() >= in_flight.len());
 }
 
-/// One request at a time per endpoint: the dispatcher claims the next message ahead, and it
-/// waits behind the one in flight. SIGTERM releases its claim (it was never sent) and records
-/// the attempt in flight: no claim is left behind, and the stop is clean.
+/// One request at a time per endpoint and a consumer that never answers: the message in flight
+/// never ends, and the one claimed ahead waits behind it for good. SIGTERM cuts the first off
+/// and gives both claims back (exit 3: the stop could not finish), and neither was recorded as
+/// attempted: the one waiting was never sent.
 #[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn sigterm_releases_the_messages_claimed_ahead() {
+    use tgwatch_core::events::{Event, EventType};
+
     let host = Host::new();
-    // Slow enough that the attempt in flight at SIGTERM (claimed with or just before the one
-    // waiting) is still running then, and fast enough for the stop's 10 s.
-    let receiver = Receiver::start(Behaviour::Slow(Duration::from_secs(4)));
+    let receiver = Receiver::start(Behaviour::Slow(Duration::from_secs(3600)));
     let (mut child, db) = run_with_webhooks(
         &host,
         &receiver.url,
-        "timeout_seconds = 30\nmax_in_flight_per_endpoint = 1\n",
-        "",
+        "timeout_seconds = 3600\nmax_in_flight_per_endpoint = 1\n",
+        "[supervision]\nshutdown_timeout_seconds = 2\n",
     )
     .await;
+    // More messages than the window, whatever the scripted person does meanwhile.
+    let events: Vec<Event> = (0..2)
+        .map(|n| {
+            Event::new(
+                EventType::Alert,
+                chrono::Utc::now(),
+                serde_json::json!({ "n": n }),
+            )
+        })
+        .collect();
+    tgwatch_store::webhooks::write_events(&db, &events)
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let held = loop {
         let held = claimed(&db).await;
@@ -477,17 +491,25 @@ async fn sigterm_releases_the_messages_claimed_ahead() {
     };
     terminate(&child);
     let status = exit_status(&mut child).await;
-    assert_eq!(status.code(), Some(0), "a clean stop: {status}");
-    assert!(claimed(&db).await.is_empty(), "no claim is left behind");
-    let mut sent = 0;
-    for message in &held {
-        sent += attempts_of(&db, *message).await.min(1);
-    }
-    assert!(
-        sent < held.len(),
-        "of {} messages held, one was in flight and the others waiting: {sent} sent",
-        held.len()
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "the attempt in flight cannot end: {status}"
     );
+    assert!(claimed(&db).await.is_empty(), "no claim is left behind");
+    for message in &held {
+        let row = webhook_messages::Entity::find_by_id(*message)
+            .one(&db)
+            .await
+            .unwrap()
+            .expect("the message");
+        assert_eq!(
+            row.status,
+            webhook_messages::DeliveryStatus::Pending,
+            "{row:?}"
+        );
+        assert_eq!(attempts_of(&db, *message).await, 0, "{row:?}");
+    }
 }
 
 /// A consumer that never answers, with a webhook timeout of an hour: the stop cannot finish.
