@@ -664,10 +664,7 @@ async fn announced_events_reach_the_other_instances_feed_once() {
     use tgwatch_core::events::{Event, EventType};
     use tgwatch_service::{feed::Feed, relay::Relay};
 
-    let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database(dir.path()).await;
-    let db = tgwatch_store::connect(&url, 4).await.unwrap();
-    tgwatch_store::migrate(&db).await.unwrap();
+    let (db, url, _dir) = common::migrated_database_and_url().await;
     let (feed_a, feed_b) = (Feed::default(), Feed::default());
     let relay_a = Relay::new(db.clone(), &url, Uuid::now_v7(), feed_a.clone());
     let relay_b = Relay::new(db.clone(), &url, Uuid::now_v7(), feed_b.clone());

@@ -240,10 +240,7 @@ async fn a_webhook_name_the_file_declared_is_a_409_through_the_api() {
 /// and the API answers it as a conflict naming the field.
 #[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
 async fn the_database_names_the_unique_index_a_write_ran_into() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database(dir.path()).await;
-    let db = storage::connect(&url, 2).await.unwrap();
-    storage::migrate(&db).await.unwrap();
+    let (db, _dir) = common::migrated_database().await;
     let now = chrono::Utc::now();
     let hook = || NewWebhook {
         name: Some("night shift".into()),

@@ -401,16 +401,17 @@ async fn claimed(db: &DatabaseConnection) -> BTreeSet<Uuid> {
         .collect()
 }
 
-async fn wait_for_claims(db: &DatabaseConnection) -> BTreeSet<Uuid> {
+/// The messages claimed once there are at least `at_least` of them.
+async fn wait_for_claims(db: &DatabaseConnection, at_least: usize) -> BTreeSet<Uuid> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let claimed = claimed(db).await;
-        if !claimed.is_empty() {
+        if claimed.len() >= at_least {
             return claimed;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no webhook attempt in flight within 30 s"
+            "fewer than {at_least} webhook messages claimed within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -433,7 +434,7 @@ async fn sigterm_records_the_webhook_attempts_in_flight() {
     let receiver = Receiver::start(Behaviour::Slow(Duration::from_millis(1500)));
     let (mut child, db) =
         run_with_webhooks(&host, &receiver.url, "timeout_seconds = 30\n", "").await;
-    let in_flight = wait_for_claims(&db).await;
+    let in_flight = wait_for_claims(&db, 1).await;
     terminate(&child);
     let status = exit_status(&mut child).await;
     assert_eq!(status.code(), Some(0), "a clean stop: {status}");
@@ -477,18 +478,8 @@ async fn sigterm_releases_the_messages_claimed_ahead() {
     tgwatch_store::webhooks::write_events(&db, &events)
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let held = loop {
-        let held = claimed(&db).await;
-        if held.len() >= 2 {
-            break held;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no message claimed ahead within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // One in flight, one claimed ahead.
+    let held = wait_for_claims(&db, 2).await;
     terminate(&child);
     let status = exit_status(&mut child).await;
     assert_eq!(
@@ -527,7 +518,7 @@ async fn a_stop_that_cannot_finish_exits_3_within_the_timeout_and_releases_its_c
         "[supervision]\nshutdown_timeout_seconds = 2\n",
     )
     .await;
-    let in_flight = wait_for_claims(&db).await;
+    let in_flight = wait_for_claims(&db, 1).await;
     let signalled = std::time::Instant::now();
     terminate(&child);
     let status = exit_status(&mut child).await;

@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use actix::Addr;
+use actix::{Addr, MailboxError};
 use actix_web::dev::Server;
 use sea_orm::DatabaseConnection;
 use tgwatch_store as storage;
@@ -225,49 +225,14 @@ impl StopParts {
                     );
                 }
             }
-            // A failed write keeps its batch: asking again tries it again. `Ok(false)`: the
-            // actor is gone.
             Step::Observations => {
-                let flushed = storage::again_until(deadline, || async {
-                    self.storage
-                        .send(Flush)
-                        .await
-                        .map_or(Ok(false), |written| written.map(|()| true))
-                })
-                .await;
-                match flushed {
-                    Ok(true) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "could not write the last observations");
-                        left_behind.push(format!("buffered observations ({error})"));
-                    }
-                    Ok(false) => {
-                        tracing::error!("the storage actor is gone: observations it held are lost");
-                        left_behind
-                            .push("buffered observations (the storage actor is gone)".into());
-                    }
-                }
+                let flush = || self.storage.send(Flush);
+                left_behind.extend(flush_buffer(deadline, "observations", "storage", flush).await);
             }
             Step::ChannelPosts => {
-                let flushed = storage::again_until(deadline, || async {
-                    self.channels
-                        .send(FlushChannels)
-                        .await
-                        .map_or(Ok(false), |written| written.map(|()| true))
-                })
-                .await;
-                match flushed {
-                    Ok(true) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "could not write the last channel changes");
-                        left_behind.push(format!("buffered channel posts ({error})"));
-                    }
-                    Ok(false) => {
-                        tracing::error!("the channels actor is gone: changes it held are lost");
-                        left_behind
-                            .push("buffered channel posts (the channels actor is gone)".into());
-                    }
-                }
+                let flush = || self.channels.send(FlushChannels);
+                left_behind
+                    .extend(flush_buffer(deadline, "channel posts", "channels", flush).await);
             }
             Step::Webhooks => {
                 if let Some(webhooks) = self.webhooks.take() {
@@ -311,6 +276,41 @@ impl StopParts {
             }
         }
         left_behind
+    }
+}
+
+/// Asks an actor to write the `buffered` changes it holds, again after a failed write until
+/// `deadline` (a failed write keeps its batch, so asking again tries it again); what is left
+/// behind, if anything, in words for the log.
+async fn flush_buffer<F>(
+    deadline: Instant,
+    buffered: &str,
+    actor: &str,
+    mut flush: impl FnMut() -> F,
+) -> Option<String>
+where
+    F: std::future::Future<Output = Result<Result<(), storage::StorageError>, MailboxError>>,
+{
+    // `Ok(false)`: the actor is gone.
+    let flushed = storage::again_until(deadline, || {
+        let flushing = flush();
+        async move {
+            flushing
+                .await
+                .map_or(Ok(false), |written| written.map(|()| true))
+        }
+    })
+    .await;
+    match flushed {
+        Ok(true) => None,
+        Err(error) => {
+            tracing::error!(%error, "could not write the last {buffered}");
+            Some(format!("buffered {buffered} ({error})"))
+        }
+        Ok(false) => {
+            tracing::error!("the {actor} actor is gone: the {buffered} it held are lost");
+            Some(format!("buffered {buffered} (the {actor} actor is gone)"))
+        }
     }
 }
 

@@ -98,6 +98,7 @@ pub fn writer_count(backend: DbBackend, max_connections: u32) -> usize {
 }
 
 /// The changes of some channels waiting to be written.
+#[derive(Default)]
 struct Writer {
     buffer: Vec<ChannelChange>,
     /// A write of this writer is under way: changes wait in the buffer until it ends.
@@ -110,17 +111,6 @@ struct Writer {
     unwritten: Arc<tokio::sync::Mutex<Vec<ChannelChange>>>,
 }
 
-impl Writer {
-    fn new() -> Writer {
-        Writer {
-            buffer: Vec::new(),
-            writing: false,
-            failed: false,
-            unwritten: Arc::default(),
-        }
-    }
-}
-
 impl ChannelsActor {
     pub fn new(
         db: DatabaseConnection,
@@ -130,7 +120,7 @@ impl ChannelsActor {
         monitored: Vec<channels::Model>,
         writers: usize,
     ) -> ChannelsActor {
-        let writers = (0..writers.max(1)).map(|_| Writer::new()).collect();
+        let writers = (0..writers.max(1)).map(|_| Writer::default()).collect();
         let mut actor = ChannelsActor {
             db,
             clock,

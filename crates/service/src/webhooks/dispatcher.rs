@@ -334,11 +334,7 @@ impl Dispatch {
             .map(|claimed| claimed.message.id)
             .collect();
         if !waiting.is_empty() {
-            let released = storage::again_until(deadline, || {
-                storage::webhooks::release_claims(&self.db, &waiting)
-            })
-            .await;
-            match released {
+            match release(&self.db, &waiting, deadline).await {
                 Ok(released) => {
                     tracing::info!(
                         released,
@@ -368,11 +364,7 @@ impl Dispatch {
                 attempts = cut_off.len(),
                 "webhook attempts still in flight at the deadline: cut off, releasing their claims"
             );
-            let released = storage::again_until(deadline, || {
-                storage::webhooks::release_claims(&self.db, &cut_off)
-            })
-            .await;
-            match released {
+            match release(&self.db, &cut_off, deadline).await {
                 Ok(released) => stopped.released = released as usize,
                 Err(error) => {
                     tracing::error!(%error, attempts = cut_off.len(), "cannot release webhook claims: they wait for their lease");
@@ -385,6 +377,16 @@ impl Dispatch {
         stopped.attempts_written = tokio::time::timeout_at(deadline, self.writer).await.is_ok();
         stopped
     }
+}
+
+/// Gives back the claims on `messages` at the stop, trying again after a failure until
+/// `deadline`.
+async fn release(
+    db: &DatabaseConnection,
+    messages: &[Uuid],
+    deadline: Deadline,
+) -> Result<u64, storage::StorageError> {
+    storage::again_until(deadline, || storage::webhooks::release_claims(db, messages)).await
 }
 
 impl Dispatcher {

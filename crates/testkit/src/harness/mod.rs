@@ -90,11 +90,18 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
 /// store's settings, for tests of the store itself. The directory holds the SQLite file: keep
 /// it as long as the connection.
 pub async fn migrated_database() -> (sea_orm::DatabaseConnection, tempfile::TempDir) {
+    let (db, _url, dir) = migrated_database_and_url().await;
+    (db, dir)
+}
+
+/// [`migrated_database`] and its URL, for a test that also connects on its own.
+pub async fn migrated_database_and_url() -> (sea_orm::DatabaseConnection, String, tempfile::TempDir)
+{
     let dir = tempfile::tempdir().expect("temp dir");
     let url = fresh_database(dir.path()).await;
     let db = tgwatch_store::connect(&url, 4).await.expect("connect");
     tgwatch_store::migrate(&db).await.expect("migrate");
-    (db, dir)
+    (db, url, dir)
 }
 
 /// A tracked person's row as the API makes it (no account yet), for tests of the store itself.
