@@ -15,6 +15,7 @@ mod m20261206_000020_retention_indexes;
 mod m20261206_000040_cluster;
 mod m20261206_000050_webhook_claim_index;
 mod m20261206_000060_drop_webhook_due_index;
+mod m20261206_000070_lean_webhook_messages;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000040_cluster::Migration),
             Box::new(m20261206_000050_webhook_claim_index::Migration),
             Box::new(m20261206_000060_drop_webhook_due_index::Migration),
+            Box::new(m20261206_000070_lean_webhook_messages::Migration),
         ]
     }
 }

@@ -18,6 +18,7 @@ mod deploy;
 mod live;
 mod logins;
 mod messages_storage;
+mod migrations;
 mod mtproto;
 mod mtproto_channels;
 mod openapi;

@@ -727,3 +727,97 @@ async fn events_are_written_with_the_messages_of_the_endpoints_that_want_them() 
         .unwrap();
     assert!(left_row.fanned_out);
 }
+
+/// Deleting an endpoint deletes its messages and its deliveries, and no other endpoint's; an
+/// attempt of its message that ends after the deletion is recorded with the rest of its batch
+/// instead of failing it.
+#[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
+async fn a_deleted_endpoint_takes_its_messages_and_deliveries_and_its_late_attempts_fail_nothing() {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use tgwatch_core::{
+        config::Origin,
+        events::{Event, EventType},
+    };
+    use tgwatch_store::{
+        self as storage,
+        entities::{webhook_deliveries, webhook_messages},
+        webhooks::{AttemptRecord, DisablePolicy, NewWebhook},
+    };
+
+    let (db, _dir) = common::migrated_database().await;
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let endpoint = |name: &str| NewWebhook {
+        name: Some(name.to_owned()),
+        url: format!("http://127.0.0.1:9/{name}"),
+        event_types: vec!["all".to_owned()],
+        tracked_user_id: None,
+        channel_id: None,
+        secret: SigningSecret::generate().expose(),
+        source: Origin::Api,
+    };
+    let doomed = storage::webhooks::create(&db, endpoint("doomed"), now)
+        .await
+        .unwrap();
+    let kept = storage::webhooks::create(&db, endpoint("kept"), now)
+        .await
+        .unwrap();
+    let events: Vec<Event> = (0..3)
+        .map(|_| Event::new(EventType::UserOnline, now, json!({})))
+        .collect();
+    storage::webhooks::write_events(&db, &events).await.unwrap();
+    let claims = storage::webhooks::claim(&db, now, now + chrono::Duration::minutes(1), |_| 10)
+        .await
+        .unwrap();
+    assert_eq!(claims.claimed.len(), 6, "three events for each endpoint");
+    let delivered = |claimed: &storage::webhooks::Claimed| AttemptRecord {
+        message_id: claimed.message.id,
+        webhook_id: claimed.message.webhook_id,
+        event_id: claimed.message.event_id.clone(),
+        attempt: 1,
+        request_body: claimed.body.clone(),
+        status_code: Some(204),
+        response_body: Some(String::new()),
+        latency_ms: 1,
+        error: None,
+        success: true,
+        triggered_at: now,
+        completed_at: now,
+        next_attempt_at: None,
+        gone: false,
+    };
+    let policy = DisablePolicy {
+        after_failing_for: chrono::Duration::hours(1),
+        after_failed_messages: 10,
+    };
+    let (of_doomed, of_kept): (Vec<_>, Vec<_>) = claims
+        .claimed
+        .iter()
+        .partition(|claimed| claimed.message.webhook_id == doomed.id);
+    let first: Vec<AttemptRecord> = [of_doomed[0], of_kept[0]].map(delivered).into();
+    storage::webhooks::record_attempts(&db, &first, policy, now)
+        .await
+        .unwrap();
+
+    storage::webhooks::delete(&db, doomed.id).await.unwrap();
+    let messages_of = |id| {
+        webhook_messages::Entity::find()
+            .filter(webhook_messages::Column::WebhookId.eq(id))
+            .count(&db)
+    };
+    let deliveries_of = |id| {
+        webhook_deliveries::Entity::find()
+            .filter(webhook_deliveries::Column::WebhookId.eq(id))
+            .count(&db)
+    };
+    assert_eq!(messages_of(doomed.id).await.unwrap(), 0);
+    assert_eq!(deliveries_of(doomed.id).await.unwrap(), 0);
+    assert_eq!(messages_of(kept.id).await.unwrap(), 3);
+    assert_eq!(deliveries_of(kept.id).await.unwrap(), 1);
+
+    // Attempts that were in flight at the deletion end in one batch with the kept endpoint's.
+    let late: Vec<AttemptRecord> = [of_doomed[1], of_kept[1]].map(delivered).into();
+    storage::webhooks::record_attempts(&db, &late, policy, now)
+        .await
+        .expect("a deleted endpoint's late attempt must not fail the batch");
+    assert_eq!(deliveries_of(kept.id).await.unwrap(), 2);
+}

@@ -62,7 +62,7 @@ allow_private_addresses = true
 poll_interval_ms = 20
 # The consumer is slow (200 ms): room for enough requests in flight to keep up with the events.
 max_in_flight_per_endpoint = 256
-# Messages a killed process had claimed go out again when its lease ends (twice the timeout
+# Messages a killed process had claimed go out again when its lease ends (four times the timeout
 # plus 5 s): keep it short for the test.
 timeout_seconds = 2
 retry_schedule_seconds = [5, 30, 60, 60, 60, 60, 60, 60, 60, 60]

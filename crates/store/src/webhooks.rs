@@ -90,7 +90,7 @@ pub async fn insert_events(
         channel_id: event.channel_id,
         due: event.timestamp,
     });
-    queue_for_subscribers(txn, outgoing).await
+    queue_for_subscribers(txn, outgoing, Duplicates::Impossible).await
 }
 
 /// An event about to get its webhook messages, due at `due`.
@@ -102,10 +102,20 @@ struct Outgoing<'a> {
     due: DateTime<Utc>,
 }
 
+/// Whether messages about to be queued may be queued already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Duplicates {
+    /// Their events are written in the same transaction.
+    Impossible,
+    /// Older events: another instance may be queueing the same messages; they are skipped.
+    Skipped,
+}
+
 /// Queues a message of each event for every active endpoint that wants it.
 async fn queue_for_subscribers<'a>(
     txn: &DatabaseTransaction,
     events: impl Iterator<Item = Outgoing<'a>>,
+    duplicates: Duplicates,
 ) -> Result<(), StorageError> {
     let subscriptions: Vec<(Uuid, Subscription)> = active_endpoints(txn)
         .await?
@@ -127,7 +137,7 @@ async fn queue_for_subscribers<'a>(
             }
         }
     }
-    queue_messages(txn, &messages).await
+    queue_messages(txn, &messages, duplicates).await
 }
 
 /// A webhook message to queue: the endpoint, the event, and when it is due (also its creation
@@ -138,10 +148,12 @@ struct NewMessage<'a> {
     due: DateTime<Utc>,
 }
 
-/// Queues messages, skipping those whose endpoint and event are queued already.
+/// Queues messages. Skipping duplicates costs PostgreSQL a speculative insertion per row, so
+/// only the messages of older events pay for it.
 async fn queue_messages(
     txn: &DatabaseTransaction,
     messages: &[NewMessage<'_>],
+    duplicates: Duplicates,
 ) -> Result<(), StorageError> {
     const COLUMNS: usize = 7;
     let backend = txn.get_database_backend();
@@ -162,7 +174,9 @@ async fn queue_messages(
                 message.due.into(),
             ]
         }));
-        sql.push(" ON CONFLICT (webhook_id, event_id) DO NOTHING");
+        if duplicates == Duplicates::Skipped {
+            sql.push(" ON CONFLICT (event_id, webhook_id) DO NOTHING");
+        }
         txn.execute_raw(sql.statement())
             .await
             .doing("queueing webhook messages")?;
@@ -275,12 +289,24 @@ pub async fn save(
     row.update(db).await.doing("updating a webhook")
 }
 
+/// Deletes an endpoint with its messages and its deliveries.
 pub async fn delete(db: &DatabaseConnection, id: Uuid) -> Result<(), StorageError> {
+    let txn = super::begin_write(db, "starting to delete a webhook").await?;
+    webhook_messages::Entity::delete_many()
+        .filter(webhook_messages::Column::WebhookId.eq(id))
+        .exec(&txn)
+        .await
+        .doing("deleting a webhook's messages")?;
+    webhook_deliveries::Entity::delete_many()
+        .filter(webhook_deliveries::Column::WebhookId.eq(id))
+        .exec(&txn)
+        .await
+        .doing("deleting a webhook's deliveries")?;
     webhooks::Entity::delete_by_id(id)
-        .exec(db)
+        .exec(&txn)
         .await
         .doing("deleting a webhook")?;
-    Ok(())
+    txn.commit().await.doing("committing a webhook's deletion")
 }
 
 /// The event types a webhook subscribed to (`["all"]` for everything).
@@ -364,7 +390,7 @@ pub async fn fan_out(
         channel_id: event.channel_id,
         due: now,
     });
-    queue_for_subscribers(&txn, outgoing).await?;
+    queue_for_subscribers(&txn, outgoing, Duplicates::Skipped).await?;
     let ids: Vec<String> = pending.iter().map(|event| event.id.clone()).collect();
     events::Entity::update_many()
         .col_expr(events::Column::FannedOut, Expr::value(true))
@@ -447,9 +473,9 @@ async fn claim_for(
     sql.bind(lease_until);
     sql.push(" WHERE id IN (SELECT id FROM webhook_messages WHERE webhook_id = ");
     sql.bind(endpoint.id);
-    sql.push(" AND status = ");
-    sql.bind(DeliveryStatus::Pending.as_str());
-    sql.push(" AND next_attempt_at <= ");
+    // Written out, not bound: the index of pending messages is used only when the query names
+    // its condition itself.
+    sql.push(" AND status = 'pending' AND next_attempt_at <= ");
     sql.bind(now);
     sql.push(" AND (claimed_until IS NULL OR claimed_until < ");
     sql.bind(now);
@@ -490,7 +516,8 @@ async fn claim_for(
     for row in rows {
         let message = webhook_messages::Model::from_query_result(&row, "")
             .doing("reading a claimed webhook message")?;
-        // An event deleted meanwhile (its message goes with it by the cascade).
+        // An event deleted by hand (retention keeps every event a message refers to): there is
+        // nothing to send, and the message waits for the end of its lease like any other.
         let Some(body) = row
             .try_get::<Option<String>>("", "body")
             .doing("reading a claimed message's event")?
@@ -792,8 +819,8 @@ pub async fn requeue(
         webhook_messages::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([
-                    webhook_messages::Column::WebhookId,
                     webhook_messages::Column::EventId,
+                    webhook_messages::Column::WebhookId,
                 ])
                 .update_columns([
                     webhook_messages::Column::Status,
@@ -852,7 +879,7 @@ pub async fn queue_test_event(
         event_id: &event.id,
         due: now,
     };
-    queue_messages(&txn, &[message]).await?;
+    queue_messages(&txn, &[message], Duplicates::Impossible).await?;
     txn.commit().await.doing("committing a test event")?;
     Ok(event)
 }
