@@ -19,7 +19,7 @@ use std::{
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Value,
+    QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, LikeExpr},
 };
 use serde_json::json;
@@ -29,7 +29,7 @@ use super::{
     Doing, StorageError,
     entities::{channels, message_versions, messages},
     page::{Order, Page},
-    sql::{MAX_BOUND_VALUES, Sql},
+    sql::{BulkInsert, MAX_BOUND_VALUES, Sql},
 };
 use tgwatch_core::{
     events::{Event, EventType, MessageEvent},
@@ -61,14 +61,6 @@ pub struct BatchOutcome {
     /// The events written to the outbox, in the order of the changes that caused them.
     pub events: Vec<Event>,
 }
-
-/// Columns of `messages`, in the order of [`MESSAGE_COLUMNS`].
-const MESSAGE_COLUMN_COUNT: usize = 15;
-const MESSAGE_COLUMNS: &str = "id, channel_id, telegram_message_id, date, text, sender_id, \
-     sender_name, media_type, media_ref, edit_date, version, is_deleted, deleted_at, created_at, updated_at";
-const VERSION_COLUMN_COUNT: usize = 8;
-const VERSION_COLUMNS: &str =
-    "id, message_id, version, text, media_type, media_ref, edit_date, recorded_at";
 
 /// A message as it will be stored once the batch is written.
 #[derive(Clone, Debug)]
@@ -549,27 +541,34 @@ async fn load_channels(
     Ok(found)
 }
 
-fn row_values(row: &Row, now: DateTime<Utc>) -> [Value; MESSAGE_COLUMN_COUNT] {
-    [
-        row.id.into(),
-        row.channel_id.into(),
-        row.message_id.into(),
-        row.date.into(),
-        row.text.clone().into(),
-        row.sender_id.into(),
-        row.sender_name.clone().into(),
-        row.media_type.clone().into(),
-        row.media_ref.clone().into(),
-        row.edit_date.into(),
-        row.version.into(),
-        row.is_deleted.into(),
-        row.deleted_at.into(),
-        row.created_at.into(),
-        now.into(),
-    ]
+/// The insert of `rows` into `messages`, each updated at `updated_at(row)`.
+fn insert_rows(
+    backend: DbBackend,
+    rows: &[&Row],
+    updated_at: impl Fn(&Row) -> DateTime<Utc>,
+) -> BulkInsert {
+    let mut insert = BulkInsert::new(backend, "messages", rows.len());
+    insert
+        .column("id", rows.iter().map(|row| row.id))
+        .column("channel_id", rows.iter().map(|row| row.channel_id))
+        .column("telegram_message_id", rows.iter().map(|row| row.message_id))
+        .column("date", rows.iter().map(|row| row.date))
+        .column("text", rows.iter().map(|row| row.text.clone()))
+        .nullable("sender_id", rows.iter().map(|row| row.sender_id))
+        .nullable(
+            "sender_name",
+            rows.iter().map(|row| row.sender_name.clone()),
+        )
+        .nullable("media_type", rows.iter().map(|row| row.media_type.clone()))
+        .nullable("media_ref", rows.iter().map(|row| row.media_ref.clone()))
+        .nullable("edit_date", rows.iter().map(|row| row.edit_date))
+        .column("version", rows.iter().map(|row| row.version))
+        .column("is_deleted", rows.iter().map(|row| row.is_deleted))
+        .nullable("deleted_at", rows.iter().map(|row| row.deleted_at))
+        .column("created_at", rows.iter().map(|row| row.created_at))
+        .column("updated_at", rows.iter().map(|row| updated_at(row)));
+    insert
 }
-
-const ROWS_PER_MESSAGE_INSERT: usize = MAX_BOUND_VALUES / MESSAGE_COLUMN_COUNT;
 
 /// Inserts messages never stored; returns the keys that were inserted (the others exist).
 async fn insert_new(
@@ -578,17 +577,15 @@ async fn insert_new(
     rows: &[Row],
 ) -> Result<HashSet<Key>, StorageError> {
     let mut inserted = HashSet::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_MESSAGE_INSERT) {
-        let mut sql = Sql::new(backend, "INSERT INTO messages (");
-        sql.push(MESSAGE_COLUMNS);
-        sql.push(") VALUES ");
-        sql.tuples(chunk.iter().map(|row| row_values(row, row.created_at)));
-        sql.push(
-            " ON CONFLICT (channel_id, telegram_message_id) DO NOTHING \
-             RETURNING channel_id, telegram_message_id",
-        );
+    let rows: Vec<&Row> = rows.iter().collect();
+    let mut insert = insert_rows(backend, &rows, |row| row.created_at);
+    insert.then(
+        " ON CONFLICT (channel_id, telegram_message_id) DO NOTHING \
+         RETURNING channel_id, telegram_message_id",
+    );
+    for statement in insert.statements() {
         for returned in txn
-            .query_all_raw(sql.statement())
+            .query_all_raw(statement)
             .await
             .doing("inserting new messages")?
         {
@@ -643,21 +640,18 @@ async fn upsert_rows(
     rows: &[&Row],
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    for chunk in rows.chunks(ROWS_PER_MESSAGE_INSERT) {
-        let mut sql = Sql::new(backend, "INSERT INTO messages (");
-        sql.push(MESSAGE_COLUMNS);
-        sql.push(") VALUES ");
-        sql.tuples(chunk.iter().map(|row| row_values(row, now)));
-        sql.push(
-            " ON CONFLICT (channel_id, telegram_message_id) DO UPDATE SET \
-             text = excluded.text, sender_id = excluded.sender_id, \
-             sender_name = excluded.sender_name, \
-             media_type = excluded.media_type, media_ref = excluded.media_ref, \
-             edit_date = excluded.edit_date, version = excluded.version, \
-             is_deleted = excluded.is_deleted, deleted_at = excluded.deleted_at, \
-             updated_at = excluded.updated_at",
-        );
-        txn.execute_raw(sql.statement())
+    let mut insert = insert_rows(backend, rows, |_| now);
+    insert.then(
+        " ON CONFLICT (channel_id, telegram_message_id) DO UPDATE SET \
+         text = excluded.text, sender_id = excluded.sender_id, \
+         sender_name = excluded.sender_name, \
+         media_type = excluded.media_type, media_ref = excluded.media_ref, \
+         edit_date = excluded.edit_date, version = excluded.version, \
+         is_deleted = excluded.is_deleted, deleted_at = excluded.deleted_at, \
+         updated_at = excluded.updated_at",
+    );
+    for statement in insert.statements() {
+        txn.execute_raw(statement)
             .await
             .doing("saving changed messages")?;
     }
@@ -669,23 +663,33 @@ async fn insert_versions(
     backend: DbBackend,
     versions: &[message_versions::Model],
 ) -> Result<(), StorageError> {
-    for chunk in versions.chunks(MAX_BOUND_VALUES / VERSION_COLUMN_COUNT) {
-        let mut sql = Sql::new(backend, "INSERT INTO message_versions (");
-        sql.push(VERSION_COLUMNS);
-        sql.push(") VALUES ");
-        sql.tuples(chunk.iter().map(|version| {
-            [
-                version.id.into(),
-                version.message_id.into(),
-                version.version.into(),
-                version.text.clone().into(),
-                version.media_type.clone().into(),
-                version.media_ref.clone().into(),
-                version.edit_date.into(),
-                version.recorded_at.into(),
-            ]
-        }));
-        txn.execute_raw(sql.statement())
+    let mut insert = BulkInsert::new(backend, "message_versions", versions.len());
+    insert
+        .column("id", versions.iter().map(|version| version.id))
+        .column(
+            "message_id",
+            versions.iter().map(|version| version.message_id),
+        )
+        .column("version", versions.iter().map(|version| version.version))
+        .column("text", versions.iter().map(|version| version.text.clone()))
+        .nullable(
+            "media_type",
+            versions.iter().map(|version| version.media_type.clone()),
+        )
+        .nullable(
+            "media_ref",
+            versions.iter().map(|version| version.media_ref.clone()),
+        )
+        .nullable(
+            "edit_date",
+            versions.iter().map(|version| version.edit_date),
+        )
+        .column(
+            "recorded_at",
+            versions.iter().map(|version| version.recorded_at),
+        );
+    for statement in insert.statements() {
+        txn.execute_raw(statement)
             .await
             .doing("saving earlier message versions")?;
     }

@@ -13,7 +13,8 @@
 //!   online instant (what the gap rule resumes from);
 //! - `webhook_deliveries` done before the cutoff, except those of a message still pending (its
 //!   retry is still to come);
-//! - `webhook_messages` done (delivered or every attempt used) before the cutoff;
+//! - `webhook_messages` whose every attempt failed before the cutoff (a delivered message
+//!   leaves the queue at once; earlier versions kept them, marked delivered, and those go too);
 //! - `events` older than the cutoff that the webhooks fanned out, with no webhook message left
 //!   for them, and, when the bot is on, that the bot has queued;
 //! - `bot_messages` done (sent, or refused for good) and queued before the cutoff;

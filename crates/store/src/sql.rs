@@ -1,7 +1,12 @@
 //! Hand-built SQL for the bulk writes, where sea-query's per-row models cost more than the
 //! database's work: many rows per statement, values bound in the backend's style.
 
-use sea_orm::{DbBackend, Statement, Value};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    DbBackend, Statement, Value,
+    sea_query::{ArrayType, Nullable, ValueType},
+};
+use uuid::Uuid;
 
 /// Bound values per statement: SQLite allows 32,766 (PostgreSQL 65,535).
 pub(crate) const MAX_BOUND_VALUES: usize = 32_000;
@@ -64,5 +69,215 @@ impl Sql {
 
     pub(crate) fn statement(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+}
+
+/// A value type a [`BulkInsert`] column holds, with its PostgreSQL type name.
+pub(crate) trait BulkValue: Into<Value> + ValueType + Nullable + Default {
+    const POSTGRES_TYPE: &'static str;
+}
+
+impl BulkValue for String {
+    const POSTGRES_TYPE: &'static str = "text";
+}
+impl BulkValue for Uuid {
+    const POSTGRES_TYPE: &'static str = "uuid";
+}
+impl BulkValue for DateTime<Utc> {
+    const POSTGRES_TYPE: &'static str = "timestamptz";
+}
+impl BulkValue for i32 {
+    const POSTGRES_TYPE: &'static str = "int4";
+}
+impl BulkValue for i64 {
+    const POSTGRES_TYPE: &'static str = "int8";
+}
+impl BulkValue for bool {
+    const POSTGRES_TYPE: &'static str = "bool";
+}
+
+/// One column of a [`BulkInsert`].
+struct BulkColumn {
+    name: &'static str,
+    postgres_type: &'static str,
+    array_type: ArrayType,
+    /// A value for every row, never NULL: an array bound on PostgreSQL cannot hold one
+    /// (sea-query binds `Vec<T>`), so a row without a value holds a filler here...
+    values: Vec<Value>,
+    /// ...and `false` here, for a nullable column.
+    present: Option<Vec<bool>>,
+    /// The column's NULL, for the rows without a value on SQLite.
+    null: Value,
+}
+
+/// A multi-row INSERT built column by column. On PostgreSQL it is one statement however many
+/// the rows: each column is bound as one array and the rows come out of `UNNEST`, so the text is
+/// the same for every batch (prepared once per connection) and the server decodes a few arrays
+/// instead of parsing and binding thousands of parameters (20,000 events with their webhook
+/// messages: 0.26 s -> 0.19 s). SQLite has no arrays: there it is a VALUES list per
+/// [`MAX_BOUND_VALUES`] values.
+pub(crate) struct BulkInsert {
+    backend: DbBackend,
+    table: &'static str,
+    rows: usize,
+    columns: Vec<BulkColumn>,
+    tail: String,
+}
+
+impl BulkInsert {
+    /// An insert of `rows` rows into `table`; every column must give that many values.
+    pub(crate) fn new(backend: DbBackend, table: &'static str, rows: usize) -> BulkInsert {
+        BulkInsert {
+            backend,
+            table,
+            rows,
+            columns: Vec::new(),
+            tail: String::new(),
+        }
+    }
+
+    pub(crate) fn column<T: BulkValue>(
+        &mut self,
+        name: &'static str,
+        values: impl IntoIterator<Item = T>,
+    ) -> &mut BulkInsert {
+        self.add(name, values.into_iter().map(Some), false)
+    }
+
+    pub(crate) fn nullable<T: BulkValue>(
+        &mut self,
+        name: &'static str,
+        values: impl IntoIterator<Item = Option<T>>,
+    ) -> &mut BulkInsert {
+        self.add(name, values, true)
+    }
+
+    fn add<T: BulkValue>(
+        &mut self,
+        name: &'static str,
+        values: impl IntoIterator<Item = Option<T>>,
+        nullable: bool,
+    ) -> &mut BulkInsert {
+        let mut filled = Vec::with_capacity(self.rows);
+        let mut present = Vec::with_capacity(if nullable { self.rows } else { 0 });
+        for value in values {
+            if nullable {
+                present.push(value.is_some());
+            }
+            filled.push(value.unwrap_or_default().into());
+        }
+        debug_assert_eq!(filled.len(), self.rows, "column {name}");
+        self.columns.push(BulkColumn {
+            name,
+            postgres_type: T::POSTGRES_TYPE,
+            array_type: T::array_type(),
+            values: filled,
+            present: nullable.then_some(present),
+            null: Option::<T>::None.into(),
+        });
+        self
+    }
+
+    /// What follows the rows: `ON CONFLICT ...`, `RETURNING ...`.
+    pub(crate) fn then(&mut self, tail: &str) -> &mut BulkInsert {
+        self.tail.push_str(tail);
+        self
+    }
+
+    /// The statements that insert the rows (none without rows).
+    pub(crate) fn statements(self) -> Vec<Statement> {
+        if self.rows == 0 {
+            return Vec::new();
+        }
+        let names: Vec<&str> = self.columns.iter().map(|column| column.name).collect();
+        let names = names.join(", ");
+        match self.backend {
+            DbBackend::Postgres => vec![self.unnest(&names)],
+            _ => self.values_lists(&names),
+        }
+    }
+
+    /// `INSERT INTO t (a, b) SELECT r.a, CASE WHEN r.b_present THEN r.b END FROM
+    /// UNNEST($1::uuid[], $2::text[], $3::bool[]) AS r(a, b, b_present)`.
+    fn unnest(self, names: &str) -> Statement {
+        let mut selected = Vec::new();
+        let mut aliases = Vec::new();
+        let mut arrays = Vec::new();
+        for column in self.columns {
+            aliases.push(column.name.to_owned());
+            arrays.push((
+                Value::Array(column.array_type, Some(Box::new(column.values))),
+                column.postgres_type,
+            ));
+            match column.present {
+                Some(present) => {
+                    selected.push(format!(
+                        "CASE WHEN r.{0}_present THEN r.{0} END",
+                        column.name
+                    ));
+                    aliases.push(format!("{}_present", column.name));
+                    arrays.push((present.into(), bool::POSTGRES_TYPE));
+                }
+                None => selected.push(format!("r.{}", column.name)),
+            }
+        }
+        let mut sql = Sql::new(
+            self.backend,
+            &format!(
+                "INSERT INTO {} ({names}) SELECT {} FROM UNNEST(",
+                self.table,
+                selected.join(", ")
+            ),
+        );
+        for (index, (array, postgres_type)) in arrays.into_iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.bind(array);
+            sql.push(&format!("::{postgres_type}[]"));
+        }
+        sql.push(&format!(") AS r({})", aliases.join(", ")));
+        sql.push(&self.tail);
+        sql.statement()
+    }
+
+    fn values_lists(self, names: &str) -> Vec<Statement> {
+        let rows_per_statement = (MAX_BOUND_VALUES / self.columns.len().max(1)).max(1);
+        // Row by row out of the columns, each value moved into its statement.
+        let mut columns: Vec<_> = self
+            .columns
+            .into_iter()
+            .map(|column| {
+                let null = column.null;
+                let present = column.present;
+                column
+                    .values
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(row, value)| match &present {
+                        Some(present) if !present[row] => null.clone(),
+                        _ => value,
+                    })
+            })
+            .collect();
+        let mut statements = Vec::new();
+        let mut first = 0;
+        while first < self.rows {
+            let last = (first + rows_per_statement).min(self.rows);
+            let mut sql = Sql::new(
+                self.backend,
+                &format!("INSERT INTO {} ({names}) VALUES ", self.table),
+            );
+            sql.tuples((first..last).map(|_| {
+                columns
+                    .iter_mut()
+                    .filter_map(Iterator::next)
+                    .collect::<Vec<Value>>()
+            }));
+            sql.push(&self.tail);
+            statements.push(sql.statement());
+            first = last;
+        }
+        statements
     }
 }

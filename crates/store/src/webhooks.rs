@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Value,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
     prelude::Expr,
     sea_query::{ExprTrait, OnConflict},
 };
@@ -19,7 +19,7 @@ use super::{
     Doing, StorageError,
     entities::{events, webhook_deliveries, webhook_messages, webhooks},
     page::{self, Order, Page},
-    sql::{MAX_BOUND_VALUES, Sql},
+    sql::{BulkInsert, MAX_BOUND_VALUES, Sql},
 };
 use tgwatch_core::events::{Event, EventType};
 
@@ -60,26 +60,25 @@ pub async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
-    const COLUMNS: usize = 7;
-    let backend = txn.get_database_backend();
-    for chunk in events.chunks(MAX_BOUND_VALUES / COLUMNS) {
-        let mut sql = Sql::new(
-            backend,
-            "INSERT INTO events \
-             (id, event_type, body, tracked_user_id, channel_id, fanned_out, created_at) VALUES ",
-        );
-        sql.tuples(chunk.iter().map(|event| -> [Value; COLUMNS] {
-            [
-                event.id.clone().into(),
-                event.event_type.as_str().into(),
-                event.body.clone().into(),
-                event.tracked_user_id.into(),
-                event.channel_id.into(),
-                true.into(),
-                event.timestamp.into(),
-            ]
-        }));
-        txn.execute_raw(sql.statement())
+    let mut insert = BulkInsert::new(txn.get_database_backend(), "events", events.len());
+    insert
+        .column("id", events.iter().map(|event| event.id.clone()))
+        .column(
+            "event_type",
+            events
+                .iter()
+                .map(|event| event.event_type.as_str().to_owned()),
+        )
+        .column("body", events.iter().map(|event| event.body.clone()))
+        .nullable(
+            "tracked_user_id",
+            events.iter().map(|event| event.tracked_user_id),
+        )
+        .nullable("channel_id", events.iter().map(|event| event.channel_id))
+        .column("fanned_out", events.iter().map(|_| true))
+        .column("created_at", events.iter().map(|event| event.timestamp));
+    for statement in insert.statements() {
+        txn.execute_raw(statement)
             .await
             .doing("writing events to the outbox")?;
     }
@@ -155,29 +154,38 @@ async fn queue_messages(
     messages: &[NewMessage<'_>],
     duplicates: Duplicates,
 ) -> Result<(), StorageError> {
-    const COLUMNS: usize = 7;
-    let backend = txn.get_database_backend();
-    for chunk in messages.chunks(MAX_BOUND_VALUES / COLUMNS) {
-        let mut sql = Sql::new(
-            backend,
-            "INSERT INTO webhook_messages \
-             (id, webhook_id, event_id, status, attempts, next_attempt_at, created_at) VALUES ",
-        );
-        sql.tuples(chunk.iter().map(|message| -> [Value; COLUMNS] {
-            [
-                Uuid::now_v7().into(),
-                message.webhook_id.into(),
-                message.event_id.into(),
-                DeliveryStatus::Pending.as_str().into(),
-                0i32.into(),
-                message.due.into(),
-                message.due.into(),
-            ]
-        }));
-        if duplicates == Duplicates::Skipped {
-            sql.push(" ON CONFLICT (event_id, webhook_id) DO NOTHING");
-        }
-        txn.execute_raw(sql.statement())
+    let mut insert = BulkInsert::new(
+        txn.get_database_backend(),
+        "webhook_messages",
+        messages.len(),
+    );
+    insert
+        .column("id", messages.iter().map(|_| Uuid::now_v7()))
+        .column(
+            "webhook_id",
+            messages.iter().map(|message| message.webhook_id),
+        )
+        .column(
+            "event_id",
+            messages.iter().map(|message| message.event_id.to_owned()),
+        )
+        .column(
+            "status",
+            messages
+                .iter()
+                .map(|_| DeliveryStatus::Pending.as_str().to_owned()),
+        )
+        .column("attempts", messages.iter().map(|_| 0i32))
+        .column(
+            "next_attempt_at",
+            messages.iter().map(|message| message.due),
+        )
+        .column("created_at", messages.iter().map(|message| message.due));
+    if duplicates == Duplicates::Skipped {
+        insert.then(" ON CONFLICT (event_id, webhook_id) DO NOTHING");
+    }
+    for statement in insert.statements() {
+        txn.execute_raw(statement)
             .await
             .doing("queueing webhook messages")?;
     }
@@ -627,23 +635,32 @@ pub async fn record_attempts(
         .map(|w| (w.id, w))
         .collect();
     let mut disabled = Vec::new();
-    // Messages done in this batch are updated together; retries each get their own time.
-    let done = |success: bool| -> Vec<Uuid> {
-        attempts
-            .iter()
-            .filter(|a| a.success == success && (success || a.next_attempt_at.is_none()))
-            .map(|a| a.message_id)
-            .collect()
-    };
-    for (status, ids) in [
-        (DeliveryStatus::Delivered, done(true)),
-        (DeliveryStatus::Failed, done(false)),
-    ] {
-        for chunk in ids.chunks(500) {
+    // A delivered message leaves the queue: its delivery row is its record. A message whose
+    // every attempt failed stays, marked failed, until retention. Done messages of the batch
+    // are written together; retries each get their own time.
+    let delivered: Vec<Uuid> = attempts
+        .iter()
+        .filter(|a| a.success)
+        .map(|a| a.message_id)
+        .collect();
+    for chunk in delivered.chunks(500) {
+        webhook_messages::Entity::delete_many()
+            .filter(webhook_messages::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await
+            .doing("removing delivered webhook messages")?;
+    }
+    let failed: Vec<Uuid> = attempts
+        .iter()
+        .filter(|a| !a.success && a.next_attempt_at.is_none())
+        .map(|a| a.message_id)
+        .collect();
+    {
+        for chunk in failed.chunks(500) {
             webhook_messages::Entity::update_many()
                 .col_expr(
                     webhook_messages::Column::Status,
-                    Expr::value(status.as_str()),
+                    Expr::value(DeliveryStatus::Failed.as_str()),
                 )
                 .col_expr(
                     webhook_messages::Column::Attempts,

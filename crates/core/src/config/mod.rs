@@ -641,8 +641,9 @@ pub struct RetentionConfig {
     /// Outbox events (`events`) that every consumer has taken (webhooks fanned out and no
     /// webhook message left for them, the bot's messages queued when the bot is on).
     pub events_days: u32,
-    /// Webhook messages that are done (delivered or every attempt used) and their attempts
-    /// (`webhook_messages`, `webhook_deliveries`), by the time they were done.
+    /// Webhook attempts (`webhook_deliveries`) and the messages whose every attempt failed
+    /// (`webhook_messages`; a delivered one leaves the queue at once), by the time they were
+    /// done.
     pub webhook_messages_days: u32,
     /// The bot's messages that are done (sent, or refused for good), by when they were queued.
     pub bot_messages_days: u32,
