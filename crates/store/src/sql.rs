@@ -281,3 +281,75 @@ impl BulkInsert {
         statements
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(backend: DbBackend, notes: &[Option<&str>]) -> BulkInsert {
+        let mut insert = BulkInsert::new(backend, "notes", notes.len());
+        insert
+            .column("id", (0..notes.len()).map(|n| n as i64))
+            .nullable("note", notes.iter().map(|note| note.map(str::to_owned)));
+        insert.then(" ON CONFLICT (id) DO NOTHING");
+        insert
+    }
+
+    #[test]
+    fn postgresql_gets_one_statement_of_arrays_with_a_presence_mask_for_nullable_columns() {
+        let statements = insert(DbBackend::Postgres, &[Some("a"), None, Some("c")]).statements();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(
+            statements[0].sql,
+            "INSERT INTO notes (id, note) SELECT r.id, CASE WHEN r.note_present THEN r.note END \
+             FROM UNNEST($1::int8[], $2::text[], $3::bool[]) AS r(id, note, note_present) \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        let values = statements[0].values.as_ref().map(|values| values.0.clone());
+        assert_eq!(
+            values,
+            Some(vec![
+                vec![0i64, 1, 2].into(),
+                vec!["a".to_owned(), String::new(), "c".to_owned()].into(),
+                vec![true, false, true].into(),
+            ])
+        );
+    }
+
+    #[test]
+    fn sqlite_gets_values_lists_of_at_most_the_bound_values_allowed_with_nulls() {
+        let statements = insert(DbBackend::Sqlite, &[Some("a"), None]).statements();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(
+            statements[0].sql,
+            "INSERT INTO notes (id, note) VALUES (?, ?), (?, ?) ON CONFLICT (id) DO NOTHING"
+        );
+        let values = statements[0].values.as_ref().map(|values| values.0.clone());
+        assert_eq!(
+            values,
+            Some(vec![
+                0i64.into(),
+                "a".into(),
+                1i64.into(),
+                Option::<String>::None.into()
+            ])
+        );
+
+        let rows = MAX_BOUND_VALUES / 2 + 1;
+        let many = vec![Some("x"); rows];
+        let statements = insert(DbBackend::Sqlite, &many).statements();
+        assert_eq!(statements.len(), 2, "one row past a full statement");
+        let bound: Vec<usize> = statements
+            .iter()
+            .map(|statement| statement.values.as_ref().map_or(0, |values| values.0.len()))
+            .collect();
+        assert_eq!(bound, vec![MAX_BOUND_VALUES, 2]);
+        assert!(statements[1].sql.ends_with(" ON CONFLICT (id) DO NOTHING"));
+    }
+
+    #[test]
+    fn no_rows_no_statement() {
+        assert!(insert(DbBackend::Postgres, &[]).statements().is_empty());
+        assert!(insert(DbBackend::Sqlite, &[]).statements().is_empty());
+    }
+}
