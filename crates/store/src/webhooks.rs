@@ -605,24 +605,33 @@ pub async fn record_attempts(
     now: DateTime<Utc>,
 ) -> Result<Vec<webhooks::Model>, StorageError> {
     let txn = super::begin_write(db, "starting to record attempts").await?;
-    let rows = attempts.iter().map(|a| webhook_deliveries::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        webhook_id: Set(a.webhook_id),
-        message_id: Set(a.message_id),
-        event_id: Set(a.event_id.clone()),
-        attempt: Set(a.attempt),
-        request_body: Set(a.request_body.clone()),
-        status_code: Set(a.status_code),
-        response_body: Set(a.response_body.clone()),
-        latency_ms: Set(a.latency_ms),
-        error: Set(a.error.clone()),
-        success: Set(a.success),
-        triggered_at: Set(a.triggered_at),
-        completed_at: Set(a.completed_at),
-    });
-    for chunk in rows.collect::<Vec<_>>().chunks(500) {
-        webhook_deliveries::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(&txn)
+    let mut deliveries = BulkInsert::new(
+        txn.get_database_backend(),
+        "webhook_deliveries",
+        attempts.len(),
+    );
+    deliveries
+        .column("id", attempts.iter().map(|_| Uuid::now_v7()))
+        .column("webhook_id", attempts.iter().map(|a| a.webhook_id))
+        .column("message_id", attempts.iter().map(|a| a.message_id))
+        .column("event_id", attempts.iter().map(|a| a.event_id.clone()))
+        .column("attempt", attempts.iter().map(|a| a.attempt))
+        .column(
+            "request_body",
+            attempts.iter().map(|a| a.request_body.clone()),
+        )
+        .nullable("status_code", attempts.iter().map(|a| a.status_code))
+        .nullable(
+            "response_body",
+            attempts.iter().map(|a| a.response_body.clone()),
+        )
+        .column("latency_ms", attempts.iter().map(|a| a.latency_ms))
+        .nullable("error", attempts.iter().map(|a| a.error.clone()))
+        .column("success", attempts.iter().map(|a| a.success))
+        .column("triggered_at", attempts.iter().map(|a| a.triggered_at))
+        .column("completed_at", attempts.iter().map(|a| a.completed_at));
+    for statement in deliveries.statements() {
+        txn.execute_raw(statement)
             .await
             .doing("recording delivery attempts")?;
     }
