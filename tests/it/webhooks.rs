@@ -713,6 +713,12 @@ async fn events_are_written_with_the_messages_of_the_endpoints_that_want_them() 
     .exec_without_returning(&db)
     .await
     .unwrap();
+    // What a second instance read before the first committed its fan-out.
+    let read_by_another_instance = events::Entity::find()
+        .filter(events::Column::FannedOut.eq(false))
+        .all(&db)
+        .await
+        .unwrap();
     assert_eq!(storage::webhooks::fan_out(&db, 1000, now).await.unwrap(), 1);
     assert_eq!(storage::webhooks::fan_out(&db, 1000, now).await.unwrap(), 0);
     let mut expected = expected;
@@ -726,6 +732,23 @@ async fn events_are_written_with_the_messages_of_the_endpoints_that_want_them() 
         .unwrap()
         .unwrap();
     assert!(left_row.fanned_out);
+
+    // The first instance delivers them (a delivered message leaves the queue); the second,
+    // acting on what it read before, queues nothing again.
+    webhook_messages::Entity::delete_many()
+        .filter(webhook_messages::Column::EventId.eq(left.id.clone()))
+        .exec(&db)
+        .await
+        .unwrap();
+    storage::webhooks::fan_out_events(&db, &read_by_another_instance, now)
+        .await
+        .unwrap();
+    let left_queued = webhook_messages::Entity::find()
+        .filter(webhook_messages::Column::EventId.eq(left.id.clone()))
+        .all(&db)
+        .await
+        .unwrap();
+    assert!(left_queued.is_empty(), "queued again: {left_queued:?}");
 }
 
 /// Deleting an endpoint deletes its messages and its deliveries, and no other endpoint's; an

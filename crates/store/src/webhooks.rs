@@ -1,6 +1,6 @@
 //! Webhook endpoints, the outbox fan-out, claiming due messages, and recording attempts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -106,7 +106,8 @@ struct Outgoing<'a> {
 enum Duplicates {
     /// Their events are written in the same transaction.
     Impossible,
-    /// Older events: another instance may be queueing the same messages; they are skipped.
+    /// Older events: a replay may have queued some of their messages already; those are
+    /// skipped.
     Skipped,
 }
 
@@ -372,9 +373,7 @@ async fn active_endpoints(db: &impl ConnectionTrait) -> Result<Vec<webhooks::Mod
 /// events were handled (the caller loops while there are more).
 ///
 /// The events are looked for outside the write transaction, which is begun only when there are
-/// some. Two instances that fan the same events out at once write the same rows: a message
-/// exists once per endpoint and event (the insert skips it), and marking an event done twice
-/// is harmless.
+/// some (see [`fan_out_events`]).
 pub async fn fan_out(
     db: &DatabaseConnection,
     limit: u64,
@@ -390,24 +389,59 @@ pub async fn fan_out(
     if pending.is_empty() {
         return Ok(0);
     }
-    let txn = super::begin_write(db, "starting the fan-out").await?;
-    let outgoing = pending.iter().map(|event| Outgoing {
-        event_id: &event.id,
-        event_type: &event.event_type,
-        tracked_user_id: event.tracked_user_id,
-        channel_id: event.channel_id,
-        due: now,
-    });
-    queue_for_subscribers(&txn, outgoing, Duplicates::Skipped).await?;
-    let ids: Vec<String> = pending.iter().map(|event| event.id.clone()).collect();
-    events::Entity::update_many()
-        .col_expr(events::Column::FannedOut, Expr::value(true))
-        .filter(events::Column::Id.is_in(ids))
-        .exec(&txn)
-        .await
-        .doing("marking events fanned out")?;
-    txn.commit().await.doing("committing the fan-out")?;
+    fan_out_events(db, &pending, now).await?;
     Ok(pending.len())
+}
+
+/// Marks `pending` (read as not fanned out) fanned out and queues messages for the events it
+/// marked itself, in one transaction: of two instances fanning the same events out at once, the
+/// second finds them marked (on PostgreSQL its update waits for the first's commit and checks
+/// again) and queues nothing. Checking for the messages instead would not do: a delivered
+/// message leaves the queue, so the second could queue one the first had already delivered.
+pub async fn fan_out_events(
+    db: &DatabaseConnection,
+    pending: &[events::Model],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let txn = super::begin_write(db, "starting the fan-out").await?;
+    let mut sql = Sql::new(
+        txn.get_database_backend(),
+        "UPDATE events SET fanned_out = ",
+    );
+    sql.bind(true);
+    sql.push(" WHERE fanned_out = ");
+    sql.bind(false);
+    sql.push(" AND id IN (");
+    for (index, event) in pending.iter().enumerate() {
+        if index > 0 {
+            sql.push(", ");
+        }
+        sql.bind(event.id.clone());
+    }
+    sql.push(") RETURNING id");
+    let mut marked = HashSet::with_capacity(pending.len());
+    for row in txn
+        .query_all_raw(sql.statement())
+        .await
+        .doing("marking events fanned out")?
+    {
+        marked.insert(
+            row.try_get::<String>("", "id")
+                .doing("reading an event marked fanned out")?,
+        );
+    }
+    let outgoing = pending
+        .iter()
+        .filter(|event| marked.contains(&event.id))
+        .map(|event| Outgoing {
+            event_id: &event.id,
+            event_type: &event.event_type,
+            tracked_user_id: event.tracked_user_id,
+            channel_id: event.channel_id,
+            due: now,
+        });
+    queue_for_subscribers(&txn, outgoing, Duplicates::Skipped).await?;
+    txn.commit().await.doing("committing the fan-out")
 }
 
 fn new_message(
