@@ -32,6 +32,8 @@ pub enum DeliveryStatus {
     /// Waiting for its next attempt.
     #[sea_orm(string_value = "pending")]
     Pending,
+    /// Only in rows of earlier versions: a delivered message now leaves the queue, its
+    /// delivery row being its record. Retention deletes them.
     #[sea_orm(string_value = "delivered")]
     Delivered,
     /// Every attempt used.
