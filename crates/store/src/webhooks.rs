@@ -670,7 +670,14 @@ pub async fn record_attempts(
             .doing("recording delivery attempts")?;
     }
     let mut endpoints: HashMap<Uuid, webhooks::Model> = webhooks::Entity::find()
-        .filter(webhooks::Column::Id.is_in(attempts.iter().map(|a| a.webhook_id)))
+        .filter(
+            webhooks::Column::Id.is_in(
+                attempts
+                    .iter()
+                    .map(|a| a.webhook_id)
+                    .collect::<HashSet<Uuid>>(),
+            ),
+        )
         .all(&txn)
         .await
         .doing("loading webhooks of attempts")?
