@@ -426,6 +426,21 @@ async fn attempts_of(db: &DatabaseConnection, message: Uuid) -> usize {
         .len()
 }
 
+/// A message's row, which must still be pending (its attempt cut off or never made).
+async fn pending_message(db: &DatabaseConnection, message: Uuid) -> webhook_messages::Model {
+    let row = webhook_messages::Entity::find_by_id(message)
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the message");
+    assert_eq!(
+        row.status,
+        webhook_messages::DeliveryStatus::Pending,
+        "{row:?}"
+    );
+    row
+}
+
 /// SIGTERM while the consumer takes a second and a half to answer: the stop waits for the
 /// attempts in flight, writes them, and exits 0 with no claim left behind.
 #[actix_rt::test(system = "tgwatch_testkit::harness::TestSystem")]
@@ -489,16 +504,7 @@ async fn sigterm_releases_the_messages_claimed_ahead() {
     );
     assert!(claimed(&db).await.is_empty(), "no claim is left behind");
     for message in &held {
-        let row = webhook_messages::Entity::find_by_id(*message)
-            .one(&db)
-            .await
-            .unwrap()
-            .expect("the message");
-        assert_eq!(
-            row.status,
-            webhook_messages::DeliveryStatus::Pending,
-            "{row:?}"
-        );
+        let row = pending_message(&db, *message).await;
         assert_eq!(attempts_of(&db, *message).await, 0, "{row:?}");
     }
 }
@@ -529,16 +535,7 @@ async fn a_stop_that_cannot_finish_exits_3_within_the_timeout_and_releases_its_c
         "the stop took {took:?}, past shutdown_timeout_seconds = 2 and a margin"
     );
     for message in &in_flight {
-        let row = webhook_messages::Entity::find_by_id(*message)
-            .one(&db)
-            .await
-            .unwrap()
-            .expect("the message");
-        assert_eq!(
-            row.status,
-            webhook_messages::DeliveryStatus::Pending,
-            "{row:?}"
-        );
+        let row = pending_message(&db, *message).await;
         assert_eq!(row.claimed_until, None, "its claim is released: {row:?}");
     }
 }

@@ -650,12 +650,7 @@ async fn upsert_rows(
          is_deleted = excluded.is_deleted, deleted_at = excluded.deleted_at, \
          updated_at = excluded.updated_at",
     );
-    for statement in insert.statements() {
-        txn.execute_raw(statement)
-            .await
-            .doing("saving changed messages")?;
-    }
-    Ok(())
+    insert.execute(txn, "saving changed messages").await
 }
 
 async fn insert_versions(
@@ -688,12 +683,7 @@ async fn insert_versions(
             "recorded_at",
             versions.iter().map(|version| version.recorded_at),
         );
-    for statement in insert.statements() {
-        txn.execute_raw(statement)
-            .await
-            .doing("saving earlier message versions")?;
-    }
-    Ok(())
+    insert.execute(txn, "saving earlier message versions").await
 }
 
 /// Raises `last_message_id` and sets `last_event_at`, for all the batch's channels in one

@@ -3,10 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    DbBackend, Statement, Value,
+    ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value,
     sea_query::{ArrayType, Nullable, ValueType},
 };
 use uuid::Uuid;
+
+use crate::{Doing, StorageError};
 
 /// Bound values per statement: SQLite allows 32,766 (PostgreSQL 65,535).
 pub(crate) const MAX_BOUND_VALUES: usize = 32_000;
@@ -184,7 +186,20 @@ impl BulkInsert {
         self
     }
 
-    /// The statements that insert the rows (none without rows).
+    /// Runs the insert in `txn`; `doing` names it in an error.
+    pub(crate) async fn execute(
+        self,
+        txn: &DatabaseTransaction,
+        doing: &'static str,
+    ) -> Result<(), StorageError> {
+        for statement in self.statements() {
+            txn.execute_raw(statement).await.doing(doing)?;
+        }
+        Ok(())
+    }
+
+    /// The statements that insert the rows (none without rows), for a caller that reads what
+    /// they return.
     pub(crate) fn statements(self) -> Vec<Statement> {
         if self.rows == 0 {
             return Vec::new();

@@ -77,11 +77,7 @@ pub async fn insert_events(
         .nullable("channel_id", events.iter().map(|event| event.channel_id))
         .column("fanned_out", events.iter().map(|_| true))
         .column("created_at", events.iter().map(|event| event.timestamp));
-    for statement in insert.statements() {
-        txn.execute_raw(statement)
-            .await
-            .doing("writing events to the outbox")?;
-    }
+    insert.execute(txn, "writing events to the outbox").await?;
     let outgoing = events.iter().map(|event| Outgoing {
         event_id: &event.id,
         event_type: event.event_type.as_str(),
@@ -185,12 +181,7 @@ async fn queue_messages(
     if duplicates == Duplicates::Skipped {
         insert.then(" ON CONFLICT (event_id, webhook_id) DO NOTHING");
     }
-    for statement in insert.statements() {
-        txn.execute_raw(statement)
-            .await
-            .doing("queueing webhook messages")?;
-    }
-    Ok(())
+    insert.execute(txn, "queueing webhook messages").await
 }
 
 /// Writes events into the outbox in a transaction of their own (see [`insert_events`]).
@@ -411,14 +402,9 @@ pub async fn fan_out_events(
     sql.bind(true);
     sql.push(" WHERE fanned_out = ");
     sql.bind(false);
-    sql.push(" AND id IN (");
-    for (index, event) in pending.iter().enumerate() {
-        if index > 0 {
-            sql.push(", ");
-        }
-        sql.bind(event.id.clone());
-    }
-    sql.push(") RETURNING id");
+    sql.push(" AND id IN ");
+    sql.tuple(pending.iter().map(|event| event.id.clone().into()));
+    sql.push(" RETURNING id");
     let mut marked = HashSet::with_capacity(pending.len());
     for row in txn
         .query_all_raw(sql.statement())
@@ -664,11 +650,9 @@ pub async fn record_attempts(
         .column("success", attempts.iter().map(|a| a.success))
         .column("triggered_at", attempts.iter().map(|a| a.triggered_at))
         .column("completed_at", attempts.iter().map(|a| a.completed_at));
-    for statement in deliveries.statements() {
-        txn.execute_raw(statement)
-            .await
-            .doing("recording delivery attempts")?;
-    }
+    deliveries
+        .execute(&txn, "recording delivery attempts")
+        .await?;
     let mut endpoints: HashMap<Uuid, webhooks::Model> = webhooks::Entity::find()
         .filter(
             webhooks::Column::Id.is_in(
@@ -705,27 +689,25 @@ pub async fn record_attempts(
         .filter(|a| !a.success && a.next_attempt_at.is_none())
         .map(|a| a.message_id)
         .collect();
-    {
-        for chunk in failed.chunks(500) {
-            webhook_messages::Entity::update_many()
-                .col_expr(
-                    webhook_messages::Column::Status,
-                    Expr::value(DeliveryStatus::Failed.as_str()),
-                )
-                .col_expr(
-                    webhook_messages::Column::Attempts,
-                    Expr::col(webhook_messages::Column::Attempts).add(1),
-                )
-                .col_expr(
-                    webhook_messages::Column::ClaimedUntil,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .col_expr(webhook_messages::Column::CompletedAt, Expr::value(now))
-                .filter(webhook_messages::Column::Id.is_in(chunk.iter().copied()))
-                .exec(&txn)
-                .await
-                .doing("completing webhook messages")?;
-        }
+    for chunk in failed.chunks(500) {
+        webhook_messages::Entity::update_many()
+            .col_expr(
+                webhook_messages::Column::Status,
+                Expr::value(DeliveryStatus::Failed.as_str()),
+            )
+            .col_expr(
+                webhook_messages::Column::Attempts,
+                Expr::col(webhook_messages::Column::Attempts).add(1),
+            )
+            .col_expr(
+                webhook_messages::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(webhook_messages::Column::CompletedAt, Expr::value(now))
+            .filter(webhook_messages::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await
+            .doing("completing webhook messages")?;
     }
     for attempt in attempts {
         if let (false, Some(next)) = (attempt.success, attempt.next_attempt_at) {
